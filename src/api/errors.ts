@@ -1,0 +1,71 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { OctetError, type ErrorCode } from '../errors.js'
+import type { Logger } from '../logger.js'
+
+/** The one mapping from error codes to HTTP statuses. */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  BAD_REQUEST: 400,
+  INVALID_PEER_ID: 400,
+  INVALID_ADDRESS: 400,
+  INVALID_MULTIADDR: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  PEER_NOT_FOUND: 404,
+  CONFLICT: 409,
+  IDENTITY_CHANGED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504
+}
+
+export interface ErrorBody {
+  error: { code: string, message: string }
+}
+
+export function errorBody (code: string, message: string): ErrorBody {
+  return { error: { code, message } }
+}
+
+export function statusForCode (code: ErrorCode): number {
+  return STATUS_BY_CODE[code] ?? 500
+}
+
+/** Fastify's own errors (validation, body size, content type) in octet's shape. */
+function fromFastifyError (err: FastifyError): { status: number, code: ErrorCode, message: string } {
+  if (err.validation != null) {
+    return { status: 400, code: 'BAD_REQUEST', message: `invalid request: ${err.message}` }
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'BAD_REQUEST', message: 'send JSON with Content-Type: application/json' }
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, code: 'BAD_REQUEST', message: `invalid JSON body: ${err.message}` }
+  }
+  if (err.statusCode != null && err.statusCode >= 400 && err.statusCode < 500) {
+    return { status: err.statusCode, code: 'BAD_REQUEST', message: err.message }
+  }
+  return { status: 500, code: 'INTERNAL', message: 'internal error' }
+}
+
+export function makeErrorHandler (log: Logger) {
+  return async function handleError (err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): Promise<ErrorBody> {
+    let status: number
+    let code: ErrorCode
+    let message: string
+    if (err instanceof OctetError) {
+      status = statusForCode(err.code)
+      code = status === 500 ? 'INTERNAL' : err.code
+      message = status === 500 ? 'internal error' : err.message
+    } else {
+      ({ status, code, message } = fromFastifyError(err as FastifyError))
+    }
+    if (status >= 500) log.error({ err, url: request.url }, 'API request failed')
+    else log.debug({ code, url: request.url }, message)
+    void reply.code(status)
+    return errorBody(code, message)
+  }
+}

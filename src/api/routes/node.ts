@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify'
+import type { ConnectedPeer, PeerSummary } from '../../node/index.js'
+import { clientGone } from '../signal.js'
+import { peerIdSchema, peerSummarySchema, stringArray } from '../schemas.js'
+
+/** What the node routes need from the node; OctetNode provides it. */
+export interface NodeView {
+  readonly peerId: string
+  listenAddresses: () => string[]
+  announceAddresses: () => string[]
+  connectedPeers: () => ConnectedPeer[]
+  findPeerInDht: (peerId: string, signal?: AbortSignal) => Promise<PeerSummary>
+}
+
+export interface NodeRoutesInit {
+  node: NodeView
+  version: string
+  startedAt: number
+}
+
+export async function nodeRoutes (app: FastifyInstance, { node, version, startedAt }: NodeRoutesInit): Promise<void> {
+  app.get('/v1/health', {
+    config: { public: true },
+    schema: {
+      summary: 'Liveness check; needs no token',
+      tags: ['node'],
+      response: {
+        200: {
+          type: 'object',
+          required: ['status', 'version', 'uptimeSeconds'],
+          properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, uptimeSeconds: { type: 'number' } }
+        }
+      }
+    }
+  }, async () => ({ status: 'ok', version, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }))
+
+  app.get('/v1/identity', {
+    schema: {
+      summary: "This node's PeerId and addresses",
+      tags: ['node'],
+      response: {
+        200: {
+          type: 'object',
+          required: ['peerId', 'listenAddresses', 'announceAddresses'],
+          properties: { peerId: { type: 'string' }, listenAddresses: stringArray, announceAddresses: stringArray }
+        }
+      }
+    }
+  }, async () => ({
+    peerId: node.peerId,
+    listenAddresses: node.listenAddresses(),
+    announceAddresses: node.announceAddresses()
+  }))
+
+  app.get('/v1/peers', {
+    schema: {
+      summary: 'Peers this node is connected to, with the addresses of the connections',
+      tags: ['node'],
+      response: {
+        200: {
+          type: 'object',
+          required: ['peers'],
+          properties: {
+            peers: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['peerId', 'addresses', 'direction', 'openedAt'],
+                properties: {
+                  peerId: { type: 'string' },
+                  addresses: stringArray,
+                  direction: { type: 'string', enum: ['inbound', 'outbound'] },
+                  openedAt: { type: 'number', description: 'ms since the epoch' }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }, async () => ({ peers: node.connectedPeers() }))
+
+  app.get<{ Params: { peerId: string } }>('/v1/dht/peers/:peerId', {
+    schema: {
+      summary: "Look a peer's addresses up in the DHT (a network query, not the local peer store)",
+      tags: ['node'],
+      params: { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } },
+      response: { 200: peerSummarySchema }
+    }
+  }, async (request, reply) => await node.findPeerInDht(request.params.peerId, clientGone(reply)))
+}

@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises'
+import { dataDirPaths } from '../datadir.js'
+import { OctetError, systemErrorCode } from '../errors.js'
+
+const REQUEST_TIMEOUT = 30_000
+
+/** Talks to the daemon of a data directory over its HTTP API, as any bridge would. */
+export class ApiClient {
+  constructor (readonly baseUrl: string, private readonly token: string) {}
+
+  static async forDataDir (dataDir: string): Promise<ApiClient> {
+    const paths = dataDirPaths(dataDir)
+    let url: string
+    let token: string
+    try {
+      url = (await readFile(paths.apiUrl, 'utf8')).trim()
+      token = (await readFile(paths.token, 'utf8')).trim()
+    } catch (err) {
+      if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
+      throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API address or token in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
+    }
+    return new ApiClient(url, token)
+  }
+
+  async request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT)
+    let response: Response
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {})
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+      })
+    } catch (err) {
+      if (timeout.aborted) throw new OctetError('TIMEOUT', `the daemon at ${this.baseUrl} did not answer within ${REQUEST_TIMEOUT / 1000} s`)
+      throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${this.baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
+    }
+    const text = await response.text()
+    const parsed = text === '' ? undefined : JSON.parse(text) as unknown
+    if (!response.ok) {
+      const error = (parsed as { error?: { code?: string, message?: string } } | undefined)?.error
+      throw new OctetError('API_ERROR', `${error?.message ?? `HTTP ${response.status}`} (${error?.code ?? response.status})`)
+    }
+    return parsed as T
+  }
+}
+
+function notRunning (dataDir: string): OctetError {
+  return new OctetError('DAEMON_NOT_RUNNING', `no octet daemon is running on data directory ${dataDir}; start one with \`octet daemon --data-dir ${dataDir}\``)
+}
+
+function describeFetchError (err: unknown): string {
+  const cause = err instanceof Error ? err.cause : undefined
+  return systemErrorCode(cause) ?? (err instanceof Error ? err.message : String(err))
+}

@@ -1,0 +1,57 @@
+import type { Command } from 'commander'
+import { resolveDataDir } from '../config.js'
+import { ApiClient } from './client.js'
+import { printJson, table } from './output.js'
+
+interface Identity { peerId: string, listenAddresses: string[], announceAddresses: string[] }
+interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
+interface Health { status: string, version: string, uptimeSeconds: number }
+
+interface CommonOptions { dataDir?: string, json?: boolean }
+
+async function clientFor (command: Command): Promise<{ client: ApiClient, json: boolean }> {
+  const opts = command.optsWithGlobals<CommonOptions>()
+  return { client: await ApiClient.forDataDir(resolveDataDir(opts.dataDir)), json: opts.json === true }
+}
+
+/** `octet id`, `octet peers`, `octet status`: what the local daemon knows about itself. */
+export function registerNodeInfo (program: Command): void {
+  program.command('id')
+    .description("print this node's PeerId and the addresses peers can reach it on")
+    .option('--json', 'print JSON')
+    .action(async (_o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await client.request<Identity>('GET', '/v1/identity')
+      if (json) return printJson(id)
+      process.stdout.write(`${id.peerId}\n${id.announceAddresses.map(a => `  ${a}`).join('\n')}\n`)
+    })
+
+  program.command('peers')
+    .description('list the peers this node is connected to')
+    .option('--json', 'print JSON')
+    .action(async (_o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const { peers } = await client.request<Peers>('GET', '/v1/peers')
+      if (json) return printJson(peers)
+      if (peers.length === 0) {
+        process.stdout.write('no peers connected yet (bootstrap with `octet daemon --bootstrap <multiaddr>`, or enable mDNS)\n')
+        return
+      }
+      process.stdout.write(table(['PEER', 'DIRECTION', 'ADDRESS'], peers.map(p => [p.peerId, p.direction, p.addresses[0] ?? ''])) + '\n')
+    })
+
+  program.command('status')
+    .description('show whether the daemon runs, its version, uptime, PeerId and peer count')
+    .option('--json', 'print JSON')
+    .action(async (_o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const [health, id, { peers }] = await Promise.all([
+        client.request<Health>('GET', '/v1/health'),
+        client.request<Identity>('GET', '/v1/identity'),
+        client.request<Peers>('GET', '/v1/peers')
+      ])
+      const status = { running: health.status === 'ok', version: health.version, uptimeSeconds: health.uptimeSeconds, peerId: id.peerId, api: client.baseUrl, peers: peers.length }
+      if (json) return printJson(status)
+      process.stdout.write(table(['', ''], Object.entries(status).map(([k, v]) => [k, String(v)])).split('\n').slice(1).join('\n') + '\n')
+    })
+}

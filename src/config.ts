@@ -1,0 +1,219 @@
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { OctetError, errorMessage, systemErrorCode } from './errors.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export const DEFAULT_TCP_PORT = 4710
+export const DEFAULT_WS_PORT = 4711
+export const DEFAULT_API_PORT = 4780
+export const DEFAULT_LISTEN = [
+  `/ip4/0.0.0.0/tcp/${DEFAULT_TCP_PORT}`,
+  `/ip4/0.0.0.0/tcp/${DEFAULT_WS_PORT}/ws`
+]
+export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`
+export const CONFIG_FILE_NAME = 'config.json'
+
+export interface ApiAddress {
+  host: string
+  port: number
+}
+
+/** The validated configuration a daemon runs with. */
+export interface DaemonConfig {
+  dataDir: string
+  listen: Multiaddr[]
+  api: ApiAddress
+  bootstrap: Multiaddr[]
+  mdns: boolean
+  logLevel: LogLevel
+}
+
+/**
+ * Raw settings before validation, as they come from one source. Lists may be
+ * given as arrays or comma-separated strings, booleans as strings.
+ */
+export interface RawSettings {
+  dataDir?: unknown
+  listen?: unknown
+  api?: unknown
+  bootstrap?: unknown
+  mdns?: unknown
+  logLevel?: unknown
+}
+
+const SETTING_KEYS = ['dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel'] as const
+
+/** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
+export const ENV_VARS: Record<keyof RawSettings, string> = {
+  dataDir: 'OCTET_DATA_DIR',
+  listen: 'OCTET_LISTEN',
+  api: 'OCTET_API',
+  bootstrap: 'OCTET_BOOTSTRAP',
+  mdns: 'OCTET_MDNS',
+  logLevel: 'OCTET_LOG_LEVEL'
+}
+
+export function defaultDataDir (): string {
+  return join(homedir(), '.octet')
+}
+
+/** The data directory alone, for commands that only need to find a daemon: flag > env > default. */
+export function resolveDataDir (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const value = flag ?? nonEmpty(env[ENV_VARS.dataDir]) ?? defaultDataDir()
+  return resolve(value)
+}
+
+export function settingsFromEnv (env: NodeJS.ProcessEnv): RawSettings {
+  const settings: RawSettings = {}
+  for (const key of SETTING_KEYS) {
+    const value = nonEmpty(env[ENV_VARS[key]])
+    if (value != null) settings[key] = value
+  }
+  return settings
+}
+
+/**
+ * Reads `<dataDir>/config.json` if it exists. Unknown keys are refused so a
+ * typo does not silently fall back to a default.
+ */
+export function readConfigFile (dataDir: string): RawSettings {
+  const path = join(dataDir, CONFIG_FILE_NAME)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = systemErrorCode(err)
+    if (code === 'ENOENT' || code === 'ENOTDIR') return {}
+    throw new OctetError('INVALID_CONFIG', `cannot read config file ${path}: ${errorMessage(err)}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new OctetError('INVALID_CONFIG', `config file ${path} is not valid JSON (${errorMessage(err)}); fix it or remove it`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new OctetError('INVALID_CONFIG', `config file ${path} must hold a JSON object, e.g. {"listen": ["/ip4/0.0.0.0/tcp/4710"]}`)
+  }
+  const settings: RawSettings = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === 'dataDir') {
+      throw new OctetError('INVALID_CONFIG', `config file ${path}: "dataDir" cannot be set inside the data directory; use --data-dir or ${ENV_VARS.dataDir}`)
+    }
+    if (!(SETTING_KEYS as readonly string[]).includes(key)) {
+      throw new OctetError('INVALID_CONFIG', `config file ${path}: unknown key "${key}" (known: ${SETTING_KEYS.filter(k => k !== 'dataDir').join(', ')})`)
+    }
+    settings[key as keyof RawSettings] = value
+  }
+  return settings
+}
+
+/**
+ * The one place where daemon settings are merged and validated:
+ * flags > environment > config file > defaults.
+ */
+export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const fromEnv = settingsFromEnv(env)
+  const dataDir = resolve(stringSetting('data directory', flags.dataDir ?? fromEnv.dataDir) ?? defaultDataDir())
+  const fromFile = readConfigFile(dataDir)
+  const pick = (key: keyof RawSettings): unknown => flags[key] ?? fromEnv[key] ?? fromFile[key]
+
+  return {
+    dataDir,
+    listen: parseMultiaddrList('listen', pick('listen') ?? DEFAULT_LISTEN),
+    api: parseApiAddress(pick('api') ?? DEFAULT_API),
+    bootstrap: parseBootstrapList(pick('bootstrap') ?? []),
+    mdns: parseBoolean('mdns', pick('mdns') ?? true),
+    logLevel: parseLogLevel(pick('logLevel') ?? 'info')
+  }
+}
+
+function nonEmpty (value: string | undefined): string | undefined {
+  return value == null || value.trim() === '' ? undefined : value
+}
+
+function stringSetting (name: string, value: unknown): string | undefined {
+  if (value == null) return undefined
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new OctetError('INVALID_CONFIG', `${name} must be a non-empty string`)
+  }
+  return value
+}
+
+function listSetting (name: string, value: unknown): string[] {
+  const items = typeof value === 'string' ? value.split(',') : value
+  if (!Array.isArray(items) || !items.every(item => typeof item === 'string')) {
+    throw new OctetError('INVALID_CONFIG', `${name} must be a list of strings (or a comma-separated string)`)
+  }
+  return items.map(item => item.trim()).filter(item => item !== '')
+}
+
+export function parseMultiaddr (name: string, text: string): Multiaddr {
+  let addr: Multiaddr
+  try {
+    addr = multiaddr(text)
+  } catch (err) {
+    throw new OctetError('INVALID_MULTIADDR', `invalid ${name} address "${text}": ${errorMessage(err)}; expected a multiaddr such as /ip4/127.0.0.1/tcp/${DEFAULT_TCP_PORT}`)
+  }
+  if (!text.startsWith('/')) {
+    throw new OctetError('INVALID_MULTIADDR', `invalid ${name} address "${text}": a multiaddr starts with "/", e.g. /ip4/127.0.0.1/tcp/${DEFAULT_TCP_PORT}`)
+  }
+  return addr
+}
+
+function parseMultiaddrList (name: string, value: unknown): Multiaddr[] {
+  const addrs = listSetting(name, value).map(text => parseMultiaddr(name, text))
+  if (name === 'listen' && addrs.length === 0) {
+    throw new OctetError('INVALID_CONFIG', 'at least one --listen address is needed')
+  }
+  return addrs
+}
+
+function parseBootstrapList (value: unknown): Multiaddr[] {
+  return parseMultiaddrList('bootstrap', value).map(addr => {
+    // libp2p's bootstrap dials a known peer: without its PeerId the Noise handshake cannot be checked
+    if (addr.getComponents().every(c => c.name !== 'p2p')) {
+      throw new OctetError('INVALID_MULTIADDR', `bootstrap address "${addr.toString()}" has no /p2p/<PeerId> part; copy the full address from \`octet id\` on the bootstrap node`)
+    }
+    return addr
+  })
+}
+
+export function parseApiAddress (value: unknown): ApiAddress {
+  if (typeof value !== 'string') {
+    throw new OctetError('INVALID_ADDRESS', 'api address must be a string host:port, e.g. 127.0.0.1:4780')
+  }
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim())
+  const host = match?.[1] ?? match?.[2]
+  const port = Number(match?.[3])
+  if (match == null || host == null || !Number.isInteger(port) || port > 65535) {
+    throw new OctetError('INVALID_ADDRESS', `invalid api address "${value}": expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:${DEFAULT_API_PORT} (port 0 picks a free one)`)
+  }
+  return { host, port }
+}
+
+function parseBoolean (name: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value
+  if (typeof value === 'string') {
+    const lower = value.trim().toLowerCase()
+    if (['true', '1', 'yes', 'on'].includes(lower)) return true
+    if (['false', '0', 'no', 'off'].includes(lower)) return false
+  }
+  throw new OctetError('INVALID_CONFIG', `${name} must be true or false, not ${JSON.stringify(value)}`)
+}
+
+function parseLogLevel (value: unknown): LogLevel {
+  if (typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)) {
+    return value as LogLevel
+  }
+  throw new OctetError('INVALID_CONFIG', `log level must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(value)}`)
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}

@@ -1,0 +1,131 @@
+import { LevelDatastore } from 'datastore-level'
+import type { FastifyInstance } from 'fastify'
+import { buildApi } from './api/app.js'
+import { isLoopbackHost, type DaemonConfig } from './config.js'
+import { DaemonLock, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
+import { OctetError, errorMessage, systemErrorCode } from './errors.js'
+import type { Logger } from './logger.js'
+import { createNode, type OctetNode } from './node/index.js'
+import { Store, databasePaths } from './store/database.js'
+import { VERSION } from './version.js'
+
+export interface DaemonInfo {
+  peerId: string
+  apiUrl: string
+  addresses: string[]
+  dataDir: string
+}
+
+/** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
+export interface ReadyMessage extends DaemonInfo {
+  type: 'ready'
+}
+
+/**
+ * The composition root: config → data directory → store → node → API.
+ * Start undoes what it did when a later step fails; stop shuts down in the
+ * reverse order (stop accepting requests, then the node, then the databases).
+ */
+export class Daemon {
+  private stopping: Promise<void> | undefined
+  private readonly cleanups: Array<{ name: string, run: () => Promise<void> }> = []
+  private node!: OctetNode
+  private api!: FastifyInstance
+  private apiUrl = ''
+
+  private constructor (readonly config: DaemonConfig, private readonly log: Logger) {}
+
+  static async start (config: DaemonConfig, log: Logger): Promise<Daemon> {
+    const daemon = new Daemon(config, log)
+    try {
+      await daemon.startParts()
+    } catch (err) {
+      await daemon.runCleanups()
+      throw err
+    }
+    return daemon
+  }
+
+  private async startParts (): Promise<void> {
+    const { config, log } = this
+    await prepareDataDir(config.dataDir)
+
+    const lock = await DaemonLock.acquire(config.dataDir)
+    this.cleanups.push({ name: 'lock', run: async () => { await lock.release() } })
+
+    const warnLoosened = (path: string, mode: number): void => {
+      log.warn({ path, mode: mode.toString(8) }, 'secret file was readable by others; its mode is now 0600')
+    }
+    const privateKey = await loadOrCreateIdentity(config.dataDir, { onLoosened: warnLoosened })
+    const token = await loadOrCreateApiToken(config.dataDir, { onLoosened: warnLoosened })
+
+    const store = await Store.open(config.dataDir)
+    this.cleanups.push({ name: 'store', run: async () => { await store.close() } })
+
+    const datastore = new LevelDatastore(databasePaths(config.dataDir).libp2p)
+    await datastore.open()
+    this.cleanups.push({ name: 'datastore', run: async () => { await datastore.close() } })
+
+    this.node = await createNode({
+      privateKey,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      mdns: config.mdns,
+      datastore
+    })
+    this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
+
+    this.api = await buildApi({ token, node: this.node, log, version: VERSION })
+    this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
+    await this.listenApi()
+    this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })
+  }
+
+  private async listenApi (): Promise<void> {
+    const { host, port } = this.config.api
+    try {
+      await this.api.listen({ host, port })
+    } catch (err) {
+      const code = systemErrorCode(err)
+      if (code === 'EADDRINUSE') {
+        throw new OctetError('ADDRESS_IN_USE', `API address ${host}:${port} is already in use; stop the other process or choose another with --api host:port (port 0 picks a free one)`, { cause: err })
+      }
+      throw new OctetError('INVALID_ADDRESS', `cannot listen for the API on ${host}:${port}: ${code ?? errorMessage(err)}`, { cause: err })
+    }
+    const address = this.api.server.address()
+    const boundPort = typeof address === 'object' && address != null ? address.port : port
+    const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host
+    this.apiUrl = `http://${urlHost}:${boundPort}`
+    await writeApiUrl(this.config.dataDir, this.apiUrl)
+    if (!isLoopbackHost(host)) {
+      this.log.warn({ host }, 'the HTTP API listens beyond this machine; anyone who can reach it and holds the token controls this node')
+    }
+  }
+
+  info (): DaemonInfo {
+    return {
+      peerId: this.node.peerId,
+      apiUrl: this.apiUrl,
+      addresses: this.node.announceAddresses(),
+      dataDir: this.config.dataDir
+    }
+  }
+
+  /** Idempotent: a second call waits for the first. */
+  async stop (): Promise<void> {
+    this.stopping ??= this.runCleanups()
+    await this.stopping
+  }
+
+  private async runCleanups (): Promise<void> {
+    // reverse order of start; a failing step must not keep the rest (the lock above all) held
+    for (const { name, run } of this.cleanups.reverse()) {
+      try {
+        await run()
+      } catch (err) {
+        this.log.error({ err, step: name }, 'error while shutting down')
+      }
+    }
+    this.cleanups.length = 0
+  }
+}

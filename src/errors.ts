@@ -1,0 +1,71 @@
+/**
+ * Every failure octet reports on purpose is an OctetError with a stable code.
+ * Tests and the HTTP layer branch on `code`, never on message text; the message
+ * is written for a person and says what to do next.
+ */
+export type ErrorCode =
+  // configuration and start-up
+  | 'INVALID_CONFIG'
+  | 'INVALID_MULTIADDR'
+  | 'INVALID_ADDRESS'
+  | 'DATA_DIR_UNWRITABLE'
+  | 'DAEMON_ALREADY_RUNNING'
+  | 'ADDRESS_IN_USE'
+  | 'STORE_VERSION_MISMATCH'
+  | 'NODE_VERSION_UNSUPPORTED'
+  // talking to a daemon
+  | 'DAEMON_NOT_RUNNING'
+  | 'API_ERROR'
+  // HTTP API
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'PEER_NOT_FOUND'
+  | 'INVALID_PEER_ID'
+  // wire and crypto (input from peers)
+  | 'FRAME_TOO_LARGE'
+  | 'MALFORMED_FRAME'
+  | 'BAD_BUNDLE'
+  | 'BAD_SIGNATURE'
+  | 'IDENTITY_CHANGED'
+  | 'DECRYPT_FAILED'
+  | 'NO_SESSION'
+  | 'FORGED_SENDER'
+  | 'REPLAYED_MESSAGE'
+  // testnet
+  | 'TESTNET_NODE_FAILED'
+  | 'TESTNET_NOT_READY'
+  | 'INTERNAL'
+
+export class OctetError extends Error {
+  override readonly name = 'OctetError'
+  readonly code: ErrorCode
+
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+export function isOctetError (err: unknown, code?: ErrorCode): err is OctetError {
+  return err instanceof OctetError && (code == null || err.code === code)
+}
+
+/** The message of anything thrown, for one-line reports. */
+export function errorMessage (err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}
+
+/** The `code` a Node.js system error carries (ENOENT, EACCES, EADDRINUSE …), if any. */
+export function systemErrorCode (err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
+    return err.code
+  }
+  return undefined
+}

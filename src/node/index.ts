@@ -1,0 +1,167 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Identify } from '@libp2p/identify'
+import type { Ping } from '@libp2p/ping'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
+import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS } from './constants.js'
+
+export interface OctetServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  [key: string]: unknown
+}
+
+/** The libp2p node as octet assembles it. Only `node/` and protocol handlers touch it. */
+export type OctetLibp2p = Libp2p<OctetServices>
+
+export interface NodeInit {
+  privateKey: PrivateKey
+  listen: Multiaddr[]
+  bootstrap: Multiaddr[]
+  mdns: boolean
+  datastore: Datastore
+}
+
+export interface PeerSummary {
+  peerId: string
+  addresses: string[]
+}
+
+export interface ConnectedPeer extends PeerSummary {
+  direction: 'inbound' | 'outbound'
+  openedAt: number
+}
+
+/** Builds and starts the libp2p node. Listen failures become one clear OctetError. */
+export async function createNode (init: NodeInit): Promise<OctetNode> {
+  const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
+  if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap.map(a => a.toString()) }))
+  if (init.mdns) peerDiscovery.push(mdns())
+
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    datastore: init.datastore,
+    start: false,
+    addresses: { listen: init.listen.map(a => a.toString()) },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      maxConnections: MAX_CONNECTIONS,
+      dialTimeout: DIAL_TIMEOUT,
+      allow: LOOPBACK_ALLOW
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        // nodes of a testnet or a LAN are reached on private addresses; dropping them would
+        // make every local peer unreachable through the DHT
+        peerInfoMapper: passthroughMapper,
+        clientMode: false
+      })
+    }
+  })
+  try {
+    await libp2p.start()
+  } catch (err) {
+    await Promise.resolve(libp2p.stop()).catch(() => {})
+    throw translateStartError(err, init.listen)
+  }
+  return new OctetNode(libp2p)
+}
+
+function translateStartError (err: unknown, listen: Multiaddr[]): Error {
+  const text = errorMessage(err)
+  if (systemErrorCode(err) === 'EADDRINUSE' || text.includes('EADDRINUSE')) {
+    return new OctetError('ADDRESS_IN_USE', `a listen address is already in use (${listen.map(a => a.toString()).join(', ')}); stop the other process or choose other ports with --listen`, { cause: err })
+  }
+  if (systemErrorCode(err) === 'EADDRNOTAVAIL' || text.includes('EADDRNOTAVAIL')) {
+    return new OctetError('INVALID_ADDRESS', `a listen address is not available on this machine (${listen.map(a => a.toString()).join(', ')}); use an address of one of its interfaces`, { cause: err })
+  }
+  return new OctetError('INTERNAL', `the libp2p node failed to start: ${text}`, { cause: err })
+}
+
+/**
+ * The node as the rest of the daemon sees it: a PeerId, addresses, peers and
+ * DHT lookups, with no libp2p types in the signatures.
+ */
+export class OctetNode {
+  constructor (readonly libp2p: OctetLibp2p) {}
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  /** Addresses libp2p was asked to listen on, as bound (port 0 resolved). */
+  listenAddresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  /** Addresses other peers should dial: the listen addresses with our /p2p/ PeerId. */
+  announceAddresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  connectedPeers (): ConnectedPeer[] {
+    const byPeer = new Map<string, ConnectedPeer>()
+    for (const conn of this.libp2p.getConnections()) {
+      const peerId = conn.remotePeer.toString()
+      const entry = byPeer.get(peerId) ?? { peerId, addresses: [], direction: conn.direction, openedAt: conn.timeline.open }
+      entry.addresses.push(conn.remoteAddr.toString())
+      byPeer.set(peerId, entry)
+    }
+    return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
+  }
+
+  isConnected (peerId: string): boolean {
+    return this.libp2p.getConnections(parsePeerId(peerId)).length > 0
+  }
+
+  /**
+   * Asks the DHT, not the local peer store, where a peer is: a FIND_NODE walk
+   * towards its key. Throws PEER_NOT_FOUND when no node on the way knows it.
+   */
+  async findPeerInDht (peerId: string, signal?: AbortSignal): Promise<PeerSummary> {
+    const id = parsePeerId(peerId)
+    const timeout = AbortSignal.timeout(DHT_LOOKUP_TIMEOUT)
+    try {
+      const found = await this.libp2p.peerRouting.findPeer(id, {
+        useCache: false,
+        signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+      })
+      return { peerId: found.id.toString(), addresses: found.multiaddrs.map(a => a.toString()) }
+    } catch (err) {
+      if (timeout.aborted) throw new OctetError('TIMEOUT', `DHT lookup of ${peerId} timed out after ${DHT_LOOKUP_TIMEOUT} ms`, { cause: err })
+      if (signal?.aborted === true) throw err
+      throw new OctetError('PEER_NOT_FOUND', `no peer in the DHT knows ${peerId}`, { cause: err })
+    }
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.stop()
+  }
+}
+
+export function parsePeerId (text: string): PeerId {
+  try {
+    return peerIdFromString(text)
+  } catch (err) {
+    throw new OctetError('INVALID_PEER_ID', `"${text}" is not a PeerId (expected e.g. 12D3KooW…)`, { cause: err })
+  }
+}

@@ -1,0 +1,218 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { once } from 'node:events'
+import { OctetError } from '../errors.js'
+import { dataDirPaths } from '../datadir.js'
+import type { ReadyMessage } from '../daemon.js'
+
+const SECOND = 1000
+export const NODE_START_TIMEOUT = 30 * SECOND
+export const DHT_READY_TIMEOUT = 60 * SECOND
+const STOP_TIMEOUT = 10 * SECOND
+const LOOKUP_TIMEOUT = 10 * SECOND
+/** Ports per node when a base port is given: TCP, WebSockets, API. */
+export const PORTS_PER_NODE = 3
+
+// src/testnet and dist/testnet both sit two levels below the package root
+const CLI_ENTRY = fileURLToPath(new URL('../../bin/octet.js', import.meta.url))
+
+export interface TestnetOptions {
+  nodes: number
+  dir: string
+  /** 0: every port is picked by the OS. */
+  basePort: number
+  logLevel?: string
+  /** Extra environment for every daemon. */
+  env?: NodeJS.ProcessEnv
+}
+
+export interface TestnetNode {
+  name: string
+  peerId: string
+  apiUrl: string
+  addresses: string[]
+  dataDir: string
+  pid: number
+  logFile: string
+}
+
+export type TestnetProgress =
+  | { stage: 'node-started', node: TestnetNode, started: number, total: number }
+  | { stage: 'dht', found: number, total: number }
+  | { stage: 'ready', elapsedMs: number }
+
+interface Running {
+  name: string
+  child: ChildProcess
+  log: WriteStream
+  stderrTail: string[]
+  info?: TestnetNode
+}
+
+/**
+ * N real daemons as child processes on 127.0.0.1, the first the bootstrap
+ * peer of the others, mDNS off. Ready only once every node has found every
+ * other node through a DHT query.
+ */
+export class Testnet {
+  private readonly running: Running[] = []
+  private stopping: Promise<void> | undefined
+  private readonly exitListeners: Array<(name: string, code: number | null) => void> = []
+
+  constructor (private readonly options: TestnetOptions) {}
+
+  get nodes (): TestnetNode[] {
+    return this.running.flatMap(r => r.info != null ? [r.info] : [])
+  }
+
+  /** Called when a node exits while the testnet is not stopping. */
+  onUnexpectedExit (listener: (name: string, code: number | null) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  async start (onProgress: (p: TestnetProgress) => void = () => {}, signal?: AbortSignal): Promise<TestnetNode[]> {
+    const startedAt = Date.now()
+    const { nodes } = this.options
+    try {
+      const first = await this.startNode(0, [], signal)
+      onProgress({ stage: 'node-started', node: first, started: 1, total: nodes })
+      const bootstrap = first.addresses.filter(a => a.includes('/tcp/') && !a.includes('/ws'))
+      let started = 1
+      await Promise.all(Array.from({ length: nodes - 1 }, async (_, k) => {
+        const node = await this.startNode(k + 1, bootstrap, signal)
+        onProgress({ stage: 'node-started', node, started: ++started, total: nodes })
+      }))
+      // keep the table in node order whatever order they came up in
+      this.running.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+      await this.waitForDht(onProgress, signal)
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    onProgress({ stage: 'ready', elapsedMs: Date.now() - startedAt })
+    return this.nodes
+  }
+
+  private nodeArgs (index: number, dataDir: string, bootstrap: string[]): string[] {
+    const base = this.options.basePort
+    const port = (offset: number): number => base === 0 ? 0 : base + index * PORTS_PER_NODE + offset
+    return [
+      CLI_ENTRY, 'daemon',
+      '--data-dir', dataDir,
+      '--listen', `/ip4/127.0.0.1/tcp/${port(0)}`,
+      '--listen', `/ip4/127.0.0.1/tcp/${port(1)}/ws`,
+      '--api', `127.0.0.1:${port(2)}`,
+      '--no-mdns',
+      '--log-level', this.options.logLevel ?? 'info',
+      ...bootstrap.flatMap(b => ['--bootstrap', b])
+    ]
+  }
+
+  private async startNode (index: number, bootstrap: string[], signal?: AbortSignal): Promise<TestnetNode> {
+    const name = `node-${index}`
+    const dataDir = resolve(this.options.dir, name)
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const logFile = join(dataDir, 'daemon.log')
+    const log = createWriteStream(logFile, { flags: 'a' })
+    const child = spawn(process.execPath, this.nodeArgs(index, dataDir, bootstrap), {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...this.options.env, OCTET_DATA_DIR: undefined, OCTET_LISTEN: undefined, OCTET_API: undefined, OCTET_BOOTSTRAP: undefined }
+    })
+    const entry: Running = { name, child, log, stderrTail: [] }
+    this.running.push(entry)
+    child.stdout?.pipe(log, { end: false })
+    child.stderr?.on('data', (chunk: Buffer) => {
+      log.write(chunk)
+      entry.stderrTail.push(...chunk.toString('utf8').split('\n').filter(l => l.trim() !== ''))
+      entry.stderrTail.splice(0, Math.max(0, entry.stderrTail.length - 5))
+    })
+    child.once('exit', code => {
+      if (this.stopping == null && entry.info != null) {
+        for (const listener of this.exitListeners) listener(name, code)
+      }
+    })
+
+    const ready = await new Promise<ReadyMessage>((resolveReady, reject) => {
+      const timer = setTimeout(() => { fail(new OctetError('TESTNET_NODE_FAILED', `${name} did not start within ${NODE_START_TIMEOUT / SECOND} s; see ${logFile}`)) }, NODE_START_TIMEOUT)
+      const onAbort = (): void => { fail(new OctetError('TESTNET_NODE_FAILED', `${name}: start aborted`)) }
+      const onMessage = (message: unknown): void => {
+        if ((message as ReadyMessage | undefined)?.type === 'ready') { cleanup(); resolveReady(message as ReadyMessage) }
+      }
+      const onExit = (code: number | null): void => {
+        // stderr may still hold the daemon's last words: let it drain first
+        setImmediate(() => {
+          const why = entry.stderrTail.at(-1) ?? `exited with code ${code}`
+          fail(new OctetError('TESTNET_NODE_FAILED', `${name} failed to start: ${why.replace(/^octet: /, '')}`))
+        })
+      }
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        child.off('message', onMessage)
+        child.off('exit', onExit)
+      }
+      const fail = (err: Error): void => { cleanup(); reject(err) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      child.on('message', onMessage)
+      child.once('exit', onExit)
+    })
+    entry.info = { name, peerId: ready.peerId, apiUrl: ready.apiUrl, addresses: ready.addresses, dataDir, pid: child.pid ?? -1, logFile }
+    return entry.info
+  }
+
+  /** Every node looks every other node up in the DHT; failed pairs are retried until the deadline. */
+  private async waitForDht (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
+    const nodes = this.nodes
+    const pending = nodes.flatMap(from => nodes.filter(to => to !== from).map(to => ({ from, to })))
+    const total = pending.length
+    const deadline = Date.now() + DHT_READY_TIMEOUT
+    const tokens = new Map<string, string>()
+    for (const node of nodes) tokens.set(node.name, (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim())
+    onProgress({ stage: 'dht', found: 0, total })
+    while (pending.length > 0) {
+      if (signal?.aborted === true) throw new OctetError('TESTNET_NOT_READY', 'aborted while waiting for the DHT')
+      const results = await Promise.all(pending.map(async pair => await lookup(pair.from, pair.to.peerId, tokens.get(pair.from.name) ?? '', signal)))
+      const stillPending = pending.filter((_, i) => results[i] !== true)
+      pending.splice(0, pending.length, ...stillPending)
+      onProgress({ stage: 'dht', found: total - pending.length, total })
+      if (pending.length === 0) break
+      if (Date.now() > deadline) {
+        const example = pending[0]
+        throw new OctetError('TESTNET_NOT_READY', `after ${DHT_READY_TIMEOUT / SECOND} s, ${pending.length} of ${total} DHT lookups still fail (e.g. ${example?.from.name} cannot find ${example?.to.name}); see the daemons' logs in ${this.options.dir}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  }
+
+  /** SIGTERM to every daemon, SIGKILL to any still alive after a grace period. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= Promise.all(this.running.map(async ({ child, log }) => {
+      if (child.exitCode == null && child.signalCode == null) {
+        const exited = once(child, 'exit')
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT)
+        await exited
+        clearTimeout(timer)
+      }
+      log.end()
+    })).then(() => {})
+    await this.stopping
+  }
+}
+
+async function lookup (from: TestnetNode, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+  const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
+  try {
+    const res = await fetch(`${from.apiUrl}/v1/dht/peers/${peerId}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+    })
+    await res.arrayBuffer()
+    return res.ok
+  } catch {
+    return false
+  }
+}
