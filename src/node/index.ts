@@ -133,6 +133,14 @@ export class OctetNode {
     return this.libp2p.getConnections(parsePeerId(peerId)).length > 0
   }
 
+  /** Closes every connection to a peer; returns false when there was none. */
+  async hangUp (peerId: string, signal?: AbortSignal): Promise<boolean> {
+    const id = parsePeerId(peerId)
+    const connected = this.libp2p.getConnections(id).length > 0
+    await this.libp2p.hangUp(id, { signal: signal ?? AbortSignal.timeout(DIAL_TIMEOUT) })
+    return connected
+  }
+
   /**
    * Asks the DHT, not the local peer store, where a peer is: a FIND_NODE walk
    * towards its key. Throws PEER_NOT_FOUND when no node on the way knows it.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { ConnectedPeer, PeerSummary } from '../../node/index.js'
+import { OctetError } from '../../errors.js'
 import { clientGone } from '../signal.js'
 import { peerIdSchema, peerSummarySchema, stringArray } from '../schemas.js'
 
@@ -10,6 +11,7 @@ export interface NodeView {
   announceAddresses: () => string[]
   connectedPeers: () => ConnectedPeer[]
   findPeerInDht: (peerId: string, signal?: AbortSignal) => Promise<PeerSummary>
+  hangUp: (peerId: string, signal?: AbortSignal) => Promise<boolean>
 }
 
 export interface NodeRoutesInit {
@@ -79,6 +81,20 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
       }
     }
   }, async () => ({ peers: node.connectedPeers() }))
+
+  app.delete<{ Params: { peerId: string } }>('/v1/peers/:peerId', {
+    schema: {
+      summary: 'Close every connection to a peer (it may connect again later)',
+      tags: ['node'],
+      params: { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } },
+      response: { 204: { type: 'null' } }
+    }
+  }, async (request, reply) => {
+    if (!await node.hangUp(request.params.peerId, clientGone(reply))) {
+      throw new OctetError('NOT_FOUND', `not connected to ${request.params.peerId}`)
+    }
+    void reply.code(204)
+  })
 
   app.get<{ Params: { peerId: string } }>('/v1/dht/peers/:peerId', {
     schema: {

@@ -1,0 +1,155 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import type { ReadyMessage } from '../../src/daemon.js'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+export const CLI = join(ROOT, 'bin', 'octet.js')
+
+/** Temp directories removed by `cleanup()`; tests register it in afterEach/afterAll. */
+export class Cleanup {
+  private readonly tasks: Array<() => Promise<void>> = []
+
+  add (task: () => Promise<void>): void {
+    this.tasks.push(task)
+  }
+
+  async tempDir (prefix = 'octet-test-'): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), prefix))
+    this.add(async () => { await rm(dir, { recursive: true, force: true }) })
+    return dir
+  }
+
+  async run (): Promise<void> {
+    const tasks = this.tasks.splice(0).reverse()
+    for (const task of tasks) await task()
+  }
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real CLI as a process and collects its output. */
+export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+    timeout: options.timeoutMs ?? 30_000
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const [code] = await once(child, 'close') as [number | null]
+  return { code, stdout, stderr }
+}
+
+export interface DaemonOptions {
+  dataDir: string
+  bootstrap?: string[]
+  listen?: string[]
+  api?: string
+  extraArgs?: string[]
+  env?: NodeJS.ProcessEnv
+}
+
+/** A real `octet daemon` process on 127.0.0.1, ready when it says so over IPC. */
+export class DaemonProcess {
+  readonly output: string[] = []
+  info!: ReadyMessage
+  token = ''
+
+  private constructor (readonly child: ChildProcess, readonly options: DaemonOptions) {}
+
+  static async start (options: DaemonOptions, cleanup?: Cleanup): Promise<DaemonProcess> {
+    const args = [
+      CLI, 'daemon',
+      '--data-dir', options.dataDir,
+      ...(options.listen ?? ['/ip4/127.0.0.1/tcp/0']).flatMap(l => ['--listen', l]),
+      '--api', options.api ?? '127.0.0.1:0',
+      '--no-mdns',
+      '--log-level', 'info',
+      ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]),
+      ...(options.extraArgs ?? [])
+    ]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } })
+    const daemon = new DaemonProcess(child, options)
+    cleanup?.add(async () => { await daemon.stop() })
+    child.stdout?.on('data', (c: Buffer) => daemon.output.push(c.toString()))
+    child.stderr?.on('data', (c: Buffer) => daemon.output.push(c.toString()))
+    const ready = await new Promise<ReadyMessage>((resolveReady, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`daemon did not start in 30 s:\n${daemon.output.join('')}`)) }, 30_000)
+      child.on('message', (m: ReadyMessage) => { if (m.type === 'ready') { clearTimeout(timer); resolveReady(m) } })
+      child.once('exit', code => { clearTimeout(timer); reject(new Error(`daemon exited with ${code} before ready:\n${daemon.output.join('')}`)) })
+    })
+    daemon.info = ready
+    daemon.token = (await readFile(join(options.dataDir, 'api.token'), 'utf8')).trim()
+    return daemon
+  }
+
+  get exited (): boolean {
+    return this.child.exitCode != null || this.child.signalCode != null
+  }
+
+  /** The first TCP address with /p2p/, for other daemons to bootstrap from. */
+  get tcpAddress (): string {
+    const addr = this.info.addresses.find(a => a.includes('/tcp/') && !a.includes('/ws'))
+    if (addr == null) throw new Error('daemon has no TCP address')
+    return addr
+  }
+
+  async api<T = unknown> (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number, body: T }> {
+    const res = await fetch(this.info.apiUrl + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(30_000)
+    })
+    const text = await res.text()
+    return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T }
+  }
+
+  /** SIGTERM and wait for a clean exit (SIGKILL after 10 s). Idempotent. */
+  async stop (): Promise<number | null> {
+    if (this.exited) return this.child.exitCode
+    const exited = once(this.child, 'exit')
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000)
+    const [code] = await exited as [number | null]
+    clearTimeout(timer)
+    return code
+  }
+
+  /** SIGKILL: a crash, no shutdown code runs. */
+  async kill (): Promise<void> {
+    if (this.exited) return
+    const exited = once(this.child, 'exit')
+    this.child.kill('SIGKILL')
+    await exited
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined (event-free outcomes across processes). */
+export async function waitFor<T> (check: () => Promise<T | undefined>, { timeoutMs = 20_000, intervalMs = 100, what = 'condition' } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      const value = await check()
+      if (value !== undefined) return value
+    } catch (err) {
+      lastError = err
+    }
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError != null ? `: ${String(lastError)}` : ''}`)
+}
