@@ -1,0 +1,401 @@
+/**
+ * The only way into and out of octet's direct-message wire formats.
+ *
+ * Every decoder here:
+ * 1. checks the input's byte length against its limit BEFORE decoding
+ *    (OctetError 'FRAME_TOO_LARGE');
+ * 2. decodes with protons, passing `limits` for repeated fields, and turns any
+ *    decoder failure (truncation, bad varint, unknown enum value, too many
+ *    repeated elements …) into an OctetError;
+ * 3. validates what protobuf cannot express (ids are 16 bytes, PeerIds parse
+ *    and are canonical, enums are not UNSPECIFIED, numbers fit in a JS number,
+ *    fields are within their caps) and returns a fresh, validated object whose
+ *    byte fields are copies, so it does not pin the frame's buffer.
+ *
+ * Error codes: 'FRAME_TOO_LARGE' when anything exceeds a size limit (the
+ * whole input, a field, or a repeated field's count); 'MALFORMED_FRAME' for
+ * everything else. A decoder throws nothing but these two.
+ *
+ * Encoders apply the same rules to what they are given, so nothing leaves this
+ * node that a peer running this code would refuse.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import { errorMessage, isOctetError, OctetError } from '../errors.js'
+import * as pb from './envelope.js'
+import {
+  MAX_ACK_REASON_BYTES,
+  MAX_CIPHERTEXT_BYTES,
+  MAX_ENVELOPE_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_PADDING_BYTES,
+  MAX_PEER_ID_CHARS,
+  MAX_PLAINTEXT_BYTES,
+  MAX_RECEIPT_IDS,
+  MAX_TEXT_BYTES,
+  MESSAGE_ID_BYTES,
+  PLAINTEXT_PAD_BLOCK_BYTES,
+  SUPPORTED_WIRE_VERSIONS
+} from './limits.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export { Kind, AckStatus, ReceiptType } from './envelope.js'
+type Kind = pb.Kind
+type AckStatus = pb.AckStatus
+type ReceiptType = pb.ReceiptType
+
+/** What the decoders accept: a frame as read from a stream (lpStream yields Uint8ArrayList). */
+export type WireBytes = Uint8Array | Uint8ArrayList
+
+/** 16 random bytes. */
+export type MessageId = Uint8Array
+
+/** Every Kind but KIND_UNSPECIFIED. */
+export type EnvelopeKind = Exclude<Kind, pb.Kind.KIND_UNSPECIFIED>
+/** Every AckStatus but ACK_UNSPECIFIED. */
+export type AckStatusValue = Exclude<AckStatus, pb.AckStatus.ACK_UNSPECIFIED>
+/** Every ReceiptType but RECEIPT_UNSPECIFIED. */
+export type ReceiptTypeValue = Exclude<ReceiptType, pb.ReceiptType.RECEIPT_UNSPECIFIED>
+
+/** A validated envelope. Times are milliseconds since the Unix epoch. */
+export interface Envelope {
+  /** One of SUPPORTED_WIRE_VERSIONS. */
+  version: number
+  id: MessageId
+  /** Canonical PeerId string. */
+  recipient: string
+  /** Canonical PeerId string; on direct delivery the caller must compare it with the connection's remote PeerId. */
+  sender: string
+  /** Positive safe integer. */
+  timestamp: number
+  /** Non-negative safe integer. */
+  seq: number
+  kind: EnvelopeKind
+  /** libsignal CiphertextMessageType, 1 … 2^32-1. */
+  cipherType: number
+  /** 1 … MAX_CIPHERTEXT_BYTES bytes. */
+  ciphertext: Uint8Array
+}
+
+/** A validated transport-level answer to one envelope. */
+export interface Ack {
+  id: MessageId
+  status: AckStatusValue
+  /** '' when none; at most MAX_ACK_REASON_BYTES UTF-8 bytes. */
+  reason: string
+}
+
+/** One frame on /octet/dm/1.0.0: exactly one of `envelope` and `ack`. Narrow with `frame.envelope != null`. */
+export type DmFrame =
+  | { envelope: Envelope, ack?: undefined }
+  | { ack: Ack, envelope?: undefined }
+
+/** The validated plaintext of a RECEIPT envelope. */
+export interface Receipt {
+  type: ReceiptTypeValue
+  /** 1 … MAX_RECEIPT_IDS message ids. */
+  ids: MessageId[]
+}
+
+/** The validated plaintext of a TEXT envelope (padding is dropped on decode). */
+export interface Plaintext {
+  /** At most MAX_TEXT_BYTES UTF-8 bytes; may be ''. */
+  text: string
+  /** Non-negative safe integer; should equal the envelope's seq. */
+  seq: number
+  /** Positive safe integer, milliseconds since the Unix epoch. */
+  sentAt: number
+}
+
+export interface EncodePlaintextOptions {
+  /**
+   * Pad the encoded Plaintext with zero bytes to a multiple of this many bytes,
+   * so the ciphertext size reveals only a coarse text length. 0 disables.
+   * Default PLAINTEXT_PAD_BLOCK_BYTES.
+   */
+  padBlock?: number
+}
+
+const ENVELOPE_KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
+  pb.Kind.TEXT, pb.Kind.RECEIPT, pb.Kind.GROUP_CONTROL, pb.Kind.SENDER_KEY, pb.Kind.GROUP_TEXT
+])
+const ACK_STATUSES: ReadonlySet<string> = new Set<AckStatusValue>([
+  pb.AckStatus.ACCEPTED, pb.AckStatus.DUPLICATE, pb.AckStatus.REJECTED, pb.AckStatus.RATE_LIMITED, pb.AckStatus.IDENTITY_CHANGED
+])
+const RECEIPT_TYPES: ReadonlySet<string> = new Set<ReceiptTypeValue>([
+  pb.ReceiptType.DELIVERED, pb.ReceiptType.READ
+])
+/** Key types libp2p can authenticate a connection with; URL "PeerIds" are not peers. */
+const PEER_ID_TYPES: ReadonlySet<string> = new Set(['Ed25519', 'secp256k1', 'RSA'])
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+const MAX_UINT32 = 0xffff_ffff
+
+// ---------------------------------------------------------------- frames
+
+export function decodeDmFrame (bytes: WireBytes): DmFrame {
+  return decodeChecked('DM frame', bytes, MAX_FRAME_BYTES, buf => {
+    const frame = pb.DmFrame.decode(buf)
+    if (frame.envelope != null && frame.ack != null) malformed('DM frame carries both an envelope and an ack')
+    if (frame.envelope != null) return { envelope: envelopeFromPb(frame.envelope) }
+    if (frame.ack != null) return { ack: ackFromPb(frame.ack) }
+    return malformed('DM frame carries neither an envelope nor an ack')
+  })
+}
+
+export function encodeDmFrame (frame: DmFrame): Uint8Array {
+  let message: Partial<pb.DmFrame>
+  if (frame.envelope != null && frame.ack != null) malformed('DM frame carries both an envelope and an ack')
+  if (frame.envelope != null) {
+    message = { envelope: envelopeToPb(frame.envelope) }
+  } else if (frame.ack != null) {
+    message = { ack: ackToPb(frame.ack) }
+  } else {
+    return malformed('DM frame carries neither an envelope nor an ack')
+  }
+  return encodeChecked('DM frame', pb.DmFrame.encode(message), MAX_FRAME_BYTES)
+}
+
+/** A standalone envelope, e.g. one held by a mailbox peer. */
+export function decodeEnvelope (bytes: WireBytes): Envelope {
+  return decodeChecked('envelope', bytes, MAX_ENVELOPE_BYTES, buf => envelopeFromPb(pb.Envelope.decode(buf)))
+}
+
+export function encodeEnvelope (envelope: Envelope): Uint8Array {
+  return encodeChecked('envelope', pb.Envelope.encode(envelopeToPb(envelope)), MAX_ENVELOPE_BYTES)
+}
+
+// ---------------------------------------------------------------- plaintexts (inside Signal ciphertexts)
+
+export function decodeReceipt (bytes: WireBytes): Receipt {
+  return decodeChecked('receipt', bytes, MAX_PLAINTEXT_BYTES, buf => {
+    const receipt = pb.Receipt.decode(buf, { limits: { ids: MAX_RECEIPT_IDS } })
+    return checkReceipt({ type: receipt.type as ReceiptTypeValue, ids: receipt.ids })
+  })
+}
+
+export function encodeReceipt (receipt: Receipt): Uint8Array {
+  const checked = checkReceipt(receipt)
+  return encodeChecked('receipt', pb.Receipt.encode(checked as pb.Receipt), MAX_PLAINTEXT_BYTES)
+}
+
+export function decodePlaintext (bytes: WireBytes): Plaintext {
+  return decodeChecked('plaintext', bytes, MAX_PLAINTEXT_BYTES, buf => {
+    const plaintext = pb.Plaintext.decode(buf)
+    if (plaintext.padding != null && plaintext.padding.byteLength > MAX_PADDING_BYTES) {
+      tooLarge(`plaintext padding is ${plaintext.padding.byteLength} bytes, the limit is ${MAX_PADDING_BYTES}`)
+    }
+    return checkPlaintext({
+      text: plaintext.text,
+      seq: uint64ToNumber(plaintext.seq, 'plaintext seq'),
+      sentAt: uint64ToNumber(plaintext.sentAt, 'plaintext sentAt')
+    })
+  })
+}
+
+export function encodePlaintext (plaintext: Plaintext, options: EncodePlaintextOptions = {}): Uint8Array {
+  const padBlock = options.padBlock ?? PLAINTEXT_PAD_BLOCK_BYTES
+  if (!Number.isSafeInteger(padBlock) || padBlock < 0 || padBlock > MAX_PADDING_BYTES / 2) {
+    throw new OctetError('INTERNAL', `padBlock must be an integer from 0 to ${MAX_PADDING_BYTES / 2}, got ${padBlock}`)
+  }
+  const checked = checkPlaintext(plaintext)
+  const message: Partial<pb.Plaintext> = { text: checked.text, seq: BigInt(checked.seq), sentAt: BigInt(checked.sentAt) }
+  let bytes: Uint8Array = pb.Plaintext.encode(message)
+  if (padBlock > 0) {
+    bytes = pb.Plaintext.encode({ ...message, padding: new Uint8Array(paddingLength(bytes.byteLength, padBlock)) })
+  }
+  return encodeChecked('plaintext', bytes, MAX_PLAINTEXT_BYTES)
+}
+
+// ---------------------------------------------------------------- message ids and PeerIds
+
+export function newMessageId (): MessageId {
+  return globalThis.crypto.getRandomValues(new Uint8Array(MESSAGE_ID_BYTES))
+}
+
+/** 32 lowercase hex digits. */
+export function messageIdToHex (id: MessageId): string {
+  return uint8ArrayToString(id, 'base16')
+}
+
+/** The message id written as 32 hex digits (either case), or undefined when `hex` is not one. */
+export function messageIdFromHex (hex: string): MessageId | undefined {
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
+  return uint8ArrayFromString(hex.toLowerCase(), 'base16')
+}
+
+/**
+ * True when `value` is a PeerId string in its canonical form (what
+ * `peerId.toString()` gives) for a key type a connection can be authenticated
+ * with, so string comparison with a connection's remote PeerId is meaningful.
+ */
+export function isPeerIdString (value: string): boolean {
+  if (value.length === 0 || value.length > MAX_PEER_ID_CHARS) return false
+  try {
+    const peerId = peerIdFromString(value)
+    return PEER_ID_TYPES.has(peerId.type) && peerId.toString() === value
+  } catch {
+    return false
+  }
+}
+
+// ---------------------------------------------------------------- internals
+
+function malformed (message: string): never {
+  throw new OctetError('MALFORMED_FRAME', message)
+}
+
+function tooLarge (message: string): never {
+  throw new OctetError('FRAME_TOO_LARGE', message)
+}
+
+function decodeChecked<T> (what: string, bytes: WireBytes, maxBytes: number, decode: (bytes: WireBytes) => T): T {
+  if (bytes.byteLength > maxBytes) tooLarge(`${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)
+  try {
+    return decode(bytes)
+  } catch (err) {
+    if (isOctetError(err)) throw err
+    if (err instanceof Error && err.name === 'MaxLengthError') {
+      throw new OctetError('FRAME_TOO_LARGE', `${what} exceeds a limit: ${err.message}`, { cause: err })
+    }
+    // truncated input, bad varints and wire types, unknown enum values, stack overflow from nested groups …
+    throw new OctetError('MALFORMED_FRAME', `${what} could not be decoded: ${errorMessage(err)}`, { cause: err })
+  }
+}
+
+function encodeChecked (what: string, bytes: Uint8Array, maxBytes: number): Uint8Array {
+  if (bytes.byteLength > maxBytes) tooLarge(`encoded ${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)
+  return bytes
+}
+
+function envelopeFromPb (e: pb.Envelope): Envelope {
+  return checkEnvelope({
+    version: e.version,
+    id: e.id,
+    recipient: e.recipient,
+    sender: e.sender,
+    timestamp: uint64ToNumber(e.timestamp, 'envelope timestamp'),
+    seq: uint64ToNumber(e.seq, 'envelope seq'),
+    kind: e.kind as EnvelopeKind,
+    cipherType: e.cipherType,
+    ciphertext: e.ciphertext
+  })
+}
+
+function envelopeToPb (envelope: Envelope): pb.Envelope {
+  const e = checkEnvelope(envelope)
+  return {
+    version: e.version,
+    id: e.id as Uint8Array<ArrayBuffer>,
+    recipient: e.recipient,
+    sender: e.sender,
+    timestamp: BigInt(e.timestamp),
+    seq: BigInt(e.seq),
+    kind: e.kind,
+    cipherType: e.cipherType,
+    ciphertext: e.ciphertext as Uint8Array<ArrayBuffer>
+  }
+}
+
+function ackFromPb (a: pb.Ack): Ack {
+  return checkAck({ id: a.id, status: a.status as AckStatusValue, reason: a.reason })
+}
+
+function ackToPb (ack: Ack): pb.Ack {
+  const a = checkAck(ack)
+  return { id: a.id as Uint8Array<ArrayBuffer>, status: a.status, reason: a.reason }
+}
+
+/** Validates and copies: the result shares no buffer with the input. */
+function checkEnvelope (e: Envelope): Envelope {
+  if (!SUPPORTED_WIRE_VERSIONS.includes(e.version)) {
+    malformed(`envelope version ${e.version} is not supported (supported: ${SUPPORTED_WIRE_VERSIONS.join(', ')})`)
+  }
+  const id = checkMessageId(e.id, 'envelope id')
+  checkPeerId(e.recipient, 'envelope recipient')
+  checkPeerId(e.sender, 'envelope sender')
+  checkSafeInteger(e.timestamp, 'envelope timestamp', 1)
+  checkSafeInteger(e.seq, 'envelope seq', 0)
+  if (!ENVELOPE_KINDS.has(e.kind)) malformed(`envelope kind ${String(e.kind)} is not known`)
+  if (!Number.isInteger(e.cipherType) || e.cipherType < 1 || e.cipherType > MAX_UINT32) {
+    malformed(`envelope cipherType ${e.cipherType} is not a libsignal message type`)
+  }
+  if (!(e.ciphertext instanceof Uint8Array) || e.ciphertext.byteLength === 0) malformed('envelope ciphertext is empty')
+  if (e.ciphertext.byteLength > MAX_CIPHERTEXT_BYTES) {
+    tooLarge(`envelope ciphertext is ${e.ciphertext.byteLength} bytes, the limit is ${MAX_CIPHERTEXT_BYTES}`)
+  }
+  return {
+    version: e.version,
+    id,
+    recipient: e.recipient,
+    sender: e.sender,
+    timestamp: e.timestamp,
+    seq: e.seq,
+    kind: e.kind,
+    cipherType: e.cipherType,
+    ciphertext: e.ciphertext.slice()
+  }
+}
+
+function checkAck (a: Ack): Ack {
+  const id = checkMessageId(a.id, 'ack id')
+  if (!ACK_STATUSES.has(a.status)) malformed(`ack status ${String(a.status)} is not known`)
+  const reason = a.reason ?? ''
+  if (typeof reason !== 'string') malformed('ack reason is not a string')
+  const reasonBytes = Buffer.byteLength(reason, 'utf8')
+  if (reasonBytes > MAX_ACK_REASON_BYTES) tooLarge(`ack reason is ${reasonBytes} bytes, the limit is ${MAX_ACK_REASON_BYTES}`)
+  return { id, status: a.status, reason }
+}
+
+function checkReceipt (r: Receipt): Receipt {
+  if (!RECEIPT_TYPES.has(r.type)) malformed(`receipt type ${String(r.type)} is not known`)
+  if (!Array.isArray(r.ids) || r.ids.length === 0) malformed('receipt lists no message ids')
+  if (r.ids.length > MAX_RECEIPT_IDS) tooLarge(`receipt lists ${r.ids.length} message ids, the limit is ${MAX_RECEIPT_IDS}`)
+  return { type: r.type, ids: r.ids.map((id, i) => checkMessageId(id, `receipt id ${i}`)) }
+}
+
+function checkPlaintext (p: Plaintext): Plaintext {
+  if (typeof p.text !== 'string') malformed('plaintext text is not a string')
+  const textBytes = Buffer.byteLength(p.text, 'utf8')
+  if (textBytes > MAX_TEXT_BYTES) tooLarge(`text is ${textBytes} bytes, the limit is ${MAX_TEXT_BYTES}`)
+  checkSafeInteger(p.seq, 'plaintext seq', 0)
+  checkSafeInteger(p.sentAt, 'plaintext sentAt', 1)
+  return { text: p.text, seq: p.seq, sentAt: p.sentAt }
+}
+
+function checkMessageId (id: Uint8Array, field: string): MessageId {
+  if (!(id instanceof Uint8Array) || id.byteLength !== MESSAGE_ID_BYTES) {
+    malformed(`${field} must be ${MESSAGE_ID_BYTES} bytes, got ${id instanceof Uint8Array ? id.byteLength : typeof id}`)
+  }
+  return id.slice()
+}
+
+function checkPeerId (value: string, field: string): void {
+  if (typeof value !== 'string' || !isPeerIdString(value)) {
+    malformed(`${field} is not a PeerId: ${JSON.stringify(String(value).slice(0, MAX_PEER_ID_CHARS))}`)
+  }
+}
+
+function checkSafeInteger (value: number, field: string, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) malformed(`${field} must be an integer from ${min} to 2^53-1, got ${value}`)
+}
+
+function uint64ToNumber (value: bigint, field: string): number {
+  if (value > MAX_SAFE) malformed(`${field} ${value} is larger than 2^53-1`)
+  return Number(value)
+}
+
+/** How many padding bytes make the encoded Plaintext (unpaddedLength bytes without field 4) a multiple of block. */
+function paddingLength (unpaddedLength: number, block: number): number {
+  // field 4 adds one tag byte, a varint length, and the padding itself
+  for (let target = Math.ceil((unpaddedLength + 2) / block) * block; ; target += block) {
+    for (let varintBytes = 1; varintBytes <= 3; varintBytes++) {
+      const length = target - unpaddedLength - 1 - varintBytes
+      if (length >= 0 && varintLength(length) === varintBytes) return length
+    }
+  }
+}
+
+function varintLength (n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : 3
+}

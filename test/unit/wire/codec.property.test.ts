@@ -1,0 +1,228 @@
+/**
+ * Property tests: whatever bytes a peer sends, each decoder either returns a
+ * valid object or throws an OctetError with code FRAME_TOO_LARGE or
+ * MALFORMED_FRAME — never another error, never a hang.
+ */
+import fc from 'fast-check'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { isOctetError } from '../../../src/errors.js'
+import {
+  AckStatus,
+  decodeDmFrame,
+  decodeEnvelope,
+  decodePlaintext,
+  decodeReceipt,
+  encodeDmFrame,
+  encodeEnvelope,
+  encodePlaintext,
+  encodeReceipt,
+  isPeerIdString,
+  Kind,
+  ReceiptType,
+  type Ack,
+  type DmFrame,
+  type Envelope,
+  type Plaintext,
+  type Receipt,
+  type WireBytes
+} from '../../../src/wire/codec.js'
+import {
+  MAX_ENVELOPE_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_PLAINTEXT_BYTES,
+  MAX_RECEIPT_IDS,
+  MESSAGE_ID_BYTES,
+  WIRE_VERSION
+} from '../../../src/wire/limits.js'
+import { makePeerIds } from './helpers.js'
+
+const NUM_RUNS = 300
+/** A decoder of a 64 KiB input finishes in milliseconds; this catches hangs without flaking on a slow machine. */
+const MAX_DECODE_MS = 1000
+
+let peers: string[] = []
+
+beforeAll(async () => {
+  peers = [
+    ...(await makePeerIds(3)).map(String),
+    ...(await makePeerIds(1, 'secp256k1')).map(String)
+  ]
+})
+
+const peerId = (): fc.Arbitrary<string> => fc.constantFrom(...peers)
+const messageId = fc.uint8Array({ minLength: MESSAGE_ID_BYTES, maxLength: MESSAGE_ID_BYTES })
+const safeUint = (min: number): fc.Arbitrary<number> => fc.integer({ min, max: Number.MAX_SAFE_INTEGER })
+
+const envelopeArb = (): fc.Arbitrary<Envelope> => fc.record({
+  version: fc.constant(WIRE_VERSION),
+  id: messageId,
+  recipient: peerId(),
+  sender: peerId(),
+  timestamp: safeUint(1),
+  seq: safeUint(0),
+  kind: fc.constantFrom(Kind.TEXT, Kind.RECEIPT, Kind.GROUP_CONTROL, Kind.SENDER_KEY, Kind.GROUP_TEXT),
+  cipherType: fc.integer({ min: 1, max: 0xffff_ffff }),
+  ciphertext: fc.uint8Array({ minLength: 1, maxLength: 2048 })
+})
+
+const ackArb = (): fc.Arbitrary<Ack> => fc.record({
+  id: messageId,
+  status: fc.constantFrom(AckStatus.ACCEPTED, AckStatus.DUPLICATE, AckStatus.REJECTED, AckStatus.RATE_LIMITED, AckStatus.IDENTITY_CHANGED),
+  reason: fc.string({ unit: 'binary', maxLength: 60 })
+})
+
+const frameArb = (): fc.Arbitrary<DmFrame> => fc.oneof(
+  envelopeArb().map(envelope => ({ envelope })),
+  ackArb().map(ack => ({ ack }))
+)
+
+const receiptArb = fc.record({
+  type: fc.constantFrom(ReceiptType.DELIVERED, ReceiptType.READ),
+  ids: fc.array(messageId, { minLength: 1, maxLength: 40 })
+}) as fc.Arbitrary<Receipt>
+
+const plaintextArb = fc.record({
+  text: fc.oneof(fc.string({ unit: 'binary', maxLength: 1000 }), fc.string({ unit: 'grapheme', maxLength: 300 })),
+  seq: safeUint(0),
+  sentAt: safeUint(1)
+}) as fc.Arbitrary<Plaintext>
+
+interface Decoder {
+  name: string
+  decode: (bytes: WireBytes) => unknown
+  max: number
+  /** valid encodings to truncate and flip bits in */
+  valid: () => fc.Arbitrary<Uint8Array>
+}
+
+const decoders: Decoder[] = [
+  { name: 'decodeDmFrame', decode: decodeDmFrame, max: MAX_FRAME_BYTES, valid: () => frameArb().map(encodeDmFrame) },
+  { name: 'decodeEnvelope', decode: decodeEnvelope, max: MAX_ENVELOPE_BYTES, valid: () => envelopeArb().map(encodeEnvelope) },
+  { name: 'decodeReceipt', decode: decodeReceipt, max: MAX_PLAINTEXT_BYTES, valid: () => receiptArb.map(encodeReceipt) },
+  { name: 'decodePlaintext', decode: decodePlaintext, max: MAX_PLAINTEXT_BYTES, valid: () => plaintextArb.map(p => encodePlaintext(p)) }
+]
+
+/** Decodes, and fails the property unless the outcome is a value or an OctetError with a wire code, in bounded time. */
+function decodesOrRefuses (decode: (bytes: WireBytes) => unknown, bytes: WireBytes): unknown {
+  const started = performance.now()
+  try {
+    return decode(bytes)
+  } catch (err) {
+    if (!isOctetError(err) || (err.code !== 'FRAME_TOO_LARGE' && err.code !== 'MALFORMED_FRAME')) {
+      throw new Error(`decoder threw something other than FRAME_TOO_LARGE/MALFORMED_FRAME: ${String(err)}`, { cause: err })
+    }
+    return err
+  } finally {
+    const elapsed = performance.now() - started
+    if (elapsed > MAX_DECODE_MS) throw new Error(`decoding ${bytes.byteLength} bytes took ${elapsed.toFixed(0)} ms`)
+  }
+}
+
+/** Anything a decoder returns must re-encode: it passed the same validation the encoders apply. */
+function expectValid (name: string, value: unknown): void {
+  if (value instanceof Error) return
+  switch (name) {
+    case 'decodeDmFrame': encodeDmFrame(value as DmFrame); break
+    case 'decodeEnvelope': encodeEnvelope(value as Envelope); break
+    case 'decodeReceipt': encodeReceipt(value as Receipt); break
+    case 'decodePlaintext': encodePlaintext(value as Plaintext); break
+  }
+  if (name === 'decodeDmFrame' || name === 'decodeEnvelope') {
+    const envelope = name === 'decodeEnvelope' ? value as Envelope : (value as DmFrame).envelope
+    if (envelope != null) {
+      expect(isPeerIdString(envelope.sender)).toBe(true)
+      expect(isPeerIdString(envelope.recipient)).toBe(true)
+    }
+  }
+}
+
+describe.each(decoders)('$name', ({ name, decode, max, valid }) => {
+  it('never throws anything but a wire OctetError on arbitrary bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 4096 }), bytes => {
+      expectValid(name, decodesOrRefuses(decode, bytes))
+    }), { numRuns: NUM_RUNS * 3 })
+  })
+
+  it('survives arbitrary protobuf-shaped input (valid tags, wild lengths)', () => {
+    // tag bytes for fields 1-16 with every wire type, followed by varints that often claim huge lengths
+    const token = fc.oneof(
+      fc.integer({ min: 1, max: 16 }).chain(field => fc.integer({ min: 0, max: 7 }).map(wt => [(field << 3) | wt])),
+      fc.constantFrom([0xff, 0xff, 0xff, 0xff, 0x0f], [0x80, 0x80, 0x04], [0x10], [0x00], [0x7f]),
+      fc.uint8Array({ maxLength: 20 }).map(b => [...b])
+    )
+    fc.assert(fc.property(fc.array(token, { maxLength: 200 }), tokens => {
+      expectValid(name, decodesOrRefuses(decode, new Uint8Array(tokens.flat())))
+    }), { numRuns: NUM_RUNS * 3 })
+  })
+
+  it('refuses anything over its limit with FRAME_TOO_LARGE, before decoding', () => {
+    fc.assert(fc.property(fc.integer({ min: max + 1, max: max * 16 }), fc.integer({ min: 0, max: 255 }), fc.boolean(), (length, fill, asList) => {
+      const bytes = new Uint8Array(length).fill(fill)
+      const input = asList ? new Uint8ArrayList(bytes.subarray(0, 7), bytes.subarray(7)) : bytes
+      const outcome = decodesOrRefuses(decode, input)
+      expect(isOctetError(outcome, 'FRAME_TOO_LARGE')).toBe(true)
+    }), { numRuns: 50 })
+  })
+
+  it('round-trips valid values', () => {
+    fc.assert(fc.property(valid(), bytes => {
+      const decoded = decode(bytes)
+      expectValid(name, decoded)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('survives truncated valid input', () => {
+    fc.assert(fc.property(valid(), fc.nat(), (bytes, cut) => {
+      const truncated = bytes.subarray(0, cut % bytes.byteLength)
+      expectValid(name, decodesOrRefuses(decode, truncated))
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('survives bit flips in valid input', () => {
+    fc.assert(fc.property(valid(), fc.array(fc.nat(), { minLength: 1, maxLength: 8 }), (bytes, flips) => {
+      const flipped = bytes.slice()
+      for (const f of flips) {
+        const bit = f % (flipped.byteLength * 8)
+        flipped[bit >> 3] = flipped[bit >> 3]! ^ (1 << (bit & 7))
+      }
+      expectValid(name, decodesOrRefuses(decode, flipped))
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('survives valid input with garbage appended or spliced in', () => {
+    fc.assert(fc.property(valid(), fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, garbage, at) => {
+      const i = at % (bytes.byteLength + 1)
+      const spliced = new Uint8Array([...bytes.subarray(0, i), ...garbage, ...bytes.subarray(i)])
+      expectValid(name, decodesOrRefuses(decode, spliced))
+    }), { numRuns: NUM_RUNS })
+  })
+})
+
+describe('round trips preserve every field', () => {
+  it('DM frames', () => {
+    fc.assert(fc.property(frameArb(), frame => {
+      // (fast-check's 'binary' strings hold no unpaired surrogates, which UTF-8 could not carry)
+      expect(decodeDmFrame(encodeDmFrame(frame))).toEqual(frame)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('receipts', () => {
+    fc.assert(fc.property(receiptArb, receipt => {
+      expect(decodeReceipt(encodeReceipt(receipt))).toEqual(receipt)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('plaintexts, padded to whole blocks', () => {
+    fc.assert(fc.property(plaintextArb, fc.integer({ min: 0, max: 512 }), (plaintext, padBlock) => {
+      const encoded = encodePlaintext(plaintext, { padBlock })
+      if (padBlock > 0) expect(encoded.byteLength % padBlock).toBe(0)
+      expect(decodePlaintext(encoded)).toEqual(plaintext)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('receipts at the id limit', () => {
+    const ids = Array.from({ length: MAX_RECEIPT_IDS }, (_, i) => new Uint8Array(MESSAGE_ID_BYTES).fill(i & 0xff))
+    expect(decodeReceipt(encodeReceipt({ type: ReceiptType.READ, ids })).ids).toHaveLength(MAX_RECEIPT_IDS)
+  })
+})
