@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'TIMEOUT'
   | 'PEER_NOT_FOUND'
+  | 'PEER_UNREACHABLE'
   | 'INVALID_PEER_ID'
   // wire and crypto (input from peers)
   | 'FRAME_TOO_LARGE'

@@ -1,8 +1,12 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { tokensMatch } from '../datadir.js'
 import type { Logger } from '../logger.js'
 import { errorBody, makeErrorHandler } from './errors.js'
 import { OpenApiCollector } from './openapi.js'
+import type { Messenger } from '../messaging/index.js'
+import { contactRoutes } from './routes/contacts.js'
+import { eventRoutes } from './routes/events.js'
+import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
 
 /** Request bodies above this are refused with 413 before they are parsed. */
@@ -14,6 +18,8 @@ export interface ApiInit {
   log: Logger
   version: string
   startedAt?: number
+  /** messaging routes (messages, conversations, contacts, events); left out for a node-only API */
+  messenger?: Messenger
 }
 
 declare module 'fastify' {
@@ -36,7 +42,14 @@ declare module 'fastify' {
  * and the daemon decides where it listens.
  */
 export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
+  const handleError = makeErrorHandler(init.log)
   const app = Fastify({
+    // errors found before routing (a bad URL, a path parameter over the length limit) in the
+    // same { error: { code, message } } shape as every other error
+    frameworkErrors: (err, request, reply) => {
+      const res = reply as FastifyReply
+      void handleError(err, request as FastifyRequest, res).then(async body => await res.send(body))
+    },
     loggerInstance: init.log.child({ module: 'api' }) as FastifyBaseLogger,
     // one line per request would drown the node's own logs; errors are logged by the error handler
     logController: new LogController({ disableRequestLogging: true }),
@@ -56,13 +69,19 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     }
   })
 
-  app.setErrorHandler(makeErrorHandler(init.log))
+  app.setErrorHandler(handleError)
   app.setNotFoundHandler(async (request, reply) => {
     void reply.code(404)
     return errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}; see GET /v1/openapi.json`)
   })
 
   await app.register(nodeRoutes, { node: init.node, version: init.version, startedAt: init.startedAt ?? Date.now() })
+  if (init.messenger != null) {
+    const messenger = init.messenger
+    await app.register(messageRoutes, { messenger })
+    await app.register(contactRoutes, { messenger })
+    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters })
+  }
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))
   return app

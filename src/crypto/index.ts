@@ -44,7 +44,7 @@ import {
   SIGNAL_DEVICE_ID,
   SIGNED_PREKEY_ROTATION
 } from './constants.js'
-import { KeyedLock } from './lock.js'
+import { KeyedLock } from '../lock.js'
 import {
   CryptoSublevels,
   LevelIdentityKeyStore,

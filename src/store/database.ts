@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import type { AbstractSublevel } from 'abstract-level'
+import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level'
 import { OctetError, systemErrorCode } from '../errors.js'
 
 /**
@@ -16,6 +16,11 @@ type Root = Level<string, unknown>
 export type RecordSublevel<V> = AbstractSublevel<Root, string | Buffer | Uint8Array, string, V>
 /** A sublevel whose values are raw bytes. */
 export type BytesSublevel = AbstractSublevel<Root, string | Buffer | Uint8Array, string, Uint8Array>
+
+/** One operation of an atomic batch; `sublevel` names where it applies. */
+export type StoreOp =
+  | { type: 'put', sublevel: RecordSublevel<any> | BytesSublevel, key: string, value: unknown }
+  | { type: 'del', sublevel: RecordSublevel<any> | BytesSublevel, key: string }
 
 /** Paths of the two level databases inside a data directory. */
 export function databasePaths (dataDir: string): { state: string, libp2p: string } {
@@ -71,6 +76,16 @@ export class Store {
 
   bytes (name: string): BytesSublevel {
     return this.db.sublevel<string, Uint8Array>(name, { valueEncoding: 'view' })
+  }
+
+  /**
+   * Writes operations on several sublevels atomically: a message, its outbox
+   * entry and its event are on disk together or not at all.
+   */
+  async batch (ops: StoreOp[]): Promise<void> {
+    if (ops.length === 0) return
+    // abstract-level routes each operation through its `sublevel`, encoding values per sublevel
+    await this.db.batch(ops as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
   }
 
   async close (): Promise<void> {

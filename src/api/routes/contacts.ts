@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify'
+import type { Messenger } from '../../messaging/index.js'
+import { MAX_CONTACT_NAME_LENGTH } from '../../messaging/constants.js'
+import { peerIdSchema } from '../schemas.js'
+
+const contactSchema = {
+  type: 'object',
+  required: ['peerId', 'state', 'identity', 'createdAt', 'updatedAt'],
+  properties: {
+    peerId: { type: 'string' },
+    name: { type: 'string' },
+    state: { type: 'string', enum: ['accepted', 'pending', 'blocked'], description: 'pending: wrote first, waits for accept or block' },
+    identity: { type: 'string', enum: ['unknown', 'trusted', 'changed'], description: 'changed: a new identity key waits for accept-identity' },
+    createdAt: { type: 'number' },
+    updatedAt: { type: 'number' }
+  }
+} as const
+const contactResponse = { type: 'object', required: ['contact'], properties: { contact: contactSchema } } as const
+const peerParams = { type: 'object', required: ['peer'], properties: { peer: peerIdSchema } } as const
+
+export async function contactRoutes (app: FastifyInstance, { messenger }: { messenger: Messenger }): Promise<void> {
+  app.get('/v1/contacts', {
+    schema: {
+      summary: 'Contacts, including pending contact requests and blocked peers',
+      tags: ['contacts'],
+      response: { 200: { type: 'object', required: ['contacts'], properties: { contacts: { type: 'array', items: contactSchema } } } }
+    }
+  }, async () => ({ contacts: await messenger.contacts() }))
+
+  app.post<{ Body: { peerId: string, name?: string } }>('/v1/contacts', {
+    schema: {
+      summary: 'Add (or rename) a contact',
+      tags: ['contacts'],
+      body: {
+        type: 'object',
+        required: ['peerId'],
+        additionalProperties: false,
+        properties: { peerId: peerIdSchema, name: { type: 'string', minLength: 1, maxLength: MAX_CONTACT_NAME_LENGTH } }
+      },
+      response: { 200: contactResponse }
+    }
+  }, async request => ({ contact: await messenger.addContact(request.body.peerId, request.body.name) }))
+
+  app.get<{ Params: { peer: string } }>('/v1/contacts/:peer', {
+    schema: { summary: 'One contact', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+  }, async request => ({ contact: await messenger.contact(request.params.peer) }))
+
+  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept', {
+    schema: { summary: 'Accept a contact request (or unblock)', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+  }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'accepted') }))
+
+  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/block', {
+    schema: { summary: "Block a peer: its messages are refused", tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+  }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'blocked') }))
+
+  app.get<{ Params: { peer: string } }>('/v1/contacts/:peer/safety-number', {
+    schema: {
+      summary: 'The safety number to compare out of band (and the pending one after an identity change)',
+      tags: ['contacts'],
+      params: peerParams,
+      response: {
+        200: {
+          type: 'object',
+          required: ['peerId', 'safetyNumber', 'identity'],
+          properties: { peerId: { type: 'string' }, safetyNumber: { type: 'string' }, identity: { type: 'string' }, pendingSafetyNumber: { type: 'string' } }
+        }
+      }
+    }
+  }, async request => await messenger.safetyNumber(request.params.peer))
+
+  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept-identity', {
+    schema: {
+      summary: "Trust a contact's new identity key; held messages are then decrypted and sent",
+      tags: ['contacts'],
+      params: peerParams,
+      response: { 200: contactResponse }
+    }
+  }, async request => ({ contact: await messenger.acceptIdentity(request.params.peer) }))
+}

@@ -1,0 +1,38 @@
+export const SECOND = 1000
+export const MINUTE = 60 * SECOND
+export const HOUR = 60 * MINUTE
+export const DAY = 24 * HOUR
+
+export const DM_PROTOCOL = '/octet/dm/1.0.0'
+
+/** Envelopes written on one stream before their acks come back. */
+export const SEND_WINDOW = 512
+/** An envelope whose ack has not come back by then is retried on a new stream. */
+export const ACK_TIMEOUT = 15 * SECOND
+/** Dialling a peer (with a DHT lookup when its addresses are unknown). */
+export const DIAL_TIMEOUT = 20 * SECOND
+/** An inbound stream with no frame for this long is closed; the sender opens a new one. */
+export const INBOUND_IDLE_TIMEOUT = 5 * MINUTE
+/** Parallel DM streams a peer may open to us (one is normal; more are reconnects). */
+export const MAX_INBOUND_DM_STREAMS = 4
+
+/** Retry backoff after a failed delivery: doubles from the first to the cap, with jitter. */
+export const RETRY_FIRST_DELAY = 1 * SECOND
+export const RETRY_MAX_DELAY = 60 * SECOND
+/** A message that could not be delivered for this long is marked failed. */
+export const MESSAGE_TTL = 7 * DAY
+
+/** Inbound envelopes per peer: a steady rate and a burst (token bucket). */
+export const INBOUND_RATE_PER_SECOND = 2000
+export const INBOUND_BURST = 4000
+
+/** Idempotency keys are remembered this long; a retry after that sends again. */
+export const IDEMPOTENCY_TTL = 1 * DAY
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+/** At most this many missing sequence numbers are tracked per conversation. */
+export const MAX_TRACKED_GAPS = 1000
+/** Page size limits for conversation history. */
+export const DEFAULT_PAGE_SIZE = 50
+export const MAX_PAGE_SIZE = 1000
+export const MAX_CONTACT_NAME_LENGTH = 100

@@ -1,0 +1,231 @@
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope } from '../wire/codec.js'
+import { MAX_FRAME_BYTES } from '../wire/limits.js'
+import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
+import type { Counters } from './stats.js'
+
+export interface AckResult {
+  status: AckStatusValue
+  reason?: string
+}
+
+/** Decides what to do with one inbound envelope: the messenger. */
+export type EnvelopeHandler = (remotePeer: string, envelope: Envelope) => Promise<AckResult>
+
+interface PendingAck {
+  resolve: (ack: Ack) => void
+  reject: (err: Error) => void
+}
+
+/**
+ * One long-lived outbound stream to a peer. Envelopes are written back to
+ * back without waiting (pipelining); acks come back on the same stream in
+ * order, and each resolves the send that wrote its envelope.
+ */
+class DmChannel {
+  private readonly pending = new Map<string, PendingAck>()
+  private failure: Error | undefined
+  private ackTimer: NodeJS.Timeout | undefined
+
+  constructor (
+    private readonly stream: Stream,
+    private readonly lp: LengthPrefixedStream<Stream>,
+    private readonly log: Logger,
+    private readonly onClosed: (channel: DmChannel) => void
+  ) {
+    void this.readAcks()
+  }
+
+  get open (): boolean {
+    return this.failure == null
+  }
+
+  async send (envelope: Envelope): Promise<Ack> {
+    if (this.failure != null) throw this.failure
+    const id = messageIdToHex(envelope.id)
+    const acked = new Promise<Ack>((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
+    this.armAckTimer()
+    try {
+      await this.lp.write(encodeDmFrame({ envelope }), { signal: AbortSignal.timeout(ACK_TIMEOUT) })
+    } catch (err) {
+      this.fail(new OctetError('PEER_UNREACHABLE', `writing to the stream failed: ${errorMessage(err)}`, { cause: err }))
+    }
+    return await acked
+  }
+
+  /** One timer for the whole window: if no ack arrives for ACK_TIMEOUT while some are due, the stream is dead. */
+  private armAckTimer (): void {
+    if (this.ackTimer != null) return
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined
+      if (this.pending.size > 0) this.fail(new OctetError('TIMEOUT', `no ack within ${ACK_TIMEOUT} ms`))
+    }, ACK_TIMEOUT)
+  }
+
+  private async readAcks (): Promise<void> {
+    try {
+      while (this.failure == null) {
+        const bytes = await this.lp.read()
+        const frame = decodeDmFrame(bytes)
+        if (frame.ack == null) throw new OctetError('MALFORMED_FRAME', 'the peer sent an envelope on our outbound stream')
+        const id = messageIdToHex(frame.ack.id)
+        const pending = this.pending.get(id)
+        if (pending == null) throw new OctetError('MALFORMED_FRAME', `ack for an envelope we did not send (${id})`)
+        this.pending.delete(id)
+        // progress: restart the dead-stream timer
+        clearTimeout(this.ackTimer)
+        this.ackTimer = undefined
+        if (this.pending.size > 0) this.armAckTimer()
+        pending.resolve(frame.ack)
+      }
+    } catch (err) {
+      this.fail(isOctetError(err) ? err : new OctetError('PEER_UNREACHABLE', `the stream closed: ${errorMessage(err)}`, { cause: err }))
+    }
+  }
+
+  fail (err: Error): void {
+    if (this.failure != null) return
+    this.failure = err
+    clearTimeout(this.ackTimer)
+    for (const pending of this.pending.values()) pending.reject(err)
+    this.pending.clear()
+    this.stream.abort(err)
+    this.log.debug({ err: errorMessage(err) }, 'dm channel closed')
+    this.onClosed(this)
+  }
+
+  async close (): Promise<void> {
+    if (this.failure != null) return
+    this.failure = new OctetError('UNAVAILABLE', 'the channel was closed')
+    clearTimeout(this.ackTimer)
+    for (const pending of this.pending.values()) pending.reject(this.failure)
+    this.pending.clear()
+    await this.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { this.stream.abort(new Error('close timed out')) })
+    this.onClosed(this)
+  }
+}
+
+export interface DmTransportInit {
+  libp2p: OctetLibp2p
+  log: Logger
+  counters: Counters
+  onEnvelope: EnvelopeHandler
+}
+
+/**
+ * `/octet/dm/1.0.0`: one outbound stream per peer for our envelopes, and a
+ * handler that answers every inbound envelope with an ack on its stream.
+ */
+export class DmTransport {
+  private readonly channels = new Map<string, DmChannel>()
+  private readonly opening = new Map<string, Promise<DmChannel>>()
+  private readonly inbound = new Set<Stream>()
+  private started = false
+
+  constructor (private readonly init: DmTransportInit) {}
+
+  async start (): Promise<void> {
+    if (this.started) return
+    await this.init.libp2p.handle(DM_PROTOCOL, (stream, connection) => { void this.handleInbound(stream, connection) }, {
+      maxInboundStreams: MAX_INBOUND_DM_STREAMS
+    })
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.init.libp2p.unhandle(DM_PROTOCOL)
+    await Promise.all([...this.channels.values()].map(async c => { await c.close() }))
+    for (const stream of this.inbound) stream.abort(new Error('shutting down'))
+  }
+
+  /** Sends one envelope on the peer's channel (opening it if needed) and waits for its ack. */
+  async send (peer: string, envelope: Envelope, signal?: AbortSignal): Promise<Ack> {
+    const channel = await this.channel(peer, signal)
+    return await channel.send(envelope)
+  }
+
+  isConnected (peer: string): boolean {
+    return this.init.libp2p.getConnections(parsePeerId(peer)).length > 0
+  }
+
+  private async channel (peer: string, signal?: AbortSignal): Promise<DmChannel> {
+    const existing = this.channels.get(peer)
+    if (existing?.open === true) return existing
+    let opening = this.opening.get(peer)
+    if (opening == null) {
+      opening = this.openChannel(peer, signal).finally(() => this.opening.delete(peer))
+      this.opening.set(peer, opening)
+    }
+    return await opening
+  }
+
+  private async openChannel (peer: string, signal?: AbortSignal): Promise<DmChannel> {
+    const timeout = AbortSignal.timeout(DIAL_TIMEOUT)
+    let stream: Stream
+    try {
+      // libp2p looks the peer up in the DHT when it has no address for it
+      stream = await this.init.libp2p.dialProtocol(parsePeerId(peer), DM_PROTOCOL, {
+        signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+      })
+    } catch (err) {
+      throw new OctetError('PEER_UNREACHABLE', `cannot reach ${peer}: ${errorMessage(err)}`, { cause: err })
+    }
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const channel = new DmChannel(stream, lp, this.init.log.child({ peer }), closed => {
+      if (this.channels.get(peer) === closed) this.channels.delete(peer)
+    })
+    this.channels.set(peer, channel)
+    return channel
+  }
+
+  private async handleInbound (stream: Stream, connection: Connection): Promise<void> {
+    const remotePeer = connection.remotePeer.toString()
+    const { counters, log } = this.init
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    this.inbound.add(stream)
+    try {
+      while (true) {
+        const bytes = await readFrame(lp)
+        if (bytes == null) break
+        const frame = decodeDmFrame(bytes)
+        if (frame.envelope == null) throw new OctetError('MALFORMED_FRAME', 'an ack arrived on an inbound stream')
+        const result = await this.init.onEnvelope(remotePeer, frame.envelope)
+        const ack: Ack = { id: frame.envelope.id, status: result.status, reason: result.reason ?? '' }
+        await lp.write(encodeDmFrame({ ack }), { signal: AbortSignal.timeout(ACK_TIMEOUT) })
+      }
+      await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
+    } catch (err) {
+      const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
+      counters.increment(`dm.rejected.${code}`)
+      log.warn({ peer: remotePeer, code, err: errorMessage(err) }, 'closed a bad inbound dm stream')
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      this.inbound.delete(stream)
+    }
+  }
+}
+
+/**
+ * The next frame, or undefined when the peer ended the stream or went idle.
+ * Length-prefix violations are refused before any buffer is allocated.
+ */
+async function readFrame (lp: LengthPrefixedStream<Stream>): Promise<Uint8Array | Uint8ArrayList | undefined> {
+  try {
+    return await lp.read({ signal: AbortSignal.timeout(INBOUND_IDLE_TIMEOUT) })
+  } catch (err) {
+    const name = err instanceof Error ? err.name : ''
+    if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError') {
+      throw new OctetError('FRAME_TOO_LARGE', `frame over ${MAX_FRAME_BYTES} bytes`, { cause: err })
+    }
+    if (name === 'InvalidMessageLengthError') throw new OctetError('MALFORMED_FRAME', 'bad length prefix', { cause: err })
+    if (name === 'UnexpectedEOFError' || name === 'AbortError' || name === 'TimeoutError' || name === 'StreamStateError') return undefined
+    throw err
+  }
+}

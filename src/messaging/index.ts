@@ -1,0 +1,302 @@
+import type { SignalCrypto } from '../crypto/index.js'
+import { OctetError } from '../errors.js'
+import { KeyedLock } from '../lock.js'
+import type { Logger } from '../logger.js'
+import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import type { StoreOp, Store } from '../store/database.js'
+import { messageIdToHex, newMessageId } from '../wire/codec.js'
+import { MAX_TEXT_BYTES } from '../wire/limits.js'
+import { IDEMPOTENCY_TTL, MAX_PAGE_SIZE } from './constants.js'
+import { DmTransport } from './dm-protocol.js'
+import { EventLog, type NewEvent } from './events.js'
+import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord } from './records.js'
+import { Receiver } from './receiver.js'
+import { Sender, type BundleSource } from './sender.js'
+import { Counters } from './stats.js'
+
+export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord } from './records.js'
+export type { OctetEvent, OctetEventType } from './events.js'
+export type { BundleSource } from './sender.js'
+export { EventLog } from './events.js'
+export { Counters } from './stats.js'
+
+export interface MessengerInit {
+  peerId: string
+  store: Store
+  crypto: SignalCrypto
+  bundles: BundleSource
+  libp2p: OctetLibp2p
+  events: EventLog
+  counters: Counters
+  log: Logger
+  now?: () => number
+  /** inbound envelopes per peer; defaults in constants.ts */
+  inboundRate?: { perSecond: number, burst: number }
+}
+
+export interface SendRequest {
+  to: string
+  text: string
+  idempotencyKey?: string
+}
+
+export interface ConversationSummary {
+  peer: string
+  name?: string
+  contactState?: ContactState
+  lastMessageAt: number
+  unread: number
+  highestReceivedSeq: number
+  /** sequence numbers of the peer's messages that have not arrived while later ones did */
+  gaps: number[]
+}
+
+export interface ContactView extends ContactRecord {
+  identity: 'unknown' | 'trusted' | 'changed'
+}
+
+export interface HistoryQuery {
+  before?: string
+  after?: string
+  limit: number
+}
+
+/**
+ * Conversations, outbox, receipts and contacts: what the API and CLI call.
+ * Write-ahead: a message is on disk in the outbox before `send` returns.
+ */
+export class Messenger {
+  readonly events: EventLog
+  readonly counters: Counters
+  private readonly db: MessagingStore
+  private readonly transport: DmTransport
+  private readonly sender: Sender
+  private readonly receiver: Receiver
+  private readonly lock = new KeyedLock()
+  private readonly now: () => number
+
+  constructor (private readonly init: MessengerInit) {
+    this.now = init.now ?? Date.now
+    this.events = init.events
+    this.counters = init.counters
+    this.db = new MessagingStore(init.store)
+    const log = init.log.child({ module: 'messaging' })
+    this.receiver = new Receiver({ peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate })
+    this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelope: async (peer, envelope) => await this.receiver.receive(peer, envelope) })
+    this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now })
+  }
+
+  async start (): Promise<void> {
+    await this.transport.start()
+    await this.sender.start()
+  }
+
+  async stop (): Promise<void> {
+    this.sender.stop()
+    await this.transport.stop()
+  }
+
+  // ------------------------------------------------------------- messages
+
+  async send (request: SendRequest): Promise<{ message: MessageRecord, created: boolean }> {
+    const peer = this.checkPeer(request.to)
+    const size = Buffer.byteLength(request.text, 'utf8')
+    if (size === 0) throw new OctetError('BAD_REQUEST', 'text is empty')
+    if (size > MAX_TEXT_BYTES) throw new OctetError('PAYLOAD_TOO_LARGE', `text is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`)
+    const key = request.idempotencyKey
+    if (key == null) return { message: await this.enqueue(peer, request.text), created: true }
+    // the same key twice at once must still make one message
+    return await this.lock.run(`idem:${key}`, async () => {
+      const known = await this.db.idempotency.get(key)
+      if (known != null && this.now() - known.createdAt < IDEMPOTENCY_TTL) {
+        const message = await this.db.messages.get(known.messageId)
+        if (message != null) {
+          if (message.peer !== peer || message.text !== request.text) {
+            throw new OctetError('CONFLICT', 'this Idempotency-Key was used for a different message')
+          }
+          return { message, created: false }
+        }
+      }
+      return { message: await this.enqueue(peer, request.text, key), created: true }
+    })
+  }
+
+  private async enqueue (peer: string, text: string, idempotencyKey?: string): Promise<MessageRecord> {
+    const { db } = this
+    const message = await this.lock.run(`conv:${peer}`, async () => {
+      const at = this.now()
+      const conversation = await db.conversation(peer)
+      const message: MessageRecord = {
+        id: messageIdToHex(newMessageId()),
+        direction: 'out',
+        peer,
+        seq: conversation.nextSeq,
+        text,
+        sentAt: at,
+        status: 'queued',
+        updatedAt: at
+      }
+      const ops: StoreOp[] = [
+        db.putOp(db.messages, message.id, message),
+        db.putOp(db.timeline, db.timelineKey(message), message.id),
+        db.putOp(db.conversations, peer, { ...conversation, nextSeq: conversation.nextSeq + 1, lastMessageAt: at }),
+        db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
+      ]
+      if (idempotencyKey != null) ops.push(db.putOp(db.idempotency, idempotencyKey, { messageId: message.id, createdAt: at }))
+      const newEvents: NewEvent[] = [{ type: 'message.status', data: { id: message.id, peer, status: 'queued' } }]
+      // writing to someone is accepting them as a contact
+      const contact = await db.contacts.get(peer)
+      if (contact == null || contact.state === 'pending') {
+        const accepted: ContactRecord = { ...contact, peerId: peer, state: 'accepted', createdAt: contact?.createdAt ?? at, updatedAt: at }
+        ops.push(db.putOp(db.contacts, peer, accepted))
+      }
+      await this.events.commit(ops, newEvents, at)
+      return message
+    })
+    this.sender.kick(peer)
+    return message
+  }
+
+  async message (id: string): Promise<MessageRecord> {
+    const message = /^[0-9a-f]{32}$/.test(id) ? await this.db.messages.get(id) : undefined
+    if (message == null) throw new OctetError('NOT_FOUND', `no message ${id}`)
+    return message
+  }
+
+  /** Marks an incoming message read and tells its sender (a READ receipt, through the outbox). */
+  async markRead (id: string): Promise<MessageRecord> {
+    const message = await this.message(id)
+    if (message.direction !== 'in') throw new OctetError('CONFLICT', 'only received messages can be marked read')
+    if (message.status === 'read') return message
+    const { db } = this
+    const updated = await this.lock.run(`conv:${message.peer}`, async () => {
+      const at = this.now()
+      const current = await this.message(id)
+      if (current.status === 'read') return current
+      const updated: MessageRecord = { ...current, status: 'read', updatedAt: at }
+      const conversation = await db.conversation(message.peer)
+      await this.events.commit([
+        db.putOp(db.messages, id, updated),
+        db.putOp(db.conversations, message.peer, { ...conversation, unread: Math.max(0, conversation.unread - 1) }),
+        db.putOp(db.outbox, db.newOutboxKey(message.peer, at), {
+          id: messageIdToHex(newMessageId()),
+          peer: message.peer,
+          payload: { kind: 'receipt', receipt: 'read', ids: [id] },
+          attempts: 0,
+          nextAttemptAt: 0,
+          createdAt: at
+        })
+      ], [{ type: 'message.status', data: { id, peer: message.peer, status: 'read' } }], at)
+      return updated
+    })
+    this.sender.kick(message.peer)
+    return updated
+  }
+
+  async conversations (): Promise<ConversationSummary[]> {
+    const result: ConversationSummary[] = []
+    for await (const conversation of this.db.conversations.values()) {
+      const contact = await this.db.contacts.get(conversation.peer)
+      result.push({
+        peer: conversation.peer,
+        ...(contact?.name != null ? { name: contact.name } : {}),
+        ...(contact != null ? { contactState: contact.state } : {}),
+        lastMessageAt: conversation.lastMessageAt,
+        unread: conversation.unread,
+        highestReceivedSeq: conversation.highestSeq,
+        gaps: conversation.missing
+      })
+    }
+    return result.sort((a, b) => b.lastMessageAt - a.lastMessageAt)
+  }
+
+  /** A conversation's messages in order; `before`/`after` are message ids (cursors). */
+  async history (peerText: string, query: HistoryQuery): Promise<MessageRecord[]> {
+    const peer = this.checkPeer(peerText)
+    const limit = Math.min(Math.max(1, query.limit), MAX_PAGE_SIZE)
+    const range: { gt: string, lt: string } = { gt: `${peer}!`, lt: `${peer}!\xff` }
+    if (query.after != null) range.gt = this.db.timelineKey(await this.cursor(peer, query.after))
+    if (query.before != null) range.lt = this.db.timelineKey(await this.cursor(peer, query.before))
+    // newest page when only `before` (or nothing) is given; oldest-first after `after`
+    const reverse = query.after == null
+    const ids: string[] = []
+    for await (const id of this.db.timeline.values({ ...range, reverse, limit })) ids.push(id)
+    if (reverse) ids.reverse()
+    const messages = await this.db.messages.getMany(ids)
+    return messages.filter((m): m is MessageRecord => m != null)
+  }
+
+  private async cursor (peer: string, id: string): Promise<MessageRecord> {
+    const message = await this.message(id)
+    if (message.peer !== peer) throw new OctetError('BAD_REQUEST', `message ${id} is not in this conversation`)
+    return message
+  }
+
+  // ------------------------------------------------------------- contacts
+
+  async contacts (): Promise<ContactView[]> {
+    const result: ContactView[] = []
+    for await (const contact of this.db.contacts.values()) {
+      result.push({ ...contact, identity: await this.init.crypto.identityStatus(contact.peerId) })
+    }
+    return result
+  }
+
+  async contact (peerText: string): Promise<ContactView> {
+    const peer = this.checkPeer(peerText)
+    const contact = await this.db.contacts.get(peer)
+    if (contact == null) throw new OctetError('NOT_FOUND', `${peer} is not a contact`)
+    return { ...contact, identity: await this.init.crypto.identityStatus(peer) }
+  }
+
+  /** Adds (or renames) a contact; adding is accepting. */
+  async addContact (peerText: string, name?: string): Promise<ContactView> {
+    const peer = this.checkPeer(peerText)
+    return await this.updateContact(peer, contact => ({ ...contact, ...(name != null ? { name } : {}), state: contact.state === 'blocked' ? 'blocked' : 'accepted' }))
+  }
+
+  async setContactState (peerText: string, state: 'accepted' | 'blocked'): Promise<ContactView> {
+    const peer = this.checkPeer(peerText)
+    return await this.updateContact(peer, contact => ({ ...contact, state }))
+  }
+
+  private async updateContact (peer: string, change: (contact: ContactRecord) => ContactRecord): Promise<ContactView> {
+    const updated = await this.lock.run(`conv:${peer}`, async () => {
+      const at = this.now()
+      const existing = await this.db.contacts.get(peer) ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
+      const updated = { ...change(existing), peerId: peer, updatedAt: at }
+      await this.events.commit([this.db.putOp(this.db.contacts, peer, updated)], [{ type: 'contact.updated', data: { contact: updated } }], at)
+      return updated
+    })
+    return { ...updated, identity: await this.init.crypto.identityStatus(peer) }
+  }
+
+  async safetyNumber (peerText: string): Promise<{ peerId: string, safetyNumber: string, identity: ContactView['identity'], pendingSafetyNumber?: string }> {
+    const peer = this.checkPeer(peerText)
+    const identity = await this.init.crypto.identityStatus(peer)
+    const safetyNumber = await this.init.crypto.safetyNumber(peer).catch((err: unknown) => {
+      if (err instanceof OctetError && err.code === 'NO_SESSION') throw new OctetError('NOT_FOUND', `no identity key of ${peer} known yet: exchange a message first`)
+      throw err
+    })
+    const pending = identity === 'changed' ? await this.init.crypto.safetyNumber(peer, { pending: true }) : undefined
+    return { peerId: peer, safetyNumber, identity, ...(pending != null ? { pendingSafetyNumber: pending } : {}) }
+  }
+
+  /** The user compared safety numbers and trusts the peer's new identity key. */
+  async acceptIdentity (peerText: string): Promise<ContactView> {
+    const peer = this.checkPeer(peerText)
+    if (!await this.init.crypto.acceptIdentityChange(peer)) {
+      throw new OctetError('CONFLICT', `no identity change of ${peer} is waiting`)
+    }
+    const released = await this.receiver.releaseHeld(peer)
+    await this.sender.release(peer)
+    this.init.log.info({ peer, released }, 'identity change accepted')
+    return await this.addContact(peer)
+  }
+
+  private checkPeer (text: string): string {
+    const peer = parsePeerId(text).toString()
+    if (peer === this.init.peerId) throw new OctetError('BAD_REQUEST', 'that is this node\'s own PeerId')
+    return peer
+  }
+}

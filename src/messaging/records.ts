@@ -1,0 +1,151 @@
+import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+
+export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'read' | 'failed'
+export type Direction = 'out' | 'in'
+
+/** One message as stored; the API shows it as is. */
+export interface MessageRecord {
+  id: string
+  direction: Direction
+  peer: string
+  /** the sender's per-conversation sequence number (1, 2, …) */
+  seq: number
+  text: string
+  /** sender's clock, ms */
+  sentAt: number
+  /** our clock, ms, when it arrived (incoming only) */
+  receivedAt?: number
+  status: MessageStatus
+  /** why it failed or is held */
+  reason?: string
+  updatedAt: number
+}
+
+export interface ConversationRecord {
+  peer: string
+  /** next sequence number we give an outgoing message */
+  nextSeq: number
+  /** highest sequence number received from the peer */
+  highestSeq: number
+  /** sequence numbers below highestSeq not received (yet): gaps stay visible */
+  missing: number[]
+  lastMessageAt: number
+  unread: number
+}
+
+export type ContactState = 'accepted' | 'pending' | 'blocked'
+
+export interface ContactRecord {
+  peerId: string
+  name?: string
+  /** pending: wrote to us first and waits for accept or block */
+  state: ContactState
+  createdAt: number
+  updatedAt: number
+}
+
+export type OutboxPayload =
+  | { kind: 'text', messageId: string }
+  | { kind: 'receipt', receipt: 'read', ids: string[] }
+
+/** Something to deliver to a peer; removed once the peer acknowledged it. */
+export interface OutboxEntry {
+  /** envelope id (the message id for texts) */
+  id: string
+  peer: string
+  payload: OutboxPayload
+  attempts: number
+  nextAttemptAt: number
+  createdAt: number
+  lastError?: string
+}
+
+export interface IdempotencyRecord {
+  messageId: string
+  createdAt: number
+}
+
+/** An envelope that arrived while the sender's identity key was in question; replayed on accept. */
+export interface HeldEnvelope {
+  peer: string
+  /** the encoded envelope, base64 */
+  envelope: string
+  receivedAt: number
+}
+
+const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
+
+/**
+ * Typed access to the messaging sublevels. Keys are built here and nowhere
+ * else; callers get records and batch operations.
+ */
+export class MessagingStore {
+  readonly messages: RecordSublevel<MessageRecord>
+  /** `<peer>!<sentAt>!<seq>!<direction>` → message id: a conversation in order */
+  readonly timeline: RecordSublevel<string>
+  readonly conversations: RecordSublevel<ConversationRecord>
+  readonly contacts: RecordSublevel<ContactRecord>
+  /** `<peer>!<createdAt>!<counter>` → entry: per peer, in the order messages were accepted */
+  readonly outbox: RecordSublevel<OutboxEntry>
+  /** `<sender>!<id>` → receivedAt: dedup of incoming envelopes */
+  readonly seen: RecordSublevel<number>
+  readonly idempotency: RecordSublevel<IdempotencyRecord>
+  readonly held: RecordSublevel<HeldEnvelope>
+  private outboxCounter = 0
+
+  constructor (readonly store: Store) {
+    this.messages = store.records('messages')
+    this.timeline = store.records('timeline')
+    this.conversations = store.records('conversations')
+    this.contacts = store.records('contacts')
+    this.outbox = store.records('outbox')
+    this.seen = store.records('seen')
+    this.idempotency = store.records('idempotency')
+    this.held = store.records('held')
+  }
+
+  timelineKey (m: Pick<MessageRecord, 'peer' | 'sentAt' | 'seq' | 'direction'>): string {
+    return `${m.peer}!${pad(m.sentAt)}!${pad(m.seq, 12)}!${m.direction}`
+  }
+
+  newOutboxKey (peer: string, now: number): string {
+    this.outboxCounter = (this.outboxCounter + 1) % 1_000_000
+    return `${peer}!${pad(now)}!${pad(this.outboxCounter, 6)}`
+  }
+
+  seenKey (sender: string, id: string): string {
+    return `${sender}!${id}`
+  }
+
+  putOp<V> (sublevel: RecordSublevel<V>, key: string, value: V): StoreOp {
+    return { type: 'put', sublevel, key, value }
+  }
+
+  delOp<V> (sublevel: RecordSublevel<V>, key: string): StoreOp {
+    return { type: 'del', sublevel, key }
+  }
+
+  async batch (ops: StoreOp[]): Promise<void> {
+    await this.store.batch(ops)
+  }
+
+  async conversation (peer: string): Promise<ConversationRecord> {
+    return await this.conversations.get(peer) ?? { peer, nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
+  }
+
+  /** Outbox entries of one peer, oldest first, with their keys. */
+  async outboxFor (peer: string): Promise<Array<{ key: string, entry: OutboxEntry }>> {
+    const entries: Array<{ key: string, entry: OutboxEntry }> = []
+    for await (const [key, entry] of this.outbox.iterator({ gt: `${peer}!`, lt: `${peer}!\xff` })) {
+      entries.push({ key, entry })
+    }
+    return entries
+  }
+
+  /** Every peer with something in the outbox. */
+  async peersWithOutbox (): Promise<string[]> {
+    const peers = new Set<string>()
+    for await (const key of this.outbox.keys()) peers.add(key.slice(0, key.indexOf('!')))
+    return [...peers]
+  }
+}

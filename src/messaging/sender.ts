@@ -1,0 +1,265 @@
+import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
+import { errorMessage, isOctetError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { StoreOp } from '../store/database.js'
+import { AckStatus, Kind, ReceiptType, encodePlaintext, encodeReceipt, messageIdFromHex, type Ack, type Envelope } from '../wire/codec.js'
+import { WIRE_VERSION } from '../wire/limits.js'
+import { MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
+import type { DmTransport } from './dm-protocol.js'
+import type { EventLog, NewEvent } from './events.js'
+import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
+import type { Counters } from './stats.js'
+
+/** Where a first session's prekey bundle comes from: the peer itself (or the DHT). */
+export interface BundleSource {
+  fetchFromPeer: (peerId: string, signal?: AbortSignal) => Promise<VerifiedBundle>
+}
+
+export interface SenderInit {
+  peerId: string
+  db: MessagingStore
+  crypto: SignalCrypto
+  bundles: BundleSource
+  transport: DmTransport
+  events: EventLog
+  counters: Counters
+  log: Logger
+  now: () => number
+}
+
+interface PeerQueue {
+  running: boolean
+  again: boolean
+  timer?: NodeJS.Timeout
+}
+
+type Keyed = { key: string, entry: OutboxEntry }
+
+/**
+ * The outbound half: drains each peer's outbox in order. Envelopes are
+ * encrypted in sequence, written in windows without waiting (pipelined), and
+ * leave the outbox only when the peer acknowledged them. Anything else is
+ * retried with backoff, across restarts, until MESSAGE_TTL.
+ */
+export class Sender {
+  private readonly queues = new Map<string, PeerQueue>()
+  private stopped = false
+  private readonly abort = new AbortController()
+
+  constructor (private readonly init: SenderInit) {}
+
+  /** Resumes every peer's outbox (after a restart). */
+  async start (): Promise<void> {
+    for (const peer of await this.init.db.peersWithOutbox()) this.kick(peer)
+  }
+
+  stop (): void {
+    this.stopped = true
+    this.abort.abort()
+    for (const queue of this.queues.values()) clearTimeout(queue.timer)
+  }
+
+  /** Something is due for `peer`: deliver now, or right after the pass under way. */
+  kick (peer: string): void {
+    if (this.stopped) return
+    let queue = this.queues.get(peer)
+    if (queue == null) {
+      queue = { running: false, again: false }
+      this.queues.set(peer, queue)
+    }
+    if (queue.running) {
+      queue.again = true
+      return
+    }
+    clearTimeout(queue.timer)
+    queue.running = true
+    void this.drain(peer, queue).finally(() => { queue.running = false })
+  }
+
+  private async drain (peer: string, queue: PeerQueue): Promise<void> {
+    do {
+      queue.again = false
+      const all = await this.init.db.outboxFor(peer)
+      const now = this.init.now()
+      const due = all.filter(e => e.entry.nextAttemptAt <= now)
+      if (due.length === 0) {
+        this.scheduleNext(peer, queue, all)
+        return
+      }
+      try {
+        await this.ensureSession(peer)
+        for (let i = 0; i < due.length && !this.stopped; i += SEND_WINDOW) {
+          await this.sendWindow(peer, due.slice(i, i + SEND_WINDOW))
+        }
+      } catch (err) {
+        if (this.stopped) return
+        await this.postpone(peer, err)
+        queue.again = true
+      }
+    } while (queue.again && !this.stopped)
+  }
+
+  private scheduleNext (peer: string, queue: PeerQueue, entries: Keyed[]): void {
+    if (entries.length === 0 || this.stopped) return
+    const next = Math.min(...entries.map(e => e.entry.nextAttemptAt))
+    clearTimeout(queue.timer)
+    queue.timer = setTimeout(() => { this.kick(peer) }, Math.max(0, next - this.init.now()))
+    queue.timer.unref()
+  }
+
+  private async ensureSession (peer: string): Promise<void> {
+    const { crypto, bundles } = this.init
+    if (await crypto.hasSession(peer)) return
+    const bundle = await bundles.fetchFromPeer(peer, this.abort.signal)
+    await crypto.startSession(peer, bundle)
+    this.init.counters.increment('dm.sessions.started')
+  }
+
+  private async sendWindow (peer: string, window: Keyed[]): Promise<void> {
+    const { db, events, transport, now } = this.init
+    const envelopes: Array<{ keyed: Keyed, envelope: Envelope, message?: MessageRecord }> = []
+    const sentOps: StoreOp[] = []
+    const sentEvents: NewEvent[] = []
+    for (const keyed of window) {
+      const built = await this.buildEnvelope(keyed.entry)
+      if (built == null) {
+        // its message is gone (or already final): nothing to deliver
+        sentOps.push(db.delOp(db.outbox, keyed.key))
+        continue
+      }
+      envelopes.push({ keyed, ...built })
+      if (built.message?.status === 'queued') {
+        const sent = { ...built.message, status: 'sent' as const, updatedAt: now() }
+        built.message = sent
+        sentOps.push(db.putOp(db.messages, sent.id, sent))
+        sentEvents.push({ type: 'message.status', data: { id: sent.id, peer, status: 'sent' } })
+      }
+    }
+    // written now, acked later; settled here so no rejection is ever unobserved
+    const acks = envelopes.map(async ({ envelope }) => await transport.send(peer, envelope, this.abort.signal)
+      .then(ack => ({ ok: true as const, ack }), (err: unknown) => ({ ok: false as const, err })))
+    await events.commit(sentOps, sentEvents)
+    const results = await Promise.all(acks)
+
+    const ops: StoreOp[] = []
+    const newEvents: NewEvent[] = []
+    let failure: unknown
+    envelopes.forEach(({ keyed, message }, i) => {
+      const result = results[i]
+      if (result == null) return
+      if (!result.ok) {
+        failure ??= result.err
+        return
+      }
+      this.applyAck(keyed, message, result.ack, ops, newEvents)
+    })
+    await events.commit(ops, newEvents)
+    if (failure != null) throw failure
+  }
+
+  private applyAck (keyed: Keyed, message: MessageRecord | undefined, ack: Ack, ops: StoreOp[], newEvents: NewEvent[]): void {
+    const { db, now, counters } = this.init
+    const setStatus = (status: MessageStatus, reason?: string): void => {
+      if (message == null || message.status === 'read') return
+      const updated: MessageRecord = { ...message, status, updatedAt: now() }
+      if (reason != null) updated.reason = reason
+      else delete updated.reason
+      ops.push(db.putOp(db.messages, updated.id, updated))
+      newEvents.push({ type: 'message.status', data: { id: updated.id, peer: updated.peer, status, ...(reason != null ? { reason } : {}) } })
+    }
+    switch (ack.status) {
+      case AckStatus.ACCEPTED:
+      case AckStatus.DUPLICATE:
+        ops.push(db.delOp(db.outbox, keyed.key))
+        setStatus('delivered')
+        counters.increment('dm.delivered')
+        break
+      case AckStatus.RATE_LIMITED:
+        // not a failure: come back later
+        ops.push(db.putOp(db.outbox, keyed.key, this.backoff(keyed.entry, 'rate limited by the peer')))
+        break
+      default:
+        ops.push(db.delOp(db.outbox, keyed.key))
+        setStatus('failed', `refused by the recipient (${ack.reason === '' ? ack.status : ack.reason})`)
+        counters.increment('dm.refused')
+    }
+  }
+
+  /** A sealed envelope for one outbox entry; undefined when there is nothing left to send. */
+  private async buildEnvelope (entry: OutboxEntry): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
+    const { db, crypto, peerId, now } = this.init
+    const id = messageIdFromHex(entry.id)
+    if (id == null) return undefined
+    let kind: Envelope['kind']
+    let seq = 0
+    let timestamp = now()
+    let plaintext: Uint8Array
+    let message: MessageRecord | undefined
+    if (entry.payload.kind === 'text') {
+      message = await db.messages.get(entry.payload.messageId)
+      if (message == null || message.status === 'failed') return undefined
+      kind = Kind.TEXT
+      seq = message.seq
+      timestamp = message.sentAt
+      plaintext = encodePlaintext({ text: message.text, seq, sentAt: message.sentAt })
+    } else {
+      kind = Kind.RECEIPT
+      plaintext = encodeReceipt({ type: ReceiptType.READ, ids: entry.payload.ids.flatMap(h => messageIdFromHex(h) ?? []) })
+    }
+    const sealed = await crypto.encrypt(entry.peer, plaintext)
+    return {
+      message,
+      envelope: { version: WIRE_VERSION, id, recipient: entry.peer, sender: peerId, timestamp, seq, kind, cipherType: sealed.type, ciphertext: sealed.body }
+    }
+  }
+
+  /** Delivery failed for now: every due entry waits with backoff; an identity change waits for the user. */
+  private async postpone (peer: string, err: unknown): Promise<void> {
+    const { db, events, now, log, counters } = this.init
+    const identityChanged = isOctetError(err, 'IDENTITY_CHANGED')
+    const reason = identityChanged
+      ? 'the recipient\'s identity key changed; compare safety numbers, then accept the change'
+      : errorMessage(err)
+    counters.increment(`dm.retry.${isOctetError(err) ? err.code : 'ERROR'}`)
+    log.info({ peer, reason }, 'delivery postponed')
+    const ops: StoreOp[] = []
+    const newEvents: NewEvent[] = []
+    const at = now()
+    for (const { key, entry } of await db.outboxFor(peer)) {
+      if (entry.nextAttemptAt > at) continue
+      const message = entry.payload.kind === 'text' ? await db.messages.get(entry.payload.messageId) : undefined
+      if (at - entry.createdAt > MESSAGE_TTL) {
+        ops.push(db.delOp(db.outbox, key))
+        if (message != null) {
+          ops.push(db.putOp(db.messages, message.id, { ...message, status: 'failed', reason: `not delivered within ${MESSAGE_TTL / 86_400_000} days: ${reason}`, updatedAt: at }))
+          newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'failed', reason } })
+        }
+        continue
+      }
+      // held for the user: no timer, acceptIdentity() sends again
+      const next = identityChanged ? { ...entry, nextAttemptAt: Number.MAX_SAFE_INTEGER, lastError: reason } : this.backoff(entry, reason)
+      ops.push(db.putOp(db.outbox, key, next))
+      if (message != null && message.reason !== reason) {
+        ops.push(db.putOp(db.messages, message.id, { ...message, reason, updatedAt: at }))
+      }
+    }
+    if (identityChanged) newEvents.push({ type: 'identity.changed', data: { peerId: peer } })
+    await events.commit(ops, newEvents, at)
+  }
+
+  private backoff (entry: OutboxEntry, reason: string): OutboxEntry {
+    const attempts = entry.attempts + 1
+    const delay = Math.min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * 2 ** (attempts - 1))
+    // jitter spreads the retries of many senders after a peer comes back
+    const jittered = delay * (0.75 + Math.random() * 0.5)
+    return { ...entry, attempts, nextAttemptAt: this.init.now() + Math.round(jittered), lastError: reason }
+  }
+
+  /** After an identity change was accepted: everything held for the peer is due now. */
+  async release (peer: string): Promise<void> {
+    const { db } = this.init
+    const ops = (await db.outboxFor(peer)).map(({ key, entry }) => db.putOp(db.outbox, key, { ...entry, nextAttemptAt: 0, attempts: 0 }))
+    await db.batch(ops)
+    this.kick(peer)
+  }
+}
