@@ -5,7 +5,10 @@ import { isLoopbackHost, type DaemonConfig } from './config.js'
 import { DaemonLock, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import type { Logger } from './logger.js'
-import { createNode, type OctetNode } from './node/index.js'
+import { Counters, EventLog, Messenger, type MessengerInit } from './messaging/index.js'
+import { createNode, type NodeInit, type OctetNode } from './node/index.js'
+import { SignalCrypto } from './crypto/index.js'
+import { PrekeyService, prekeySelectors, prekeyValidators } from './prekeys/index.js'
 import { Store, databasePaths } from './store/database.js'
 import { VERSION } from './version.js'
 
@@ -16,27 +19,38 @@ export interface DaemonInfo {
   dataDir: string
 }
 
+/** Knobs for tests and benchmarks that the CLI does not expose. */
+export interface DaemonOverrides {
+  /** replaces Noise, e.g. with plaintext to show what the Signal layer alone hides */
+  connectionEncrypters?: NodeInit['connectionEncrypters']
+  inboundRate?: MessengerInit['inboundRate']
+}
+
 /** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
 export interface ReadyMessage extends DaemonInfo {
   type: 'ready'
 }
 
 /**
- * The composition root: config → data directory → store → node → API.
+ * The composition root: config → data directory → store → node → crypto →
+ * prekeys → messenger → API.
  * Start undoes what it did when a later step fails; stop shuts down in the
  * reverse order (stop accepting requests, then the node, then the databases).
  */
 export class Daemon {
   private stopping: Promise<void> | undefined
   private readonly cleanups: Array<{ name: string, run: () => Promise<void> }> = []
-  private node!: OctetNode
+  node!: OctetNode
+  crypto!: SignalCrypto
+  prekeys!: PrekeyService
+  messenger!: Messenger
   private api!: FastifyInstance
   private apiUrl = ''
 
-  private constructor (readonly config: DaemonConfig, private readonly log: Logger) {}
+  private constructor (readonly config: DaemonConfig, private readonly log: Logger, private readonly overrides: DaemonOverrides) {}
 
-  static async start (config: DaemonConfig, log: Logger): Promise<Daemon> {
-    const daemon = new Daemon(config, log)
+  static async start (config: DaemonConfig, log: Logger, overrides: DaemonOverrides = {}): Promise<Daemon> {
+    const daemon = new Daemon(config, log, overrides)
     try {
       await daemon.startParts()
     } catch (err) {
@@ -71,11 +85,34 @@ export class Daemon {
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,
-      datastore
+      datastore,
+      dhtValidators: prekeyValidators,
+      dhtSelectors: prekeySelectors,
+      connectionEncrypters: this.overrides.connectionEncrypters
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, log, version: VERSION })
+    this.crypto = await SignalCrypto.open({ store, privateKey, peerId: this.node.peerId })
+    this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log })
+    await this.prekeys.start()
+    this.cleanups.push({ name: 'prekeys', run: async () => { await this.prekeys.stop() } })
+
+    const events = await EventLog.open(store)
+    this.messenger = new Messenger({
+      peerId: this.node.peerId,
+      store,
+      crypto: this.crypto,
+      bundles: this.prekeys,
+      libp2p: this.node.libp2p,
+      events,
+      counters: new Counters(),
+      log,
+      inboundRate: this.overrides.inboundRate
+    })
+    await this.messenger.start()
+    this.cleanups.push({ name: 'messenger', run: async () => { await this.messenger.stop() } })
+
+    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, log, version: VERSION })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })

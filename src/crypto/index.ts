@@ -352,6 +352,18 @@ export class SignalCrypto {
   }
 
   /**
+   * Forgets the session with peerId (the identity key stays trusted). For a
+   * peer that says it cannot decrypt our messages because it lost its state:
+   * the next send starts over from a fresh bundle, where a changed identity
+   * key is caught.
+   */
+  async resetSession (peerId: string): Promise<void> {
+    await this.lock.run(peerId, async () => {
+      await this.sessions.deleteSession(addressOf(peerId))
+    })
+  }
+
+  /**
    * The safety number two people compare out of band: the same string on
    * both sides. With `pending`, the one for the changed key that waits for
    * acceptance, so it can be checked before it is accepted.

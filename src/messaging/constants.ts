@@ -22,6 +22,9 @@ export const RETRY_MAX_DELAY = 60 * SECOND
 /** A message that could not be delivered for this long is marked failed. */
 export const MESSAGE_TTL = 7 * DAY
 
+/** Times a message is re-sent on a fresh session after the peer could not decrypt it. */
+export const MAX_SESSION_RESETS = 3
+
 /** Inbound envelopes per peer: a steady rate and a burst (token bucket). */
 export const INBOUND_RATE_PER_SECOND = 2000
 export const INBOUND_BURST = 4000

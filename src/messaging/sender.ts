@@ -1,10 +1,10 @@
 import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
-import { errorMessage, isOctetError } from '../errors.js'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, encodePlaintext, encodeReceipt, messageIdFromHex, type Ack, type Envelope } from '../wire/codec.js'
 import { WIRE_VERSION } from '../wire/limits.js'
-import { MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
+import { MAX_SESSION_RESETS, MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
 import type { DmTransport } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
@@ -73,38 +73,58 @@ export class Sender {
     }
     clearTimeout(queue.timer)
     queue.running = true
-    void this.drain(peer, queue).finally(() => { queue.running = false })
+    void this.drain(peer, queue).finally(() => {
+      queue.running = false
+      // a kick that came in while the last pass was finishing must not be lost
+      if (queue.again) this.kick(peer)
+    })
   }
 
+  /**
+   * Passes over the peer's outbox until nothing is due; then a timer waits for
+   * the next entry that is. A failed pass postpones what was due, so every
+   * pass either empties the due set or pushes it into the future.
+   */
   private async drain (peer: string, queue: PeerQueue): Promise<void> {
-    do {
-      queue.again = false
-      const all = await this.init.db.outboxFor(peer)
-      const now = this.init.now()
-      const due = all.filter(e => e.entry.nextAttemptAt <= now)
-      if (due.length === 0) {
-        this.scheduleNext(peer, queue, all)
-        return
-      }
-      try {
-        await this.ensureSession(peer)
-        for (let i = 0; i < due.length && !this.stopped; i += SEND_WINDOW) {
-          await this.sendWindow(peer, due.slice(i, i + SEND_WINDOW))
+    try {
+      while (!this.stopped) {
+        queue.again = false
+        const all = await this.init.db.outboxFor(peer)
+        const now = this.init.now()
+        const due = all.filter(e => e.entry.nextAttemptAt <= now)
+        if (due.length === 0) {
+          this.scheduleNext(peer, queue, all)
+          return
         }
-      } catch (err) {
-        if (this.stopped) return
-        await this.postpone(peer, err)
-        queue.again = true
+        try {
+          await this.ensureSession(peer)
+          for (let i = 0; i < due.length && !this.stopped; i += SEND_WINDOW) {
+            await this.sendWindow(peer, due.slice(i, i + SEND_WINDOW))
+          }
+        } catch (err) {
+          if (this.stopped) return
+          await this.postpone(peer, err)
+        }
       }
-    } while (queue.again && !this.stopped)
+    } catch (err) {
+      // the store failed under us: try the whole pass again later rather than stall the peer
+      this.init.log.error({ peer, err }, 'outbox pass failed')
+      this.scheduleRetry(peer, queue, RETRY_MAX_DELAY)
+    }
+  }
+
+  private scheduleRetry (peer: string, queue: PeerQueue, delay: number): void {
+    if (this.stopped) return
+    clearTimeout(queue.timer)
+    queue.timer = setTimeout(() => { this.kick(peer) }, delay)
+    queue.timer.unref()
   }
 
   private scheduleNext (peer: string, queue: PeerQueue, entries: Keyed[]): void {
     if (entries.length === 0 || this.stopped) return
     const next = Math.min(...entries.map(e => e.entry.nextAttemptAt))
-    clearTimeout(queue.timer)
-    queue.timer = setTimeout(() => { this.kick(peer) }, Math.max(0, next - this.init.now()))
-    queue.timer.unref()
+    if (next === Number.MAX_SAFE_INTEGER) return
+    this.scheduleRetry(peer, queue, Math.max(0, next - this.init.now()))
   }
 
   private async ensureSession (peer: string): Promise<void> {
@@ -144,6 +164,7 @@ export class Sender {
     const ops: StoreOp[] = []
     const newEvents: NewEvent[] = []
     let failure: unknown
+    let sessionLost = false
     envelopes.forEach(({ keyed, message }, i) => {
       const result = results[i]
       if (result == null) return
@@ -151,10 +172,25 @@ export class Sender {
         failure ??= result.err
         return
       }
+      if (result.ack.status === AckStatus.REJECTED && result.ack.reason === 'NO_SESSION' && keyed.entry.attempts < MAX_SESSION_RESETS) {
+        sessionLost = true
+        return
+      }
+      // not a failure of the message: it stays in the outbox and the pass is retried later
+      if (result.ack.status === AckStatus.RATE_LIMITED) {
+        failure ??= new OctetError('RATE_LIMITED', 'the peer asked us to slow down')
+        return
+      }
       this.applyAck(keyed, message, result.ack, ops, newEvents)
     })
     await events.commit(ops, newEvents)
     if (failure != null) throw failure
+    if (sessionLost) {
+      // the peer lost its state (reinstall, restore): start over from a fresh bundle, which
+      // also tells whether its identity key changed
+      await this.init.crypto.resetSession(peer)
+      throw new OctetError('NO_SESSION', `${peer} could not decrypt: its session was reset`)
+    }
   }
 
   private applyAck (keyed: Keyed, message: MessageRecord | undefined, ack: Ack, ops: StoreOp[], newEvents: NewEvent[]): void {
@@ -173,10 +209,6 @@ export class Sender {
         ops.push(db.delOp(db.outbox, keyed.key))
         setStatus('delivered')
         counters.increment('dm.delivered')
-        break
-      case AckStatus.RATE_LIMITED:
-        // not a failure: come back later
-        ops.push(db.putOp(db.outbox, keyed.key, this.backoff(keyed.entry, 'rate limited by the peer')))
         break
       default:
         ops.push(db.delOp(db.outbox, keyed.key))
@@ -225,8 +257,11 @@ export class Sender {
     const ops: StoreOp[] = []
     const newEvents: NewEvent[] = []
     const at = now()
-    for (const { key, entry } of await db.outboxFor(peer)) {
-      if (entry.nextAttemptAt > at) continue
+    const due = (await db.outboxFor(peer)).filter(({ entry }) => entry.nextAttemptAt <= at)
+    // one retry time for the whole peer: its messages go out again together, in order
+    const attempts = Math.max(0, ...due.map(({ entry }) => entry.attempts)) + 1
+    const retryAt = identityChanged ? Number.MAX_SAFE_INTEGER : at + retryDelay(attempts)
+    for (const { key, entry } of due) {
       const message = entry.payload.kind === 'text' ? await db.messages.get(entry.payload.messageId) : undefined
       if (at - entry.createdAt > MESSAGE_TTL) {
         ops.push(db.delOp(db.outbox, key))
@@ -236,23 +271,14 @@ export class Sender {
         }
         continue
       }
-      // held for the user: no timer, acceptIdentity() sends again
-      const next = identityChanged ? { ...entry, nextAttemptAt: Number.MAX_SAFE_INTEGER, lastError: reason } : this.backoff(entry, reason)
-      ops.push(db.putOp(db.outbox, key, next))
+      // an identity change waits for the user (no timer): acceptIdentity() sends again
+      ops.push(db.putOp(db.outbox, key, { ...entry, attempts, nextAttemptAt: retryAt, lastError: reason }))
       if (message != null && message.reason !== reason) {
         ops.push(db.putOp(db.messages, message.id, { ...message, reason, updatedAt: at }))
       }
     }
     if (identityChanged) newEvents.push({ type: 'identity.changed', data: { peerId: peer } })
     await events.commit(ops, newEvents, at)
-  }
-
-  private backoff (entry: OutboxEntry, reason: string): OutboxEntry {
-    const attempts = entry.attempts + 1
-    const delay = Math.min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * 2 ** (attempts - 1))
-    // jitter spreads the retries of many senders after a peer comes back
-    const jittered = delay * (0.75 + Math.random() * 0.5)
-    return { ...entry, attempts, nextAttemptAt: this.init.now() + Math.round(jittered), lastError: reason }
   }
 
   /** After an identity change was accepted: everything held for the peer is due now. */
@@ -262,4 +288,10 @@ export class Sender {
     await db.batch(ops)
     this.kick(peer)
   }
+}
+
+/** Doubling backoff with jitter, so many senders do not all retry at once after a peer returns. */
+function retryDelay (attempts: number): number {
+  const delay = Math.min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * 2 ** (attempts - 1))
+  return Math.round(delay * (0.75 + Math.random() * 0.5))
 }

@@ -2,7 +2,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { bootstrap } from '@libp2p/bootstrap'
 import { identify } from '@libp2p/identify'
-import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { kadDHT, passthroughMapper, type KadDHT, type Selectors, type Validators } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -33,6 +33,19 @@ export interface NodeInit {
   bootstrap: Multiaddr[]
   mdns: boolean
   datastore: Datastore
+  /**
+   * Validators of DHT record namespaces (the first segment of a key: `/<ns>/…`),
+   * run on every record put to us or fetched. kad-dht 16 refuses records of a
+   * namespace that has none.
+   */
+  dhtValidators?: Validators
+  /** Pick the best of several records found for one key, by namespace. */
+  dhtSelectors?: Selectors
+  /**
+   * Connection encryption; Noise unless replaced. Tests swap in plaintext to
+   * show that the Signal layer alone keeps message text off the wire.
+   */
+  connectionEncrypters?: Libp2pOptions['connectionEncrypters']
 }
 
 export interface PeerSummary {
@@ -57,7 +70,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     start: false,
     addresses: { listen: init.listen.map(a => a.toString()) },
     transports: [tcp(), webSockets()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: {
@@ -73,7 +86,9 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         // nodes of a testnet or a LAN are reached on private addresses; dropping them would
         // make every local peer unreachable through the DHT
         peerInfoMapper: passthroughMapper,
-        clientMode: false
+        clientMode: false,
+        validators: init.dhtValidators,
+        selectors: init.dhtSelectors
       })
     }
   })
