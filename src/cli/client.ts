@@ -22,6 +22,18 @@ export class ApiClient {
     return new ApiClient(url, token)
   }
 
+  /** A long-lived GET (the event stream): no timeout, ended by `signal`. */
+  async stream (path: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    let response: Response
+    try {
+      response = await fetch(this.baseUrl + path, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal })
+    } catch (err) {
+      throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${this.baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
+    }
+    if (!response.ok || response.body == null) throw new OctetError('API_ERROR', `event stream refused: HTTP ${response.status}`)
+    return response.body
+  }
+
   async request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT)
     let response: Response

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { loadDaemonConfig, type RawSettings } from '../config.js'
-import { Daemon, type ReadyMessage } from '../daemon.js'
+import type { Daemon, ReadyMessage } from '../daemon.js'
 import { createLogger } from '../logger.js'
 import { collect } from './options.js'
 
@@ -27,7 +27,19 @@ export function registerDaemon (program: Command): void {
       const log = createLogger(config.logLevel)
       // a bug in one request or peer handler must not take the node down with it
       process.on('unhandledRejection', err => { log.error({ err }, 'unhandled rejection') })
-      const daemon = await Daemon.start(config, log)
+      // listen for the stop signal before starting: a supervisor may send SIGTERM as soon as it
+      // hears "ready" (or during the start); without a listener that would kill the process
+      // outright, leaving daemon.lock and api.url behind
+      const shutdown = shutdownSignal()
+      let daemon: Daemon
+      try {
+        // loaded here: the other commands are small API clients and should start fast
+        const { Daemon } = await import('../daemon.js')
+        daemon = await Daemon.start(config, log)
+      } catch (err) {
+        shutdown.dispose()
+        throw err
+      }
       const info = daemon.info()
       log.info(info, 'octet daemon ready')
       // a supervising testnet learns that we are up (and where) over its IPC channel
@@ -35,7 +47,7 @@ export function registerDaemon (program: Command): void {
         const message: ReadyMessage = { type: 'ready', ...info }
         process.send(message)
       }
-      await waitForShutdownSignal()
+      await shutdown.signalled
       log.info('shutting down')
       await daemon.stop()
       log.info('stopped')
@@ -44,19 +56,31 @@ export function registerDaemon (program: Command): void {
     })
 }
 
-/** Resolves on the first SIGINT or SIGTERM (or when a supervising parent disconnects). */
-function waitForShutdownSignal (): Promise<void> {
-  return new Promise(resolve => {
-    const done = (): void => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      // a second signal during shutdown is ignored: stopping is already under way
+/**
+ * Resolves `signalled` on the first SIGINT or SIGTERM (or when a supervising parent
+ * disconnects). `dispose` removes the listeners, for a start that failed.
+ */
+function shutdownSignal (): { signalled: Promise<void>, dispose: () => void } {
+  let done = (): void => {}
+  const signalled = new Promise<void>(resolve => {
+    done = (): void => {
+      // a second signal during shutdown is ignored: stopping is already under way. The
+      // ignoring listeners go on before ours come off, so no moment is left without one
+      // (with none, a signal would kill the process outright)
       process.on('SIGINT', () => {})
       process.on('SIGTERM', () => {})
+      dispose()
       resolve()
     }
-    process.once('SIGINT', done)
-    process.once('SIGTERM', done)
-    if (process.send != null) process.once('disconnect', done)
   })
+  const dispose = (): void => {
+    process.off('SIGINT', done)
+    process.off('SIGTERM', done)
+    process.off('disconnect', done)
+  }
+  process.on('SIGINT', done)
+  process.on('SIGTERM', done)
+  // a 'disconnect' listener keeps the IPC channel (and so the process) alive: dispose removes it
+  if (process.send != null) process.on('disconnect', done)
+  return { signalled, dispose }
 }

@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander'
 import { isOctetError, errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
+import { registerContacts } from './contacts.js'
 import { registerDaemon } from './daemon.js'
+import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
 import { registerTestnet } from './testnet.js'
 
@@ -15,6 +17,8 @@ export function buildProgram (): Command {
     .exitOverride()
   registerDaemon(program)
   registerNodeInfo(program)
+  registerMessages(program)
+  registerContacts(program)
   registerTestnet(program)
   return program
 }

@@ -1,18 +1,10 @@
 import type { Command } from 'commander'
-import { resolveDataDir } from '../config.js'
-import { ApiClient } from './client.js'
+import { clientFor } from './context.js'
 import { printJson, table } from './output.js'
 
 interface Identity { peerId: string, listenAddresses: string[], announceAddresses: string[] }
 interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
 interface Health { status: string, version: string, uptimeSeconds: number }
-
-interface CommonOptions { dataDir?: string, json?: boolean }
-
-async function clientFor (command: Command): Promise<{ client: ApiClient, json: boolean }> {
-  const opts = command.optsWithGlobals<CommonOptions>()
-  return { client: await ApiClient.forDataDir(resolveDataDir(opts.dataDir)), json: opts.json === true }
-}
 
 /** `octet id`, `octet peers`, `octet status`: what the local daemon knows about itself. */
 export function registerNodeInfo (program: Command): void {

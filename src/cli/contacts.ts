@@ -1,0 +1,65 @@
+import type { Command } from 'commander'
+import { clientFor, resolvePeer, type ContactView } from './context.js'
+import { printJson, table } from './output.js'
+
+interface SafetyNumber { peerId: string, safetyNumber: string, identity: string, pendingSafetyNumber?: string }
+
+/** `octet contacts …` and `octet safety`. */
+export function registerContacts (program: Command): void {
+  const contacts = program.command('contacts').description('list and manage contacts (pending requests, blocked peers)')
+  contacts.command('list', { isDefault: true })
+    .description('list contacts')
+    .option('--json', 'print JSON')
+    .action(async (_o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const list = (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
+      if (json) return printJson(list)
+      if (list.length === 0) {
+        process.stdout.write('no contacts yet; add one with `octet contacts add <PeerId> <name>`\n')
+        return
+      }
+      process.stdout.write(table(['NAME', 'PEER ID', 'STATE', 'IDENTITY'], list.map(c => [c.name ?? '', c.peerId, c.state, c.identity])) + '\n')
+    })
+
+  contacts.command('add')
+    .description('add a contact (or rename one)')
+    .argument('<peerId>')
+    .argument('[name]')
+    .action(async (peerId: string, name: string | undefined, _o, command: Command) => {
+      const { client } = await clientFor(command)
+      const { contact } = await client.request<{ contact: ContactView }>('POST', '/v1/contacts', { peerId, ...(name != null ? { name } : {}) })
+      process.stdout.write(`${contact.name ?? contact.peerId} ${contact.state}\n`)
+    })
+
+  for (const [action, description] of [
+    ['accept', 'accept a contact request (or unblock)'],
+    ['block', 'block a peer: its messages are refused'],
+    ['accept-identity', "trust a contact's new identity key after comparing safety numbers"]
+  ] as const) {
+    contacts.command(action)
+      .description(description)
+      .argument('<peer>', 'PeerId or contact name')
+      .action(async (peerArg: string, _o, command: Command) => {
+        const { client } = await clientFor(command)
+        const peer = await resolvePeer(client, peerArg)
+        const { contact } = await client.request<{ contact: ContactView }>('POST', `/v1/contacts/${peer}/${action}`)
+        process.stdout.write(`${contact.name ?? contact.peerId} ${contact.state}, identity ${contact.identity}\n`)
+      })
+  }
+
+  program.command('safety')
+    .description('show the safety number to compare with a contact out of band')
+    .argument('<peer>', 'PeerId or contact name')
+    .option('--json', 'print JSON')
+    .action(async (peerArg: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const peer = await resolvePeer(client, peerArg)
+      const safety = await client.request<SafetyNumber>('GET', `/v1/contacts/${peer}/safety-number`)
+      if (json) return printJson(safety)
+      const groups = (digits: string): string => digits.replace(/(\d{5})(?=\d)/g, '$1 ')
+      process.stdout.write(`${groups(safety.safetyNumber)}\n`)
+      if (safety.pendingSafetyNumber != null) {
+        process.stdout.write(`\nthe identity key of this peer CHANGED; the new safety number is:\n${groups(safety.pendingSafetyNumber)}\ncompare it with them, then \`octet contacts accept-identity ${peerArg}\`\n`)
+      }
+    })
+}

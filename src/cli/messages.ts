@@ -1,0 +1,145 @@
+import type { Command } from 'commander'
+import { createInterface } from 'node:readline'
+import type { MessageRecord } from '../messaging/records.js'
+import type { OctetEvent } from '../messaging/events.js'
+import type { ApiClient } from './client.js'
+import { clientFor, displayName, resolvePeer, type ContactView } from './context.js'
+import { integerOption } from './options.js'
+import { printJson, table } from './output.js'
+import { parseSse } from './sse.js'
+
+interface Conversation { peer: string, name?: string, contactState?: string, lastMessageAt: number, unread: number, gaps: number[] }
+
+const time = (ms: number): string => new Date(ms).toLocaleTimeString()
+const STATUS_MARK: Record<string, string> = { queued: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', failed: '✗' }
+
+function formatMessage (m: MessageRecord, contacts: ContactView[]): string {
+  const who = m.direction === 'out' ? 'me' : displayName(m.peer, contacts)
+  const status = m.direction === 'out' ? `  ${STATUS_MARK[m.status] ?? m.status}${m.status === 'failed' && m.reason != null ? ` (${m.reason})` : ''}` : ''
+  return `[${time(m.sentAt)}] ${who}: ${m.text}${status}`
+}
+
+async function contactsOf (client: ApiClient): Promise<ContactView[]> {
+  return (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
+}
+
+/** `octet send`, `octet inbox`, `octet chat`. */
+export function registerMessages (program: Command): void {
+  program.command('send')
+    .description('send a text to a PeerId or a contact name; returns once it is queued on disk')
+    .argument('<peer>', 'PeerId or contact name')
+    .argument('<text...>', 'the text')
+    .option('--wait', 'wait until it is delivered (or failed)')
+    .option('--json', 'print JSON')
+    .action(async (peerArg: string, words: string[], opts: { wait?: boolean }, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const to = await resolvePeer(client, peerArg)
+      let { message } = await client.request<{ message: MessageRecord }>('POST', '/v1/messages', { to, text: words.join(' ') })
+      if (opts.wait === true) message = await waitForDelivery(client, message)
+      if (json) return printJson(message)
+      process.stdout.write(`${message.id} ${message.status}${message.reason != null ? ` (${message.reason})` : ''}\n`)
+      if (message.status === 'failed') process.exitCode = 1
+    })
+
+  program.command('inbox')
+    .description('conversations with unread counts and the unread messages')
+    .option('-n, --limit <n>', 'unread messages shown per conversation', integerOption(1, 1000), 10)
+    .option('--json', 'print JSON')
+    .action(async (opts: { limit: number }, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const [{ conversations }, contacts] = await Promise.all([
+        client.request<{ conversations: Conversation[] }>('GET', '/v1/conversations'),
+        contactsOf(client)
+      ])
+      if (json) return printJson(conversations)
+      if (conversations.length === 0) {
+        process.stdout.write('no conversations yet; send one with `octet send <peer> <text>`\n')
+        return
+      }
+      process.stdout.write(table(['PEER', 'UNREAD', 'LAST', 'NOTE'], conversations.map(c => [
+        displayName(c.peer, contacts), String(c.unread), c.lastMessageAt > 0 ? new Date(c.lastMessageAt).toLocaleString() : '',
+        [c.contactState === 'pending' ? 'contact request: `octet contacts accept <peer>`' : '', c.gaps.length > 0 ? `missing #${c.gaps.slice(0, 5).join(', #')}` : ''].filter(Boolean).join('; ')
+      ])) + '\n')
+      for (const c of conversations.filter(c => c.unread > 0)) {
+        const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${c.peer}/messages?limit=${Math.min(opts.limit, c.unread)}`)
+        process.stdout.write(`\n${displayName(c.peer, contacts)} (${c.peer}):\n${messages.map(m => '  ' + formatMessage(m, contacts)).join('\n')}\n`)
+      }
+    })
+
+  program.command('chat')
+    .description('interactive chat with one peer: type a line to send it, /quit to leave')
+    .argument('<peer>', 'PeerId or contact name')
+    .action(async (peerArg: string, _opts: unknown, command: Command) => {
+      const { client } = await clientFor(command)
+      await chat(client, await resolvePeer(client, peerArg))
+    })
+}
+
+async function waitForDelivery (client: ApiClient, message: MessageRecord): Promise<MessageRecord> {
+  const abort = new AbortController()
+  const timer = setTimeout(() => { abort.abort() }, 60_000)
+  try {
+    const body = await client.stream('/v1/events', abort.signal)
+    // the status may have changed before the stream opened
+    let current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
+    if (['delivered', 'read', 'failed'].includes(current.status)) return current
+    for await (const sse of parseSse(body)) {
+      const event = JSON.parse(sse.data) as OctetEvent
+      if (event.type === 'message.status' && event.data.id === message.id && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
+        current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
+        return current
+      }
+    }
+    return current
+  } catch (err) {
+    if (abort.signal.aborted) return (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
+    throw err
+  } finally {
+    clearTimeout(timer)
+    abort.abort()
+  }
+}
+
+async function chat (client: ApiClient, peer: string): Promise<void> {
+  const contacts = await contactsOf(client)
+  const abort = new AbortController()
+  const out = (line: string): boolean => process.stdout.write(`${line}\n`)
+  const markRead = async (m: MessageRecord): Promise<void> => {
+    if (m.direction === 'in' && m.status !== 'read') await client.request('POST', `/v1/messages/${m.id}/read`).catch(() => {})
+  }
+  // subscribe first, so nothing that arrives while the history prints is missed
+  const events = await client.stream('/v1/events', abort.signal)
+  const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peer}/messages?limit=20`)
+  for (const m of messages) { out(formatMessage(m, contacts)); await markRead(m) }
+  out(`chat with ${displayName(peer, contacts)} (${peer}) — type to send, /quit to leave`)
+  const live = (async () => {
+    for await (const sse of parseSse(events)) {
+      const event = JSON.parse(sse.data) as OctetEvent
+      if (event.type === 'message.received') {
+        const m = event.data.message as MessageRecord
+        if (m.peer !== peer) continue
+        out(formatMessage(m, contacts))
+        await markRead(m)
+      } else if (event.type === 'message.status' && event.data.peer === peer && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
+        out(`  (${String(event.data.id).slice(0, 8)} ${String(event.data.status)}${event.data.reason != null ? `: ${String(event.data.reason)}` : ''})`)
+      } else if (event.type === 'identity.changed' && event.data.peerId === peer) {
+        out('  ! the identity key of this peer changed: compare `octet safety` with them, then `octet contacts accept-identity`')
+      }
+    }
+  })().catch(err => { if (!abort.signal.aborted) out(`event stream closed: ${String(err)}`) })
+
+  const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY })
+  for await (const line of rl) {
+    const text = line.trim()
+    if (text === '') continue
+    if (text === '/quit' || text === '/exit') break
+    try {
+      await client.request('POST', '/v1/messages', { to: peer, text })
+    } catch (err) {
+      out(`not sent: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  rl.close()
+  abort.abort()
+  await live
+}
