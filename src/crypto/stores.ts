@@ -17,6 +17,7 @@ import {
   SignedPreKeyStore
 } from '@signalapp/libsignal-client'
 import type { PrivateKey, Uuid } from '@signalapp/libsignal-client'
+import { CachedRecords, type KeyValue } from '../store/cache.js'
 import type { BytesSublevel, RecordSublevel, Store } from '../store/database.js'
 import { SIGNAL_DEVICE_ID } from './constants.js'
 
@@ -64,8 +65,9 @@ export interface RetiredPrekey {
 export class CryptoSublevels {
   readonly local: BytesSublevel
   readonly state: RecordSublevel<LocalState>
-  readonly sessions: BytesSublevel
-  readonly identities: BytesSublevel
+  /** read and written on every message: cached */
+  readonly sessions: KeyValue<Uint8Array>
+  readonly identities: KeyValue<Uint8Array>
   readonly pendingIdentities: BytesSublevel
   readonly preKeys: BytesSublevel
   /** one-time prekey id → when it was handed out in a bundle */
@@ -79,8 +81,8 @@ export class CryptoSublevels {
   constructor (store: Store) {
     this.local = store.bytes('signal-local')
     this.state = store.records<LocalState>('signal-state')
-    this.sessions = store.bytes('signal-sessions')
-    this.identities = store.bytes('signal-identities')
+    this.sessions = new CachedRecords<Uint8Array>(store.bytes('signal-sessions'))
+    this.identities = new CachedRecords<Uint8Array>(store.bytes('signal-identities'))
     this.pendingIdentities = store.bytes('signal-identities-pending')
     this.preKeys = store.bytes('signal-prekeys')
     this.preKeysIssued = store.records<number>('signal-prekeys-issued')

@@ -1,10 +1,9 @@
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
-import type { Uint8ArrayList } from 'uint8arraylist'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { parsePeerId, type OctetLibp2p } from '../node/index.js'
-import { decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope } from '../wire/codec.js'
+import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope } from '../wire/codec.js'
+import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
 import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
 import type { Counters } from './stats.js'
@@ -14,8 +13,8 @@ export interface AckResult {
   reason?: string
 }
 
-/** Decides what to do with one inbound envelope: the messenger. */
-export type EnvelopeHandler = (remotePeer: string, envelope: Envelope) => Promise<AckResult>
+/** Decides what to do with inbound envelopes (in order, one result each): the messenger. */
+export type EnvelopeHandler = (remotePeer: string, envelopes: Envelope[]) => Promise<AckResult[]>
 
 interface PendingAck {
   resolve: (ack: Ack) => void
@@ -23,21 +22,22 @@ interface PendingAck {
 }
 
 /**
- * One long-lived outbound stream to a peer. Envelopes are written back to
- * back without waiting (pipelining); acks come back on the same stream in
- * order, and each resolves the send that wrote its envelope.
+ * One long-lived outbound stream to a peer. A window of envelopes is written
+ * in one go without waiting (pipelining); acks come back on the same stream,
+ * and each resolves the send that wrote its envelope.
  */
 class DmChannel {
   private readonly pending = new Map<string, PendingAck>()
+  private readonly reader: FrameReader
   private failure: Error | undefined
   private ackTimer: NodeJS.Timeout | undefined
 
   constructor (
     private readonly stream: Stream,
-    private readonly lp: LengthPrefixedStream<Stream>,
     private readonly log: Logger,
     private readonly onClosed: (channel: DmChannel) => void
   ) {
+    this.reader = new FrameReader(stream, MAX_FRAME_BYTES)
     void this.readAcks()
   }
 
@@ -45,17 +45,18 @@ class DmChannel {
     return this.failure == null
   }
 
-  async send (envelope: Envelope): Promise<Ack> {
-    if (this.failure != null) throw this.failure
-    const id = messageIdToHex(envelope.id)
-    const acked = new Promise<Ack>((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
-    this.armAckTimer()
-    try {
-      await this.lp.write(encodeDmFrame({ envelope }), { signal: AbortSignal.timeout(ACK_TIMEOUT) })
-    } catch (err) {
-      this.fail(new OctetError('PEER_UNREACHABLE', `writing to the stream failed: ${errorMessage(err)}`, { cause: err }))
+  /** Writes every envelope at once; each promise settles with its ack (or the channel's failure). */
+  sendBatch (envelopes: Envelope[]): Array<Promise<Ack>> {
+    const acks = envelopes.map(async envelope => {
+      if (this.failure != null) throw this.failure
+      return await new Promise<Ack>((resolve, reject) => { this.pending.set(messageIdToHex(envelope.id), { resolve, reject }) })
+    })
+    if (this.failure == null) {
+      this.armAckTimer()
+      writeFrames(this.stream, envelopes.map(envelope => encodeDmFrame({ envelope })), AbortSignal.timeout(ACK_TIMEOUT))
+        .catch((err: unknown) => { this.fail(new OctetError('PEER_UNREACHABLE', `writing to the stream failed: ${errorMessage(err)}`, { cause: err })) })
     }
-    return await acked
+    return acks
   }
 
   /** One timer for the whole window: if no ack arrives for ACK_TIMEOUT while some are due, the stream is dead. */
@@ -70,18 +71,21 @@ class DmChannel {
   private async readAcks (): Promise<void> {
     try {
       while (this.failure == null) {
-        const bytes = await this.lp.read()
-        const frame = decodeDmFrame(bytes)
-        if (frame.ack == null) throw new OctetError('MALFORMED_FRAME', 'the peer sent an envelope on our outbound stream')
-        const id = messageIdToHex(frame.ack.id)
-        const pending = this.pending.get(id)
-        if (pending == null) throw new OctetError('MALFORMED_FRAME', `ack for an envelope we did not send (${id})`)
-        this.pending.delete(id)
+        const frames = await this.reader.nextBatch()
+        if (frames.length === 0) throw new OctetError('PEER_UNREACHABLE', 'the peer closed the stream')
+        for (const bytes of frames) {
+          const frame = decodeDmFrame(bytes)
+          if (frame.ack == null) throw new OctetError('MALFORMED_FRAME', 'the peer sent an envelope on our outbound stream')
+          const id = messageIdToHex(frame.ack.id)
+          const pending = this.pending.get(id)
+          if (pending == null) throw new OctetError('MALFORMED_FRAME', `ack for an envelope we did not send (${id})`)
+          this.pending.delete(id)
+          pending.resolve(frame.ack)
+        }
         // progress: restart the dead-stream timer
         clearTimeout(this.ackTimer)
         this.ackTimer = undefined
         if (this.pending.size > 0) this.armAckTimer()
-        pending.resolve(frame.ack)
       }
     } catch (err) {
       this.fail(isOctetError(err) ? err : new OctetError('PEER_UNREACHABLE', `the stream closed: ${errorMessage(err)}`, { cause: err }))
@@ -94,6 +98,7 @@ class DmChannel {
     clearTimeout(this.ackTimer)
     for (const pending of this.pending.values()) pending.reject(err)
     this.pending.clear()
+    this.reader.dispose()
     this.stream.abort(err)
     this.log.debug({ err: errorMessage(err) }, 'dm channel closed')
     this.onClosed(this)
@@ -105,6 +110,7 @@ class DmChannel {
     clearTimeout(this.ackTimer)
     for (const pending of this.pending.values()) pending.reject(this.failure)
     this.pending.clear()
+    this.reader.dispose()
     await this.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { this.stream.abort(new Error('close timed out')) })
     this.onClosed(this)
   }
@@ -114,7 +120,7 @@ export interface DmTransportInit {
   libp2p: OctetLibp2p
   log: Logger
   counters: Counters
-  onEnvelope: EnvelopeHandler
+  onEnvelopes: EnvelopeHandler
 }
 
 /**
@@ -145,10 +151,13 @@ export class DmTransport {
     for (const stream of this.inbound) stream.abort(new Error('shutting down'))
   }
 
-  /** Sends one envelope on the peer's channel (opening it if needed) and waits for its ack. */
-  async send (peer: string, envelope: Envelope, signal?: AbortSignal): Promise<Ack> {
+  /**
+   * Writes envelopes on the peer's channel (opened, through a DHT lookup if
+   * need be, on first use); each promise settles with that envelope's ack.
+   */
+  async sendBatch (peer: string, envelopes: Envelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
     const channel = await this.channel(peer, signal)
-    return await channel.send(envelope)
+    return channel.sendBatch(envelopes)
   }
 
   isConnected (peer: string): boolean {
@@ -177,28 +186,39 @@ export class DmTransport {
     } catch (err) {
       throw new OctetError('PEER_UNREACHABLE', `cannot reach ${peer}: ${errorMessage(err)}`, { cause: err })
     }
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    const channel = new DmChannel(stream, lp, this.init.log.child({ peer }), closed => {
+    const channel = new DmChannel(stream, this.init.log.child({ peer }), closed => {
       if (this.channels.get(peer) === closed) this.channels.delete(peer)
     })
     this.channels.set(peer, channel)
     return channel
   }
 
+  /**
+   * Reads whatever frames have arrived, lets the messenger take them as one
+   * batch (one database write), then answers each with its ack.
+   */
   private async handleInbound (stream: Stream, connection: Connection): Promise<void> {
     const remotePeer = connection.remotePeer.toString()
     const { counters, log } = this.init
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const reader = new FrameReader(stream, MAX_FRAME_BYTES)
     this.inbound.add(stream)
     try {
       while (true) {
-        const bytes = await readFrame(lp)
-        if (bytes == null) break
-        const frame = decodeDmFrame(bytes)
-        if (frame.envelope == null) throw new OctetError('MALFORMED_FRAME', 'an ack arrived on an inbound stream')
-        const result = await this.init.onEnvelope(remotePeer, frame.envelope)
-        const ack: Ack = { id: frame.envelope.id, status: result.status, reason: result.reason ?? '' }
-        await lp.write(encodeDmFrame({ ack }), { signal: AbortSignal.timeout(ACK_TIMEOUT) })
+        const frames = await reader.nextBatch(AbortSignal.timeout(INBOUND_IDLE_TIMEOUT)).catch((err: unknown) => {
+          // an idle peer is closed quietly; it opens a new stream when it has something to say
+          if (isOctetError(err)) throw err
+          if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return []
+          throw err
+        })
+        if (frames.length === 0) break
+        const envelopes = frames.map(bytes => {
+          const frame = decodeDmFrame(bytes)
+          if (frame.envelope == null) throw new OctetError('MALFORMED_FRAME', 'an ack arrived on an inbound stream')
+          return frame.envelope
+        })
+        const results = await this.init.onEnvelopes(remotePeer, envelopes)
+        const acks = envelopes.map((envelope, i) => encodeDmFrame({ ack: { id: envelope.id, status: results[i]?.status ?? AckStatus.REJECTED, reason: results[i]?.reason ?? '' } }))
+        await writeFrames(stream, acks, AbortSignal.timeout(ACK_TIMEOUT))
       }
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
     } catch (err) {
@@ -207,25 +227,8 @@ export class DmTransport {
       log.warn({ peer: remotePeer, code, err: errorMessage(err) }, 'closed a bad inbound dm stream')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
+      reader.dispose()
       this.inbound.delete(stream)
     }
-  }
-}
-
-/**
- * The next frame, or undefined when the peer ended the stream or went idle.
- * Length-prefix violations are refused before any buffer is allocated.
- */
-async function readFrame (lp: LengthPrefixedStream<Stream>): Promise<Uint8Array | Uint8ArrayList | undefined> {
-  try {
-    return await lp.read({ signal: AbortSignal.timeout(INBOUND_IDLE_TIMEOUT) })
-  } catch (err) {
-    const name = err instanceof Error ? err.name : ''
-    if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError') {
-      throw new OctetError('FRAME_TOO_LARGE', `frame over ${MAX_FRAME_BYTES} bytes`, { cause: err })
-    }
-    if (name === 'InvalidMessageLengthError') throw new OctetError('MALFORMED_FRAME', 'bad length prefix', { cause: err })
-    if (name === 'UnexpectedEOFError' || name === 'AbortError' || name === 'TimeoutError' || name === 'StreamStateError') return undefined
-    throw err
   }
 }

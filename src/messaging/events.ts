@@ -23,15 +23,28 @@ export interface NewEvent {
 
 const pad = (n: number): string => String(n).padStart(16, '0')
 
+interface PendingCommit {
+  ops: StoreOp[]
+  newEvents: NewEvent[]
+  at: number
+  resolve: (events: OctetEvent[]) => void
+  reject: (err: unknown) => void
+}
+
 /**
  * The durable, ordered event log behind SSE. State changes and their events
- * are written in one batch, and batches are serialised so that ids are
- * handed out, stored and published in the same order: a client resuming from
- * Last-Event-ID can never skip an event that committed late.
+ * are written in one batch, and commits are applied in the order they were
+ * made, so ids are handed out, stored and published in one order: a client
+ * resuming from Last-Event-ID can never skip an event that committed late.
+ *
+ * Group commit: commits made while a write is under way are merged into the
+ * next database batch, so a burst of sends or receipts costs one write, not
+ * one each. Each commit still lands whole or not at all.
  */
 export class EventLog {
   private readonly emitter = new EventEmitter()
-  private tail: Promise<unknown> = Promise.resolve()
+  private readonly queue: PendingCommit[] = []
+  private writing = false
 
   private constructor (
     private readonly store: Store,
@@ -53,19 +66,43 @@ export class EventLog {
     return this.lastId
   }
 
-  /** Writes `ops` and the events atomically, then tells live subscribers. */
+  /**
+   * Writes `ops` and the events atomically, then tells live subscribers.
+   * Commits are ordered by the call: one made after another lands after it.
+   */
   async commit (ops: StoreOp[], newEvents: NewEvent[] = [], now = Date.now()): Promise<OctetEvent[]> {
-    const run = this.tail.then(async () => {
-      const events = newEvents.map((e, i) => ({ id: this.lastId + i + 1, type: e.type, at: now, data: e.data }))
-      const eventOps: StoreOp[] = events.map(event => ({ type: 'put', sublevel: this.events, key: pad(event.id), value: event }))
-      await this.store.batch([...ops, ...eventOps])
-      this.lastId += events.length
-      for (const event of events) this.emitter.emit('event', event)
-      return events
+    return await new Promise<OctetEvent[]>((resolve, reject) => {
+      this.queue.push({ ops, newEvents, at: now, resolve, reject })
+      if (!this.writing) void this.writeQueued()
     })
-    // a failed batch must not wedge every later commit
-    this.tail = run.catch(() => {})
-    return await run
+  }
+
+  private async writeQueued (): Promise<void> {
+    this.writing = true
+    while (this.queue.length > 0) {
+      const group = this.queue.splice(0, this.queue.length)
+      let nextId = this.lastId
+      const assigned = group.map(commit => commit.newEvents.map(e => ({ id: ++nextId, type: e.type, at: commit.at, data: e.data })))
+      const ops: StoreOp[] = []
+      group.forEach((commit, i) => {
+        ops.push(...commit.ops)
+        for (const event of assigned[i] ?? []) ops.push({ type: 'put', sublevel: this.events, key: pad(event.id), value: event })
+      })
+      try {
+        await this.store.batch(ops)
+      } catch (err) {
+        // nothing of the group was written: its ids are not used, and later commits still go ahead
+        for (const commit of group) commit.reject(err)
+        continue
+      }
+      this.lastId = nextId
+      group.forEach((commit, i) => {
+        const events = assigned[i] ?? []
+        for (const event of events) this.emitter.emit('event', event)
+        commit.resolve(events)
+      })
+    }
+    this.writing = false
   }
 
   /** Stored events with id > `afterId`, oldest first. */

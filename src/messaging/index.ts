@@ -82,7 +82,7 @@ export class Messenger {
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
     this.receiver = new Receiver({ peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate })
-    this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelope: async (peer, envelope) => await this.receiver.receive(peer, envelope) })
+    this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now })
   }
 
@@ -123,9 +123,12 @@ export class Messenger {
 
   private async enqueue (peer: string, text: string, idempotencyKey?: string): Promise<MessageRecord> {
     const { db } = this
-    const message = await this.lock.run(`conv:${peer}`, async () => {
+    // under the lock: the sequence number and the commit's place in the log; the write itself
+    // is awaited outside it, so concurrent sends to one peer share a database batch
+    const { message, committed } = await db.peerLock.run(peer, async () => {
       const at = this.now()
       const conversation = await db.conversation(peer)
+      const nextConversation = { ...conversation, nextSeq: conversation.nextSeq + 1, lastMessageAt: at }
       const message: MessageRecord = {
         id: messageIdToHex(newMessageId()),
         direction: 'out',
@@ -139,20 +142,29 @@ export class Messenger {
       const ops: StoreOp[] = [
         db.putOp(db.messages, message.id, message),
         db.putOp(db.timeline, db.timelineKey(message), message.id),
-        db.putOp(db.conversations, peer, { ...conversation, nextSeq: conversation.nextSeq + 1, lastMessageAt: at }),
+        db.putOp(db.conversations, peer, nextConversation),
         db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
       ]
       if (idempotencyKey != null) ops.push(db.putOp(db.idempotency, idempotencyKey, { messageId: message.id, createdAt: at }))
       const newEvents: NewEvent[] = [{ type: 'message.status', data: { id: message.id, peer, status: 'queued' } }]
       // writing to someone is accepting them as a contact
-      const contact = await db.contacts.get(peer)
+      const contact = await db.contact(peer)
+      let accepted: ContactRecord | undefined
       if (contact == null || contact.state === 'pending') {
-        const accepted: ContactRecord = { ...contact, peerId: peer, state: 'accepted', createdAt: contact?.createdAt ?? at, updatedAt: at }
+        accepted = { ...contact, peerId: peer, state: 'accepted', createdAt: contact?.createdAt ?? at, updatedAt: at }
         ops.push(db.putOp(db.contacts, peer, accepted))
       }
-      await this.events.commit(ops, newEvents, at)
-      return message
+      const committed = this.events.commit(ops, newEvents, at)
+      db.remember({ conversation: nextConversation, contact: accepted })
+      return { message, committed }
     })
+    try {
+      await committed
+    } catch (err) {
+      // the cache ran ahead of a write that failed: read the peer's records from disk again
+      db.forget(peer)
+      throw err
+    }
     this.sender.kick(peer)
     return message
   }
@@ -169,15 +181,16 @@ export class Messenger {
     if (message.direction !== 'in') throw new OctetError('CONFLICT', 'only received messages can be marked read')
     if (message.status === 'read') return message
     const { db } = this
-    const updated = await this.lock.run(`conv:${message.peer}`, async () => {
+    const updated = await db.peerLock.run(message.peer, async () => {
       const at = this.now()
       const current = await this.message(id)
       if (current.status === 'read') return current
       const updated: MessageRecord = { ...current, status: 'read', updatedAt: at }
       const conversation = await db.conversation(message.peer)
+      const nextConversation = { ...conversation, unread: Math.max(0, conversation.unread - 1) }
       await this.events.commit([
         db.putOp(db.messages, id, updated),
-        db.putOp(db.conversations, message.peer, { ...conversation, unread: Math.max(0, conversation.unread - 1) }),
+        db.putOp(db.conversations, message.peer, nextConversation),
         db.putOp(db.outbox, db.newOutboxKey(message.peer, at), {
           id: messageIdToHex(newMessageId()),
           peer: message.peer,
@@ -187,6 +200,7 @@ export class Messenger {
           createdAt: at
         })
       ], [{ type: 'message.status', data: { id, peer: message.peer, status: 'read' } }], at)
+      db.remember({ conversation: nextConversation })
       return updated
     })
     this.sender.kick(message.peer)
@@ -196,7 +210,7 @@ export class Messenger {
   async conversations (): Promise<ConversationSummary[]> {
     const result: ConversationSummary[] = []
     for await (const conversation of this.db.conversations.values()) {
-      const contact = await this.db.contacts.get(conversation.peer)
+      const contact = await this.db.contact(conversation.peer)
       result.push({
         peer: conversation.peer,
         ...(contact?.name != null ? { name: contact.name } : {}),
@@ -244,7 +258,7 @@ export class Messenger {
 
   async contact (peerText: string): Promise<ContactView> {
     const peer = this.checkPeer(peerText)
-    const contact = await this.db.contacts.get(peer)
+    const contact = await this.db.contact(peer)
     if (contact == null) throw new OctetError('NOT_FOUND', `${peer} is not a contact`)
     return { ...contact, identity: await this.init.crypto.identityStatus(peer) }
   }
@@ -261,11 +275,12 @@ export class Messenger {
   }
 
   private async updateContact (peer: string, change: (contact: ContactRecord) => ContactRecord): Promise<ContactView> {
-    const updated = await this.lock.run(`conv:${peer}`, async () => {
+    const updated = await this.db.peerLock.run(peer, async () => {
       const at = this.now()
-      const existing = await this.db.contacts.get(peer) ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
+      const existing = await this.db.contact(peer) ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
       const updated = { ...change(existing), peerId: peer, updatedAt: at }
       await this.events.commit([this.db.putOp(this.db.contacts, peer, updated)], [{ type: 'contact.updated', data: { contact: updated } }], at)
+      this.db.remember({ contact: updated })
       return updated
     })
     return { ...updated, identity: await this.init.crypto.identityStatus(peer) }

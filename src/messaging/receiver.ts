@@ -2,7 +2,6 @@ import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { KeyedLock } from '../lock.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, type Envelope } from '../wire/codec.js'
@@ -10,7 +9,7 @@ import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './cons
 import type { AckResult } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import { RateLimiter } from './rate-limit.js'
-import type { ConversationRecord, MessageRecord, MessagingStore } from './records.js'
+import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore } from './records.js'
 import type { Counters } from './stats.js'
 
 export interface ReceiverInit {
@@ -24,14 +23,26 @@ export interface ReceiverInit {
   inboundRate?: { perSecond: number, burst: number }
 }
 
+/** What one batch of envelopes from one peer changes: written in one commit at the end. */
+class Batch {
+  readonly ops: StoreOp[] = []
+  readonly events: NewEvent[] = []
+  readonly seen = new Set<string>()
+  conversation: ConversationRecord | undefined
+  contact: ContactRecord | undefined
+  contactChanged = false
+}
+
 /**
  * The inbound half of the messenger: every envelope, from a stream or (later)
- * a mailbox, goes through `receive`, which authenticates, dedups, decrypts,
- * stores and emits — or says why not, counts it and logs it.
+ * a mailbox, goes through here, which authenticates, dedups, decrypts, stores
+ * and emits — or says why not, counts it and logs it. A burst from one peer
+ * is stored in one database batch, and acked only once it is on disk.
  */
 export class Receiver {
-  private readonly lock = new KeyedLock()
   private readonly limiter: RateLimiter
+  /** peers with envelopes held for an identity change; checked before the database */
+  private heldPeers: Set<string> | undefined
 
   constructor (private readonly init: ReceiverInit) {
     const rate = init.inboundRate ?? { perSecond: INBOUND_RATE_PER_SECOND, burst: INBOUND_BURST }
@@ -39,30 +50,35 @@ export class Receiver {
   }
 
   /** `authenticatedSender` is the PeerId proven by the Noise handshake of the connection. */
-  async receive (authenticatedSender: string, envelope: Envelope): Promise<AckResult> {
-    if (!this.limiter.tryTake(authenticatedSender)) {
-      return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
-    }
-    if (envelope.sender !== authenticatedSender) {
-      return this.refuse('FORGED_SENDER', authenticatedSender, envelope)
-    }
-    if (envelope.recipient !== this.init.peerId) {
-      return this.refuse('WRONG_RECIPIENT', authenticatedSender, envelope)
-    }
-    // one envelope of a peer at a time: conversation state is read, changed and written back
-    return await this.lock.run(authenticatedSender, async () => await this.receiveInOrder(envelope))
+  async receiveBatch (authenticatedSender: string, envelopes: Envelope[]): Promise<AckResult[]> {
+    const results: Array<AckResult | undefined> = envelopes.map(envelope => {
+      if (!this.limiter.tryTake(authenticatedSender)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
+      if (envelope.sender !== authenticatedSender) return this.refuse('FORGED_SENDER', authenticatedSender, envelope)
+      if (envelope.recipient !== this.init.peerId) return this.refuse('WRONG_RECIPIENT', authenticatedSender, envelope)
+      return undefined
+    })
+    if (results.every(r => r != null)) return results as AckResult[]
+    const { db, events, now } = this.init
+    // one peer's envelopes one batch at a time: its conversation is read, changed and written back
+    return await db.peerLock.run(authenticatedSender, async () => {
+      const batch = new Batch()
+      for (const [i, envelope] of envelopes.entries()) {
+        results[i] ??= await this.receiveOne(envelope, batch)
+      }
+      await events.commit(batch.ops, batch.events, now())
+      db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
+      return results as AckResult[]
+    })
   }
 
-  private async receiveInOrder (envelope: Envelope): Promise<AckResult> {
+  private async receiveOne (envelope: Envelope, batch: Batch): Promise<AckResult> {
     const { db, crypto } = this.init
     const sender = envelope.sender
     const id = messageIdToHex(envelope.id)
-    const contact = await db.contacts.get(sender)
-    if (contact?.state === 'blocked') {
-      return this.refuse('BLOCKED', sender, envelope)
-    }
+    if (batch.contact == null) batch.contact = await db.contact(sender)
+    if (batch.contact?.state === 'blocked') return this.refuse('BLOCKED', sender, envelope)
     const seenKey = db.seenKey(sender, id)
-    if (await db.seen.get(seenKey) != null || await db.held.get(seenKey) != null) {
+    if (batch.seen.has(seenKey) || await db.seen.get(seenKey) != null || (await this.isHeld(sender) && await db.held.get(seenKey) != null)) {
       this.init.counters.increment('dm.duplicates')
       return { status: AckStatus.DUPLICATE }
     }
@@ -71,7 +87,7 @@ export class Receiver {
     try {
       plaintext = await crypto.decrypt(sender, envelope.cipherType, envelope.ciphertext)
     } catch (err) {
-      if (isOctetError(err, 'IDENTITY_CHANGED')) return await this.hold(envelope, seenKey)
+      if (isOctetError(err, 'IDENTITY_CHANGED')) return this.hold(envelope, seenKey, batch)
       if (isOctetError(err, 'REPLAYED_MESSAGE')) {
         this.init.counters.increment('dm.duplicates')
         return { status: AckStatus.DUPLICATE }
@@ -82,10 +98,10 @@ export class Receiver {
     try {
       switch (envelope.kind) {
         case Kind.TEXT:
-          await this.storeText(envelope, id, seenKey, plaintext)
+          await this.storeText(envelope, id, seenKey, plaintext, batch)
           break
         case Kind.RECEIPT:
-          await this.applyReceipt(envelope, seenKey, plaintext)
+          await this.applyReceipt(envelope, seenKey, plaintext, batch)
           break
         default:
           return this.refuse('UNSUPPORTED_KIND', sender, envelope)
@@ -93,11 +109,12 @@ export class Receiver {
     } catch (err) {
       return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', sender, envelope, AckStatus.REJECTED, err)
     }
+    batch.seen.add(seenKey)
     return { status: AckStatus.ACCEPTED }
   }
 
-  private async storeText (envelope: Envelope, id: string, seenKey: string, plaintextBytes: Uint8Array): Promise<void> {
-    const { db, events, now } = this.init
+  private async storeText (envelope: Envelope, id: string, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
+    const { db, now } = this.init
     const plaintext = decodePlaintext(plaintextBytes)
     if (plaintext.seq !== envelope.seq) {
       // the sequence number is inside the ciphertext too: a relay cannot reorder what it cannot read
@@ -116,75 +133,83 @@ export class Receiver {
       status: 'delivered',
       updatedAt: at
     }
-    const conversation = trackSequence(await db.conversation(sender), envelope.seq)
+    const conversation = trackSequence(batch.conversation ?? await db.conversation(sender), envelope.seq)
     conversation.lastMessageAt = at
     conversation.unread += 1
-    const ops: StoreOp[] = [
+    batch.conversation = conversation
+    batch.ops.push(
       db.putOp(db.messages, id, message),
       db.putOp(db.timeline, db.timelineKey(message), id),
       db.putOp(db.conversations, sender, conversation),
       db.putOp(db.seen, seenKey, at)
-    ]
-    const newEvents: NewEvent[] = [{ type: 'message.received', data: { message } }]
-    if (await db.contacts.get(sender) == null) {
+    )
+    if (batch.contact == null) {
       // a stranger's messages are kept as a contact request until accepted or blocked
-      ops.push(db.putOp(db.contacts, sender, { peerId: sender, state: 'pending', createdAt: at, updatedAt: at }))
-      newEvents.unshift({ type: 'contact.request', data: { peerId: sender } })
+      batch.contact = { peerId: sender, state: 'pending', createdAt: at, updatedAt: at }
+      batch.contactChanged = true
+      batch.ops.push(db.putOp(db.contacts, sender, batch.contact))
+      batch.events.push({ type: 'contact.request', data: { peerId: sender } })
     }
-    await events.commit(ops, newEvents, at)
+    batch.events.push({ type: 'message.received', data: { message } })
   }
 
-  private async applyReceipt (envelope: Envelope, seenKey: string, plaintextBytes: Uint8Array): Promise<void> {
-    const { db, events, now } = this.init
+  private async applyReceipt (envelope: Envelope, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
+    const { db, now } = this.init
     const receipt = decodeReceipt(plaintextBytes)
     const at = now()
-    const ops: StoreOp[] = [db.putOp(db.seen, seenKey, at)]
-    const newEvents: NewEvent[] = []
-    if (receipt.type === ReceiptType.READ) {
-      for (const idBytes of receipt.ids) {
-        const id = messageIdToHex(idBytes)
-        const message = await db.messages.get(id)
-        // only the recipient of our message may say it was read
-        if (message == null || message.direction !== 'out' || message.peer !== envelope.sender || message.status === 'read') continue
-        const updated: MessageRecord = { ...message, status: 'read', updatedAt: at }
-        delete updated.reason
-        ops.push(db.putOp(db.messages, id, updated))
-        newEvents.push({ type: 'message.status', data: { id, peer: message.peer, status: 'read' } })
-      }
+    batch.ops.push(db.putOp(db.seen, seenKey, at))
+    if (receipt.type !== ReceiptType.READ) return
+    for (const idBytes of receipt.ids) {
+      const id = messageIdToHex(idBytes)
+      const message = await db.messages.get(id)
+      // only the recipient of our message may say it was read
+      if (message == null || message.direction !== 'out' || message.peer !== envelope.sender || message.status === 'read') continue
+      const updated: MessageRecord = { ...message, status: 'read', updatedAt: at }
+      delete updated.reason
+      batch.ops.push(db.putOp(db.messages, id, updated))
+      batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status: 'read' } })
     }
-    await events.commit(ops, newEvents, at)
   }
 
   /**
    * The sender's identity key changed: keep the sealed envelope, tell the
    * user, and decrypt it only once they accept the new key.
    */
-  private async hold (envelope: Envelope, seenKey: string): Promise<AckResult> {
-    const { db, events, now, counters, log } = this.init
-    const at = now()
+  private hold (envelope: Envelope, seenKey: string, batch: Batch): AckResult {
+    const { db, now, counters, log } = this.init
     counters.increment('dm.held.IDENTITY_CHANGED')
     log.warn({ peer: envelope.sender }, 'identity key of a peer changed; its messages are held until the change is accepted')
-    await events.commit(
-      [db.putOp(db.held, seenKey, { peer: envelope.sender, envelope: toBase64(encodeEnvelope(envelope), 'base64'), receivedAt: at })],
-      [{ type: 'identity.changed', data: { peerId: envelope.sender } }],
-      at
-    )
+    batch.ops.push(db.putOp(db.held, seenKey, { peer: envelope.sender, envelope: toBase64(encodeEnvelope(envelope), 'base64'), receivedAt: now() }))
+    batch.events.push({ type: 'identity.changed', data: { peerId: envelope.sender } })
+    batch.seen.add(seenKey)
+    this.heldPeers?.add(envelope.sender)
     return { status: AckStatus.ACCEPTED, reason: 'held: identity changed' }
   }
 
-  /** After the user accepted a peer's new identity key: decrypt what was held, in arrival order. */
-  async releaseHeld (peer: string): Promise<number> {
-    const { db } = this.init
-    const held: Array<{ key: string, envelope: Envelope }> = []
-    for await (const [key, value] of db.held.iterator({ gt: `${peer}!`, lt: `${peer}!\xff` })) {
-      held.push({ key, envelope: decodeEnvelope(fromBase64(value.envelope, 'base64')) })
+  private async isHeld (peer: string): Promise<boolean> {
+    if (this.heldPeers == null) {
+      const peers = new Set<string>()
+      for await (const value of this.init.db.held.values()) peers.add(value.peer)
+      this.heldPeers = peers
     }
-    held.sort((a, b) => a.envelope.timestamp - b.envelope.timestamp || a.envelope.seq - b.envelope.seq)
-    return await this.lock.run(peer, async () => {
-      for (const { key, envelope } of held) {
-        await db.batch([db.delOp(db.held, key)])
-        await this.receiveInOrder(envelope)
+    return this.heldPeers.has(peer)
+  }
+
+  /** After the user accepted a peer's new identity key: decrypt what was held, in the order it was sent. */
+  async releaseHeld (peer: string): Promise<number> {
+    const { db, events, now } = this.init
+    return await db.peerLock.run(peer, async () => {
+      const held: Array<{ key: string, envelope: Envelope }> = []
+      for await (const [key, value] of db.held.iterator({ gt: `${peer}!`, lt: `${peer}!\xff` })) {
+        held.push({ key, envelope: decodeEnvelope(fromBase64(value.envelope, 'base64')) })
       }
+      held.sort((a, b) => a.envelope.timestamp - b.envelope.timestamp || a.envelope.seq - b.envelope.seq)
+      const batch = new Batch()
+      for (const { key } of held) batch.ops.push(db.delOp(db.held, key))
+      this.heldPeers?.delete(peer)
+      for (const { envelope } of held) await this.receiveOne(envelope, batch)
+      await events.commit(batch.ops, batch.events, now())
+      db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       return held.length
     })
   }

@@ -1,3 +1,4 @@
+import { KeyedLock } from '../lock.js'
 import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
 
 export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'read' | 'failed'
@@ -91,7 +92,16 @@ export class MessagingStore {
   readonly seen: RecordSublevel<number>
   readonly idempotency: RecordSublevel<IdempotencyRecord>
   readonly held: RecordSublevel<HeldEnvelope>
+  /**
+   * Held by whoever reads, changes and writes back a conversation or contact
+   * (sending, receiving, marking read): key `peer`. One lock for all of them,
+   * or a send and a receive would each write back their own copy.
+   */
+  readonly peerLock = new KeyedLock()
   private outboxCounter = 0
+  // read on every message, written only under peerLock after a commit: safe to cache
+  private readonly conversationCache = new Map<string, ConversationRecord>()
+  private readonly contactCache = new Map<string, ContactRecord | undefined>()
 
   constructor (readonly store: Store) {
     this.messages = store.records('messages')
@@ -130,7 +140,28 @@ export class MessagingStore {
   }
 
   async conversation (peer: string): Promise<ConversationRecord> {
+    const cached = this.conversationCache.get(peer)
+    if (cached != null) return cached
     return await this.conversations.get(peer) ?? { peer, nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
+  }
+
+  async contact (peer: string): Promise<ContactRecord | undefined> {
+    if (this.contactCache.has(peer)) return this.contactCache.get(peer)
+    const contact = await this.contacts.get(peer)
+    this.contactCache.set(peer, contact)
+    return contact
+  }
+
+  /** Drops a peer's cached records, e.g. after a write that failed. */
+  forget (peer: string): void {
+    this.conversationCache.delete(peer)
+    this.contactCache.delete(peer)
+  }
+
+  /** Call under peerLock with records whose commit is queued or done. */
+  remember (records: { conversation?: ConversationRecord, contact?: ContactRecord }): void {
+    if (records.conversation != null) this.conversationCache.set(records.conversation.peer, records.conversation)
+    if (records.contact != null) this.contactCache.set(records.contact.peerId, records.contact)
   }
 
   /** Outbox entries of one peer, oldest first, with their keys. */

@@ -155,11 +155,12 @@ export class Sender {
         sentEvents.push({ type: 'message.status', data: { id: sent.id, peer, status: 'sent' } })
       }
     }
-    // written now, acked later; settled here so no rejection is ever unobserved
-    const acks = envelopes.map(async ({ envelope }) => await transport.send(peer, envelope, this.abort.signal)
-      .then(ack => ({ ok: true as const, ack }), (err: unknown) => ({ ok: false as const, err })))
-    await events.commit(sentOps, sentEvents)
+    // written now in one go, acked later; settled here so no rejection is ever unobserved
+    const acks = (await transport.sendBatch(peer, envelopes.map(e => e.envelope), this.abort.signal))
+      .map(async ack => await ack.then(value => ({ ok: true as const, ack: value }), (err: unknown) => ({ ok: false as const, err })))
+    const sentCommitted = events.commit(sentOps, sentEvents)
     const results = await Promise.all(acks)
+    await sentCommitted
 
     const ops: StoreOp[] = []
     const newEvents: NewEvent[] = []
