@@ -117,6 +117,36 @@ describe('one-to-one messages between real nodes', () => {
     expect(res.status).toBe(401)
   })
 
+  it('a blocked peer\'s messages are refused and not stored; unblocking lets them through', async () => {
+    const before = (await history(c, a.peerId)).length
+    expect((await c.api('POST', `/v1/contacts/${a.peerId}/block`)).status).toBe(200)
+    const { body } = await a.api<{ message: MessageRecord }>('POST', '/v1/messages', { to: c.peerId, text: 'while blocked' })
+    const failed = await waitFor(async () => {
+      const message = await a.messenger.message(body.message.id)
+      return message.status === 'failed' ? message : undefined
+    }, { what: 'failed status' })
+    expect(failed.reason).toMatch(/BLOCKED/)
+    expect((await history(c, a.peerId)).length).toBe(before)
+
+    expect((await c.api('POST', `/v1/contacts/${a.peerId}/accept`)).status).toBe(200)
+    const again = await a.messenger.send({ to: c.peerId, text: 'after unblock' })
+    await waitFor(async () => (await a.messenger.message(again.message.id)).status === 'delivered' ? true : undefined, { what: 'delivery after unblock' })
+    expect((await history(c, a.peerId)).map(m => m.text)).not.toContain('while blocked')
+  })
+
+  it('a per-peer inbound rate limit slows a flood down; the sender backs off and nothing is lost', async () => {
+    const r = await InProcessDaemon.start({ dataDir: await cleanup.tempDir(), bootstrap: [b.tcpAddress], overrides: { inboundRate: { perSecond: 10, burst: 10 } } }, cleanup)
+    const texts = Array.from({ length: 30 }, (_, i) => `flood ${i}`)
+    for (const text of texts) await a.messenger.send({ to: r.peerId, text })
+    const received = await waitFor(async () => {
+      const messages = await r.messenger.history(a.peerId, { limit: 100 })
+      return messages.length >= texts.length ? messages : undefined
+    }, { timeoutMs: 60_000, what: 'the flood, slowed down' })
+    expect(received.map(m => m.text)).toEqual(texts)
+    const counters = (await r.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters
+    expect(counters['dm.rejected.RATE_LIMITED']).toBeGreaterThan(0)
+  })
+
   describe('hostile input on /octet/dm/1.0.0', () => {
     let x: InProcessDaemon
 
