@@ -45,6 +45,7 @@ import {
   SIGNED_PREKEY_ROTATION
 } from './constants.js'
 import { KeyedLock } from '../lock.js'
+import { seal, unseal } from './seal.js'
 import {
   CryptoSublevels,
   LevelIdentityKeyStore,
@@ -327,6 +328,22 @@ export class SignalCrypto {
     const key = trial.savedIdentity()
     if (key == null) throw new OctetError('DECRYPT_FAILED', `a message from ${peerId} decrypted without an identity key`)
     await this.identities.recordPendingIdentity(addressOf(peerId), key)
+  }
+
+  /**
+   * Seals encoded envelope bytes for a mailbox: only peerId can open them.
+   * Uses the identity key we trust for peerId (from a session or a verified
+   * bundle): NO_SESSION when we have none yet.
+   */
+  async sealFor (peerId: string, envelope: Uint8Array): Promise<Uint8Array> {
+    const key = await this.identities.getIdentity(addressOf(peerId))
+    if (key == null) throw new OctetError('NO_SESSION', `no identity key of ${peerId} known; fetch its bundle first`)
+    return seal(envelope, peerId, key.serialize())
+  }
+
+  /** Opens an envelope sealed to us (see seal.ts). */
+  unseal (sealed: Uint8Array): Uint8Array {
+    return unseal(sealed, this.peerId, this.identity.privateKey)
   }
 
   async identityStatus (peerId: string): Promise<IdentityStatus> {
