@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -16,6 +17,8 @@ export const DEFAULT_LISTEN = [
 ]
 export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`
 export const CONFIG_FILE_NAME = 'config.json'
+export const DEFAULT_MAILBOX_REPLICAS = 3
+export const MAX_MAILBOX_REPLICAS = 20
 
 export interface ApiAddress {
   host: string
@@ -30,6 +33,8 @@ export interface DaemonConfig {
   bootstrap: Multiaddr[]
   mdns: boolean
   logLevel: LogLevel
+  /** mailbox peers that keep a sealed copy of a message for an offline recipient */
+  mailboxReplicas: number
 }
 
 /**
@@ -43,9 +48,10 @@ export interface RawSettings {
   bootstrap?: unknown
   mdns?: unknown
   logLevel?: unknown
+  mailboxReplicas?: unknown
 }
 
-const SETTING_KEYS = ['dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel'] as const
+const SETTING_KEYS = ['dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas'] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
 export const ENV_VARS: Record<keyof RawSettings, string> = {
@@ -54,7 +60,8 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   api: 'OCTET_API',
   bootstrap: 'OCTET_BOOTSTRAP',
   mdns: 'OCTET_MDNS',
-  logLevel: 'OCTET_LOG_LEVEL'
+  logLevel: 'OCTET_LOG_LEVEL',
+  mailboxReplicas: 'OCTET_MAILBOX_REPLICAS'
 }
 
 export function defaultDataDir (): string {
@@ -128,7 +135,8 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     api: parseApiAddress(pick('api') ?? DEFAULT_API),
     bootstrap: parseBootstrapList(pick('bootstrap') ?? []),
     mdns: parseBoolean('mdns', pick('mdns') ?? true),
-    logLevel: parseLogLevel(pick('logLevel') ?? 'info')
+    logLevel: parseLogLevel(pick('logLevel') ?? 'info'),
+    mailboxReplicas: parseInteger('mailbox replicas', pick('mailboxReplicas') ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS)
   }
 }
 
@@ -176,8 +184,17 @@ function parseMultiaddrList (name: string, value: unknown): Multiaddr[] {
 function parseBootstrapList (value: unknown): Multiaddr[] {
   return parseMultiaddrList('bootstrap', value).map(addr => {
     // libp2p's bootstrap dials a known peer: without its PeerId the Noise handshake cannot be checked
-    if (addr.getComponents().every(c => c.name !== 'p2p')) {
+    const peerIds = addr.getComponents().filter(c => c.name === 'p2p')
+    if (peerIds.length === 0) {
       throw new OctetError('INVALID_MULTIADDR', `bootstrap address "${addr.toString()}" has no /p2p/<PeerId> part; copy the full address from \`octet id\` on the bootstrap node`)
+    }
+    // multiaddr accepts any base58 text after /p2p/; libp2p would fail later with an obscure error
+    for (const { value } of peerIds) {
+      try {
+        peerIdFromString(value ?? '')
+      } catch {
+        throw new OctetError('INVALID_MULTIADDR', `bootstrap address "${addr.toString()}" has an invalid PeerId "${value ?? ''}"; copy the full address from \`octet id\` on the bootstrap node`)
+      }
     }
     return addr
   })
@@ -204,6 +221,14 @@ function parseBoolean (name: string, value: unknown): boolean {
     if (['false', '0', 'no', 'off'].includes(lower)) return false
   }
   throw new OctetError('INVALID_CONFIG', `${name} must be true or false, not ${JSON.stringify(value)}`)
+}
+
+function parseInteger (name: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new OctetError('INVALID_CONFIG', `${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`)
+  }
+  return n
 }
 
 function parseLogLevel (value: unknown): LogLevel {

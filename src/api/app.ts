@@ -6,6 +6,7 @@ import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import { contactRoutes } from './routes/contacts.js'
 import { eventRoutes } from './routes/events.js'
+import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
 import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
 
@@ -20,6 +21,8 @@ export interface ApiInit {
   startedAt?: number
   /** messaging routes (messages, conversations, contacts, events); left out for a node-only API */
   messenger?: Messenger
+  /** what this node holds as a mailbox peer (GET /v1/mailbox) */
+  mailboxStats?: MailboxRoutesInit['stats']
 }
 
 declare module 'fastify' {
@@ -81,6 +84,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     await app.register(messageRoutes, { messenger })
     await app.register(contactRoutes, { messenger })
     await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters })
+    if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))

@@ -12,8 +12,9 @@ export function registerDaemon (program: Command): void {
     .option('--bootstrap <multiaddr>', 'peer to join the network through, with /p2p/<PeerId>, repeatable (env OCTET_BOOTSTRAP)', collect)
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env OCTET_LOG_LEVEL) [default: info]')
+    .option('--mailbox-replicas <k>', 'mailbox peers that keep a sealed copy for an offline recipient (env OCTET_MAILBOX_REPLICAS) [default: 3]')
     .action(async (_options, command: Command) => {
-      const opts = command.optsWithGlobals<{ dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string }>()
+      const opts = command.optsWithGlobals<{ dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string }>()
       const flags: RawSettings = {
         dataDir: opts.dataDir,
         listen: opts.listen,
@@ -21,7 +22,8 @@ export function registerDaemon (program: Command): void {
         bootstrap: opts.bootstrap,
         // commander sets mdns=true by default for --no-mdns; only an explicit --no-mdns is a flag
         mdns: command.getOptionValueSource('mdns') === 'cli' ? opts.mdns : undefined,
-        logLevel: opts.logLevel
+        logLevel: opts.logLevel,
+        mailboxReplicas: opts.mailboxReplicas
       }
       const config = loadDaemonConfig(flags)
       const log = createLogger(config.logLevel)

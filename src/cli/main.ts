@@ -3,6 +3,7 @@ import { isOctetError, errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
 import { registerContacts } from './contacts.js'
 import { registerDaemon } from './daemon.js'
+import { registerMailbox } from './mailbox.js'
 import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
 import { registerTestnet } from './testnet.js'
@@ -19,6 +20,7 @@ export function buildProgram (): Command {
   registerNodeInfo(program)
   registerMessages(program)
   registerContacts(program)
+  registerMailbox(program)
   registerTestnet(program)
   return program
 }

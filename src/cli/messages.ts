@@ -11,7 +11,7 @@ import { parseSse } from './sse.js'
 interface Conversation { peer: string, name?: string, contactState?: string, lastMessageAt: number, unread: number, gaps: number[] }
 
 const time = (ms: number): string => new Date(ms).toLocaleTimeString()
-const STATUS_MARK: Record<string, string> = { queued: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', failed: '✗' }
+const STATUS_MARK: Record<string, string> = { queued: '…', sent: '✓', stored: '✓ in mailboxes', delivered: '✓✓', read: '✓✓ read', failed: '✗' }
 
 function formatMessage (m: MessageRecord, contacts: ContactView[]): string {
   const who = m.direction === 'out' ? 'me' : displayName(m.peer, contacts)
@@ -29,7 +29,7 @@ export function registerMessages (program: Command): void {
     .description('send a text to a PeerId or a contact name; returns once it is queued on disk')
     .argument('<peer>', 'PeerId or contact name')
     .argument('<text...>', 'the text')
-    .option('--wait', 'wait until it is delivered (or failed)')
+    .option('--wait', 'wait until it is delivered (or sealed in mailboxes for an offline peer, or failed)')
     .option('--json', 'print JSON')
     .action(async (peerArg: string, words: string[], opts: { wait?: boolean }, command: Command) => {
       const { client, json } = await clientFor(command)
@@ -37,7 +37,8 @@ export function registerMessages (program: Command): void {
       let { message } = await client.request<{ message: MessageRecord }>('POST', '/v1/messages', { to, text: words.join(' ') })
       if (opts.wait === true) message = await waitForDelivery(client, message)
       if (json) return printJson(message)
-      process.stdout.write(`${message.id} ${message.status}${message.reason != null ? ` (${message.reason})` : ''}\n`)
+      const detail = message.status === 'stored' ? ` (${message.mailboxes ?? 0} mailboxes; the recipient is offline)` : message.reason != null ? ` (${message.reason})` : ''
+      process.stdout.write(`${message.id} ${message.status}${detail}\n`)
       if (message.status === 'failed') process.exitCode = 1
     })
 
@@ -75,6 +76,9 @@ export function registerMessages (program: Command): void {
     })
 }
 
+/** Statuses `send --wait` stops at: the message arrived, or is safe in mailboxes, or will not go. */
+const SETTLED = ['stored', 'delivered', 'read', 'failed']
+
 async function waitForDelivery (client: ApiClient, message: MessageRecord): Promise<MessageRecord> {
   const abort = new AbortController()
   const timer = setTimeout(() => { abort.abort() }, 60_000)
@@ -82,10 +86,10 @@ async function waitForDelivery (client: ApiClient, message: MessageRecord): Prom
     const body = await client.stream('/v1/events', abort.signal)
     // the status may have changed before the stream opened
     let current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
-    if (['delivered', 'read', 'failed'].includes(current.status)) return current
+    if (SETTLED.includes(current.status)) return current
     for await (const sse of parseSse(body)) {
       const event = JSON.parse(sse.data) as OctetEvent
-      if (event.type === 'message.status' && event.data.id === message.id && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
+      if (event.type === 'message.status' && event.data.id === message.id && SETTLED.includes(String(event.data.status))) {
         current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
         return current
       }

@@ -39,3 +39,11 @@ export const MAX_TRACKED_GAPS = 1000
 export const DEFAULT_PAGE_SIZE = 50
 export const MAX_PAGE_SIZE = 1000
 export const MAX_CONTACT_NAME_LENGTH = 100
+
+/** Extra peers asked when collecting: holders may have shifted since the sender stored. */
+export const MAILBOX_COLLECT_MARGIN = 2
+/** After start, the first look into our mailboxes (the DHT needs a moment to fill). */
+export const COLLECT_FIRST_DELAY = 1 * SECOND
+/** Then every so often: a sender may have stored while we were online but unreachable. */
+export const COLLECT_INTERVAL = 1 * MINUTE
+export const COLLECT_TIMEOUT = 30 * SECOND

@@ -6,17 +6,19 @@ import { parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { StoreOp, Store } from '../store/database.js'
 import { messageIdToHex, newMessageId } from '../wire/codec.js'
 import { MAX_TEXT_BYTES } from '../wire/limits.js'
-import { IDEMPOTENCY_TTL, MAX_PAGE_SIZE } from './constants.js'
+import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN, MAX_PAGE_SIZE } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
 import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord } from './records.js'
 import { Receiver } from './receiver.js'
-import { Sender, type BundleSource } from './sender.js'
+import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
+import { Sender, type BundleSource, type MailboxClient } from './sender.js'
 import { Counters } from './stats.js'
 
 export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord } from './records.js'
 export type { OctetEvent, OctetEventType } from './events.js'
-export type { BundleSource } from './sender.js'
+export type { BundleSource, MailboxClient } from './sender.js'
+export type { CollectReport } from './mailbox-collector.js'
 export { EventLog } from './events.js'
 export { Counters } from './stats.js'
 
@@ -32,6 +34,8 @@ export interface MessengerInit {
   now?: () => number
   /** inbound envelopes per peer; defaults in constants.ts */
   inboundRate?: { perSecond: number, burst: number }
+  /** offline delivery through mailbox peers: `replicas` copies per message */
+  mailbox?: { client: MailboxClient, replicas: number }
 }
 
 export interface SendRequest {
@@ -74,6 +78,7 @@ export class Messenger {
   private readonly receiver: Receiver
   private readonly lock = new KeyedLock()
   private readonly now: () => number
+  private readonly collector: MailboxCollector | undefined
 
   constructor (private readonly init: MessengerInit) {
     this.now = init.now ?? Date.now
@@ -81,19 +86,33 @@ export class Messenger {
     this.counters = init.counters
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
-    this.receiver = new Receiver({ peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate })
+    this.receiver = new Receiver({
+      peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate,
+      onOutbox: peer => { this.sender.kick(peer) }
+    })
     this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
-    this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now })
+    this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
+    if (init.mailbox != null) {
+      this.collector = new MailboxCollector({ peerId: init.peerId, client: init.mailbox.client, replicas: init.mailbox.replicas + MAILBOX_COLLECT_MARGIN, crypto: init.crypto, receiver: this.receiver, counters: init.counters, log })
+    }
   }
 
   async start (): Promise<void> {
     await this.transport.start()
     await this.sender.start()
+    this.collector?.start()
   }
 
   async stop (): Promise<void> {
+    this.collector?.stop()
     this.sender.stop()
     await this.transport.stop()
+  }
+
+  /** Fetches what mailbox peers hold for us now (it also happens on start and periodically). */
+  async collectMailboxes (): Promise<CollectReport> {
+    if (this.collector == null) throw new OctetError('UNAVAILABLE', 'this node runs without mailboxes')
+    return await this.collector.collect()
   }
 
   // ------------------------------------------------------------- messages

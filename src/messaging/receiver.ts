@@ -4,7 +4,7 @@ import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
-import { AckStatus, Kind, ReceiptType, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, type Envelope } from '../wire/codec.js'
+import { AckStatus, Kind, ReceiptType, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, newMessageId, type Envelope } from '../wire/codec.js'
 import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
 import type { AckResult } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
@@ -21,13 +21,23 @@ export interface ReceiverInit {
   log: Logger
   now: () => number
   inboundRate?: { perSecond: number, burst: number }
+  /** something was put in the outbox for `peer` (a delivery receipt) */
+  onOutbox: (peer: string) => void
 }
+
+/**
+ * direct: from a DM stream, the sender proven by the connection; mailbox:
+ * fetched from a mailbox peer, the sender proven only by the Signal session.
+ */
+export type EnvelopeSource = 'direct' | 'mailbox'
 
 /** What one batch of envelopes from one peer changes: written in one commit at the end. */
 class Batch {
   readonly ops: StoreOp[] = []
   readonly events: NewEvent[] = []
   readonly seen = new Set<string>()
+  /** ids of texts that came from a mailbox: their sender gets a delivery receipt */
+  readonly receipts: string[] = []
   conversation: ConversationRecord | undefined
   contact: ContactRecord | undefined
   contactChanged = false
@@ -49,10 +59,15 @@ export class Receiver {
     this.limiter = new RateLimiter(rate.perSecond, rate.burst, init.now)
   }
 
-  /** `authenticatedSender` is the PeerId proven by the Noise handshake of the connection. */
-  async receiveBatch (authenticatedSender: string, envelopes: Envelope[]): Promise<AckResult[]> {
+  /**
+   * `authenticatedSender` is the PeerId proven by the Noise handshake of the
+   * connection (direct), or the sender the envelopes claim (mailbox: one
+   * sender's envelopes at a time), which the Signal session then proves.
+   */
+  async receiveBatch (authenticatedSender: string, envelopes: Envelope[], source: EnvelopeSource = 'direct'): Promise<AckResult[]> {
     const results: Array<AckResult | undefined> = envelopes.map(envelope => {
-      if (!this.limiter.tryTake(authenticatedSender)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
+      // what we fetched from mailboxes ourselves is not a flood from the sender
+      if (source === 'direct' && !this.limiter.tryTake(authenticatedSender)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
       if (envelope.sender !== authenticatedSender) return this.refuse('FORGED_SENDER', authenticatedSender, envelope)
       if (envelope.recipient !== this.init.peerId) return this.refuse('WRONG_RECIPIENT', authenticatedSender, envelope)
       return undefined
@@ -63,15 +78,23 @@ export class Receiver {
     return await db.peerLock.run(authenticatedSender, async () => {
       const batch = new Batch()
       for (const [i, envelope] of envelopes.entries()) {
-        results[i] ??= await this.receiveOne(envelope, batch)
+        results[i] ??= await this.receiveOne(envelope, batch, source)
+      }
+      if (batch.receipts.length > 0) {
+        // the sender may be offline too: the receipt goes through our outbox (and its mailboxes)
+        const at = now()
+        batch.ops.push(db.putOp(db.outbox, db.newOutboxKey(authenticatedSender, at), {
+          id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts }, attempts: 0, nextAttemptAt: 0, createdAt: at
+        }))
       }
       await events.commit(batch.ops, batch.events, now())
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
+      if (batch.receipts.length > 0) this.init.onOutbox(authenticatedSender)
       return results as AckResult[]
     })
   }
 
-  private async receiveOne (envelope: Envelope, batch: Batch): Promise<AckResult> {
+  private async receiveOne (envelope: Envelope, batch: Batch, source: EnvelopeSource): Promise<AckResult> {
     const { db, crypto } = this.init
     const sender = envelope.sender
     const id = messageIdToHex(envelope.id)
@@ -99,6 +122,7 @@ export class Receiver {
       switch (envelope.kind) {
         case Kind.TEXT:
           await this.storeText(envelope, id, seenKey, plaintext, batch)
+          if (source === 'mailbox') batch.receipts.push(id)
           break
         case Kind.RECEIPT:
           await this.applyReceipt(envelope, seenKey, plaintext, batch)
@@ -158,16 +182,21 @@ export class Receiver {
     const receipt = decodeReceipt(plaintextBytes)
     const at = now()
     batch.ops.push(db.putOp(db.seen, seenKey, at))
-    if (receipt.type !== ReceiptType.READ) return
-    for (const idBytes of receipt.ids) {
-      const id = messageIdToHex(idBytes)
+    const status = receipt.type === ReceiptType.READ ? 'read' : 'delivered'
+    const ids = new Set(receipt.ids.map(messageIdToHex))
+    for (const id of ids) {
       const message = await db.messages.get(id)
-      // only the recipient of our message may say it was read
-      if (message == null || message.direction !== 'out' || message.peer !== envelope.sender || message.status === 'read') continue
-      const updated: MessageRecord = { ...message, status: 'read', updatedAt: at }
+      // only the recipient of our message may say it arrived or was read; and never backwards
+      if (message == null || message.direction !== 'out' || message.peer !== envelope.sender) continue
+      if (message.status === 'read' || (status === 'delivered' && message.status === 'delivered')) continue
+      const updated: MessageRecord = { ...message, status, updatedAt: at }
       delete updated.reason
       batch.ops.push(db.putOp(db.messages, id, updated))
-      batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status: 'read' } })
+      batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status } })
+    }
+    // delivered through a mailbox: stop retrying them directly
+    for (const { key, entry } of await db.outboxFor(envelope.sender)) {
+      if (ids.has(entry.id)) batch.ops.push(db.delOp(db.outbox, key))
     }
   }
 
@@ -207,7 +236,7 @@ export class Receiver {
       const batch = new Batch()
       for (const { key } of held) batch.ops.push(db.delOp(db.held, key))
       this.heldPeers?.delete(peer)
-      for (const { envelope } of held) await this.receiveOne(envelope, batch)
+      for (const { envelope } of held) await this.receiveOne(envelope, batch, 'direct')
       await events.commit(batch.ops, batch.events, now())
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       return held.length

@@ -1,7 +1,12 @@
 import { KeyedLock } from '../lock.js'
 import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
 
-export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'read' | 'failed'
+/**
+ * queued: in our outbox; sent: written to the peer's stream; stored: sealed at
+ * `mailboxes` mailbox peers while the peer is offline; delivered: the peer
+ * acknowledged it; read: the peer's user read it; failed: see `reason`.
+ */
+export type MessageStatus = 'queued' | 'sent' | 'stored' | 'delivered' | 'read' | 'failed'
 export type Direction = 'out' | 'in'
 
 /** One message as stored; the API shows it as is. */
@@ -19,6 +24,8 @@ export interface MessageRecord {
   status: MessageStatus
   /** why it failed or is held */
   reason?: string
+  /** outgoing, peer offline: how many mailbox peers accepted a sealed copy */
+  mailboxes?: number
   updatedAt: number
 }
 
@@ -47,7 +54,7 @@ export interface ContactRecord {
 
 export type OutboxPayload =
   | { kind: 'text', messageId: string }
-  | { kind: 'receipt', receipt: 'read', ids: string[] }
+  | { kind: 'receipt', receipt: 'read' | 'delivered', ids: string[] }
 
 /** Something to deliver to a peer; removed once the peer acknowledged it. */
 export interface OutboxEntry {
@@ -59,6 +66,8 @@ export interface OutboxEntry {
   nextAttemptAt: number
   createdAt: number
   lastError?: string
+  /** sealed copies were left at this many mailbox peers (deposited once; direct retries go on) */
+  mailboxes?: number
 }
 
 export interface IdempotencyRecord {

@@ -2,7 +2,7 @@ import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
-import { AckStatus, Kind, ReceiptType, encodePlaintext, encodeReceipt, messageIdFromHex, type Ack, type Envelope } from '../wire/codec.js'
+import { AckStatus, Kind, ReceiptType, encodeEnvelope, encodePlaintext, encodeReceipt, messageIdFromHex, type Ack, type Envelope } from '../wire/codec.js'
 import { WIRE_VERSION } from '../wire/limits.js'
 import { MAX_SESSION_RESETS, MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
 import type { DmTransport } from './dm-protocol.js'
@@ -10,9 +10,18 @@ import type { EventLog, NewEvent } from './events.js'
 import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
 import type { Counters } from './stats.js'
 
-/** Where a first session's prekey bundle comes from: the peer itself (or the DHT). */
+/** Where a first session's prekey bundle comes from: the peer itself, or the DHT when it is offline. */
 export interface BundleSource {
   fetchFromPeer: (peerId: string, signal?: AbortSignal) => Promise<VerifiedBundle>
+  fetchFromDht: (peerId: string, signal?: AbortSignal) => Promise<VerifiedBundle>
+}
+
+/** The mailbox operations the messenger needs (src/mailbox provides them). */
+export interface MailboxClient {
+  closestPeers: (recipient: string, count: number, signal?: AbortSignal) => Promise<string[]>
+  store: (mailboxPeer: string, recipient: string, sealed: Uint8Array, signal?: AbortSignal) => Promise<{ accepted: boolean, reason?: string }>
+  fetch: (mailboxPeer: string, signal?: AbortSignal) => Promise<Array<{ id: Uint8Array, sealed: Uint8Array, storedAt: number }>>
+  delete: (mailboxPeer: string, ids: Uint8Array[], signal?: AbortSignal) => Promise<number>
 }
 
 export interface SenderInit {
@@ -25,6 +34,8 @@ export interface SenderInit {
   counters: Counters
   log: Logger
   now: () => number
+  /** offline delivery; without it undeliverable messages only wait and retry */
+  mailbox?: { client: MailboxClient, replicas: number }
 }
 
 interface PeerQueue {
@@ -91,7 +102,9 @@ export class Sender {
         queue.again = false
         const all = await this.init.db.outboxFor(peer)
         const now = this.init.now()
-        const due = all.filter(e => e.entry.nextAttemptAt <= now)
+        // in order: once one entry is due, the peer's whole outbox goes, oldest first (a new
+        // message must not overtake older ones that wait out a backoff)
+        const due = all.some(e => e.entry.nextAttemptAt <= now) ? all : []
         if (due.length === 0) {
           this.scheduleNext(peer, queue, all)
           return
@@ -103,6 +116,7 @@ export class Sender {
           }
         } catch (err) {
           if (this.stopped) return
+          if (isOctetError(err, 'PEER_UNREACHABLE') || isOctetError(err, 'TIMEOUT')) await this.deposit(peer)
           await this.postpone(peer, err)
         }
       }
@@ -127,12 +141,67 @@ export class Sender {
     this.scheduleRetry(peer, queue, Math.max(0, next - this.init.now()))
   }
 
-  private async ensureSession (peer: string): Promise<void> {
+  /**
+   * A session with the peer, from a bundle it serves itself (with a one-time
+   * prekey) or, when `offline` and the peer does not answer, the one it
+   * published in the DHT.
+   */
+  private async ensureSession (peer: string, offline = false): Promise<void> {
     const { crypto, bundles } = this.init
     if (await crypto.hasSession(peer)) return
-    const bundle = await bundles.fetchFromPeer(peer, this.abort.signal)
+    let bundle: VerifiedBundle
+    try {
+      bundle = await bundles.fetchFromPeer(peer, this.abort.signal)
+    } catch (err) {
+      if (!offline || !isOctetError(err, 'PEER_UNREACHABLE')) throw err
+      bundle = await bundles.fetchFromDht(peer, this.abort.signal)
+    }
     await crypto.startSession(peer, bundle)
     this.init.counters.increment('dm.sessions.started')
+  }
+
+  /**
+   * The peer cannot be reached: leave a sealed copy of everything not yet
+   * deposited with the mailbox peers closest to it in the DHT. Direct retries
+   * go on; whichever copy arrives first wins, the receiver drops the other.
+   */
+  private async deposit (peer: string): Promise<void> {
+    const { db, events, crypto, now, log, counters } = this.init
+    const mailbox = this.init.mailbox
+    if (mailbox == null) return
+    try {
+      const pending = (await db.outboxFor(peer)).filter(({ entry }) => entry.mailboxes == null)
+      if (pending.length === 0) return
+      await this.ensureSession(peer, true)
+      const holders = await mailbox.client.closestPeers(peer, mailbox.replicas, this.abort.signal)
+      if (holders.length === 0) throw new OctetError('PEER_NOT_FOUND', 'no mailbox peers near the recipient in the DHT')
+      const ops: StoreOp[] = []
+      const newEvents: NewEvent[] = []
+      for (const { key, entry } of pending) {
+        const built = await this.buildEnvelope(entry)
+        if (built == null) continue
+        const sealed = await crypto.sealFor(peer, encodeEnvelope(built.envelope))
+        const results = await Promise.all(holders.map(async holder => await mailbox.client.store(holder, peer, sealed, this.abort.signal)
+          .catch((err: unknown) => ({ accepted: false, reason: errorMessage(err) }))))
+        const accepted = results.filter(r => r.accepted).length
+        counters.increment('mailbox.deposited', accepted)
+        if (accepted === 0) {
+          log.info({ peer, reasons: results.map(r => r.reason) }, 'no mailbox accepted an envelope')
+          continue
+        }
+        ops.push(db.putOp(db.outbox, key, { ...entry, mailboxes: accepted }))
+        const message = built.message
+        if (message != null && (message.status === 'queued' || message.status === 'sent')) {
+          ops.push(db.putOp(db.messages, message.id, { ...message, status: 'stored', mailboxes: accepted, updatedAt: now() }))
+          newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'stored', mailboxes: accepted } })
+        }
+      }
+      await events.commit(ops, newEvents)
+    } catch (err) {
+      if (this.stopped) return
+      counters.increment(`mailbox.deposit-failed.${isOctetError(err) ? err.code : 'ERROR'}`)
+      log.info({ peer, err: errorMessage(err) }, 'could not leave messages in mailboxes yet; will try again')
+    }
   }
 
   private async sendWindow (peer: string, window: Keyed[]): Promise<void> {
@@ -173,7 +242,9 @@ export class Sender {
         failure ??= result.err
         return
       }
-      if (result.ack.status === AckStatus.REJECTED && result.ack.reason === 'NO_SESSION' && keyed.entry.attempts < MAX_SESSION_RESETS) {
+      // NO_SESSION: the peer has none with us; DECRYPT_FAILED: its session is not ours (it
+      // reinstalled and wrote to us first, or restored a backup). Ours is useless either way
+      if (result.ack.status === AckStatus.REJECTED && (result.ack.reason === 'NO_SESSION' || result.ack.reason === 'DECRYPT_FAILED') && keyed.entry.attempts < MAX_SESSION_RESETS) {
         sessionLost = true
         return
       }
@@ -237,7 +308,8 @@ export class Sender {
       plaintext = encodePlaintext({ text: message.text, seq, sentAt: message.sentAt })
     } else {
       kind = Kind.RECEIPT
-      plaintext = encodeReceipt({ type: ReceiptType.READ, ids: entry.payload.ids.flatMap(h => messageIdFromHex(h) ?? []) })
+      const type = entry.payload.receipt === 'read' ? ReceiptType.READ : ReceiptType.DELIVERED
+      plaintext = encodeReceipt({ type, ids: entry.payload.ids.flatMap(h => messageIdFromHex(h) ?? []) })
     }
     const sealed = await crypto.encrypt(entry.peer, plaintext)
     return {

@@ -14,7 +14,8 @@ export const messageSchema = {
     text: { type: 'string' },
     sentAt: { type: 'number' },
     receivedAt: { type: 'number' },
-    status: { type: 'string', enum: ['queued', 'sent', 'delivered', 'read', 'failed'] },
+    status: { type: 'string', enum: ['queued', 'sent', 'stored', 'delivered', 'read', 'failed'], description: 'stored: sealed at `mailboxes` mailbox peers while the recipient is offline' },
+    mailboxes: { type: 'integer', description: 'mailbox peers holding a sealed copy (status stored)' },
     reason: { type: 'string' },
     updatedAt: { type: 'number' }
   }
