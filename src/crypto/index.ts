@@ -257,6 +257,23 @@ export class SignalCrypto {
     })
   }
 
+  /**
+   * Trusts the identity key of a verified bundle for peerId when none is
+   * known yet. A first message that did not come over a connection
+   * authenticated as peerId (a mailbox) then only decrypts if it was made
+   * with the key the PeerId itself signed; any other key is an identity
+   * change. Returns false when a key was already known (nothing changes).
+   */
+  async pinIdentity (peerId: string, bundle: VerifiedBundle): Promise<boolean> {
+    if (!isVerifiedBundle(bundle) || bundle.peerId !== peerId) throw new OctetError('BAD_BUNDLE', `the prekey bundle is not a verified bundle of ${peerId}`)
+    return await this.lock.run(peerId, async () => {
+      const address = addressOf(peerId)
+      if (await this.identities.getIdentity(address) != null) return false
+      await this.identities.saveIdentity(address, PublicKey.deserialize(owned(bundle.identityKey)))
+      return true
+    })
+  }
+
   /** NO_SESSION when there is no usable session: fetch a bundle and startSession first. */
   async encrypt (peerId: string, plaintext: Uint8Array): Promise<EncryptedMessage> {
     return await this.lock.run(peerId, async () => {

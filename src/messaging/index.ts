@@ -93,7 +93,7 @@ export class Messenger {
     this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
     if (init.mailbox != null) {
-      this.collector = new MailboxCollector({ peerId: init.peerId, client: init.mailbox.client, replicas: init.mailbox.replicas + MAILBOX_COLLECT_MARGIN, crypto: init.crypto, receiver: this.receiver, counters: init.counters, log })
+      this.collector = new MailboxCollector({ peerId: init.peerId, client: init.mailbox.client, bundles: init.bundles, replicas: init.mailbox.replicas + MAILBOX_COLLECT_MARGIN, crypto: init.crypto, receiver: this.receiver, counters: init.counters, log })
     }
   }
 

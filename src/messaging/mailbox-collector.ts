@@ -4,12 +4,13 @@ import type { Logger } from '../logger.js'
 import { AckStatus, decodeEnvelope, messageIdToHex, type Envelope } from '../wire/codec.js'
 import { COLLECT_FIRST_DELAY, COLLECT_INTERVAL, COLLECT_TIMEOUT } from './constants.js'
 import type { Receiver } from './receiver.js'
-import type { MailboxClient } from './sender.js'
+import type { BundleSource, MailboxClient } from './sender.js'
 import type { Counters } from './stats.js'
 
 export interface MailboxCollectorInit {
   peerId: string
   client: MailboxClient
+  bundles: BundleSource
   /** how many peers near our key to ask: the replicas senders use, and a margin for churn */
   replicas: number
   crypto: SignalCrypto
@@ -64,6 +65,23 @@ export class MailboxCollector {
     return await this.running
   }
 
+  /**
+   * Nothing but the Signal session vouches for a mailbox envelope's sender.
+   * For a sender we have no identity key of, take the one its PeerId signed in
+   * the DHT first, so a stranger cannot speak in someone else's name.
+   */
+  private async pinSender (sender: string, signal: AbortSignal): Promise<void> {
+    const { crypto, bundles, log, counters } = this.init
+    if (await crypto.identityStatus(sender) !== 'unknown') return
+    try {
+      await crypto.pinIdentity(sender, await bundles.fetchFromDht(sender, signal))
+    } catch (err) {
+      // no published bundle: the first message's own key is trusted on first use, as on a direct stream
+      counters.increment('mailbox.sender-unpinned')
+      log.info({ sender, err: errorMessage(err) }, 'no bundle of a mailbox sender in the DHT; trusting its key on first use')
+    }
+  }
+
   private async collectOnce (): Promise<CollectReport> {
     const { client, peerId, replicas, crypto, counters, log } = this.init
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(COLLECT_TIMEOUT)])
@@ -101,6 +119,7 @@ export class MailboxCollector {
 
     let accepted = 0
     for (const [sender, envelopes] of bySender) {
+      await this.pinSender(sender, signal)
       const ordered = [...envelopes.values()].sort((a, b) => a.seq - b.seq || a.timestamp - b.timestamp)
       const results = await this.init.receiver.receiveBatch(sender, ordered, 'mailbox')
       accepted += results.filter(r => r.status === AckStatus.ACCEPTED).length
