@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type { Counters, EventLog, OctetEvent } from '../../messaging/index.js'
 
@@ -9,6 +10,16 @@ const HEARTBEAT_INTERVAL = 15_000
  * the log first, then live ones, with nothing skipped or repeated.
  */
 export async function eventRoutes (app: FastifyInstance, { events, counters }: { events: EventLog, counters: Counters }): Promise<void> {
+  // an event stream never ends by itself: without this, closing the server would wait for
+  // every connected client to hang up (a daemon with a bridge attached could not stop)
+  const streams = new Map<ServerResponse, () => void>()
+  app.addHook('preClose', async () => {
+    for (const [res, stop] of streams) {
+      stop()
+      res.end()
+    }
+  })
+
   app.get<{ Querystring: { after?: number }, Headers: { 'last-event-id'?: string } }>('/v1/events', {
     schema: {
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
@@ -28,7 +39,7 @@ export async function eventRoutes (app: FastifyInstance, { events, counters }: {
       'x-accel-buffering': 'no'
     })
     const write = (event: OctetEvent): void => {
-      if (event.id <= lastSent) return
+      if (event.id <= lastSent || res.writableEnded || res.destroyed) return
       lastSent = event.id
       res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
     }
@@ -36,14 +47,17 @@ export async function eventRoutes (app: FastifyInstance, { events, counters }: {
     let buffer: OctetEvent[] | undefined = []
     const unsubscribe = events.subscribe(event => { if (buffer != null) buffer.push(event); else write(event) })
     const heartbeat = setInterval(() => { res.write(': keep-alive\n\n') }, HEARTBEAT_INTERVAL)
-    res.once('close', () => {
+    const stop = (): void => {
+      streams.delete(res)
       unsubscribe()
       clearInterval(heartbeat)
-    })
+    }
+    streams.set(res, stop)
+    res.once('close', stop)
     counters.increment('api.sse.connections')
     res.write(': octet events\n\n')
     for await (const event of events.since(lastSent)) {
-      if (res.destroyed) return
+      if (res.destroyed || res.writableEnded) return
       write(event)
     }
     for (const event of buffer) write(event)
