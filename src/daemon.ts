@@ -19,6 +19,9 @@ export interface DaemonInfo {
   dataDir: string
 }
 
+/** How long start waits for a bootstrap peer to enter the DHT routing table. */
+const ROUTING_TABLE_WAIT = 5_000
+
 /** Knobs for tests and benchmarks that the CLI does not expose. */
 export interface DaemonOverrides {
   /** replaces Noise, e.g. with plaintext to show what the Signal layer alone hides */
@@ -91,6 +94,9 @@ export class Daemon {
       connectionEncrypters: this.overrides.connectionEncrypters
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
+    if (config.bootstrap.length > 0 && !await this.node.waitForRoutingTable(ROUTING_TABLE_WAIT)) {
+      log.warn({ bootstrap: config.bootstrap.map(a => a.toString()) }, 'no bootstrap peer answered yet; lookups will fail until one does')
+    }
 
     this.crypto = await SignalCrypto.open({ store, privateKey, peerId: this.node.peerId })
     this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log })

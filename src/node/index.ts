@@ -87,6 +87,10 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         // make every local peer unreachable through the DHT
         peerInfoMapper: passthroughMapper,
         clientMode: false,
+        // kad-dht holds every query until its first self-query has found K = 20 peers or timed
+        // out (5 s): in a network smaller than 20 that stalls each node's first lookup for 5 s.
+        // Callers here retry on their own (outbox backoff, testnet readiness, prekey republish)
+        allowQueryWithZeroPeers: true,
         validators: init.dhtValidators,
         selectors: init.dhtSelectors
       })
@@ -146,6 +150,26 @@ export class OctetNode {
 
   isConnected (peerId: string): boolean {
     return this.libp2p.getConnections(parsePeerId(peerId)).length > 0
+  }
+
+  /** Peers in the DHT routing table: what this node's lookups can start from. */
+  routingTableSize (): number {
+    // the KadDHT interface does not expose the table; the implementation does
+    const dht = this.libp2p.services.dht as KadDHT & { routingTable?: { size: number } }
+    return dht.routingTable?.size ?? 0
+  }
+
+  /**
+   * Resolves once the routing table holds a peer (or after `timeoutMs`): with
+   * bootstrap peers configured, the first lookups then have somewhere to go.
+   */
+  async waitForRoutingTable (timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    while (this.routingTableSize() === 0) {
+      if (Date.now() >= deadline || signal?.aborted === true) return false
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    return true
   }
 
   /** Closes every connection to a peer; returns false when there was none. */
