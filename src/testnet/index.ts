@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
+import { setTimeout as delayFor } from 'node:timers/promises'
 import { OctetError } from '../errors.js'
 import { dataDirPaths } from '../datadir.js'
 import type { ReadyMessage } from '../daemon.js'
@@ -13,8 +14,20 @@ export const NODE_START_TIMEOUT = 30 * SECOND
 export const DHT_READY_TIMEOUT = 60 * SECOND
 const STOP_TIMEOUT = 10 * SECOND
 const LOOKUP_TIMEOUT = 10 * SECOND
+/** Pause before a pair whose DHT lookup failed tries again: doubled after each failure, up to the max. */
+const DHT_RETRY_DELAY = 250
+const DHT_RETRY_DELAY_MAX = 2 * SECOND
+const DHT_PROGRESS_INTERVAL = SECOND
 /** Ports per node when a base port is given: TCP, WebSockets, API. */
 export const PORTS_PER_NODE = 3
+
+/**
+ * Node.js flags of the daemons a testnet starts. V8 lets a process's young generation grow
+ * to two 16 MB semi-spaces; a daemon allocates little that lives long, and with 4 MB
+ * semi-spaces each one holds about 20 MB less RSS (10 nodes: median 164 → 143 MB) at no
+ * measured CPU cost (`npm run bench -- testnet`). Many daemons share one machine here.
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4']
 
 // src/testnet and dist/testnet both sit two levels below the package root
 const CLI_ENTRY = fileURLToPath(new URL('../../bin/octet.js', import.meta.url))
@@ -117,7 +130,7 @@ export class Testnet {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     const logFile = join(dataDir, 'daemon.log')
     const log = createWriteStream(logFile, { flags: 'a' })
-    const child = spawn(process.execPath, this.nodeArgs(index, dataDir, bootstrap), {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...this.nodeArgs(index, dataDir, bootstrap)], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, ...this.options.env, OCTET_DATA_DIR: undefined, OCTET_LISTEN: undefined, OCTET_API: undefined, OCTET_BOOTSTRAP: undefined }
     })
@@ -163,27 +176,50 @@ export class Testnet {
     return entry.info
   }
 
-  /** Every node looks every other node up in the DHT; failed pairs are retried until the deadline. */
+  /**
+   * Every node looks every other node up in the DHT. Each pair retries on its own, soon after
+   * a failed lookup, until the deadline: a lookup that fails does so within a second or so,
+   * while the slowest of 90 concurrent ones takes several, and waiting for a whole round
+   * before any retry added a second round (measured on 10 nodes: 0.8–1.7 s after the first
+   * attempts were all done; with retries per pair, none).
+   */
   private async waitForDht (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
     const nodes = this.nodes
-    const pending = nodes.flatMap(from => nodes.filter(to => to !== from).map(to => ({ from, to })))
-    const total = pending.length
+    const pairs = nodes.flatMap(from => nodes.filter(to => to !== from).map(to => ({ from, to })))
+    const total = pairs.length
     const deadline = Date.now() + DHT_READY_TIMEOUT
     const tokens = new Map<string, string>()
     for (const node of nodes) tokens.set(node.name, (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim())
-    onProgress({ stage: 'dht', found: 0, total })
-    while (pending.length > 0) {
-      if (signal?.aborted === true) throw new OctetError('TESTNET_NOT_READY', 'aborted while waiting for the DHT')
-      const results = await Promise.all(pending.map(async pair => await lookup(pair.from, pair.to.peerId, tokens.get(pair.from.name) ?? '', signal)))
-      const stillPending = pending.filter((_, i) => results[i] !== true)
-      pending.splice(0, pending.length, ...stillPending)
-      onProgress({ stage: 'dht', found: total - pending.length, total })
-      if (pending.length === 0) break
-      if (Date.now() > deadline) {
-        const example = pending[0]
-        throw new OctetError('TESTNET_NOT_READY', `after ${DHT_READY_TIMEOUT / SECOND} s, ${pending.length} of ${total} DHT lookups still fail (e.g. ${example?.from.name} cannot find ${example?.to.name}); see the daemons' logs in ${this.options.dir}`)
+    let found = 0
+    let reportedAt = Date.now()
+    onProgress({ stage: 'dht', found, total })
+    const failed: typeof pairs = []
+    await Promise.all(pairs.map(async pair => {
+      const token = tokens.get(pair.from.name) ?? ''
+      let delay = DHT_RETRY_DELAY
+      while (signal?.aborted !== true) {
+        if (await lookup(pair.from, pair.to.peerId, token, signal)) {
+          found++
+          // progress at most once per interval, and always the last
+          if (found === total || Date.now() - reportedAt >= DHT_PROGRESS_INTERVAL) {
+            reportedAt = Date.now()
+            onProgress({ stage: 'dht', found, total })
+          }
+          return
+        }
+        if (Date.now() + delay > deadline) {
+          failed.push(pair)
+          return
+        }
+        await sleep(delay, signal)
+        delay = Math.min(delay * 2, DHT_RETRY_DELAY_MAX)
       }
-      await new Promise(resolve => setTimeout(resolve, 250))
+    }))
+    if (signal?.aborted === true) throw new OctetError('TESTNET_NOT_READY', 'aborted while waiting for the DHT')
+    if (failed.length > 0) {
+      onProgress({ stage: 'dht', found, total })
+      const example = failed[0]
+      throw new OctetError('TESTNET_NOT_READY', `after ${DHT_READY_TIMEOUT / SECOND} s, ${failed.length} of ${total} DHT lookups still fail (e.g. ${example?.from.name} cannot find ${example?.to.name}); see the daemons' logs in ${this.options.dir}`)
     }
   }
 
@@ -201,6 +237,11 @@ export class Testnet {
     })).then(() => {})
     await this.stopping
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await delayFor(ms, undefined, { signal }).catch(() => {})
 }
 
 async function lookup (from: TestnetNode, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {

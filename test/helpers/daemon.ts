@@ -34,12 +34,14 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs the real CLI as a process and collects its output. */
-export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/** Runs the real CLI as a process (on this Node, or `node`; as another user with uid/gid) and collects its output. */
+export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number, uid?: number, gid?: number, node?: string } = {}): Promise<CliResult> {
+  const child = spawn(options.node ?? process.execPath, [CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
-    timeout: options.timeoutMs ?? 30_000
+    timeout: options.timeoutMs ?? 30_000,
+    ...(options.uid != null ? { uid: options.uid } : {}),
+    ...(options.gid != null ? { gid: options.gid } : {})
   })
   let stdout = ''
   let stderr = ''
