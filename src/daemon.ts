@@ -5,6 +5,7 @@ import { isLoopbackHost, type DaemonConfig } from './config.js'
 import { DaemonLock, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import type { Logger } from './logger.js'
+import { MailboxService, type MailboxServiceOptions } from './mailbox/index.js'
 import { Counters, EventLog, Messenger, type MessengerInit } from './messaging/index.js'
 import { createNode, type NodeInit, type OctetNode } from './node/index.js'
 import { SignalCrypto } from './crypto/index.js'
@@ -27,6 +28,8 @@ export interface DaemonOverrides {
   /** replaces Noise, e.g. with plaintext to show what the Signal layer alone hides */
   connectionEncrypters?: NodeInit['connectionEncrypters']
   inboundRate?: MessengerInit['inboundRate']
+  /** mailbox limits and timers (small TTLs and quotas in tests) */
+  mailbox?: MailboxServiceOptions
 }
 
 /** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
@@ -36,7 +39,7 @@ export interface ReadyMessage extends DaemonInfo {
 
 /**
  * The composition root: config → data directory → store → node → crypto →
- * prekeys → messenger → API.
+ * prekeys → mailbox → messenger → API.
  * Start undoes what it did when a later step fails; stop shuts down in the
  * reverse order (stop accepting requests, then the node, then the databases).
  */
@@ -47,6 +50,7 @@ export class Daemon {
   crypto!: SignalCrypto
   prekeys!: PrekeyService
   messenger!: Messenger
+  mailbox!: MailboxService
   private api!: FastifyInstance
   private apiUrl = ''
 
@@ -103,6 +107,10 @@ export class Daemon {
     await this.prekeys.start()
     this.cleanups.push({ name: 'prekeys', run: async () => { await this.prekeys.stop() } })
 
+    this.mailbox = new MailboxService({ libp2p: this.node.libp2p, store, privateKey, log, options: { replicas: config.mailboxReplicas, ...this.overrides.mailbox } })
+    await this.mailbox.start()
+    this.cleanups.push({ name: 'mailbox', run: async () => { await this.mailbox.stop() } })
+
     const events = await EventLog.open(store)
     this.messenger = new Messenger({
       peerId: this.node.peerId,
@@ -113,12 +121,13 @@ export class Daemon {
       events,
       counters: new Counters(),
       log,
-      inboundRate: this.overrides.inboundRate
+      inboundRate: this.overrides.inboundRate,
+      mailbox: { client: this.mailbox, replicas: config.mailboxReplicas }
     })
     await this.messenger.start()
     this.cleanups.push({ name: 'messenger', run: async () => { await this.messenger.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, log, version: VERSION })
+    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, mailboxStats: () => this.mailbox.stats(), log, version: VERSION })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })

@@ -267,12 +267,14 @@ export class PrekeyService {
             if (signal.aborted) return
             this.log.debug({ err: errorMessage(err), retryInMs: retry }, 'no peer took our prekey bundle yet')
           }
-          if (stored === 0) {
+          if (stored < PUBLISH_MIN_REPLICAS) {
+            // too few holders yet (a network still forming, or just us): while we go offline
+            // now, senders could not find it. Try again soon, backing off to SPARSE_REPUBLISH_INTERVAL
             nextPublish = Date.now() + retry
-            retry = Math.min(retry * 2, PUBLISH_RETRY_MAX)
+            retry = Math.min(retry * 2, stored === 0 ? PUBLISH_RETRY_MAX : SPARSE_REPUBLISH_INTERVAL)
           } else {
             retry = PUBLISH_RETRY_FIRST
-            nextPublish = Date.now() + (stored < PUBLISH_MIN_REPLICAS ? SPARSE_REPUBLISH_INTERVAL : REPUBLISH_INTERVAL)
+            nextPublish = Date.now() + REPUBLISH_INTERVAL
             this.log.info({ stored }, 'our prekey bundle is published in the DHT')
           }
         }

@@ -1,0 +1,632 @@
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { RateLimiter } from '../messaging/rate-limit.js'
+import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import type { Store } from '../store/database.js'
+import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
+import {
+  CLIENT_MAX_FETCHED_BYTES,
+  CLIENT_MAX_FETCHED_ENVELOPES,
+  CLOSEST_PEERS_TIMEOUT,
+  DEFAULT_TTL,
+  DIAL_TIMEOUT,
+  HANDOFF_INTERVAL,
+  HANDOFF_TIMEOUT,
+  MAILBOX_PROTOCOL,
+  MAILBOX_REPLICAS,
+  MAX_BYTES_PER_RECIPIENT,
+  MAX_DELETE_IDS,
+  MAX_ENVELOPES_PER_RECIPIENT,
+  MAX_FETCH_LIMIT,
+  MAX_INBOUND_MAILBOX_STREAMS,
+  MAX_OUTBOUND_MAILBOX_STREAMS,
+  MAX_SEALED_BYTES,
+  MAX_TOTAL_BYTES,
+  PROBE_TIMEOUT,
+  PROOF_BURST,
+  PROOF_RATE_PER_SECOND,
+  REQUEST_TIMEOUT,
+  RESPONSE_TIMEOUT,
+  STORE_BURST,
+  STORE_RATE_PER_SECOND,
+  SWEEP_INTERVAL
+} from './constants.js'
+import { isCloser, sortByDistance } from './distance.js'
+import { signProof } from './proof.js'
+import { callDelete, callFetch, callStore, serveMailbox, type FetchedEnvelope, type MailboxBackend, type ServeOutcome } from './protocol.js'
+import { MailboxStore, type MailboxUsage } from './store.js'
+
+export { MAILBOX_PROTOCOL } from './constants.js'
+export type { FetchedEnvelope } from './protocol.js'
+export type { MailboxUsage } from './store.js'
+
+/** Every default is in constants.ts; tests shrink them. Durations in ms, sizes in bytes. */
+export interface MailboxServiceOptions {
+  /** how long a held envelope is kept (DEFAULT_TTL, 7 days) */
+  ttl?: number
+  maxEnvelopesPerRecipient?: number
+  maxBytesPerRecipient?: number
+  /** the disk budget for all recipients together */
+  maxTotalBytes?: number
+  /** STOREs per remote peer: tokens a second and burst */
+  storeRatePerSecond?: number
+  storeBurst?: number
+  /** FETCHes and DELETEs per remote peer */
+  proofRatePerSecond?: number
+  proofBurst?: number
+  /** k: how many peers closest to a recipient hold its envelopes (used by handoff) */
+  replicas?: number
+  sweepInterval?: number
+  handoffInterval?: number
+  /** serving: wait for a request or a proof */
+  requestTimeout?: number
+  /** calling: wait for each frame of an answer */
+  responseTimeout?: number
+  dialTimeout?: number
+  closestPeersTimeout?: number
+  /** the clock of stored envelopes and expiry */
+  now?: () => number
+}
+
+export interface MailboxServiceComponents {
+  libp2p: OctetLibp2p
+  store: Store
+  /** this node's libp2p key: signs the proofs of our own FETCHes and DELETEs */
+  privateKey: PrivateKey
+  log: Logger
+  options?: MailboxServiceOptions
+}
+
+export type MailboxStatusName = 'OK' | 'QUOTA_EXCEEDED' | 'RATE_LIMITED' | 'UNAUTHORIZED' | 'BAD_REQUEST'
+
+/** A mailbox's answer to a STORE. Refusals are answers, not errors. */
+export interface StoreResult {
+  accepted: boolean
+  status: MailboxStatusName
+  /** why not, for a person (empty when accepted) */
+  reason: string
+  /** envelopes the mailbox now holds for the recipient (when accepted) */
+  count: number
+}
+
+export interface HandoffReport {
+  /** recipients whose envelopes we hold and checked */
+  recipients: number
+  /** envelopes stored at closer peers and dropped here */
+  moved: number
+}
+
+/** Counters since start, for logs, the API and tests. */
+export interface MailboxCounters {
+  storesAccepted: number
+  storesRefused: { QUOTA_EXCEEDED: number, RATE_LIMITED: number, BAD_REQUEST: number }
+  /** FETCHes answered with OK, and the envelopes they carried */
+  fetches: number
+  envelopesServed: number
+  /** DELETEs answered with OK, and the envelopes they removed */
+  deletes: number
+  envelopesDeleted: number
+  /** FETCHes and DELETEs whose proof did not verify */
+  unauthorized: number
+  /** requests of any kind refused by the rate limit */
+  rateLimited: number
+  /** FETCHes and DELETEs answered BAD_REQUEST */
+  badRequests: number
+  /** streams reset: undecodable or oversized frames, stalls, protocol violations */
+  badFrames: number
+  expiredRemoved: number
+  handedOff: number
+}
+
+const STOPPED = (): OctetError => new OctetError('UNAVAILABLE', 'the mailbox service stopped')
+
+/**
+ * Offline store-and-forward on /octet/mailbox/1.0.0. Serves every peer: keeps
+ * sealed envelopes for recipients (quotas, TTL, per-peer rate limit), hands
+ * them out to the recipient alone (a signature over a fresh challenge), and
+ * moves them on when it is no longer among the peers closest to a recipient.
+ * As a client, it stores at, fetches from and deletes at other mailboxes.
+ *
+ * The storing peer is never written down: the remote PeerId is used for the
+ * in-memory rate limit only, and logged only at debug level, apart from any
+ * recipient or envelope.
+ */
+export class MailboxService {
+  private readonly tally: MailboxCounters = {
+    storesAccepted: 0,
+    storesRefused: { QUOTA_EXCEEDED: 0, RATE_LIMITED: 0, BAD_REQUEST: 0 },
+    fetches: 0,
+    envelopesServed: 0,
+    deletes: 0,
+    envelopesDeleted: 0,
+    unauthorized: 0,
+    rateLimited: 0,
+    badRequests: 0,
+    badFrames: 0,
+    expiredRemoved: 0,
+    handedOff: 0
+  }
+
+  private readonly options: Required<Omit<MailboxServiceOptions, 'now'>> & { now: () => number }
+  private readonly storeLimiter: RateLimiter
+  private readonly proofLimiter: RateLimiter
+  private readonly inbound = new Map<Stream, Promise<void>>()
+  private readonly background = new Set<Promise<unknown>>()
+  private mailbox: MailboxStore | undefined
+  private controller = new AbortController()
+  private running = false
+  private lifecycle: Promise<void> = Promise.resolve()
+  private timers: NodeJS.Timeout[] = []
+  private handoffRun: Promise<HandoffReport> | undefined
+  private readonly self: string
+  private readonly log: Logger
+
+  constructor (private readonly components: MailboxServiceComponents) {
+    this.log = components.log.child({ module: 'mailbox' })
+    this.self = components.libp2p.peerId.toString()
+    const given = Object.fromEntries(Object.entries(components.options ?? {}).filter(([, v]) => v !== undefined)) as MailboxServiceOptions
+    this.options = {
+      ttl: DEFAULT_TTL,
+      maxEnvelopesPerRecipient: MAX_ENVELOPES_PER_RECIPIENT,
+      maxBytesPerRecipient: MAX_BYTES_PER_RECIPIENT,
+      maxTotalBytes: MAX_TOTAL_BYTES,
+      storeRatePerSecond: STORE_RATE_PER_SECOND,
+      storeBurst: STORE_BURST,
+      proofRatePerSecond: PROOF_RATE_PER_SECOND,
+      proofBurst: PROOF_BURST,
+      replicas: MAILBOX_REPLICAS,
+      sweepInterval: SWEEP_INTERVAL,
+      handoffInterval: HANDOFF_INTERVAL,
+      requestTimeout: REQUEST_TIMEOUT,
+      responseTimeout: RESPONSE_TIMEOUT,
+      dialTimeout: DIAL_TIMEOUT,
+      closestPeersTimeout: CLOSEST_PEERS_TIMEOUT,
+      now: Date.now,
+      ...given
+    }
+    // the rate limits run on wall-clock time: the injected clock moves stored envelopes' ages only
+    this.storeLimiter = new RateLimiter(this.options.storeRatePerSecond, this.options.storeBurst)
+    this.proofLimiter = new RateLimiter(this.options.proofRatePerSecond, this.options.proofBurst)
+  }
+
+  /** Counters since start (a copy). */
+  get counters (): Readonly<MailboxCounters> {
+    return { ...this.tally, storesRefused: { ...this.tally.storesRefused } }
+  }
+
+  /** What we hold for others: envelopes, bytes charged (sealed sizes plus per-entry overhead), recipients. */
+  stats (): MailboxUsage {
+    return this.mailbox?.stats() ?? { envelopes: 0, bytes: 0, recipients: 0 }
+  }
+
+  isStarted (): boolean {
+    return this.running
+  }
+
+  /**
+   * Opens the mailbox sublevels (rebuilding the counters), serves the
+   * protocol, sweeps expired envelopes now and every sweepInterval, and hands
+   * envelopes on every handoffInterval. Idempotent.
+   */
+  async start (): Promise<void> {
+    await this.serially(async () => {
+      if (this.running) return
+      const { store, libp2p } = this.components
+      const { ttl, maxEnvelopesPerRecipient, maxBytesPerRecipient, maxTotalBytes, now } = this.options
+      this.mailbox ??= await MailboxStore.open(store, { ttl, maxEnvelopesPerRecipient, maxBytesPerRecipient, maxTotalBytes, now })
+      await libp2p.handle(MAILBOX_PROTOCOL, this.onStream, {
+        maxInboundStreams: MAX_INBOUND_MAILBOX_STREAMS,
+        maxOutboundStreams: MAX_OUTBOUND_MAILBOX_STREAMS
+      })
+      this.controller = new AbortController()
+      this.running = true
+      this.track(this.sweep())
+      this.timers = [
+        setInterval(() => { this.track(this.sweep()) }, this.options.sweepInterval),
+        setInterval(() => {
+          this.track(this.handoff().catch((err: unknown) => {
+            if (this.running) this.log.warn({ err: errorMessage(err) }, 'mailbox handoff failed; trying again later')
+          }))
+        }, this.options.handoffInterval)
+      ]
+      for (const timer of this.timers) timer.unref()
+    })
+  }
+
+  /** Stops serving and the schedule, resets inbound streams, aborts in-flight calls. Idempotent. */
+  async stop (): Promise<void> {
+    await this.serially(async () => {
+      if (!this.running) return
+      this.running = false
+      for (const timer of this.timers) clearInterval(timer)
+      this.timers = []
+      const stopped = STOPPED()
+      this.controller.abort(stopped)
+      try {
+        await this.components.libp2p.unhandle(MAILBOX_PROTOCOL)
+      } catch (err) {
+        this.log.debug({ err }, 'could not unregister the mailbox protocol')
+      }
+      for (const stream of this.inbound.keys()) stream.abort(stopped)
+      await Promise.allSettled([...this.inbound.values(), ...this.background])
+    })
+  }
+
+  private async serially (step: () => Promise<void>): Promise<void> {
+    const run = this.lifecycle.then(step)
+    this.lifecycle = run.catch(() => {})
+    await run
+  }
+
+  /** Work that stop() waits for; its failures are the caller's to report. */
+  private track (task: Promise<unknown>): void {
+    const tracked = task.catch(() => {}).finally(() => { this.background.delete(tracked) })
+    this.background.add(tracked)
+  }
+
+  // ---------------------------------------------------------------- calling
+
+  /**
+   * The `count` live peers closest to the recipient's key in the DHT,
+   * closest first, without the recipient and without us: a walk of the DHT
+   * (not our routing table alone), see lookup(). [] when our routing table
+   * is empty. TIMEOUT, PEER_NOT_FOUND when the walk fails; INVALID_PEER_ID.
+   */
+  async closestPeers (recipient: string, count: number, signal?: AbortSignal): Promise<string[]> {
+    return await this.lookup(recipient, count, signal)
+  }
+
+  /**
+   * Asks a mailbox peer to hold `sealed` for `recipient`. A refusal (quota,
+   * rate limit, bad request) is an answer: `accepted` false with the reason.
+   * Throws PEER_UNREACHABLE or TIMEOUT when the peer cannot be asked,
+   * MALFORMED_FRAME when it answers nonsense, PAYLOAD_TOO_LARGE for an
+   * envelope no mailbox takes.
+   */
+  async store (mailboxPeer: string, recipient: string, sealed: Uint8Array, signal?: AbortSignal): Promise<StoreResult> {
+    const canonicalRecipient = parsePeerId(recipient).toString()
+    if (sealed.byteLength > MAX_SEALED_BYTES) throw new OctetError('PAYLOAD_TOO_LARGE', `a sealed envelope of ${sealed.byteLength} bytes; mailboxes take at most ${MAX_SEALED_BYTES}`)
+    const response = await this.exchange(mailboxPeer, signal, async (stream, callSignal) =>
+      await callStore(stream, canonicalRecipient, sealed, { signal: callSignal, timeout: this.options.responseTimeout }))
+    return {
+      accepted: response.status === MailboxStatus.OK,
+      status: statusName(response.status),
+      reason: response.reason,
+      count: response.count
+    }
+  }
+
+  /**
+   * Everything `mailboxPeer` holds for us, oldest first, all pages; each id
+   * checked to be the sha-256 of its envelope. UNAUTHORIZED, RATE_LIMITED or
+   * BAD_REQUEST when the mailbox refuses; as store() otherwise.
+   */
+  async fetch (mailboxPeer: string, signal?: AbortSignal): Promise<FetchedEnvelope[]> {
+    const mailbox = parsePeerId(mailboxPeer).toString()
+    const result = await this.exchange(mailbox, signal, async (stream, callSignal) =>
+      await callFetch(stream, { recipient: this.self, limit: MAX_FETCH_LIMIT },
+        async nonce => await signProof(this.components.privateKey, { mailbox, recipient: this.self, op: 'FETCH', nonce }),
+        { signal: callSignal, timeout: this.options.responseTimeout, maxEnvelopes: CLIENT_MAX_FETCHED_ENVELOPES, maxBytes: CLIENT_MAX_FETCHED_BYTES }))
+    if (result.response.status !== MailboxStatus.OK) throw refusalError(mailbox, 'FETCH', result.response)
+    const seen = new Set<string>()
+    return result.envelopes.filter(e => {
+      const key = Buffer.from(e.id).toString('hex')
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+  }
+
+  /** Asks `mailboxPeer` to drop envelopes it held for us; returns how many it dropped. Errors as fetch(). */
+  async delete (mailboxPeer: string, ids: Uint8Array[], signal?: AbortSignal): Promise<number> {
+    const mailbox = parsePeerId(mailboxPeer).toString()
+    const unique = [...new Map(ids.map(id => [Buffer.from(id).toString('hex'), id])).values()]
+    let deleted = 0
+    for (let start = 0; start < unique.length; start += MAX_DELETE_IDS) {
+      const chunk = unique.slice(start, start + MAX_DELETE_IDS)
+      const response = await this.exchange(mailbox, signal, async (stream, callSignal) =>
+        await callDelete(stream, { recipient: this.self, ids: chunk },
+          async nonce => await signProof(this.components.privateKey, { mailbox, recipient: this.self, op: 'DELETE', nonce, ids: chunk }),
+          { signal: callSignal, timeout: this.options.responseTimeout }))
+      if (response.status !== MailboxStatus.OK) throw refusalError(mailbox, 'DELETE', response)
+      deleted += response.count
+    }
+    return deleted
+  }
+
+  /** Opens a stream to the mailbox and runs one exchange on it. */
+  private async exchange<T> (mailboxPeer: string, signal: AbortSignal | undefined, run: (stream: Stream, signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.assertRunning()
+    const id = parsePeerId(mailboxPeer)
+    const dialTimeout = AbortSignal.timeout(this.options.dialTimeout)
+    let stream: Stream
+    try {
+      stream = await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal) })
+    } catch (err) {
+      throw this.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
+        new OctetError('PEER_UNREACHABLE', `cannot reach the mailbox ${mailboxPeer}: ${errorMessage(err)}`, { cause: err })
+    }
+    const callSignal = signal == null ? this.controller.signal : AbortSignal.any([signal, this.controller.signal])
+    return await run(stream, callSignal)
+  }
+
+  // ---------------------------------------------------------------- handoff
+
+  /**
+   * For each recipient we hold envelopes for: when we are no longer among the
+   * `replicas` peers closest to its key (peers joined nearer to it), store
+   * its envelopes at those peers and drop each copy that at least one of
+   * them accepted. What no peer took stays (and is tried again next round).
+   * Concurrent callers share one round.
+   */
+  async handoff (signal?: AbortSignal): Promise<HandoffReport> {
+    this.assertRunning()
+    if (this.handoffRun == null) {
+      this.handoffRun = this.handoffOnce(signal).finally(() => { this.handoffRun = undefined })
+      this.track(this.handoffRun)
+    }
+    return await this.handoffRun
+  }
+
+  private async handoffOnce (signal?: AbortSignal): Promise<HandoffReport> {
+    const mailbox = this.mailbox
+    if (mailbox == null) return { recipients: 0, moved: 0 }
+    const round = this.signalFor(AbortSignal.timeout(HANDOFF_TIMEOUT), signal)
+    const k = this.options.replicas
+    const report: HandoffReport = { recipients: 0, moved: 0 }
+    for (const recipient of mailbox.recipients()) {
+      if (round.aborted) break
+      report.recipients++
+      let ranked: string[]
+      try {
+        ranked = await this.lookup(recipient, k, round)
+      } catch (err) {
+        this.log.debug({ err: errorMessage(err) }, 'handoff: no closest peers for a recipient; keeping its envelopes')
+        continue
+      }
+      const targets = ranked.slice(0, k)
+      // with us, fewer than k peers: we are among the closest; or we are closer than the k-th
+      const last = targets.at(-1)
+      if (targets.length < k || last == null || isCloser(recipient, this.self, last)) continue
+      report.moved += await this.handOver(mailbox, recipient, targets, round)
+    }
+    if (report.moved > 0) this.log.info(report, 'handed mailbox envelopes to peers closer to their recipients')
+    return report
+  }
+
+  private async handOver (mailbox: MailboxStore, recipient: string, targets: string[], signal: AbortSignal): Promise<number> {
+    let moved = 0
+    let after: string | undefined
+    // a peer that refused or failed once this round is not asked again until the next
+    const skip = new Set<string>()
+    while (!signal.aborted && skip.size < targets.length) {
+      const page = await mailbox.list(recipient, { after, limit: 100 })
+      for (const envelope of page.envelopes) {
+        const results = await Promise.all(targets.filter(t => !skip.has(t)).map(async target => {
+          try {
+            const result = await this.store(target, recipient, envelope.sealed, signal)
+            if (!result.accepted) skip.add(target)
+            return result.accepted
+          } catch {
+            skip.add(target)
+            return false
+          }
+        }))
+        if (results.some(Boolean)) {
+          const deleted = await mailbox.delete(recipient, [envelope.id])
+          moved += deleted
+          this.tally.handedOff += deleted
+        }
+      }
+      if (!page.more) break
+      after = page.cursor
+    }
+    return moved
+  }
+
+  // ---------------------------------------------------------------- expiry
+
+  /** Removes expired envelopes now (it also runs every sweepInterval); returns how many. */
+  async sweep (): Promise<number> {
+    const mailbox = this.mailbox
+    if (mailbox == null) return 0
+    try {
+      const removed = await mailbox.sweep()
+      this.tally.expiredRemoved += removed
+      if (removed > 0) this.log.debug({ removed }, 'removed expired mailbox envelopes')
+      return removed
+    } catch (err) {
+      if (this.running) this.log.warn({ err: errorMessage(err) }, 'sweeping expired mailbox envelopes failed')
+      return 0
+    }
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  private readonly onStream = (stream: Stream, connection: Connection): void => {
+    const task = this.serve(stream, connection.remotePeer.toString())
+      .finally(() => { this.inbound.delete(stream) })
+    this.inbound.set(stream, task)
+  }
+
+  private async serve (stream: Stream, remotePeer: string): Promise<void> {
+    const mailbox = this.mailbox
+    if (!this.running || mailbox == null) {
+      stream.abort(STOPPED())
+      return
+    }
+    let internal: unknown
+    const guarded = <A extends unknown[], R>(step: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+      try {
+        return await step(...args)
+      } catch (err) {
+        internal = err
+        throw err
+      }
+    }
+    const backend: MailboxBackend = {
+      self: this.self,
+      admit: (op) => {
+        const admitted = (op === 'STORE' ? this.storeLimiter : this.proofLimiter).tryTake(remotePeer)
+        if (!admitted) {
+          this.tally.rateLimited++
+          this.log.debug({ peer: remotePeer, op }, 'mailbox request rate-limited')
+        }
+        return admitted
+      },
+      store: guarded(async (recipient: string, sealed: Uint8Array) => {
+        const result = await mailbox.put(recipient, sealed)
+        if (result.status === 'quota') return { status: MailboxStatus.QUOTA_EXCEEDED, reason: result.reason }
+        return { status: MailboxStatus.OK, count: result.count }
+      }),
+      page: guarded(async (recipient: string, after: string | undefined, limit: number, maxBytes: number) =>
+        await mailbox.list(recipient, { after, limit, maxBytes })),
+      delete: guarded(async (recipient: string, ids: Uint8Array[]) => await mailbox.delete(recipient, ids))
+    }
+    try {
+      this.count(await serveMailbox(stream, backend, { timeout: this.options.requestTimeout }), remotePeer)
+    } catch (err) {
+      if (!this.running) return
+      if (internal != null) {
+        this.log.warn({ err: internal }, 'the mailbox store failed while serving a request')
+        return
+      }
+      this.tally.badFrames++
+      this.log.debug({ peer: remotePeer, code: isOctetError(err) ? err.code : undefined, err: errorMessage(err) }, 'reset a bad mailbox stream')
+    }
+  }
+
+  private count (outcome: ServeOutcome, remotePeer: string): void {
+    const c = this.tally
+    const { op, status } = outcome
+    if (op === MailboxOp.STORE) {
+      if (status === MailboxStatus.OK) c.storesAccepted++
+      else if (status === MailboxStatus.QUOTA_EXCEEDED || status === MailboxStatus.RATE_LIMITED || status === MailboxStatus.BAD_REQUEST) c.storesRefused[status]++
+      return
+    }
+    if (status === MailboxStatus.UNAUTHORIZED) {
+      c.unauthorized++
+      this.log.info({ peer: remotePeer, op }, 'refused a mailbox request whose proof does not verify')
+    } else if (status === MailboxStatus.BAD_REQUEST) {
+      c.badRequests++
+    } else if (status === MailboxStatus.OK && op === MailboxOp.FETCH) {
+      c.fetches++
+      c.envelopesServed += outcome.count
+    } else if (status === MailboxStatus.OK && op === MailboxOp.DELETE) {
+      c.deletes++
+      c.envelopesDeleted += outcome.count
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /**
+   * The `count` live peers closest to the recipient's key, closest first,
+   * without the recipient and us.
+   *
+   * kad-dht's FINAL_PEER events list only the peers the walk queried and
+   * that answered; and the walk queries a referred peer only when it is
+   * closer to the key than the peer that named it. With a sparse routing
+   * table (a small network, a node that just joined) the true closest peers
+   * can be named by some answer and never queried, so two nodes would
+   * disagree on who holds a recipient's mailbox. So the candidates are the
+   * peers that answered plus the peers named in answers, ranked by distance;
+   * a named-only candidate counts once it is dialled.
+   */
+  private async lookup (recipient: string, count: number, signal?: AbortSignal): Promise<string[]> {
+    const target = parsePeerId(recipient)
+    this.assertRunning()
+    if (count <= 0) return []
+    const { libp2p } = this.components
+    const dht = libp2p.services.dht
+    // kad-dht waits, with no limit but the signal, for a first peer when its routing table is empty
+    if (routingTableSize(dht) === 0) return []
+    const timeout = AbortSignal.timeout(this.options.closestPeersTimeout)
+    const answered = new Set<string>()
+    const named = new Set<string>()
+    try {
+      for await (const event of dht.getClosestPeers(target.toMultihash().bytes, { signal: this.signalFor(timeout, signal) })) {
+        if (event.name === 'FINAL_PEER') answered.add(event.peer.id.toString())
+        if (event.name === 'PEER_RESPONSE') {
+          answered.add(event.from.toString())
+          for (const peer of event.closer) named.add(peer.id.toString())
+        }
+      }
+    } catch (err) {
+      throw this.abortError(signal, timeout, `looking up the peers closest to ${recipient}`) ??
+        new OctetError('PEER_NOT_FOUND', `the DHT walk towards ${recipient} failed: ${errorMessage(err)}`, { cause: err })
+    }
+    const canonical = target.toString()
+    const ranked = sortByDistance(canonical, [...new Set([...answered, ...named])].filter(peer => peer !== this.self && peer !== canonical))
+    const chosen: string[] = []
+    let next = 0
+    while (chosen.length < count && next < ranked.length) {
+      const batch = ranked.slice(next, next + count - chosen.length)
+      next += batch.length
+      const alive = await Promise.all(batch.map(async peer => answered.has(peer) || await this.reachable(peer, signal)))
+      batch.forEach((peer, i) => { if (alive[i] === true) chosen.push(peer) })
+    }
+    return chosen
+  }
+
+  /** Whether a peer named by the DHT (not heard from in this walk) can be dialled. */
+  private async reachable (peer: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.components.libp2p.dial(parsePeerId(peer), { signal: this.signalFor(AbortSignal.timeout(PROBE_TIMEOUT), signal) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private assertRunning (): void {
+    if (!this.running) throw new OctetError('UNAVAILABLE', 'the mailbox service is not running')
+  }
+
+  /** Aborted by the timeout, the caller's signal, or stop(). */
+  private signalFor (timeout: AbortSignal, signal?: AbortSignal): AbortSignal {
+    return AbortSignal.any(signal == null ? [timeout, this.controller.signal] : [timeout, this.controller.signal, signal])
+  }
+
+  /** Why an operation was cut short, if it was: the caller's reason, UNAVAILABLE or TIMEOUT. */
+  private abortError (signal: AbortSignal | undefined, timeout: AbortSignal, what: string): unknown {
+    if (signal?.aborted === true) return signal.reason
+    if (this.controller.signal.aborted) return new OctetError('UNAVAILABLE', `${what}: the mailbox service stopped`)
+    if (timeout.aborted) return new OctetError('TIMEOUT', `${what} timed out`)
+    return undefined
+  }
+}
+
+function statusName (status: MailboxStatus): MailboxStatusName {
+  switch (status) {
+    case MailboxStatus.OK:
+    case MailboxStatus.QUOTA_EXCEEDED:
+    case MailboxStatus.RATE_LIMITED:
+    case MailboxStatus.UNAUTHORIZED:
+    case MailboxStatus.BAD_REQUEST:
+      return status
+    default:
+      throw new OctetError('MALFORMED_FRAME', `a mailbox answer with status ${status}`)
+  }
+}
+
+function refusalError (mailbox: string, op: string, response: MailboxResponse): OctetError {
+  const why = response.reason === '' ? response.status : response.reason
+  switch (response.status) {
+    case MailboxStatus.UNAUTHORIZED:
+      return new OctetError('UNAUTHORIZED', `the mailbox ${mailbox} refused our ${op}: ${why}`)
+    case MailboxStatus.RATE_LIMITED:
+      return new OctetError('RATE_LIMITED', `the mailbox ${mailbox} refused our ${op} for now: ${why}`)
+    case MailboxStatus.BAD_REQUEST:
+      return new OctetError('BAD_REQUEST', `the mailbox ${mailbox} refused our ${op}: ${why}`)
+    default:
+      return new OctetError('MALFORMED_FRAME', `the mailbox ${mailbox} answered our ${op} with ${response.status}`)
+  }
+}
+
+/** kad-dht's routing table size, which its public types do not expose; undefined when unknown. */
+function routingTableSize (dht: unknown): number | undefined {
+  const size = (dht as { routingTable?: { size?: unknown } }).routingTable?.size
+  return typeof size === 'number' ? size : undefined
+}

@@ -1,0 +1,438 @@
+import { randomBytes } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { FrameReader, writeFrames } from '../wire/framing.js'
+import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
+import {
+  MailboxChallenge,
+  MailboxOp,
+  MailboxProof,
+  MailboxRequest,
+  MailboxResponse,
+  MailboxStatus,
+  SealedEnvelope
+} from '../wire/mailbox.js'
+import {
+  DEFAULT_FETCH_LIMIT,
+  ENVELOPE_ID_BYTES,
+  FETCH_PAGE_BYTES,
+  MAX_DELETE_IDS,
+  MAX_FETCH_LIMIT,
+  MAX_MAILBOX_FRAME_BYTES,
+  MAX_PROOF_FRAME_BYTES,
+  MAX_REASON_BYTES,
+  MAX_SEALED_BYTES,
+  NONCE_BYTES,
+  REQUEST_TIMEOUT,
+  RESPONSE_TIMEOUT,
+  WRITE_TIMEOUT
+} from './constants.js'
+import { verifyProof, type ProofOp } from './proof.js'
+import { envelopeId, type Page } from './store.js'
+
+/*
+ * /octet/mailbox/1.0.0 — one request per stream, every frame a
+ * length-prefixed protobuf of src/wire/mailbox.proto (at most
+ * MAX_MAILBOX_FRAME_BYTES):
+ *
+ *   STORE   caller → MailboxRequest{STORE, recipient, sealed}, closes its end
+ *           mailbox → MailboxResponse{OK count | QUOTA_EXCEEDED reason | RATE_LIMITED | BAD_REQUEST}, closes
+ *
+ *   FETCH   caller → MailboxRequest{FETCH, recipient, limit}
+ *   DELETE  caller → MailboxRequest{DELETE, recipient, ids}
+ *           mailbox → MailboxChallenge{nonce}            (always: the caller can then tell the frames apart)
+ *           caller → MailboxProof{signature}, closes its end   (see proof.ts)
+ *           mailbox → MailboxResponse{UNAUTHORIZED | RATE_LIMITED | BAD_REQUEST, reason}, closes; or
+ *           DELETE: MailboxResponse{OK, count}, closes; or
+ *           FETCH:  MailboxResponse{OK, envelopes, more} pages, oldest first, each at most `limit`
+ *                   envelopes and FETCH_PAGE_BYTES; every page but the last has more = true. One
+ *                   proof covers all pages of the stream.
+ *
+ * A request that does not decode, a frame over the limit, a stall past
+ * REQUEST_TIMEOUT, or a frame where none belongs: the mailbox resets the
+ * stream without an answer. A request that decodes but is wrong (a bad
+ * PeerId, a sealed envelope that is not one, ids of the wrong size): it
+ * answers BAD_REQUEST with the reason.
+ */
+
+type Op = 'STORE' | 'FETCH' | 'DELETE'
+
+/** What the server side needs from the service. */
+export interface MailboxBackend {
+  /** this node's PeerId: the mailbox that proofs must name */
+  self: string
+  /** Whether the remote peer may make another request of this kind now (rate limit). */
+  admit: (op: Op) => boolean
+  store: (recipient: string, sealed: Uint8Array) => Promise<{ status: MailboxStatus, reason?: string, count?: number }>
+  page: (recipient: string, after: string | undefined, limit: number, maxBytes: number) => Promise<Page>
+  delete: (recipient: string, ids: Uint8Array[]) => Promise<number>
+}
+
+export interface ServeOptions {
+  /** for the request and for the proof, each */
+  timeout?: number
+  writeTimeout?: number
+}
+
+/** How a served request ended (the stream is closed). */
+export interface ServeOutcome {
+  op: MailboxOp
+  status: MailboxStatus
+  reason: string
+  /** STORE: held for the recipient; FETCH: envelopes sent; DELETE: deleted */
+  count: number
+}
+
+/** One frame at a time from a FrameReader, which hands them over in batches. */
+class Frames {
+  private pending: Uint8ArrayList[] = []
+
+  constructor (readonly reader: FrameReader) {}
+
+  /** The next frame; undefined when the peer ended the stream. */
+  async next (signal: AbortSignal): Promise<Uint8ArrayList | undefined> {
+    if (this.pending.length === 0) this.pending = await this.reader.nextBatch(signal)
+    return this.pending.shift()
+  }
+}
+
+// ------------------------------------------------------------------ server
+
+/**
+ * Serves one inbound stream (one request). Resolves with the outcome once
+ * the answer is written and the stream closed; rejects (MALFORMED_FRAME,
+ * FRAME_TOO_LARGE, TIMEOUT, or the stream's error) after resetting the
+ * stream when the caller misbehaves or goes away. Never leaves it open.
+ */
+export async function serveMailbox (stream: Stream, backend: MailboxBackend, options: ServeOptions = {}): Promise<ServeOutcome> {
+  const timeout = options.timeout ?? REQUEST_TIMEOUT
+  const writeTimeout = options.writeTimeout ?? WRITE_TIMEOUT
+  const frames = new Frames(new FrameReader(stream, MAX_MAILBOX_FRAME_BYTES))
+  const respond = async (response: Partial<MailboxResponse>): Promise<void> => {
+    await writeFrames(stream, [MailboxResponse.encode(response)], AbortSignal.timeout(writeTimeout))
+  }
+  try {
+    const request = decodeRequest(await expectFrame(frames, timeout, 'a request'))
+    const outcome = await answer(request)
+    try {
+      await stream.close({ signal: AbortSignal.timeout(writeTimeout) })
+      // the caller closed its end after its last frame; one that keeps it open is cut off
+      await untilClosed(stream, AbortSignal.timeout(timeout))
+    } catch (err) {
+      // answered already: a caller that does not close properly only loses its stream
+      stream.abort(err instanceof Error ? err : new OctetError('TIMEOUT', 'the caller kept the stream open'))
+    }
+    return outcome
+  } catch (err) {
+    const reason = err instanceof Error ? err : new Error(errorMessage(err))
+    stream.abort(reason)
+    throw reason
+  } finally {
+    frames.reader.dispose()
+  }
+
+  async function answer (request: MailboxRequest): Promise<ServeOutcome> {
+    const op = request.op
+    const refuse = async (status: MailboxStatus, reason: string): Promise<ServeOutcome> => {
+      await respond({ status, reason })
+      return { op, status, reason, count: 0 }
+    }
+    if (op !== MailboxOp.STORE && op !== MailboxOp.FETCH && op !== MailboxOp.DELETE) {
+      return await refuse(MailboxStatus.BAD_REQUEST, `unknown op ${op}`)
+    }
+    const admitted = backend.admit(op)
+    const invalid = requestProblem(request)
+
+    if (op === MailboxOp.STORE) {
+      if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, 'too many STOREs from this peer; slow down')
+      if (invalid != null) return await refuse(MailboxStatus.BAD_REQUEST, invalid)
+      // nobody would ever fetch it: a recipient asks the peers closest to it, never itself
+      if (request.recipient === backend.self) return await refuse(MailboxStatus.BAD_REQUEST, 'this mailbox is the recipient; deliver to it directly')
+      const result = await backend.store(request.recipient, request.sealed)
+      const response = { status: result.status, reason: result.reason ?? '', count: result.count ?? 0 }
+      await respond(response)
+      return { op, ...response }
+    }
+
+    // FETCH and DELETE: the challenge always comes first, so that the caller
+    // knows which message the next frame is
+    const nonce = new Uint8Array(randomBytes(NONCE_BYTES))
+    await writeFrames(stream, [MailboxChallenge.encode({ nonce })], AbortSignal.timeout(writeTimeout))
+    const proofFrame = await expectFrame(frames, timeout, 'a proof')
+    if (proofFrame.byteLength > MAX_PROOF_FRAME_BYTES) throw new OctetError('FRAME_TOO_LARGE', `a proof of ${proofFrame.byteLength} bytes`)
+    const proof = decodeOrMalformed(() => MailboxProof.decode(proofFrame), 'MailboxProof')
+    if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, `too many ${op}s from this peer; slow down`)
+    if (invalid != null) return await refuse(MailboxStatus.BAD_REQUEST, invalid)
+    const proved = await verifyProof({ mailbox: backend.self, recipient: request.recipient, op: op as ProofOp, nonce, ids: request.ids }, proof.signature)
+    if (!proved) return await refuse(MailboxStatus.UNAUTHORIZED, `the proof does not verify: it must be signed with the key of ${request.recipient} over this mailbox, op and challenge`)
+
+    if (op === MailboxOp.DELETE) {
+      const count = await backend.delete(request.recipient, request.ids)
+      await respond({ status: MailboxStatus.OK, count })
+      return { op, status: MailboxStatus.OK, reason: '', count }
+    }
+
+    const limit = Math.min(request.limit === 0 ? DEFAULT_FETCH_LIMIT : request.limit, MAX_FETCH_LIMIT)
+    let cursor: string | undefined
+    let sent = 0
+    while (true) {
+      const page = await backend.page(request.recipient, cursor, limit, FETCH_PAGE_BYTES)
+      await respond({
+        status: MailboxStatus.OK,
+        envelopes: page.envelopes.map(e => ({ id: owned(e.id), sealed: owned(e.sealed), storedAt: BigInt(e.storedAt) })),
+        more: page.more
+      })
+      sent += page.envelopes.length
+      if (!page.more) return { op, status: MailboxStatus.OK, reason: '', count: sent }
+      cursor = page.cursor
+    }
+  }
+}
+
+/** Decodes the first frame: MALFORMED_FRAME (FRAME_TOO_LARGE for too many ids) when it is not a MailboxRequest. */
+export function decodeRequest (frame: Uint8Array | Uint8ArrayList): MailboxRequest {
+  return decodeOrMalformed(() => MailboxRequest.decode(frame, { limits: { ids: MAX_DELETE_IDS } }), 'MailboxRequest')
+}
+
+/** Why a decoded request cannot be served (a BAD_REQUEST reason), or undefined. */
+export function requestProblem (request: MailboxRequest): string | undefined {
+  const recipientProblem = peerIdProblem(request.recipient)
+  if (recipientProblem != null) return recipientProblem
+  switch (request.op) {
+    case MailboxOp.STORE: {
+      if (request.ids.length > 0) return 'a STORE names no ids'
+      return sealedProblem(request.sealed)
+    }
+    case MailboxOp.FETCH:
+      if (request.ids.length > 0 || request.sealed.byteLength > 0) return 'a FETCH carries no ids and no envelope'
+      return undefined
+    case MailboxOp.DELETE:
+      if (request.sealed.byteLength > 0) return 'a DELETE carries no envelope'
+      if (request.ids.length === 0) return 'a DELETE names at least one id'
+      if (request.ids.some(id => id.byteLength !== ENVELOPE_ID_BYTES)) return `envelope ids are ${ENVELOPE_ID_BYTES} bytes (the sha-256 of the sealed envelope)`
+      return undefined
+    default:
+      return `unknown op ${request.op}`
+  }
+}
+
+/** A recipient must be an Ed25519 PeerId in its canonical string form: the key a proof is checked against. */
+function peerIdProblem (text: string): string | undefined {
+  if (text.length === 0) return 'no recipient'
+  if (text.length > MAX_PEER_ID_CHARS) return `a recipient of ${text.length} characters is not a PeerId`
+  try {
+    const id = peerIdFromString(text)
+    if (id.type !== 'Ed25519') return `the recipient must be an Ed25519 PeerId, not ${id.type}`
+    if (id.toString() !== text) return `the recipient is not in its canonical form ${id.toString()}`
+  } catch {
+    return 'the recipient is not a PeerId'
+  }
+  return undefined
+}
+
+/**
+ * The mailbox cannot open a sealed envelope, only check its shape. The seal
+ * version is the recipient's business: a newer one is stored as well.
+ */
+function sealedProblem (sealed: Uint8Array): string | undefined {
+  if (sealed.byteLength === 0) return 'a STORE carries a sealed envelope'
+  if (sealed.byteLength > MAX_SEALED_BYTES) return `a sealed envelope of ${sealed.byteLength} bytes; the limit is ${MAX_SEALED_BYTES}`
+  let decoded: SealedEnvelope
+  try {
+    decoded = SealedEnvelope.decode(sealed)
+  } catch {
+    return 'the sealed envelope does not decode'
+  }
+  if (decoded.version === 0 || decoded.ephemeralKey.byteLength === 0 || decoded.ciphertext.byteLength === 0) {
+    return 'the sealed envelope lacks its version, key or ciphertext'
+  }
+  return undefined
+}
+
+// ------------------------------------------------------------------ caller
+
+/** An envelope as a mailbox handed it over; the id is checked to be the sha-256 of `sealed`. */
+export interface FetchedEnvelope {
+  id: Uint8Array
+  sealed: Uint8Array
+  storedAt: number
+}
+
+export interface CallOptions {
+  /** cancels the call (its reason is thrown) */
+  signal?: AbortSignal
+  /** for each frame of the answer */
+  timeout?: number
+  /** FETCH: stop taking pages past this many envelopes or bytes (MALFORMED_FRAME) */
+  maxEnvelopes?: number
+  maxBytes?: number
+}
+
+/** Signs the mailbox's challenge (see proof.ts); the caller knows which mailbox, recipient, op and ids. */
+export type Prover = (nonce: Uint8Array) => Promise<Uint8Array>
+
+export interface FetchResult {
+  /** the final answer: OK, or why not */
+  response: MailboxResponse
+  envelopes: FetchedEnvelope[]
+}
+
+/** Sends a STORE and returns the mailbox's answer, whatever its status. */
+export async function callStore (stream: Stream, recipient: string, sealed: Uint8Array, options: CallOptions = {}): Promise<MailboxResponse> {
+  return await call(stream, options, async (frames, wait) => {
+    await writeFrames(stream, [MailboxRequest.encode({ op: MailboxOp.STORE, recipient, sealed: owned(sealed) })], wait())
+    await stream.close({ signal: wait() })
+    return decodeResponse(await expectFrame(frames, wait, 'an answer'))
+  })
+}
+
+/**
+ * FETCH: request, challenge, proof, then every page until `more` is false.
+ * A refusal (UNAUTHORIZED, RATE_LIMITED, BAD_REQUEST) is returned as the
+ * response with no envelopes.
+ */
+export async function callFetch (stream: Stream, request: { recipient: string, limit?: number }, prove: Prover, options: CallOptions = {}): Promise<FetchResult> {
+  const maxEnvelopes = options.maxEnvelopes ?? Number.POSITIVE_INFINITY
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
+  return await call(stream, options, async (frames, wait) => {
+    const response = await challenged(stream, frames, wait, { op: MailboxOp.FETCH, recipient: request.recipient, limit: request.limit ?? 0 }, prove)
+    const envelopes: FetchedEnvelope[] = []
+    let bytes = 0
+    let page = response
+    while (true) {
+      if (page.status !== MailboxStatus.OK) return { response: page, envelopes: [] }
+      for (const e of page.envelopes) {
+        envelopes.push(checkEnvelope(e))
+        bytes += e.sealed.byteLength
+      }
+      if (envelopes.length > maxEnvelopes || bytes > maxBytes) {
+        throw new OctetError('MALFORMED_FRAME', `the mailbox sent more than ${maxEnvelopes} envelopes or ${maxBytes} bytes`)
+      }
+      if (!page.more) return { response: page, envelopes }
+      page = decodeResponse(await expectFrame(frames, wait, 'the next page'))
+    }
+  })
+}
+
+/** DELETE: request, challenge, proof, answer (`count` deleted when OK). */
+export async function callDelete (stream: Stream, request: { recipient: string, ids: Uint8Array[] }, prove: Prover, options: CallOptions = {}): Promise<MailboxResponse> {
+  return await call(stream, options, async (frames, wait) => {
+    return await challenged(stream, frames, wait, { op: MailboxOp.DELETE, recipient: request.recipient, ids: request.ids.map(owned) }, prove)
+  })
+}
+
+async function challenged (stream: Stream, frames: Frames, wait: () => AbortSignal, request: Partial<MailboxRequest>, prove: Prover): Promise<MailboxResponse> {
+  await writeFrames(stream, [MailboxRequest.encode(request)], wait())
+  const frame = await expectFrame(frames, wait, 'a challenge')
+  const challenge = decodeOrMalformed(() => MailboxChallenge.decode(frame), 'MailboxChallenge')
+  if (challenge.nonce.byteLength !== NONCE_BYTES) throw new OctetError('MALFORMED_FRAME', `a challenge of ${challenge.nonce.byteLength} bytes; it is ${NONCE_BYTES}`)
+  const signature = await prove(challenge.nonce)
+  await writeFrames(stream, [MailboxProof.encode({ signature: owned(signature) })], wait())
+  await stream.close({ signal: wait() })
+  return decodeResponse(await expectFrame(frames, wait, 'an answer'))
+}
+
+/**
+ * Runs the caller's side of one exchange: a fresh timeout for each wait,
+ * the stream reset on any failure, and failures as OctetErrors — TIMEOUT,
+ * PEER_UNREACHABLE (the stream failed or ended early), MALFORMED_FRAME or
+ * FRAME_TOO_LARGE (the mailbox sent something wrong) — or the reason of
+ * `options.signal`.
+ */
+async function call<T> (stream: Stream, options: CallOptions, exchange: (frames: Frames, wait: () => AbortSignal) => Promise<T>): Promise<T> {
+  const timeout = options.timeout ?? RESPONSE_TIMEOUT
+  const frames = new Frames(new FrameReader(stream, MAX_MAILBOX_FRAME_BYTES))
+  let current: AbortSignal | undefined
+  const wait = (): AbortSignal => {
+    current = AbortSignal.timeout(timeout)
+    return options.signal == null ? current : AbortSignal.any([options.signal, current])
+  }
+  try {
+    const result = await exchange(frames, wait)
+    // the mailbox closes after its answer; we do not wait for it, and cut it off if it lingers
+    if (stream.status === 'open' || stream.status === 'closing') {
+      untilClosed(stream, AbortSignal.timeout(timeout)).catch(() => { stream.abort(new OctetError('TIMEOUT', 'the mailbox kept the stream open')) })
+    }
+    return result
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(errorMessage(err)))
+    if (options.signal?.aborted === true) throw options.signal.reason
+    if (current?.aborted === true) throw new OctetError('TIMEOUT', `the mailbox did not answer within ${timeout} ms`, { cause: err })
+    if (isOctetError(err)) throw err
+    throw new OctetError('PEER_UNREACHABLE', `the mailbox stream failed: ${errorMessage(err)}`, { cause: err })
+  } finally {
+    frames.reader.dispose()
+  }
+}
+
+function decodeResponse (frame: Uint8ArrayList): MailboxResponse {
+  const response = decodeOrMalformed(() => MailboxResponse.decode(frame, { limits: { envelopes: MAX_FETCH_LIMIT } }), 'MailboxResponse')
+  if (response.status === MailboxStatus.STATUS_UNSPECIFIED) throw new OctetError('MALFORMED_FRAME', 'a mailbox answer without a status')
+  if (response.reason.length > MAX_REASON_BYTES) response.reason = response.reason.slice(0, MAX_REASON_BYTES) + '…'
+  return response
+}
+
+function checkEnvelope (e: { id: Uint8Array, sealed: Uint8Array, storedAt: bigint }): FetchedEnvelope {
+  if (e.sealed.byteLength === 0 || e.sealed.byteLength > MAX_SEALED_BYTES) throw new OctetError('MALFORMED_FRAME', `a fetched envelope of ${e.sealed.byteLength} bytes`)
+  if (!uint8ArrayEquals(e.id, envelopeId(e.sealed))) throw new OctetError('MALFORMED_FRAME', 'a fetched envelope whose id is not the sha-256 of its bytes')
+  if (e.storedAt > BigInt(Number.MAX_SAFE_INTEGER)) throw new OctetError('MALFORMED_FRAME', 'a fetched envelope stored at an impossible time')
+  // plain copies: the frame's buffer (often a Buffer from the socket) is not pinned by what the caller keeps
+  return { id: new Uint8Array(e.id), sealed: new Uint8Array(e.sealed), storedAt: Number(e.storedAt) }
+}
+
+// ------------------------------------------------------------------ helpers
+
+/** The next frame; TIMEOUT when none comes in time, MALFORMED_FRAME when the peer ends the stream first. */
+async function expectFrame (frames: Frames, wait: number | (() => AbortSignal), what: string): Promise<Uint8ArrayList> {
+  const signal = typeof wait === 'number' ? AbortSignal.timeout(wait) : wait()
+  let frame: Uint8ArrayList | undefined
+  try {
+    frame = await frames.next(signal)
+  } catch (err) {
+    if (signal.aborted && !isOctetError(err)) {
+      if (typeof wait === 'number') throw new OctetError('TIMEOUT', `no ${what} within ${wait} ms`, { cause: err })
+      throw err
+    }
+    throw err
+  }
+  if (frame == null) throw new OctetError('MALFORMED_FRAME', `the stream ended before ${what}`)
+  return frame
+}
+
+/** The same bytes, typed as protons wants them (copied in the unlikely case of a shared buffer). */
+function owned (bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : new Uint8Array(bytes)
+}
+
+function decodeOrMalformed<T> (decode: () => T, what: string): T {
+  try {
+    return decode()
+  } catch (err) {
+    if (err instanceof Error && err.name === 'MaxLengthError') throw new OctetError('FRAME_TOO_LARGE', `${what}: ${err.message}`, { cause: err })
+    throw new OctetError('MALFORMED_FRAME', `not a ${what}: ${errorMessage(err)}`, { cause: err })
+  }
+}
+
+/** Resolves once the stream is closed, reset or aborted; rejects when `signal` fires first. */
+export async function untilClosed (stream: Stream, signal?: AbortSignal): Promise<void> {
+  if (stream.status !== 'open' && stream.status !== 'closing') return
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }
+    const aborted = (): void => {
+      stream.removeEventListener('close', done)
+      reject(signal?.reason)
+    }
+    if (signal?.aborted === true) {
+      reject(signal.reason)
+      return
+    }
+    stream.addEventListener('close', done, { once: true })
+    signal?.addEventListener('abort', aborted, { once: true })
+  })
+}

@@ -1,0 +1,395 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { streamPair } from '@libp2p/utils'
+import type { PrivateKey, Stream } from '@libp2p/interface'
+import { encode as encodeVarint } from 'uint8-varint'
+import { MAX_MAILBOX_FRAME_BYTES, MAX_SEALED_BYTES } from '../../../src/mailbox/constants.js'
+import { signProof } from '../../../src/mailbox/proof.js'
+import {
+  callDelete,
+  callFetch,
+  callStore,
+  serveMailbox,
+  untilClosed,
+  type MailboxBackend,
+  type Prover,
+  type ServeOutcome
+} from '../../../src/mailbox/protocol.js'
+import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
+import { Store } from '../../../src/store/database.js'
+import { MailboxChallenge, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+
+let dir: string
+let store: Store
+let mailbox: MailboxStore
+let recipientKey: PrivateKey
+let otherKey: PrivateKey
+let recipient: string
+let self: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'octet-mailbox-protocol-'))
+  store = await Store.open(dir)
+  mailbox = await MailboxStore.open(store)
+  recipientKey = await generateKeyPair('Ed25519')
+  otherKey = await generateKeyPair('Ed25519')
+  recipient = peerIdFromPrivateKey(recipientKey).toString()
+  self = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+})
+
+afterAll(async () => {
+  await store.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** A well-formed sealed envelope (the mailbox checks its shape only). */
+function sealedEnvelope (size = 300): Uint8Array<ArrayBuffer> {
+  return SealedEnvelope.encode({ version: 1, ephemeralKey: new Uint8Array(randomBytes(33)), ciphertext: new Uint8Array(randomBytes(size)) })
+}
+
+function backend (overrides: Partial<MailboxBackend> = {}): MailboxBackend {
+  return {
+    self,
+    admit: () => true,
+    store: async (r, sealed) => {
+      const result = await mailbox.put(r, sealed)
+      return result.status === 'quota' ? { status: MailboxStatus.QUOTA_EXCEEDED, reason: result.reason } : { status: MailboxStatus.OK, count: result.count }
+    },
+    page: async (r, after, limit, maxBytes) => await mailbox.list(r, { after, limit, maxBytes }),
+    delete: async (r, ids) => await mailbox.delete(r, ids),
+    ...overrides
+  }
+}
+
+const prover = (key: PrivateKey, op: 'FETCH' | 'DELETE', ids?: Uint8Array[], forRecipient = recipient, forMailbox = self): Prover =>
+  async nonce => await signProof(key, { mailbox: forMailbox, recipient: forRecipient, op, nonce, ids })
+
+async function codeOf (promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (err) {
+    return (err as { code?: string }).code ?? `not an OctetError: ${(err as Error).name}`
+  }
+  return 'no error'
+}
+
+async function ended (stream: Stream): Promise<string> {
+  await untilClosed(stream, AbortSignal.timeout(3_000))
+  return stream.status
+}
+
+function frame (bytes: Uint8Array): Uint8Array {
+  const prefix = encodeVarint(bytes.byteLength)
+  const out = new Uint8Array(prefix.byteLength + bytes.byteLength)
+  out.set(prefix, 0)
+  out.set(bytes, prefix.byteLength)
+  return out
+}
+
+/** What the mailbox holds for every recipient together. */
+const held = (): number => mailbox.stats().envelopes
+
+async function clear (): Promise<void> {
+  for (const r of mailbox.recipients()) {
+    const page = await mailbox.list(r, { limit: 10_000 })
+    await mailbox.delete(r, page.envelopes.map(e => e.id))
+  }
+}
+
+describe('/octet/mailbox/1.0.0 between a caller and a mailbox', () => {
+  it('STORE: the mailbox keeps it and answers OK with the count; both ends close cleanly', async () => {
+    await clear()
+    const [caller, server] = await streamPair()
+    const sealed = sealedEnvelope()
+    const [outcome, response] = await Promise.all([serveMailbox(server, backend()), callStore(caller, recipient, sealed)])
+    expect(response).toMatchObject({ status: MailboxStatus.OK, count: 1 })
+    expect(outcome).toMatchObject({ op: MailboxOp.STORE, status: MailboxStatus.OK, count: 1 })
+    expect((await mailbox.list(recipient, { limit: 10 })).envelopes.map(e => e.sealed)).toEqual([sealed])
+    expect(await ended(server)).toBe('closed')
+    expect(await ended(caller)).toBe('closed')
+  })
+
+  it('FETCH: pages oldest first until `more` is false, after a proof with the recipient key', async () => {
+    await clear()
+    const items = Array.from({ length: 7 }, () => sealedEnvelope())
+    for (const item of items) await mailbox.put(recipient, item)
+    const [caller, server] = await streamPair()
+    const [outcome, result] = await Promise.all([
+      serveMailbox(server, backend()),
+      callFetch(caller, { recipient, limit: 3 }, prover(recipientKey, 'FETCH'))
+    ])
+    expect(result.response.status).toBe(MailboxStatus.OK)
+    expect(result.envelopes.map(e => e.sealed)).toEqual(items)
+    expect(result.envelopes.map(e => e.id)).toEqual(items.map(envelopeId))
+    expect(outcome).toMatchObject({ op: MailboxOp.FETCH, status: MailboxStatus.OK, count: 7 })
+    expect(await ended(server)).toBe('closed')
+  })
+
+  it('FETCH: pages stay under the frame limit with envelopes of the largest size', async () => {
+    await clear()
+    const big = Array.from({ length: 4 }, () => sealedEnvelope(MAX_SEALED_BYTES - 100))
+    for (const item of big) expect((await mailbox.put(recipient, item)).status).toBe('stored')
+    const [caller, server] = await streamPair()
+    const pages: number[] = []
+    const [, result] = await Promise.all([
+      serveMailbox(server, backend({ page: async (r, after, limit, maxBytes) => {
+        const page = await mailbox.list(r, { after, limit, maxBytes })
+        pages.push(MailboxResponse.encode({ status: MailboxStatus.OK, envelopes: page.envelopes.map(e => ({ ...e, storedAt: BigInt(e.storedAt) })) as never, more: page.more }).byteLength)
+        return page
+      } })),
+      callFetch(caller, { recipient, limit: 100 }, prover(recipientKey, 'FETCH'))
+    ])
+    expect(result.envelopes).toHaveLength(4)
+    expect(pages.length).toBe(4)
+    for (const size of pages) expect(size).toBeLessThanOrEqual(MAX_MAILBOX_FRAME_BYTES)
+  })
+
+  it('DELETE: removes exactly the named ids, after a proof over them', async () => {
+    await clear()
+    const [a, b] = [sealedEnvelope(), sealedEnvelope()]
+    await mailbox.put(recipient, a)
+    await mailbox.put(recipient, b)
+    const ids = [envelopeId(a)]
+    const [caller, server] = await streamPair()
+    const [outcome, response] = await Promise.all([
+      serveMailbox(server, backend()),
+      callDelete(caller, { recipient, ids }, prover(recipientKey, 'DELETE', ids))
+    ])
+    expect(response).toMatchObject({ status: MailboxStatus.OK, count: 1 })
+    expect(outcome).toMatchObject({ op: MailboxOp.DELETE, status: MailboxStatus.OK, count: 1 })
+    expect((await mailbox.list(recipient, { limit: 10 })).envelopes.map(e => e.sealed)).toEqual([b])
+  })
+
+  it('UNAUTHORIZED: another key, a proof for other ids, another mailbox, a FETCH proof for a DELETE', async () => {
+    await clear()
+    const a = sealedEnvelope()
+    await mailbox.put(recipient, a)
+    const ids = [envelopeId(a)]
+    const attempts: Array<[string, (caller: Stream) => Promise<{ status: MailboxStatus }>]> = [
+      ['fetch signed by another key', async c => (await callFetch(c, { recipient }, prover(otherKey, 'FETCH'))).response],
+      ['delete signed by another key', async c => await callDelete(c, { recipient, ids }, prover(otherKey, 'DELETE', ids))],
+      ['delete proof over other ids', async c => await callDelete(c, { recipient, ids }, prover(recipientKey, 'DELETE', [envelopeId(sealedEnvelope())]))],
+      ['proof made for another mailbox', async c => (await callFetch(c, { recipient }, prover(recipientKey, 'FETCH', undefined, recipient, recipient))).response],
+      ['a FETCH proof on a DELETE', async c => await callDelete(c, { recipient, ids }, async nonce => await signProof(recipientKey, { mailbox: self, recipient, op: 'FETCH', nonce }))]
+    ]
+    for (const [name, attempt] of attempts) {
+      const [caller, server] = await streamPair()
+      const [outcome, response] = await Promise.all([serveMailbox(server, backend()), attempt(caller)])
+      expect(response.status, name).toBe(MailboxStatus.UNAUTHORIZED)
+      expect(outcome.status, name).toBe(MailboxStatus.UNAUTHORIZED)
+    }
+    expect(held()).toBe(1)
+  })
+
+  it('UNAUTHORIZED: a proof replayed on a new challenge', async () => {
+    await clear()
+    await mailbox.put(recipient, sealedEnvelope())
+    let captured: Uint8Array | undefined
+    const capturing: Prover = async nonce => {
+      captured = await prover(recipientKey, 'FETCH')(nonce)
+      return captured
+    }
+    const [c1, s1] = await streamPair()
+    const [, first] = await Promise.all([serveMailbox(s1, backend()), callFetch(c1, { recipient }, capturing)])
+    expect(first.envelopes).toHaveLength(1)
+    const [c2, s2] = await streamPair()
+    const [, replay] = await Promise.all([serveMailbox(s2, backend()), callFetch(c2, { recipient }, async () => captured!)])
+    expect(replay.response.status).toBe(MailboxStatus.UNAUTHORIZED)
+    expect(replay.envelopes).toEqual([])
+  })
+
+  it('RATE_LIMITED and QUOTA_EXCEEDED come back as answers with a reason', async () => {
+    await clear()
+    for (const op of ['STORE', 'FETCH', 'DELETE'] as const) {
+      const [caller, server] = await streamPair()
+      const ids = [envelopeId(sealedEnvelope())]
+      const calling = op === 'STORE'
+        ? callStore(caller, recipient, sealedEnvelope())
+        : op === 'FETCH' ? callFetch(caller, { recipient }, prover(recipientKey, 'FETCH')).then(r => r.response) : callDelete(caller, { recipient, ids }, prover(recipientKey, 'DELETE', ids))
+      const [, response] = await Promise.all([serveMailbox(server, backend({ admit: () => false })), calling])
+      expect(response.status, op).toBe(MailboxStatus.RATE_LIMITED)
+      expect(response.reason, op).toMatch(/too many/)
+    }
+    const [caller, server] = await streamPair()
+    const [, response] = await Promise.all([
+      serveMailbox(server, backend({ store: async () => ({ status: MailboxStatus.QUOTA_EXCEEDED, reason: 'recipient envelope quota: 3 of 3' }) })),
+      callStore(caller, recipient, sealedEnvelope())
+    ])
+    expect(response).toMatchObject({ status: MailboxStatus.QUOTA_EXCEEDED, reason: 'recipient envelope quota: 3 of 3' })
+    expect(held()).toBe(0)
+  })
+
+  it('BAD_REQUEST for a request that decodes but cannot be served', async () => {
+    await clear()
+    const rsa = 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N'
+    const cases: Array<[string, Partial<MailboxRequest>]> = [
+      ['no recipient', { op: MailboxOp.STORE, sealed: sealedEnvelope() }],
+      ['a recipient that is not a PeerId', { op: MailboxOp.STORE, recipient: 'bob', sealed: sealedEnvelope() }],
+      ['an RSA PeerId (no key to check a proof against)', { op: MailboxOp.STORE, recipient: rsa, sealed: sealedEnvelope() }],
+      ['no envelope', { op: MailboxOp.STORE, recipient }],
+      ['an envelope that is not a SealedEnvelope', { op: MailboxOp.STORE, recipient, sealed: new Uint8Array([0xff, 0xff, 0xff]) }],
+      ['a sealed envelope without a key', { op: MailboxOp.STORE, recipient, sealed: SealedEnvelope.encode({ version: 1, ciphertext: new Uint8Array(10) }) }],
+      ['a sealed envelope over the limit', { op: MailboxOp.STORE, recipient, sealed: sealedEnvelope(MAX_SEALED_BYTES) }],
+      ['ids on a STORE', { op: MailboxOp.STORE, recipient, sealed: sealedEnvelope(), ids: [new Uint8Array(32)] }],
+      ['a STORE for the mailbox itself', { op: MailboxOp.STORE, recipient: self, sealed: sealedEnvelope() }],
+      ['no op', { recipient, sealed: sealedEnvelope() }]
+    ]
+    for (const [name, request] of cases) {
+      const [caller, server] = await streamPair()
+      const serving = serveMailbox(server, backend())
+      caller.send(frame(MailboxRequest.encode(request)))
+      await caller.close()
+      const [outcome] = await Promise.all([serving])
+      expect(outcome.status, name).toBe(MailboxStatus.BAD_REQUEST)
+      expect(outcome.reason, name).not.toBe('')
+    }
+    expect(held()).toBe(0)
+  })
+
+  it('BAD_REQUEST for a DELETE with ids of the wrong size, after the challenge', async () => {
+    const ids = [new Uint8Array(31)]
+    const [caller, server] = await streamPair()
+    const [outcome, response] = await Promise.all([
+      serveMailbox(server, backend()),
+      callDelete(caller, { recipient, ids }, async () => new Uint8Array(64))
+    ])
+    expect(response.status).toBe(MailboxStatus.BAD_REQUEST)
+    expect(outcome.status).toBe(MailboxStatus.BAD_REQUEST)
+  })
+})
+
+describe('the mailbox side against a misbehaving caller', () => {
+  it('survives random bytes: never throws out, resets or closes the stream, stores nothing', async () => {
+    await clear()
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 4096 }), async bytes => {
+      const [caller, server] = await streamPair()
+      const serving = serveMailbox(server, backend(), { timeout: 500 }).then(() => 'answered', () => 'reset')
+      caller.send(bytes)
+      await caller.close().catch(() => {})
+      const result = await serving
+      expect(['answered', 'reset']).toContain(result)
+      expect(server.status).not.toBe('open')
+      expect(held()).toBe(0)
+    }), { numRuns: 200 })
+    // and valid-looking frames of garbage: decoding must fail or the request be refused
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), async bytes => {
+      const [caller, server] = await streamPair()
+      const serving = serveMailbox(server, backend(), { timeout: 500 }).then((o: ServeOutcome) => o.status, () => 'reset')
+      caller.send(frame(bytes))
+      await caller.close().catch(() => {})
+      expect(['reset', MailboxStatus.BAD_REQUEST, MailboxStatus.RATE_LIMITED, MailboxStatus.UNAUTHORIZED]).toContain(await serving)
+      expect(held()).toBe(0)
+    }), { numRuns: 300 })
+  })
+
+  it('resets a silent caller after the timeout', async () => {
+    const [caller, server] = await streamPair()
+    const started = Date.now()
+    expect(await codeOf(serveMailbox(server, backend(), { timeout: 200 }))).toBe('TIMEOUT')
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(server.status).toBe('aborted')
+    expect(await ended(caller)).toBe('reset')
+  })
+
+  it('resets a caller that never sends its proof', async () => {
+    const [caller, server] = await streamPair()
+    const serving = codeOf(serveMailbox(server, backend(), { timeout: 200 }))
+    caller.send(frame(MailboxRequest.encode({ op: MailboxOp.FETCH, recipient })))
+    expect(await serving).toBe('TIMEOUT')
+    expect(server.status).toBe('aborted')
+  })
+
+  it('refuses a frame announced over the limit before reading it', async () => {
+    const [caller, server] = await streamPair()
+    const serving = codeOf(serveMailbox(server, backend()))
+    caller.send(encodeVarint(MAX_MAILBOX_FRAME_BYTES + 1))
+    expect(await serving).toBe('FRAME_TOO_LARGE')
+    expect(server.status).toBe('aborted')
+    expect(await ended(caller)).toBe('reset')
+  })
+
+  it('refuses an oversized proof frame', async () => {
+    const [caller, server] = await streamPair()
+    const serving = codeOf(serveMailbox(server, backend()))
+    caller.send(frame(MailboxRequest.encode({ op: MailboxOp.FETCH, recipient })))
+    caller.send(frame(new Uint8Array(4096)))
+    expect(await serving).toBe('FRAME_TOO_LARGE')
+    expect(server.status).toBe('aborted')
+  })
+
+  it('refuses a caller that streams a MiB of garbage', async () => {
+    const [caller, server] = await streamPair()
+    const serving = codeOf(serveMailbox(server, backend()))
+    for (let i = 0; i < 16 && caller.status === 'open'; i++) {
+      try {
+        if (!caller.send(randomBytes(64 * 1024))) await caller.onDrain({ signal: AbortSignal.timeout(1_000) })
+      } catch {
+        break
+      }
+    }
+    expect(['MALFORMED_FRAME', 'FRAME_TOO_LARGE']).toContain(await serving)
+    expect(held()).toBe(0)
+  })
+})
+
+describe('the caller side against a misbehaving mailbox', () => {
+  it('TIMEOUT when the mailbox says nothing; the stream is reset', async () => {
+    const [caller] = await streamPair()
+    expect(await codeOf(callStore(caller, recipient, sealedEnvelope(), { timeout: 200 }))).toBe('TIMEOUT')
+    expect(caller.status).toBe('aborted')
+  })
+
+  it('the reason of the caller signal when it fires', async () => {
+    const [caller] = await streamPair()
+    const reason = new Error('give up')
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort(reason) }, 50)
+    await expect(callFetch(caller, { recipient }, prover(recipientKey, 'FETCH'), { signal: controller.signal })).rejects.toBe(reason)
+  })
+
+  it('MALFORMED_FRAME for garbage, a bad challenge, or an envelope whose id is not its hash', async () => {
+    const answers: Array<[string, Uint8Array[]]> = [
+      ['garbage', [frame(new Uint8Array([0xff, 0xff, 0xff, 0xff]))]],
+      ['a short nonce', [frame(MailboxChallenge.encode({ nonce: new Uint8Array(8) }))]],
+      ['a forged id', [
+        frame(MailboxChallenge.encode({ nonce: new Uint8Array(32) })),
+        frame(MailboxResponse.encode({ status: MailboxStatus.OK, envelopes: [{ id: new Uint8Array(32), sealed: sealedEnvelope(), storedAt: 1n }] }))
+      ]]
+    ]
+    for (const [name, frames] of answers) {
+      const [caller, server] = await streamPair()
+      for (const f of frames) server.send(f)
+      expect(await codeOf(callFetch(caller, { recipient }, prover(recipientKey, 'FETCH'), { timeout: 1_000 })), name).toBe('MALFORMED_FRAME')
+    }
+  })
+
+  it('stops a mailbox that pages forever', async () => {
+    const [caller, server] = await streamPair()
+    const sealed = sealedEnvelope()
+    const page = frame(MailboxResponse.encode({ status: MailboxStatus.OK, envelopes: [{ id: new Uint8Array(envelopeId(sealed)), sealed, storedAt: 1n }], more: true }))
+    server.send(frame(MailboxChallenge.encode({ nonce: new Uint8Array(32) })))
+    const pushing = (async () => {
+      for (let i = 0; i < 50 && server.status === 'open'; i++) {
+        try {
+          if (!server.send(page)) await server.onDrain({ signal: AbortSignal.timeout(1_000) })
+        } catch {
+          return
+        }
+      }
+    })()
+    expect(await codeOf(callFetch(caller, { recipient }, prover(recipientKey, 'FETCH'), { maxEnvelopes: 10 }))).toBe('MALFORMED_FRAME')
+    await pushing
+  })
+
+  it('PEER_UNREACHABLE when the mailbox resets the stream', async () => {
+    const [caller, server] = await streamPair()
+    setTimeout(() => { server.abort(new Error('bye')) }, 20)
+    expect(await codeOf(callStore(caller, recipient, sealedEnvelope()))).toBe('PEER_UNREACHABLE')
+  })
+})
