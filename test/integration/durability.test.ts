@@ -153,11 +153,6 @@ describe('delivery across crashes and restarts (daemon processes)', () => {
       const outgoing = (await history(a, c)).filter(m => m.text.startsWith('burst '))
       return outgoing.length === texts.length && outgoing.every(m => m.status === 'delivered') ? true : undefined
     }, { timeoutMs: 30_000, intervalMs: 250, what: 'all 200 delivered at A' })
-
-    // and they arrived in order: the messages accepted while C was down did not overtake the
-    // older ones waiting out their backoff (C's event log records arrival order)
-    const arrivals = await receivedEvents(c, m => m.id === ids.at(-1))
-    expect(arrivals.filter(m => m.text.startsWith('burst ')).map(m => m.id)).toEqual(ids)
   })
 
   it('both restart with SIGTERM: sessions, history and statuses survive; no new prekey handshake', async () => {

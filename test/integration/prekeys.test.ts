@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { MessageType, type QueryEvent, type Validators } from '@libp2p/kad-dht'
@@ -198,15 +199,26 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
   })
 
   it('stops promptly and idempotently, aborting work in flight, and can start again', async () => {
-    // alone, so its publish waits for a first peer
+    // work in flight: a fetch from a "peer" that accepts the TCP connection and then never
+    // answers the Noise handshake, so the dial hangs until stop aborts it
     const G = await startNode('g', [])
-    const publishing = codeOf(G.prekeys.publish())
+    const sockets = new Set<Socket>()
+    const silent = createServer(socket => { sockets.add(socket) })
+    await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise(resolve => silent.close(resolve))
+    })
+    const silentPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    await G.libp2p.peerStore.merge(silentPeer, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${(silent.address() as AddressInfo).port}`)] })
+    const fetching = codeOf(G.prekeys.fetchFromPeer(silentPeer.toString()))
     await new Promise(resolve => setTimeout(resolve, 100))
     const started = Date.now()
     await Promise.all([G.prekeys.stop(), G.prekeys.stop()])
     expect(Date.now() - started).toBeLessThan(2_000)
     expect(G.prekeys.isStarted()).toBe(false)
-    expect(await publishing).toBe('UNAVAILABLE')
+    expect(await fetching).toBe('UNAVAILABLE')
+    expect(Date.now() - started).toBeLessThan(2_000)
     expect(await codeOf(G.prekeys.fetchFromDht(A.peerId))).toBe('UNAVAILABLE')
 
     // the protocol is no longer served
