@@ -51,35 +51,6 @@ describe('delivery across crashes and restarts (daemon processes)', () => {
     return body.messages
   }
   const copiesAtC = async (id: string): Promise<number> => (await history(c, a)).filter(m => m.id === id).length
-  /** The messages of C's `message.received` events, from the start of its log until `last` matches. */
-  const receivedEvents = async (node: DaemonProcess, last: (m: MessageRecord) => boolean): Promise<MessageRecord[]> => {
-    const controller = new AbortController()
-    const timer = setTimeout(() => { controller.abort() }, 20_000)
-    try {
-      const res = await fetch(`${node.info.apiUrl}/v1/events?after=0`, { headers: { authorization: `Bearer ${node.token}` }, signal: controller.signal })
-      expect(res.status).toBe(200)
-      const received: MessageRecord[] = []
-      const decoder = new TextDecoder()
-      let buffer = ''
-      for await (const chunk of res.body!) {
-        buffer += decoder.decode(chunk, { stream: true })
-        let end: number
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const data = buffer.slice(0, end).split('\n').find(l => l.startsWith('data: '))
-          buffer = buffer.slice(end + 2)
-          if (data == null) continue
-          const event = JSON.parse(data.slice(6)) as { type: string, data: { message?: MessageRecord } }
-          if (event.type !== 'message.received' || event.data.message == null) continue
-          received.push(event.data.message)
-          if (last(event.data.message)) return received
-        }
-      }
-      throw new Error('the event stream ended early')
-    } finally {
-      clearTimeout(timer)
-      controller.abort()
-    }
-  }
   const counters = async (node: DaemonProcess): Promise<Record<string, number>> =>
     (await node.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters
 
