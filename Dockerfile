@@ -50,5 +50,7 @@ EXPOSE 4710 4711 4780
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:4780/v1/health', { signal: AbortSignal.timeout(4000) }).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-ENTRYPOINT ["node", "bin/octet.js"]
+# 4 MB young-generation semi-spaces: ~20 MB less resident memory per daemon at no measured
+# CPU cost (npm run bench -- testnet); the same flag the testnet and `npm start` use
+ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/octet.js"]
 CMD ["daemon"]

@@ -66,9 +66,22 @@ export async function eventRoutes (app: FastifyInstance, { events, counters }: {
 
   app.get('/v1/stats', {
     schema: {
-      summary: 'Counters: delivered, retried, refused envelopes by reason, …',
+      summary: 'Counters (delivered, retried, refused envelopes by reason, …) and memory use',
       tags: ['node'],
-      response: { 200: { type: 'object', required: ['counters'], properties: { counters: { type: 'object', additionalProperties: { type: 'number' } } } } }
+      response: {
+        200: {
+          type: 'object',
+          required: ['counters', 'memory'],
+          properties: {
+            counters: { type: 'object', additionalProperties: { type: 'number' } },
+            memory: {
+              type: 'object',
+              description: 'bytes, from process.memoryUsage()',
+              properties: { rss: { type: 'number' }, heapTotal: { type: 'number' }, heapUsed: { type: 'number' }, external: { type: 'number' }, arrayBuffers: { type: 'number' } }
+            }
+          }
+        }
+      }
     }
-  }, async () => ({ counters: counters.snapshot() }))
+  }, async () => ({ counters: counters.snapshot(), memory: process.memoryUsage() }))
 }
