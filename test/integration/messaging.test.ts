@@ -32,10 +32,13 @@ describe('one-to-one messages between real nodes', () => {
     (await node.api<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peer}/messages?limit=${limit}`)).body.messages
 
   it('A reaches C with no prior connection: C reads the text, A sees delivered', async () => {
-    // the first send must go through a DHT lookup, not an existing connection
-    await a.api('DELETE', `/v1/peers/${c.peerId}`)
-    const peers = (await a.api<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')).body.peers
-    expect(peers.map(p => p.peerId)).not.toContain(c.peerId)
+    // the first send must find C, not reuse a connection: hang up until none is left (the
+    // nodes' own DHT traffic may connect them again in between)
+    await waitFor(async () => {
+      await a.api('DELETE', `/v1/peers/${c.peerId}`)
+      const peers = (await a.api<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')).body.peers
+      return peers.some(p => p.peerId === c.peerId) ? undefined : true
+    }, { what: 'A without a connection to C' })
 
     const sent = await a.api<{ message: MessageRecord }>('POST', '/v1/messages', { to: c.peerId, text: 'hello C, this is A' })
     expect(sent.status).toBe(202)
