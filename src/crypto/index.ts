@@ -46,6 +46,8 @@ import {
 } from './constants.js'
 import { KeyedLock } from '../lock.js'
 import { seal, unseal } from './seal.js'
+import type { WriteSink } from '../store/cache.js'
+import type { StoreOp } from '../store/database.js'
 import {
   CryptoSublevels,
   LevelIdentityKeyStore,
@@ -228,6 +230,25 @@ export class SignalCrypto {
   }
 
   // ---------------------------------------------------------------- sessions
+
+  /**
+   * Session state changes on every message. With a sink, it is written
+   * behind, in order with the sink's other commits; a caller that stores a
+   * message should put `takePendingWrites()` into the same batch, so message
+   * and session state land together. Without a sink, every change is written
+   * before encrypt/decrypt return.
+   */
+  setWriteSink (sink: WriteSink): void {
+    this.db.sessions.setSink(sink)
+  }
+
+  takePendingWrites (): StoreOp[] {
+    return this.db.sessions.takeWrites()
+  }
+
+  async flushWrites (): Promise<void> {
+    await this.db.sessions.flush()
+  }
 
   /** Whether encrypt(peerId) can be used now, without a new bundle. */
   async hasSession (peerId: string): Promise<boolean> {

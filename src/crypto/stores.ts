@@ -17,7 +17,7 @@ import {
   SignedPreKeyStore
 } from '@signalapp/libsignal-client'
 import type { PrivateKey, Uuid } from '@signalapp/libsignal-client'
-import { CachedRecords, type KeyValue } from '../store/cache.js'
+import { CachedRecords, WriteBehindRecords, type KeyValue } from '../store/cache.js'
 import type { BytesSublevel, RecordSublevel, Store } from '../store/database.js'
 import { SIGNAL_DEVICE_ID } from './constants.js'
 
@@ -65,8 +65,8 @@ export interface RetiredPrekey {
 export class CryptoSublevels {
   readonly local: BytesSublevel
   readonly state: RecordSublevel<LocalState>
-  /** read and written on every message: cached */
-  readonly sessions: KeyValue<Uint8Array>
+  /** read and written on every message: cached, written behind (see WriteBehindRecords) */
+  readonly sessions: WriteBehindRecords
   readonly identities: KeyValue<Uint8Array>
   readonly pendingIdentities: BytesSublevel
   readonly preKeys: BytesSublevel
@@ -81,7 +81,7 @@ export class CryptoSublevels {
   constructor (store: Store) {
     this.local = store.bytes('signal-local')
     this.state = store.records<LocalState>('signal-state')
-    this.sessions = new CachedRecords<Uint8Array>(store.bytes('signal-sessions'))
+    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'))
     this.identities = new CachedRecords<Uint8Array>(store.bytes('signal-identities'))
     this.pendingIdentities = store.bytes('signal-identities-pending')
     this.preKeys = store.bytes('signal-prekeys')

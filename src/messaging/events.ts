@@ -7,6 +7,11 @@ export type OctetEventType =
   | 'contact.request'
   | 'contact.updated'
   | 'identity.changed'
+  | 'group.invite'
+  | 'group.joined'
+  | 'group.message'
+  | 'group.member.added'
+  | 'group.member.removed'
 
 /** An event as stored and streamed: `id` increases by one per event, across restarts. */
 export interface OctetEvent {

@@ -1,3 +1,4 @@
+import { toString as toBase64 } from 'uint8arrays/to-string'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError } from '../errors.js'
 import { KeyedLock } from '../lock.js'
@@ -9,13 +10,15 @@ import { MAX_TEXT_BYTES } from '../wire/limits.js'
 import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN, MAX_PAGE_SIZE } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
-import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord } from './records.js'
-import { Receiver } from './receiver.js'
+import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
+import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
 import { Sender, type BundleSource, type MailboxClient } from './sender.js'
 import { Counters } from './stats.js'
 
-export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord } from './records.js'
+export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, PairwiseKind } from './records.js'
+export type { GroupEnvelopeHandler } from './receiver.js'
+export type { NewEvent } from './events.js'
 export type { OctetEvent, OctetEventType } from './events.js'
 export type { BundleSource, MailboxClient } from './sender.js'
 export type { CollectReport } from './mailbox-collector.js'
@@ -55,6 +58,13 @@ export interface ConversationSummary {
   gaps: number[]
 }
 
+/** A plaintext for one peer, sealed with its pairwise session when the outbox delivers it. */
+export interface PairwiseDelivery {
+  peer: string
+  kind: PairwiseKind
+  body: Uint8Array
+}
+
 export interface ContactView extends ContactRecord {
   identity: 'unknown' | 'trusted' | 'changed'
 }
@@ -86,6 +96,8 @@ export class Messenger {
     this.counters = init.counters
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
+    // session state is written behind, through the event log's ordered commits (see WriteBehindRecords)
+    init.crypto.setWriteSink(async ops => await init.events.commit(ops))
     this.receiver = new Receiver({
       peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
@@ -107,12 +119,46 @@ export class Messenger {
     this.collector?.stop()
     this.sender.stop()
     await this.transport.stop()
+    await this.init.crypto.flushWrites()
   }
 
   /** Fetches what mailbox peers hold for us now (it also happens on start and periodically). */
   async collectMailboxes (): Promise<CollectReport> {
     if (this.collector == null) throw new OctetError('UNAVAILABLE', 'this node runs without mailboxes')
     return await this.collector.collect()
+  }
+
+  // ------------------------------------------------------------- groups
+
+  /** Where GROUP_CONTROL and SENDER_KEY envelopes go; register before start(). */
+  setGroupHandler (handler: GroupEnvelopeHandler | undefined): void {
+    this.receiver.setGroupHandler(handler)
+  }
+
+  /**
+   * Commits `ops` and `newEvents` together with outbox entries that deliver
+   * each plaintext to its peer over the pairwise Signal session (retried with
+   * backoff, through mailboxes when the peer is offline, like any message).
+   * Nothing is locked: the caller serializes its own state.
+   */
+  async commitPairwise (ops: StoreOp[], newEvents: NewEvent[], deliveries: PairwiseDelivery[]): Promise<void> {
+    const { db } = this
+    const at = this.now()
+    const all = [...ops]
+    for (const delivery of deliveries) {
+      const peer = this.checkPeer(delivery.peer)
+      const entry: OutboxEntry = {
+        id: messageIdToHex(newMessageId()),
+        peer,
+        payload: { kind: 'group', type: delivery.kind, body: toBase64(delivery.body, 'base64') },
+        attempts: 0,
+        nextAttemptAt: 0,
+        createdAt: at
+      }
+      all.push(db.putOp(db.outbox, db.newOutboxKey(peer, at), entry))
+    }
+    await this.events.commit(all, newEvents, at)
+    for (const peer of new Set(deliveries.map(d => d.peer))) this.sender.kick(peer)
   }
 
   // ------------------------------------------------------------- messages

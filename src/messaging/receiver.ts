@@ -9,7 +9,7 @@ import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './cons
 import type { AckResult } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import { RateLimiter } from './rate-limit.js'
-import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore } from './records.js'
+import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
 import type { Counters } from './stats.js'
 
 export interface ReceiverInit {
@@ -26,6 +26,15 @@ export interface ReceiverInit {
 }
 
 /**
+ * Takes the decrypted plaintext of a GROUP_CONTROL or SENDER_KEY envelope
+ * (the groups module registers one). It runs while the sender's envelopes
+ * are being received, so it must not wait for anything that waits for them;
+ * a throw refuses the envelope with the error's code. The same envelope can
+ * come again (a retry after a failed commit): handlers are idempotent.
+ */
+export type GroupEnvelopeHandler = (sender: string, kind: PairwiseKind, plaintext: Uint8Array) => Promise<void>
+
+/**
  * direct: from a DM stream, the sender proven by the connection; mailbox:
  * fetched from a mailbox peer, the sender proven only by the Signal session.
  */
@@ -36,6 +45,8 @@ class Batch {
   readonly ops: StoreOp[] = []
   readonly events: NewEvent[] = []
   readonly seen = new Set<string>()
+  /** `seen` already holds what the database knew for this batch's envelopes */
+  seenLoaded = false
   /** ids of texts that came from a mailbox: their sender gets a delivery receipt */
   readonly receipts: string[] = []
   conversation: ConversationRecord | undefined
@@ -53,10 +64,16 @@ export class Receiver {
   private readonly limiter: RateLimiter
   /** peers with envelopes held for an identity change; checked before the database */
   private heldPeers: Set<string> | undefined
+  private groupHandler: GroupEnvelopeHandler | undefined
 
   constructor (private readonly init: ReceiverInit) {
     const rate = init.inboundRate ?? { perSecond: INBOUND_RATE_PER_SECOND, burst: INBOUND_BURST }
     this.limiter = new RateLimiter(rate.perSecond, rate.burst, init.now)
+  }
+
+  /** GROUP_CONTROL and SENDER_KEY envelopes go to `handler`; without one they are refused (UNSUPPORTED_KIND). */
+  setGroupHandler (handler: GroupEnvelopeHandler | undefined): void {
+    this.groupHandler = handler
   }
 
   /**
@@ -77,6 +94,11 @@ export class Receiver {
     // one peer's envelopes one batch at a time: its conversation is read, changed and written back
     return await db.peerLock.run(authenticatedSender, async () => {
       const batch = new Batch()
+      // one read for the whole burst: which of these were seen before
+      const seenKeys = envelopes.map(e => db.seenKey(e.sender, messageIdToHex(e.id)))
+      const seenBefore = await db.seen.getMany(seenKeys)
+      seenKeys.forEach((key, i) => { if (seenBefore[i] != null) batch.seen.add(key) })
+      batch.seenLoaded = true
       for (const [i, envelope] of envelopes.entries()) {
         results[i] ??= await this.receiveOne(envelope, batch, source)
       }
@@ -87,7 +109,8 @@ export class Receiver {
           id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts }, attempts: 0, nextAttemptAt: 0, createdAt: at
         }))
       }
-      await events.commit(batch.ops, batch.events, now())
+      // the session state that decrypted them lands with the messages
+      await events.commit([...batch.ops, ...this.init.crypto.takePendingWrites()], batch.events, now())
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       if (batch.receipts.length > 0) this.init.onOutbox(authenticatedSender)
       return results as AckResult[]
@@ -101,7 +124,8 @@ export class Receiver {
     if (batch.contact == null) batch.contact = await db.contact(sender)
     if (batch.contact?.state === 'blocked') return this.refuse('BLOCKED', sender, envelope)
     const seenKey = db.seenKey(sender, id)
-    if (batch.seen.has(seenKey) || await db.seen.get(seenKey) != null || (await this.isHeld(sender) && await db.held.get(seenKey) != null)) {
+    // batch.seen: seen before this burst (read up front by receiveBatch) or earlier in it
+    if (batch.seen.has(seenKey) || (batch.seenLoaded !== true && await db.seen.get(seenKey) != null) || (await this.isHeld(sender) && await db.held.get(seenKey) != null)) {
       this.init.counters.increment('dm.duplicates')
       return { status: AckStatus.DUPLICATE }
     }
@@ -126,6 +150,12 @@ export class Receiver {
           break
         case Kind.RECEIPT:
           await this.applyReceipt(envelope, seenKey, plaintext, batch)
+          break
+        case Kind.GROUP_CONTROL:
+        case Kind.SENDER_KEY:
+          if (this.groupHandler == null) return this.refuse('UNSUPPORTED_KIND', sender, envelope)
+          await this.groupHandler(sender, envelope.kind === Kind.SENDER_KEY ? 'sender-key' : 'group-control', plaintext)
+          batch.ops.push(db.putOp(db.seen, seenKey, this.init.now()))
           break
         default:
           return this.refuse('UNSUPPORTED_KIND', sender, envelope)

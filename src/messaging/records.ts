@@ -52,9 +52,14 @@ export interface ContactRecord {
   updatedAt: number
 }
 
+/** What a group module sends pairwise: membership changes and invites, and sender keys. */
+export type PairwiseKind = 'group-control' | 'sender-key'
+
 export type OutboxPayload =
   | { kind: 'text', messageId: string }
   | { kind: 'receipt', receipt: 'read' | 'delivered', ids: string[] }
+  /** a GROUP_CONTROL or SENDER_KEY envelope; `body` is its plaintext, base64 */
+  | { kind: 'group', type: PairwiseKind, body: string }
 
 /** Something to deliver to a peer; removed once the peer acknowledged it. */
 export interface OutboxEntry {

@@ -1,3 +1,4 @@
+import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -209,8 +210,10 @@ export class Sender {
     const envelopes: Array<{ keyed: Keyed, envelope: Envelope, message?: MessageRecord }> = []
     const sentOps: StoreOp[] = []
     const sentEvents: NewEvent[] = []
-    for (const keyed of window) {
-      const built = await this.buildEnvelope(keyed.entry)
+    // one read for the window's messages rather than one per envelope
+    const records = await db.messages.getMany(window.map(({ entry }) => entry.payload.kind === 'text' ? entry.payload.messageId : ''))
+    for (const [i, keyed] of window.entries()) {
+      const built = await this.buildEnvelope(keyed.entry, records[i])
       if (built == null) {
         // its message is gone (or already final): nothing to deliver
         sentOps.push(db.delOp(db.outbox, keyed.key))
@@ -227,7 +230,7 @@ export class Sender {
     // written now in one go, acked later; settled here so no rejection is ever unobserved
     const acks = (await transport.sendBatch(peer, envelopes.map(e => e.envelope), this.abort.signal))
       .map(async ack => await ack.then(value => ({ ok: true as const, ack: value }), (err: unknown) => ({ ok: false as const, err })))
-    const sentCommitted = events.commit(sentOps, sentEvents)
+    const sentCommitted = events.commit([...sentOps, ...this.init.crypto.takePendingWrites()], sentEvents)
     const results = await Promise.all(acks)
     await sentCommitted
 
@@ -290,7 +293,8 @@ export class Sender {
   }
 
   /** A sealed envelope for one outbox entry; undefined when there is nothing left to send. */
-  private async buildEnvelope (entry: OutboxEntry): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
+  /** `record`: the entry's message when the caller already read it. */
+  private async buildEnvelope (entry: OutboxEntry, record?: MessageRecord): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
     const { db, crypto, peerId, now } = this.init
     const id = messageIdFromHex(entry.id)
     if (id == null) return undefined
@@ -300,12 +304,15 @@ export class Sender {
     let plaintext: Uint8Array
     let message: MessageRecord | undefined
     if (entry.payload.kind === 'text') {
-      message = await db.messages.get(entry.payload.messageId)
+      message = record ?? await db.messages.get(entry.payload.messageId)
       if (message == null || message.status === 'failed') return undefined
       kind = Kind.TEXT
       seq = message.seq
       timestamp = message.sentAt
       plaintext = encodePlaintext({ text: message.text, seq, sentAt: message.sentAt })
+    } else if (entry.payload.kind === 'group') {
+      kind = entry.payload.type === 'sender-key' ? Kind.SENDER_KEY : Kind.GROUP_CONTROL
+      plaintext = fromBase64(entry.payload.body, 'base64')
     } else {
       kind = Kind.RECEIPT
       const type = entry.payload.receipt === 'read' ? ReceiptType.READ : ReceiptType.DELIVERED

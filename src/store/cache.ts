@@ -1,3 +1,5 @@
+import type { BytesSublevel, StoreOp } from './database.js'
+
 /** The part of a level sublevel that a write-through cache needs. */
 export interface KeyValue<V> {
   get: (key: string) => Promise<V | undefined>
@@ -46,5 +48,78 @@ export class CachedRecords<V> implements KeyValue<V> {
       const oldest = this.cache.keys().next().value
       if (oldest !== undefined) this.cache.delete(oldest)
     }
+  }
+}
+
+/** Where deferred writes go: a committer that applies batches in the order it is given them. */
+export type WriteSink = (ops: StoreOp[]) => Promise<unknown>
+
+/**
+ * Write-behind cache for records rewritten on every message (a Signal session
+ * advances with each encrypt and decrypt). A put changes the cache at once and
+ * is handed to the sink soon after — or earlier, when a caller takes the
+ * pending writes into its own batch (a received message and the session
+ * state that decrypted it then land together). The sink must apply batches in
+ * order (octet's event log does): a later commit never lands before an earlier
+ * pending write. Without a sink, writes go straight to the database.
+ */
+export class WriteBehindRecords implements KeyValue<Uint8Array> {
+  private readonly cache = new CachedRecords<Uint8Array>({
+    get: async key => await this.sublevel.get(key),
+    put: async () => {},
+    del: async () => {}
+  })
+
+  /** key → value to write, or undefined to delete */
+  private readonly pending = new Map<string, Uint8Array | undefined>()
+  private sink: WriteSink | undefined
+  private flushScheduled = false
+
+  constructor (private readonly sublevel: BytesSublevel, private readonly onFlushError: (err: unknown) => void = () => {}) {}
+
+  setSink (sink: WriteSink): void {
+    this.sink = sink
+  }
+
+  async get (key: string): Promise<Uint8Array | undefined> {
+    if (this.pending.has(key)) return this.pending.get(key)
+    return await this.cache.get(key)
+  }
+
+  async put (key: string, value: Uint8Array): Promise<void> {
+    if (this.sink == null) await this.sublevel.put(key, value)
+    else this.defer(key, value)
+    await this.cache.put(key, value)
+  }
+
+  async del (key: string): Promise<void> {
+    if (this.sink == null) await this.sublevel.del(key)
+    else this.defer(key, undefined)
+    await this.cache.del(key)
+  }
+
+  private defer (key: string, value: Uint8Array | undefined): void {
+    this.pending.set(key, value)
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => {
+      this.flushScheduled = false
+      void this.flush().catch(this.onFlushError)
+    })
+  }
+
+  /** The pending writes as batch operations; they are the caller's to commit now. */
+  takeWrites (): StoreOp[] {
+    const ops: StoreOp[] = [...this.pending].map(([key, value]) => value == null
+      ? { type: 'del', sublevel: this.sublevel, key }
+      : { type: 'put', sublevel: this.sublevel, key, value })
+    this.pending.clear()
+    return ops
+  }
+
+  /** Commits whatever is pending through the sink. */
+  async flush (): Promise<void> {
+    const ops = this.takeWrites()
+    if (ops.length > 0 && this.sink != null) await this.sink(ops)
   }
 }
