@@ -10,7 +10,8 @@ import { ROOT, machine, packageVersion } from './lib.js'
 
 const BENCHMARKS = [
   { name: 'testnet', load: () => import('./testnet.js') },
-  { name: 'messaging', load: () => import('./messaging.js') }
+  { name: 'messaging', load: () => import('./messaging.js') },
+  { name: 'mailbox', load: () => import('./mailbox.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

@@ -57,18 +57,23 @@ export type TestnetProgress =
   | { stage: 'dht', found: number, total: number }
   | { stage: 'ready', elapsedMs: number }
 
+/** One launch of a node's daemon; a restart replaces it. */
 interface Running {
   name: string
+  index: number
   child: ChildProcess
   log: WriteStream
   stderrTail: string[]
   info?: TestnetNode
+  /** stopNode() asked it to exit: not an unexpected exit */
+  stoppedOnPurpose: boolean
 }
 
 /**
  * N real daemons as child processes on 127.0.0.1, the first the bootstrap
  * peer of the others, mDNS off. Ready only once every node has found every
- * other node through a DHT query.
+ * other node through a DHT query. Single nodes can be stopped and started
+ * again on their data directory (a peer going offline and coming back).
  */
 export class Testnet {
   private readonly running: Running[] = []
@@ -77,11 +82,17 @@ export class Testnet {
 
   constructor (private readonly options: TestnetOptions) {}
 
+  /** Nodes that came up, stopped ones too (see isRunning); one that startNode() brings back reappears once ready. */
   get nodes (): TestnetNode[] {
     return this.running.flatMap(r => r.info != null ? [r.info] : [])
   }
 
-  /** Called when a node exits while the testnet is not stopping. */
+  isRunning (name: string): boolean {
+    const entry = this.running.find(r => r.name === name)
+    return entry != null && isAlive(entry.child)
+  }
+
+  /** Called when a node exits while the testnet is not stopping and stopNode() did not ask it to. */
   onUnexpectedExit (listener: (name: string, code: number | null) => void): void {
     this.exitListeners.push(listener)
   }
@@ -90,12 +101,12 @@ export class Testnet {
     const startedAt = Date.now()
     const { nodes } = this.options
     try {
-      const first = await this.startNode(0, [], signal)
+      const first = await this.launch(0, [], signal)
       onProgress({ stage: 'node-started', node: first, started: 1, total: nodes })
-      const bootstrap = first.addresses.filter(a => a.includes('/tcp/') && !a.includes('/ws'))
+      const bootstrap = tcpAddresses(first)
       let started = 1
       await Promise.all(Array.from({ length: nodes - 1 }, async (_, k) => {
-        const node = await this.startNode(k + 1, bootstrap, signal)
+        const node = await this.launch(k + 1, bootstrap, signal)
         onProgress({ stage: 'node-started', node, started: ++started, total: nodes })
       }))
       // keep the table in node order whatever order they came up in
@@ -124,18 +135,59 @@ export class Testnet {
     ]
   }
 
-  private async startNode (index: number, bootstrap: string[], signal?: AbortSignal): Promise<TestnetNode> {
+  /**
+   * SIGTERM to one node (SIGKILL after a grace period), resolving once it exited. Its data
+   * directory stays, for startNode(). Idempotent.
+   */
+  async stopNode (name: string): Promise<void> {
+    const entry = this.entry(name)
+    entry.stoppedOnPurpose = true
+    await terminate(entry)
+  }
+
+  /**
+   * Starts a stopped node again on its data directory: the same PeerId, and the same ports
+   * when the testnet has a base port (with base port 0 the OS picks new ones; the node's
+   * entry in `nodes` then has the new API URL, addresses and pid). It bootstraps from
+   * node-0, or from another running node when node-0 is the one starting or is stopped.
+   * A node already running is left alone.
+   */
+  async startNode (name: string, signal?: AbortSignal): Promise<TestnetNode> {
+    const entry = this.entry(name)
+    if (this.stopping != null) throw stoppingError(name)
+    if (isAlive(entry.child)) {
+      if (entry.info != null) return entry.info
+      throw new OctetError('TESTNET_NODE_FAILED', `${name} is already starting`)
+    }
+    const peers = this.running.filter(r => r.name !== name && r.info != null && isAlive(r.child))
+    const bootstrapPeer = peers.find(r => r.index === 0) ?? peers[0]
+    if (bootstrapPeer?.info == null) throw new OctetError('TESTNET_NODE_FAILED', `cannot start ${name}: no other node is running to bootstrap from`)
+    return await this.launch(entry.index, tcpAddresses(bootstrapPeer.info), signal)
+  }
+
+  private entry (name: string): Running {
+    const entry = this.running.find(r => r.name === name)
+    if (entry == null) throw new OctetError('TESTNET_NODE_FAILED', `no node named ${name} in this testnet (${this.running.map(r => r.name).join(', ')})`)
+    return entry
+  }
+
+  /** Spawns node `index` and waits for its "ready"; a node started before is replaced in the table. */
+  private async launch (index: number, bootstrap: string[], signal?: AbortSignal): Promise<TestnetNode> {
     const name = `node-${index}`
     const dataDir = resolve(this.options.dir, name)
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    // a daemon spawned now would outlive stop()
+    if (this.stopping != null) throw stoppingError(name)
     const logFile = join(dataDir, 'daemon.log')
     const log = createWriteStream(logFile, { flags: 'a' })
     const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...this.nodeArgs(index, dataDir, bootstrap)], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, ...this.options.env, OCTET_DATA_DIR: undefined, OCTET_LISTEN: undefined, OCTET_API: undefined, OCTET_BOOTSTRAP: undefined }
     })
-    const entry: Running = { name, child, log, stderrTail: [] }
-    this.running.push(entry)
+    const entry: Running = { name, index, child, log, stderrTail: [], stoppedOnPurpose: false }
+    const previous = this.running.findIndex(r => r.name === name)
+    if (previous === -1) this.running.push(entry)
+    else this.running[previous] = entry
     child.stdout?.pipe(log, { end: false })
     child.stderr?.on('data', (chunk: Buffer) => {
       log.write(chunk)
@@ -143,7 +195,7 @@ export class Testnet {
       entry.stderrTail.splice(0, Math.max(0, entry.stderrTail.length - 5))
     })
     child.once('exit', code => {
-      if (this.stopping == null && entry.info != null) {
+      if (this.stopping == null && entry.info != null && !entry.stoppedOnPurpose) {
         for (const listener of this.exitListeners) listener(name, code)
       }
     })
@@ -225,18 +277,34 @@ export class Testnet {
 
   /** SIGTERM to every daemon, SIGKILL to any still alive after a grace period. Idempotent. */
   async stop (): Promise<void> {
-    this.stopping ??= Promise.all(this.running.map(async ({ child, log }) => {
-      if (child.exitCode == null && child.signalCode == null) {
-        const exited = once(child, 'exit')
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT)
-        await exited
-        clearTimeout(timer)
-      }
-      log.end()
-    })).then(() => {})
+    this.stopping ??= Promise.all(this.running.map(terminate)).then(() => {})
     await this.stopping
   }
+}
+
+function isAlive (child: ChildProcess): boolean {
+  return child.exitCode == null && child.signalCode == null
+}
+
+/** SIGTERM, SIGKILL after STOP_TIMEOUT; resolves once the daemon exited and its log is closed. */
+async function terminate ({ child, log }: Running): Promise<void> {
+  if (isAlive(child)) {
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT)
+    await exited
+    clearTimeout(timer)
+  }
+  if (!log.writableEnded) log.end()
+}
+
+function stoppingError (name: string): OctetError {
+  return new OctetError('TESTNET_NODE_FAILED', `cannot start ${name}: the testnet is stopping`)
+}
+
+/** A node's TCP addresses (not WebSockets), for others to bootstrap from. */
+function tcpAddresses (node: TestnetNode): string[] {
+  return node.addresses.filter(a => a.includes('/tcp/') && !a.includes('/ws'))
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
