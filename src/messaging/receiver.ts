@@ -1,10 +1,11 @@
 import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
-import type { SignalCrypto } from '../crypto/index.js'
+import { MessageType, type SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, newMessageId, type Envelope } from '../wire/codec.js'
+import { MAX_RECEIPT_IDS } from '../wire/limits.js'
 import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
 import type { AckResult } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
@@ -47,8 +48,14 @@ class Batch {
   readonly seen = new Set<string>()
   /** `seen` already holds what the database knew for this batch's envelopes */
   seenLoaded = false
-  /** ids of texts that came from a mailbox: their sender gets a delivery receipt */
+  /**
+   * ids the sender gets an encrypted delivery receipt for: texts that came from
+   * a mailbox (no ack reached the sender), and the latest first-contact
+   * (PreKey) message of a direct burst — the sender's session only leaves its
+   * first-message form, 1.6 KB bigger per message, once it decrypts a reply
+   */
   readonly receipts: string[] = []
+  sessionAck: string | undefined
   conversation: ConversationRecord | undefined
   contact: ContactRecord | undefined
   contactChanged = false
@@ -102,11 +109,12 @@ export class Receiver {
       for (const [i, envelope] of envelopes.entries()) {
         results[i] ??= await this.receiveOne(envelope, batch, source)
       }
-      if (batch.receipts.length > 0) {
-        // the sender may be offline too: the receipt goes through our outbox (and its mailboxes)
-        const at = now()
+      if (batch.sessionAck != null) batch.receipts.push(batch.sessionAck)
+      // the sender may be offline too: receipts go through our outbox (and its mailboxes)
+      const at = now()
+      for (let i = 0; i < batch.receipts.length; i += MAX_RECEIPT_IDS) {
         batch.ops.push(db.putOp(db.outbox, db.newOutboxKey(authenticatedSender, at), {
-          id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts }, attempts: 0, nextAttemptAt: 0, createdAt: at
+          id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts.slice(i, i + MAX_RECEIPT_IDS) }, attempts: 0, nextAttemptAt: 0, createdAt: at
         }))
       }
       // the session state that decrypted them lands with the messages
@@ -147,6 +155,7 @@ export class Receiver {
         case Kind.TEXT:
           await this.storeText(envelope, id, seenKey, plaintext, batch)
           if (source === 'mailbox') batch.receipts.push(id)
+          else if (envelope.cipherType === MessageType.PreKey) batch.sessionAck = id
           break
         case Kind.RECEIPT:
           await this.applyReceipt(envelope, seenKey, plaintext, batch)
