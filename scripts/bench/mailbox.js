@@ -115,7 +115,7 @@ export async function run ({ log = () => {} } = {}) {
     add('mailbox: bytes charged per message per mailbox', perCopy, 'B', `${heldBytes} B over ${copies} copies (${MESSAGES} messages × ${round(copies / MESSAGES)} holders)`)
     add('plaintext per message', TEXT_BYTES, 'B', 'the text')
     add('mailbox bytes / plaintext', perCopy / TEXT_BYTES, 'x')
-    add('mailbox: sealed envelope per message', perCopy - ENTRY_OVERHEAD_BYTES, 'B', `charged bytes minus ${ENTRY_OVERHEAD_BYTES} B per-entry overhead; PreKey messages (C has not written to A yet)`)
+    add('mailbox: sealed envelope per message', perCopy - ENTRY_OVERHEAD_BYTES, 'B', `charged bytes minus ${ENTRY_OVERHEAD_BYTES} B per-entry overhead; Signal message + sealing (ephemeral key, tag, framing)`)
     add('sealed envelope / plaintext', (perCopy - ENTRY_OVERHEAD_BYTES) / TEXT_BYTES, 'x')
     return { rows }
   } finally {
