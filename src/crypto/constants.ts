@@ -1,12 +1,4 @@
-/** Time units, in milliseconds (the unit of every duration in this module). */
-export const SECOND = 1000
-export const MINUTE = 60 * SECOND
-export const HOUR = 60 * MINUTE
-export const DAY = 24 * HOUR
-
-/** Size units, in bytes. */
-export const KIB = 1024
-
+import { SECOND, MINUTE, HOUR, DAY, KiB } from '../units.js'
 /**
  * octet runs one Signal "device" per node: a user is a PeerId, so every
  * ProtocolAddress is (peerId, 1).
@@ -56,7 +48,7 @@ export const MAX_CLOCK_SKEW = 5 * MINUTE
  * (the Kyber-1024 public key alone is 1569 bytes), so this leaves room for
  * growth while refusing anything absurd before it is decoded.
  */
-export const MAX_BUNDLE_BYTES = 16 * KIB
+export const MAX_BUNDLE_BYTES = 16 * KiB
 
 /** libsignal Fingerprint parameters used by Signal itself for safety numbers. */
 export const FINGERPRINT_ITERATIONS = 5200

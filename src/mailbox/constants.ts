@@ -1,14 +1,5 @@
+import { SECOND, MINUTE, HOUR, DAY, KiB, MiB } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
-
-/** Time units, in milliseconds (the unit of every duration in this module). */
-export const SECOND = 1000
-export const MINUTE = 60 * SECOND
-export const HOUR = 60 * MINUTE
-export const DAY = 24 * HOUR
-
-/** Size units, in bytes (the unit of every size in this module). */
-export const KiB = 1024
-export const MiB = 1024 * KiB
 
 export const MAILBOX_PROTOCOL_NAME = 'mailbox'
 export const MAILBOX_PROTOCOL_VERSION = '1.0.0'

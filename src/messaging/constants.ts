@@ -1,7 +1,4 @@
-export const SECOND = 1000
-export const MINUTE = 60 * SECOND
-export const HOUR = 60 * MINUTE
-export const DAY = 24 * HOUR
+import { SECOND, MINUTE, HOUR, DAY } from '../units.js'
 
 export const DM_PROTOCOL = '/octet/dm/1.0.0'
 

@@ -1,4 +1,4 @@
-const SECOND = 1000
+import { SECOND } from '../units.js'
 
 /** octet's own overlay: a private Kademlia DHT, not the public IPFS one. */
 export const PROTOCOL_PREFIX = '/octet'

@@ -1,9 +1,5 @@
+import { SECOND, MINUTE, HOUR } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
-
-/** Time units, in milliseconds (the unit of every duration in this module). */
-export const SECOND = 1000
-export const MINUTE = 60 * SECOND
-export const HOUR = 60 * MINUTE
 
 export const PREKEY_PROTOCOL_NAME = 'prekeys'
 export const PREKEY_PROTOCOL_VERSION = '1.0.0'

@@ -1,3 +1,4 @@
+import { SECOND } from '../units.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
@@ -9,7 +10,6 @@ import { OctetError } from '../errors.js'
 import { dataDirPaths } from '../datadir.js'
 import type { ReadyMessage } from '../daemon.js'
 
-const SECOND = 1000
 export const NODE_START_TIMEOUT = 30 * SECOND
 export const DHT_READY_TIMEOUT = 60 * SECOND
 const STOP_TIMEOUT = 10 * SECOND

@@ -1,3 +1,4 @@
+import { KiB } from '../units.js'
 /**
  * Size limits and versions of octet's wire formats, in one place.
  *
@@ -6,8 +7,6 @@
  * parse more than this. Stream readers should pass the same numbers as their
  * `maxDataLength`.
  */
-
-export const KiB = 1024
 
 /** The Envelope.version this build writes. */
 export const WIRE_VERSION = 1

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  DAY,
   ONE_TIME_PREKEY_LOW_WATER,
   ONE_TIME_PREKEY_MAX_AGE,
   ONE_TIME_PREKEY_POOL_SIZE,
   RETIRED_PREKEY_GRACE,
   SIGNED_PREKEY_ROTATION
 } from '../../../src/crypto/constants.js'
+import { DAY } from '../../../src/units.js'
 import { Nodes, codeOf, connect, str, text } from './helpers.js'
 
 const nodes = new Nodes()

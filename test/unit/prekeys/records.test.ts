@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { signBundle } from '../../../src/crypto/bundle.js'
-import { BUNDLE_LIFETIME, DAY, MAX_BUNDLE_BYTES } from '../../../src/crypto/constants.js'
+import { BUNDLE_LIFETIME, MAX_BUNDLE_BYTES } from '../../../src/crypto/constants.js'
+import { DAY } from '../../../src/units.js'
 import { PREKEY_RECORD_NAMESPACE } from '../../../src/prekeys/constants.js'
 import {
   peerIdOfRecordKey,
