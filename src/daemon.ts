@@ -9,6 +9,7 @@ import { MailboxService, type MailboxServiceOptions } from './mailbox/index.js'
 import { Counters, EventLog, Messenger, type MessengerInit } from './messaging/index.js'
 import { createNode, type NodeInit, type OctetNode } from './node/index.js'
 import { SignalCrypto } from './crypto/index.js'
+import { GroupService } from './groups/index.js'
 import { PrekeyService, prekeySelectors, prekeyValidators } from './prekeys/index.js'
 import { Store, databasePaths } from './store/database.js'
 import { VERSION } from './version.js'
@@ -39,7 +40,7 @@ export interface ReadyMessage extends DaemonInfo {
 
 /**
  * The composition root: config → data directory → store → node → crypto →
- * prekeys → mailbox → messenger → API.
+ * prekeys → mailbox → messenger → groups → API.
  * Start undoes what it did when a later step fails; stop shuts down in the
  * reverse order (stop accepting requests, then the node, then the databases).
  */
@@ -51,6 +52,7 @@ export class Daemon {
   prekeys!: PrekeyService
   messenger!: Messenger
   mailbox!: MailboxService
+  groups!: GroupService
   private api!: FastifyInstance
   private apiUrl = ''
 
@@ -124,10 +126,23 @@ export class Daemon {
       inboundRate: this.overrides.inboundRate,
       mailbox: { client: this.mailbox, replicas: config.mailboxReplicas }
     })
+    // before the messenger starts: it registers the handler of group envelopes
+    this.groups = new GroupService({
+      peerId: this.node.peerId,
+      privateKey,
+      store,
+      crypto: this.crypto,
+      messenger: this.messenger,
+      pubsub: this.node.pubsub,
+      libp2p: this.node.libp2p,
+      log
+    })
     await this.messenger.start()
     this.cleanups.push({ name: 'messenger', run: async () => { await this.messenger.stop() } })
+    await this.groups.start()
+    this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, mailboxStats: () => this.mailbox.stats(), log, version: VERSION })
+    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, groups: this.groups, mailboxStats: () => this.mailbox.stats(), log, version: VERSION })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })

@@ -38,6 +38,12 @@ export type ErrorCode =
   | 'NO_SESSION'
   | 'FORGED_SENDER'
   | 'REPLAYED_MESSAGE'
+  // groups (input from peers)
+  | 'GROUP_INVALID'
+  | 'GROUP_FORGED'
+  | 'GROUP_STALE'
+  | 'GROUP_GAP'
+  | 'NOT_A_MEMBER'
   // testnet
   | 'TESTNET_NODE_FAILED'
   | 'TESTNET_NOT_READY'

@@ -11,7 +11,8 @@ import { ROOT, machine, packageVersion } from './lib.js'
 const BENCHMARKS = [
   { name: 'testnet', load: () => import('./testnet.js') },
   { name: 'messaging', load: () => import('./messaging.js') },
-  { name: 'mailbox', load: () => import('./mailbox.js') }
+  { name: 'mailbox', load: () => import('./mailbox.js') },
+  { name: 'groups', load: () => import('./groups.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

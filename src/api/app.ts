@@ -4,6 +4,8 @@ import type { Logger } from '../logger.js'
 import { errorBody, makeErrorHandler } from './errors.js'
 import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
+import type { GroupService } from '../groups/index.js'
+import { groupRoutes } from './routes/groups.js'
 import { contactRoutes } from './routes/contacts.js'
 import { eventRoutes } from './routes/events.js'
 import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
@@ -23,6 +25,8 @@ export interface ApiInit {
   messenger?: Messenger
   /** what this node holds as a mailbox peer (GET /v1/mailbox) */
   mailboxStats?: MailboxRoutesInit['stats']
+  /** group routes (/v1/groups…) */
+  groups?: GroupService
 }
 
 declare module 'fastify' {
@@ -86,6 +90,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters })
     if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
+  if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))
   return app

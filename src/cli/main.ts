@@ -3,6 +3,7 @@ import { isOctetError, errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
 import { registerContacts } from './contacts.js'
 import { registerDaemon } from './daemon.js'
+import { registerGroups } from './groups.js'
 import { registerMailbox } from './mailbox.js'
 import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
@@ -20,6 +21,7 @@ export function buildProgram (): Command {
   registerNodeInfo(program)
   registerMessages(program)
   registerContacts(program)
+  registerGroups(program)
   registerMailbox(program)
   registerTestnet(program)
   return program

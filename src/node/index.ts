@@ -15,12 +15,18 @@ import type { Datastore } from 'interface-datastore'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
-import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS } from './constants.js'
+import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.js'
+import { Pubsub, pubsubService } from './pubsub.js'
+
+export { Pubsub } from './pubsub.js'
+export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
 
 export interface OctetServices {
   identify: Identify
   ping: Ping
   dht: KadDHT
+  /** gossipsub, reached only through `Pubsub` (src/node/pubsub.ts) */
+  pubsub: unknown
   [key: string]: unknown
 }
 
@@ -80,7 +86,11 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      // two pingers share /ipfs/ping/1.0.0 on every connection: kad-dht's liveness checks and the
+      // connection monitor, which aborts the connection when its ping cannot open a stream. With
+      // ping's default of one outbound stream they collide, and connections die for nothing
+      // (every protocol on them with it; gossipsub loses its peer state). One stream each
+      ping: ping({ maxOutboundStreams: PING_MAX_OUTBOUND_STREAMS, maxInboundStreams: PING_MAX_INBOUND_STREAMS }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         // nodes of a testnet or a LAN are reached on private addresses; dropping them would
@@ -93,7 +103,8 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         allowQueryWithZeroPeers: true,
         validators: init.dhtValidators,
         selectors: init.dhtSelectors
-      })
+      }),
+      pubsub: pubsubService()
     }
   })
   try {
@@ -121,7 +132,12 @@ function translateStartError (err: unknown, listen: Multiaddr[]): Error {
  * DHT lookups, with no libp2p types in the signatures.
  */
 export class OctetNode {
-  constructor (readonly libp2p: OctetLibp2p) {}
+  /** group topics over gossipsub */
+  readonly pubsub: Pubsub
+
+  constructor (readonly libp2p: OctetLibp2p) {
+    this.pubsub = new Pubsub(libp2p)
+  }
 
   get peerId (): string {
     return this.libp2p.peerId.toString()
@@ -201,6 +217,7 @@ export class OctetNode {
   }
 
   async stop (): Promise<void> {
+    this.pubsub.stop()
     await this.libp2p.stop()
   }
 }

@@ -1,0 +1,157 @@
+import type { FastifyInstance } from 'fastify'
+import type { GroupService } from '../../groups/index.js'
+import { DEFAULT_PAGE_SIZE, MAX_GROUP_NAME_LENGTH, MAX_PAGE_SIZE } from '../../groups/constants.js'
+import { peerIdSchema, stringArray } from '../schemas.js'
+
+const groupSchema = {
+  type: 'object',
+  required: ['id', 'name', 'state', 'version', 'keyEpoch', 'members', 'admins', 'isAdmin', 'invites', 'topic', 'createdAt', 'updatedAt'],
+  properties: {
+    id: { type: 'string', description: '32 hex digits' },
+    name: { type: 'string' },
+    state: {
+      type: 'string',
+      enum: ['invited', 'accepted', 'joined', 'declined', 'left', 'removed'],
+      description: 'invited: accept or decline; accepted: waiting for the admin to add us; joined: a member'
+    },
+    version: { type: 'integer', description: 'version of the signed member list' },
+    keyEpoch: { type: 'integer', description: 'sender keys in use; moves when a member is removed' },
+    members: stringArray,
+    admins: stringArray,
+    isAdmin: { type: 'boolean' },
+    invites: { ...stringArray, description: 'as an admin: invited peers that have not answered' },
+    invitedBy: { type: 'string' },
+    topic: { type: 'string', description: 'the gossipsub topic' },
+    createdAt: { type: 'number' },
+    updatedAt: { type: 'number' }
+  }
+} as const
+
+const groupMessageSchema = {
+  type: 'object',
+  required: ['groupId', 'id', 'direction', 'sender', 'seq', 'text', 'sentAt', 'epoch'],
+  properties: {
+    groupId: { type: 'string' },
+    id: { type: 'string', description: '<sender>:<seq>, unique in the group' },
+    direction: { type: 'string', enum: ['out', 'in'] },
+    sender: { type: 'string' },
+    seq: { type: 'integer', description: "the sender's sequence number in this group" },
+    text: { type: 'string' },
+    sentAt: { type: 'number' },
+    receivedAt: { type: 'number' },
+    epoch: { type: 'integer', description: 'the key epoch it was encrypted in' }
+  }
+} as const
+
+const groupResponse = { type: 'object', required: ['group'], properties: { group: groupSchema } } as const
+const groupParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } } as const
+
+export async function groupRoutes (app: FastifyInstance, { groups }: { groups: GroupService }): Promise<void> {
+  app.post<{ Body: { name: string } }>('/v1/groups', {
+    schema: {
+      summary: 'Create a group; you are its first member and admin',
+      tags: ['groups'],
+      body: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: MAX_GROUP_NAME_LENGTH } }
+      },
+      response: { 201: groupResponse }
+    }
+  }, async (request, reply) => {
+    const group = await groups.create(request.body.name)
+    void reply.code(201).header('location', `/v1/groups/${group.id}`)
+    return { group }
+  })
+
+  app.get('/v1/groups', {
+    schema: {
+      summary: 'Groups: joined, invited to, and left',
+      tags: ['groups'],
+      response: { 200: { type: 'object', required: ['groups'], properties: { groups: { type: 'array', items: groupSchema } } } }
+    }
+  }, async () => ({ groups: await groups.list() }))
+
+  app.get<{ Params: { id: string } }>('/v1/groups/:id', {
+    schema: { summary: 'One group: members, admins, version, state', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+  }, async request => ({ group: await groups.get(request.params.id) }))
+
+  app.post<{ Params: { id: string }, Body: { peerId: string } }>('/v1/groups/:id/invites', {
+    schema: {
+      summary: 'As an admin, invite a peer; it is added once it accepts',
+      tags: ['groups'],
+      params: groupParams,
+      body: { type: 'object', required: ['peerId'], additionalProperties: false, properties: { peerId: peerIdSchema } },
+      response: { 202: groupResponse }
+    }
+  }, async (request, reply) => {
+    const group = await groups.invite(request.params.id, request.body.peerId)
+    void reply.code(202)
+    return { group }
+  })
+
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/accept', {
+    schema: { summary: 'Accept an invite; the inviting admin then adds you', tags: ['groups'], params: groupParams, response: { 202: groupResponse } }
+  }, async (request, reply) => {
+    const group = await groups.accept(request.params.id)
+    void reply.code(202)
+    return { group }
+  })
+
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/decline', {
+    schema: { summary: 'Decline an invite', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+  }, async request => ({ group: await groups.decline(request.params.id) }))
+
+  app.post<{ Params: { id: string } }>('/v1/groups/:id/leave', {
+    schema: { summary: 'Leave a group', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+  }, async request => ({ group: await groups.leave(request.params.id) }))
+
+  app.delete<{ Params: { id: string, peer: string } }>('/v1/groups/:id/members/:peer', {
+    schema: {
+      summary: 'As an admin, remove a member (or withdraw an invite); the others move to new sender keys',
+      tags: ['groups'],
+      params: { type: 'object', required: ['id', 'peer'], properties: { id: groupParams.properties.id, peer: peerIdSchema } },
+      response: { 200: groupResponse }
+    }
+  }, async request => ({ group: await groups.removeMember(request.params.id, request.params.peer) }))
+
+  app.post<{ Params: { id: string }, Body: { text: string } }>('/v1/groups/:id/messages', {
+    schema: {
+      summary: 'Send a text to the group; answers 202 once it is stored and published',
+      tags: ['groups'],
+      params: groupParams,
+      body: {
+        type: 'object',
+        required: ['text'],
+        additionalProperties: false,
+        properties: { text: { type: 'string', description: 'at most 16 KiB of UTF-8 (413 beyond)' } }
+      },
+      response: {
+        202: {
+          type: 'object',
+          required: ['message', 'recipients'],
+          properties: { message: groupMessageSchema, recipients: { type: 'integer', description: 'peers gossipsub sent it to directly' } }
+        }
+      }
+    }
+  }, async (request, reply) => {
+    const result = await groups.send(request.params.id, request.body.text)
+    void reply.code(202)
+    return result
+  })
+
+  app.get<{ Params: { id: string }, Querystring: { limit: number } }>('/v1/groups/:id/messages', {
+    schema: {
+      summary: 'The newest messages of a group, oldest first',
+      tags: ['groups'],
+      params: groupParams,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE } }
+      },
+      response: { 200: { type: 'object', required: ['messages'], properties: { messages: { type: 'array', items: groupMessageSchema } } } }
+    }
+  }, async request => ({ messages: await groups.messages(request.params.id, request.query.limit) }))
+}

@@ -1,0 +1,179 @@
+import type { Command } from 'commander'
+import { OctetError } from '../errors.js'
+import type { GroupMessageRecord } from '../groups/store.js'
+import type { ApiClient } from './client.js'
+import { clientFor, displayName, resolvePeer, type ContactView } from './context.js'
+import { integerOption } from './options.js'
+import { printJson, table } from './output.js'
+
+/** A group as GET /v1/groups shows it. */
+interface GroupView {
+  id: string
+  name: string
+  state: string
+  version: number
+  keyEpoch: number
+  members: string[]
+  admins: string[]
+  isAdmin: boolean
+  invites: string[]
+  invitedBy?: string
+  topic: string
+}
+
+const time = (ms: number): string => new Date(ms).toLocaleTimeString()
+
+async function contactsOf (client: ApiClient): Promise<ContactView[]> {
+  return (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
+}
+
+/** A group id as given, or the id of the one group with that name. */
+async function resolveGroup (client: ApiClient, idOrName: string): Promise<string> {
+  if (/^[0-9a-f]{32}$/.test(idOrName)) return idOrName
+  const { groups } = await client.request<{ groups: GroupView[] }>('GET', '/v1/groups')
+  const named = groups.filter(g => g.name === idOrName)
+  if (named.length === 1 && named[0] != null) return named[0].id
+  if (named.length > 1) throw new OctetError('BAD_REQUEST', `${named.length} groups are named "${idOrName}"; use the id (see \`octet groups list\`)`)
+  throw new OctetError('NOT_FOUND', `no group "${idOrName}"; see \`octet groups list\``)
+}
+
+function describe (group: GroupView, contacts: ContactView[]): string {
+  const role = (peer: string): string => group.admins.includes(peer) ? ' (admin)' : ''
+  const lines = [
+    `${group.name}  ${group.id}`,
+    `state ${group.state}, version ${group.version}, key epoch ${group.keyEpoch}${group.isAdmin ? ', you are an admin' : ''}`,
+    ...(group.invitedBy != null && group.state === 'invited' ? [`invited by ${displayName(group.invitedBy, contacts)}: \`octet groups accept ${group.id}\` or \`octet groups decline ${group.id}\``] : []),
+    `members (${group.members.length}):`,
+    ...group.members.map(m => `  ${displayName(m, contacts)}  ${m}${role(m)}`),
+    ...(group.invites.length > 0 ? ['invited, no answer yet:', ...group.invites.map(p => `  ${displayName(p, contacts)}  ${p}`)] : [])
+  ]
+  return lines.join('\n')
+}
+
+function formatMessage (m: GroupMessageRecord, contacts: ContactView[]): string {
+  const who = m.direction === 'out' ? 'me' : displayName(m.sender, contacts)
+  return `[${time(m.sentAt)}] ${who}: ${m.text}`
+}
+
+/** `octet groups …`: create, list, show, invite, accept, decline, leave, remove, send, read. */
+export function registerGroups (program: Command): void {
+  const groups = program.command('groups').description('group conversations: a signed member list, a gossipsub topic, Sender Keys')
+
+  groups.command('list', { isDefault: true })
+    .description('groups you are in, invited to, or left')
+    .option('--json', 'print JSON')
+    .action(async (_o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const { groups: list } = await client.request<{ groups: GroupView[] }>('GET', '/v1/groups')
+      if (json) return printJson(list)
+      if (list.length === 0) {
+        process.stdout.write('no groups yet; create one with `octet groups create <name>`\n')
+        return
+      }
+      process.stdout.write(table(['ID', 'NAME', 'STATE', 'MEMBERS', 'VERSION'], list.map(g => [
+        g.id, g.name, g.state + (g.isAdmin ? ' (admin)' : ''), String(g.members.length), String(g.version)
+      ])) + '\n')
+    })
+
+  groups.command('create')
+    .description('create a group; you are its first member and admin')
+    .argument('<name>', 'the group name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const { group } = await client.request<{ group: GroupView }>('POST', '/v1/groups', { name })
+      if (json) return printJson(group)
+      process.stdout.write(`${group.id} created; invite members with \`octet groups invite ${group.id} <peer>\`\n`)
+    })
+
+  groups.command('show')
+    .description('members, admins, version and state of a group')
+    .argument('<group>', 'group id or name')
+    .option('--json', 'print JSON')
+    .action(async (groupArg: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await resolveGroup(client, groupArg)
+      const [{ group }, contacts] = await Promise.all([client.request<{ group: GroupView }>('GET', `/v1/groups/${id}`), contactsOf(client)])
+      if (json) return printJson(group)
+      process.stdout.write(describe(group, contacts) + '\n')
+    })
+
+  groups.command('invite')
+    .description('as an admin, invite a peer; it becomes a member once it accepts')
+    .argument('<group>', 'group id or name')
+    .argument('<peer>', 'PeerId or contact name')
+    .option('--json', 'print JSON')
+    .action(async (groupArg: string, peerArg: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await resolveGroup(client, groupArg)
+      const peerId = await resolvePeer(client, peerArg)
+      const { group } = await client.request<{ group: GroupView }>('POST', `/v1/groups/${id}/invites`, { peerId })
+      if (json) return printJson(group)
+      process.stdout.write(`invited ${peerId} to ${group.name}; it is added when it accepts\n`)
+    })
+
+  for (const [name, description, done] of [
+    ['accept', 'accept an invite; the admin then adds you', 'accepted; you join once the admin has added you'],
+    ['decline', 'decline an invite', 'declined'],
+    ['leave', 'leave a group', 'left']
+  ] as const) {
+    groups.command(name)
+      .description(description)
+      .argument('<group>', 'group id or name')
+      .option('--json', 'print JSON')
+      .action(async (groupArg: string, _o, command: Command) => {
+        const { client, json } = await clientFor(command)
+        const id = await resolveGroup(client, groupArg)
+        const { group } = await client.request<{ group: GroupView }>('POST', `/v1/groups/${id}/${name}`)
+        if (json) return printJson(group)
+        process.stdout.write(`${group.name}: ${done} (state ${group.state})\n`)
+      })
+  }
+
+  groups.command('remove')
+    .description('as an admin, remove a member; the others move to new sender keys')
+    .argument('<group>', 'group id or name')
+    .argument('<peer>', 'PeerId or contact name')
+    .option('--json', 'print JSON')
+    .action(async (groupArg: string, peerArg: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await resolveGroup(client, groupArg)
+      const peer = await resolvePeer(client, peerArg)
+      const { group } = await client.request<{ group: GroupView }>('DELETE', `/v1/groups/${id}/members/${peer}`)
+      if (json) return printJson(group)
+      process.stdout.write(`removed ${peer} from ${group.name} (version ${group.version}, key epoch ${group.keyEpoch})\n`)
+    })
+
+  groups.command('send')
+    .description('send a text to a group')
+    .argument('<group>', 'group id or name')
+    .argument('<text...>', 'the text')
+    .option('--json', 'print JSON')
+    .action(async (groupArg: string, words: string[], _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await resolveGroup(client, groupArg)
+      const result = await client.request<{ message: GroupMessageRecord, recipients: number }>('POST', `/v1/groups/${id}/messages`, { text: words.join(' ') })
+      if (json) return printJson(result)
+      process.stdout.write(`${result.message.id} sent to ${result.recipients} peer(s) on the topic\n`)
+    })
+
+  groups.command('read')
+    .description('the latest messages of a group')
+    .argument('<group>', 'group id or name')
+    .option('-n, --limit <n>', 'how many', integerOption(1, 1000), 20)
+    .option('--json', 'print JSON')
+    .action(async (groupArg: string, opts: { limit: number }, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const id = await resolveGroup(client, groupArg)
+      const [{ messages }, contacts] = await Promise.all([
+        client.request<{ messages: GroupMessageRecord[] }>('GET', `/v1/groups/${id}/messages?limit=${opts.limit}`),
+        contactsOf(client)
+      ])
+      if (json) return printJson(messages)
+      if (messages.length === 0) {
+        process.stdout.write('no messages yet\n')
+        return
+      }
+      process.stdout.write(messages.map(m => formatMessage(m, contacts)).join('\n') + '\n')
+    })
+}

@@ -1,0 +1,223 @@
+import { fromString as fromBase64 } from 'uint8arrays/from-string'
+import { toString as toBase64 } from 'uint8arrays/to-string'
+import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+import { HISTORY_KEPT_PER_GROUP, KEPT_VERSIONS } from './constants.js'
+import { decodeMembership, encodeMembership, type MembershipDoc } from './membership.js'
+
+/**
+ * invited: an admin invited us (accept or decline); accepted: we accepted and
+ * wait for the admin's signed change that adds us; joined: a member;
+ * declined, left, removed: no longer (kept so the API can say so).
+ */
+export type GroupState = 'invited' | 'accepted' | 'joined' | 'declined' | 'left' | 'removed'
+
+/** What we hold of one sender's messages in a group. */
+export interface SenderTrack {
+  /** every seq up to this one is stored (or was never meant for us) */
+  contiguous: number
+  /** seqs above contiguous + 1 that arrived (early, or stored after giving up on the gap): there is a gap below each */
+  ahead: number[]
+}
+
+export interface GroupRecord {
+  id: string
+  state: GroupState
+  /** the current membership version, encoded (base64) */
+  membership: string
+  /** the seq our next message gets */
+  nextSeq: number
+  /** sentAt of our last message: the next one is never earlier, so a sender's order is its seq order */
+  lastSentAt: number
+  /** the key epoch whose sender key of ours the other members have been sent */
+  distributedEpoch: number
+  /** member → the membership version from which we know it as a member (catch-up serves it what came since) */
+  memberSince: Record<string, number>
+  senders: Record<string, SenderTrack>
+  /** as an admin: peers invited and not answered yet */
+  invites: Record<string, { at: number }>
+  /** who invited us */
+  invitedBy?: string
+  /** counter of the catch-up log (group-log keys) */
+  logCounter: number
+  createdAt: number
+  updatedAt: number
+}
+
+export interface GroupMessageRecord {
+  groupId: string
+  /** `<sender>:<seq>`: unique in the group */
+  id: string
+  direction: 'in' | 'out'
+  sender: string
+  seq: number
+  text: string
+  /** sender's clock, ms */
+  sentAt: number
+  /** our clock, ms (incoming) */
+  receivedAt?: number
+  epoch: number
+}
+
+/** A group message as published (its ciphertext), kept to serve catch-up. */
+export interface LogEntry {
+  sender: string
+  seq: number
+  /** our membership version when it was stored: served only to members from before it */
+  version: number
+  /** the encoded GroupMessage, base64 */
+  data: string
+}
+
+const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
+
+/**
+ * Typed access to the group sublevels; keys are built here and nowhere else.
+ * Records are cached write-through: callers update the cache (`remember`)
+ * once the batch that writes them has been committed.
+ */
+export class GroupStore {
+  readonly groups: RecordSublevel<GroupRecord>
+  /** `<group>!<version>` → encoded Membership (base64): the last KEPT_VERSIONS versions */
+  readonly versions: RecordSublevel<string>
+  /** `<group>!<sender>!<seq>` → message */
+  readonly messages: RecordSublevel<GroupMessageRecord>
+  /** `<group>!<sentAt>!<sender>!<seq>` → messages key: a group's conversation in order */
+  readonly timeline: RecordSublevel<string>
+  /** `<group>!<counter>` → ciphertext: the last HISTORY_KEPT_PER_GROUP messages */
+  readonly log: RecordSublevel<LogEntry>
+  /** `<group>!<sender>!<seq>` → a decrypted message waiting for an earlier one of its sender */
+  readonly early: RecordSublevel<GroupMessageRecord>
+  private readonly cache = new Map<string, GroupRecord>()
+  private readonly docs = new Map<string, { encoded: string, doc: MembershipDoc }>()
+
+  constructor (store: Store) {
+    this.groups = store.records('groups')
+    this.versions = store.records('group-versions')
+    this.messages = store.records('group-messages')
+    this.timeline = store.records('group-timeline')
+    this.log = store.records('group-log')
+    this.early = store.records('group-early')
+  }
+
+  async group (id: string): Promise<GroupRecord | undefined> {
+    const cached = this.cache.get(id)
+    if (cached != null) return cached
+    const record = await this.groups.get(id)
+    if (record != null) this.cache.set(id, record)
+    return record
+  }
+
+  async all (): Promise<GroupRecord[]> {
+    const records: GroupRecord[] = []
+    for await (const record of this.groups.values()) records.push(this.cache.get(record.id) ?? record)
+    return records
+  }
+
+  remember (record: GroupRecord): void {
+    this.cache.set(record.id, record)
+  }
+
+  forget (id: string): void {
+    this.cache.delete(id)
+  }
+
+  /** The record's current membership version, decoded (and cached). */
+  doc (record: GroupRecord): MembershipDoc {
+    const cached = this.docs.get(record.id)
+    if (cached?.encoded === record.membership) return cached.doc
+    const doc = decodeMembership(fromBase64(record.membership, 'base64'))
+    this.docs.set(record.id, { encoded: record.membership, doc })
+    return doc
+  }
+
+  static encodeDoc (doc: MembershipDoc): string {
+    return toBase64(encodeMembership(doc), 'base64')
+  }
+
+  putGroup (record: GroupRecord): StoreOp {
+    return { type: 'put', sublevel: this.groups, key: record.id, value: record }
+  }
+
+  /** Keeps `doc` among the recent versions (and drops the one KEPT_VERSIONS older). */
+  putVersion (doc: MembershipDoc): StoreOp[] {
+    const ops: StoreOp[] = [{ type: 'put', sublevel: this.versions, key: `${doc.groupId}!${pad(doc.version)}`, value: GroupStore.encodeDoc(doc) }]
+    if (doc.version > KEPT_VERSIONS) ops.push({ type: 'del', sublevel: this.versions, key: `${doc.groupId}!${pad(doc.version - KEPT_VERSIONS)}` })
+    return ops
+  }
+
+  /** Versions `from`…`to` that we still hold, oldest first. */
+  async versionRange (groupId: string, from: number, to: number): Promise<MembershipDoc[]> {
+    const docs: MembershipDoc[] = []
+    for await (const value of this.versions.values({ gte: `${groupId}!${pad(Math.max(1, from))}`, lte: `${groupId}!${pad(to)}` })) {
+      docs.push(decodeMembership(fromBase64(value, 'base64')))
+    }
+    return docs
+  }
+
+  messageKey (groupId: string, sender: string, seq: number): string {
+    return `${groupId}!${sender}!${pad(seq)}`
+  }
+
+  /** Stored, or held as early. */
+  async hasMessage (groupId: string, sender: string, seq: number): Promise<boolean> {
+    const key = this.messageKey(groupId, sender, seq)
+    return await this.messages.get(key) != null || await this.early.get(key) != null
+  }
+
+  /** A message and its place in the timeline. */
+  putMessage (message: GroupMessageRecord): StoreOp[] {
+    const key = this.messageKey(message.groupId, message.sender, message.seq)
+    return [
+      { type: 'put', sublevel: this.messages, key, value: message },
+      { type: 'put', sublevel: this.timeline, key: `${message.groupId}!${pad(message.sentAt)}!${message.sender}!${pad(message.seq)}`, value: key }
+    ]
+  }
+
+  /** Keeps a ciphertext for catch-up (and drops the one HISTORY_KEPT_PER_GROUP older). Advances `record.logCounter`. */
+  putLog (record: GroupRecord, sender: string, seq: number, encoded: Uint8Array, version: number): StoreOp[] {
+    record.logCounter += 1
+    const ops: StoreOp[] = [
+      { type: 'put', sublevel: this.log, key: `${record.id}!${pad(record.logCounter)}`, value: { sender, seq, version, data: toBase64(encoded, 'base64') } }
+    ]
+    if (record.logCounter > HISTORY_KEPT_PER_GROUP) {
+      ops.push({ type: 'del', sublevel: this.log, key: `${record.id}!${pad(record.logCounter - HISTORY_KEPT_PER_GROUP)}` })
+    }
+    return ops
+  }
+
+  /** A message that came before an earlier one of its sender: kept here until the gap fills (or is given up on). */
+  putEarly (message: GroupMessageRecord): StoreOp {
+    return { type: 'put', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq), value: message }
+  }
+
+  delEarly (message: GroupMessageRecord): StoreOp {
+    return { type: 'del', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq) }
+  }
+
+  async earlyMessage (groupId: string, sender: string, seq: number): Promise<GroupMessageRecord | undefined> {
+    return await this.early.get(this.messageKey(groupId, sender, seq))
+  }
+
+  /** A group's early messages, per sender in seq order. */
+  async earlyMessages (groupId: string): Promise<GroupMessageRecord[]> {
+    return await this.early.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` }).all()
+  }
+
+  /** The newest `limit` messages of a group, oldest first. */
+  async page (groupId: string, limit: number): Promise<GroupMessageRecord[]> {
+    const keys: string[] = []
+    for await (const key of this.timeline.values({ gt: `${groupId}!`, lt: `${groupId}!\xff`, reverse: true, limit })) keys.push(key)
+    keys.reverse()
+    const messages = await this.messages.getMany(keys)
+    return messages.filter((m): m is GroupMessageRecord => m != null)
+  }
+
+  /** The kept ciphertexts of a group, oldest first. */
+  async * logEntries (groupId: string): AsyncGenerator<LogEntry> {
+    for await (const entry of this.log.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` })) yield entry
+  }
+
+  static decodeData (entry: LogEntry): Uint8Array {
+    return fromBase64(entry.data, 'base64')
+  }
+}
