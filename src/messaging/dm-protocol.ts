@@ -160,10 +160,6 @@ export class DmTransport {
     return channel.sendBatch(envelopes)
   }
 
-  isConnected (peer: string): boolean {
-    return this.init.libp2p.getConnections(parsePeerId(peer)).length > 0
-  }
-
   private async channel (peer: string, signal?: AbortSignal): Promise<DmChannel> {
     const existing = this.channels.get(peer)
     if (existing?.open === true) return existing

@@ -164,10 +164,6 @@ export class OctetNode {
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
   }
 
-  isConnected (peerId: string): boolean {
-    return this.libp2p.getConnections(parsePeerId(peerId)).length > 0
-  }
-
   /** Peers in the DHT routing table: what this node's lookups can start from. */
   routingTableSize (): number {
     // the KadDHT interface does not expose the table; the implementation does
