@@ -169,7 +169,9 @@ export async function run ({ log }) {
         { metric: 'group formation (19 invites, accepts, keys)', value: Number(formSeconds.toFixed(1)), unit: 's' }
       ],
       targets: [
-        { target: 'every message reaches every member', value: `${(group.ratio * 100).toFixed(2)}%`, pass: group.ratio === 1 }
+        { target: 'every message reaches every member', value: `${(group.ratio * 100).toFixed(2)}%`, pass: group.ratio === 1 },
+        { target: 'p50 ≤ 20 ms', value: `${group.p50.toFixed(1)} ms`, pass: group.p50 <= 20 },
+        { target: 'p99 ≤ 100 ms', value: `${group.p99.toFixed(1)} ms`, pass: group.p99 <= 100 }
       ]
     }
   } finally {
@@ -178,9 +180,3 @@ export async function run ({ log }) {
   }
 }
 
-// run alone: node scripts/bench/groups.js
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await run({ log: line => process.stderr.write(line + '\n') })
-  for (const row of result.rows) process.stdout.write(`${row.metric.padEnd(52)} ${String(row.value).padStart(10)} ${row.unit}${row.note != null ? `  (${row.note})` : ''}\n`)
-  for (const t of result.targets) process.stdout.write(`target: ${t.target}: ${t.value} ${t.pass ? 'met' : 'MISSED'}\n`)
-}
