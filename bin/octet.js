@@ -12,6 +12,10 @@ const REQUIRED_MAJOR = 22
 const major = Number(process.versions.node.split('.')[0])
 
 if (major >= REQUIRED_MAJOR) {
+  if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) {
+    process.stderr.write('octet: not built yet; run `npm run build` in the octet folder (npm start, npm test and npm run testnet build it for you)\n')
+    process.exit(1)
+  }
   // V8's on-disk code cache roughly halves start-up; a testnet starts many daemons at once
   module.enableCompileCache?.()
   await import('../dist/cli/main.js')
