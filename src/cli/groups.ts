@@ -1,25 +1,11 @@
 import type { Command } from 'commander'
+import type { GroupView } from '../groups/index.js'
 import { OctetError } from '../errors.js'
 import type { GroupMessageRecord } from '../groups/store.js'
 import type { ApiClient } from './client.js'
 import { clientFor, displayName, resolvePeer, type ContactView } from './context.js'
 import { integerOption } from './options.js'
 import { printJson, table } from './output.js'
-
-/** A group as GET /v1/groups shows it. */
-interface GroupView {
-  id: string
-  name: string
-  state: string
-  version: number
-  keyEpoch: number
-  members: string[]
-  admins: string[]
-  isAdmin: boolean
-  invites: string[]
-  invitedBy?: string
-  topic: string
-}
 
 const time = (ms: number): string => new Date(ms).toLocaleTimeString()
 

@@ -6,7 +6,6 @@
  * validates what protobuf cannot express, and returns copies. Membership
  * versions inside a GroupControl are checked by membership.ts (GROUP_INVALID).
  */
-import { errorMessage, isOctetError, OctetError } from '../errors.js'
 import {
   ControlType,
   GroupControl as PbGroupControl,
@@ -32,6 +31,7 @@ import {
   MAX_MEMBERS,
   MEMBERSHIP_CHAIN_LENGTH
 } from './constants.js'
+import { decodeChecked, malformed, tooLarge } from '../wire/checked.js'
 import { isEd25519PeerId, isGroupId, membershipFromPb, membershipToPb, type MembershipDoc } from './membership.js'
 
 export { ControlType, HistoryStatus } from '../wire/groups.js'
@@ -80,25 +80,6 @@ export interface HistoryResponse {
   reason: string
   messages: Uint8Array[]
   more: boolean
-}
-
-function malformed (message: string): never {
-  throw new OctetError('MALFORMED_FRAME', message)
-}
-
-function tooLarge (message: string): never {
-  throw new OctetError('FRAME_TOO_LARGE', message)
-}
-
-function decodeChecked<T> (what: string, bytes: Bytes, maxBytes: number, decode: (bytes: Bytes) => T): T {
-  if (bytes.byteLength > maxBytes) tooLarge(`${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)
-  try {
-    return decode(bytes)
-  } catch (err) {
-    if (isOctetError(err)) throw err
-    if (err instanceof Error && err.name === 'MaxLengthError') throw new OctetError('FRAME_TOO_LARGE', `${what} exceeds a limit: ${err.message}`, { cause: err })
-    throw new OctetError('MALFORMED_FRAME', `${what} could not be decoded: ${errorMessage(err)}`, { cause: err })
-  }
 }
 
 function encodeChecked (what: string, bytes: Uint8Array, maxBytes: number): Uint8Array {

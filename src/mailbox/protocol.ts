@@ -4,7 +4,7 @@ import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { FrameReader, writeFrames } from '../wire/framing.js'
+import { FrameReader, untilClosed, writeFrames } from '../wire/framing.js'
 import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
 import {
   MailboxChallenge,
@@ -414,25 +414,4 @@ function decodeOrMalformed<T> (decode: () => T, what: string): T {
     if (err instanceof Error && err.name === 'MaxLengthError') throw new OctetError('FRAME_TOO_LARGE', `${what}: ${err.message}`, { cause: err })
     throw new OctetError('MALFORMED_FRAME', `not a ${what}: ${errorMessage(err)}`, { cause: err })
   }
-}
-
-/** Resolves once the stream is closed, reset or aborted; rejects when `signal` fires first. */
-export async function untilClosed (stream: Stream, signal?: AbortSignal): Promise<void> {
-  if (stream.status !== 'open' && stream.status !== 'closing') return
-  await new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      signal?.removeEventListener('abort', aborted)
-      resolve()
-    }
-    const aborted = (): void => {
-      stream.removeEventListener('close', done)
-      reject(signal?.reason)
-    }
-    if (signal?.aborted === true) {
-      reject(signal.reason)
-      return
-    }
-    stream.addEventListener('close', done, { once: true })
-    signal?.addEventListener('abort', aborted, { once: true })
-  })
 }

@@ -2,6 +2,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { MAX_BUNDLE_BYTES } from '../crypto/constants.js'
 import { OctetError, errorMessage } from '../errors.js'
+import { untilClosed } from '../wire/framing.js'
 import { PREKEY_PROTOCOL, SERVE_TIMEOUT } from './constants.js'
 
 /*
@@ -99,24 +100,3 @@ function translateReadError (err: unknown): OctetError {
   }
 }
 
-/** Resolves once the stream is closed, reset or aborted; rejects when `signal` fires first. */
-export async function untilClosed (stream: Stream, signal?: AbortSignal): Promise<void> {
-  if (stream.status !== 'open' && stream.status !== 'closing') return
-  await new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      stream.removeEventListener('close', done)
-      signal?.removeEventListener('abort', aborted)
-      resolve()
-    }
-    const aborted = (): void => {
-      stream.removeEventListener('close', done)
-      reject(signal?.reason)
-    }
-    if (signal?.aborted === true) {
-      reject(signal.reason)
-      return
-    }
-    stream.addEventListener('close', done)
-    signal?.addEventListener('abort', aborted, { once: true })
-  })
-}

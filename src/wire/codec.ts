@@ -22,7 +22,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
-import { errorMessage, isOctetError, OctetError } from '../errors.js'
+import { OctetError } from '../errors.js'
+import { decodeChecked, malformed, tooLarge } from './checked.js'
 import * as pb from './envelope.js'
 import {
   MAX_ACK_REASON_BYTES,
@@ -240,28 +241,6 @@ export function isPeerIdString (value: string): boolean {
 }
 
 // ---------------------------------------------------------------- internals
-
-function malformed (message: string): never {
-  throw new OctetError('MALFORMED_FRAME', message)
-}
-
-function tooLarge (message: string): never {
-  throw new OctetError('FRAME_TOO_LARGE', message)
-}
-
-function decodeChecked<T> (what: string, bytes: WireBytes, maxBytes: number, decode: (bytes: WireBytes) => T): T {
-  if (bytes.byteLength > maxBytes) tooLarge(`${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)
-  try {
-    return decode(bytes)
-  } catch (err) {
-    if (isOctetError(err)) throw err
-    if (err instanceof Error && err.name === 'MaxLengthError') {
-      throw new OctetError('FRAME_TOO_LARGE', `${what} exceeds a limit: ${err.message}`, { cause: err })
-    }
-    // truncated input, bad varints and wire types, unknown enum values, stack overflow from nested groups …
-    throw new OctetError('MALFORMED_FRAME', `${what} could not be decoded: ${errorMessage(err)}`, { cause: err })
-  }
-}
 
 function encodeChecked (what: string, bytes: Uint8Array, maxBytes: number): Uint8Array {
   if (bytes.byteLength > maxBytes) tooLarge(`encoded ${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)

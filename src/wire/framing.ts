@@ -117,3 +117,25 @@ export async function writeFrames (stream: Stream, frames: Uint8Array[], signal?
   for (const frame of frames) list.append(encodeVarint(frame.byteLength), frame)
   if (!stream.send(list)) await stream.onDrain({ signal })
 }
+
+/** Resolves once the stream is closed, reset or aborted; rejects when `signal` fires first. */
+export async function untilClosed (stream: Stream, signal?: AbortSignal): Promise<void> {
+  if (stream.status !== 'open' && stream.status !== 'closing') return
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      stream.removeEventListener('close', done)
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }
+    const aborted = (): void => {
+      stream.removeEventListener('close', done)
+      reject(signal?.reason)
+    }
+    if (signal?.aborted === true) {
+      reject(signal.reason)
+      return
+    }
+    stream.addEventListener('close', done)
+    signal?.addEventListener('abort', aborted, { once: true })
+  })
+}

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { HistoryStatus, encodeGroupMessage, encodeHistoryRequest } from '../../../src/groups/codec.js'
 import { HISTORY_PAGE_BYTES, MAX_HISTORY_FRAME_BYTES } from '../../../src/groups/constants.js'
 import { callHistory, serveHistory, type HistoryBackend } from '../../../src/groups/history.js'
-import { untilClosed } from '../../../src/mailbox/protocol.js'
+import { untilClosed } from '../../../src/wire/framing.js'
 
 const GROUP = '0123456789abcdef0123456789abcdef'
 

@@ -16,12 +16,12 @@ import {
   callFetch,
   callStore,
   serveMailbox,
-  untilClosed,
   type MailboxBackend,
   type Prover,
   type ServeOutcome
 } from '../../../src/mailbox/protocol.js'
 import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
+import { untilClosed } from '../../../src/wire/framing.js'
 import { Store } from '../../../src/store/database.js'
 import { MailboxChallenge, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
 

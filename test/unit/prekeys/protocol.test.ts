@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { streamPair } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { MAX_BUNDLE_BYTES } from '../../../src/crypto/constants.js'
-import { readBundle, serveBundle, untilClosed } from '../../../src/prekeys/protocol.js'
+import { readBundle, serveBundle } from '../../../src/prekeys/protocol.js'
+import { untilClosed } from '../../../src/wire/framing.js'
 
 const BUNDLE = new Uint8Array(randomBytes(2400))
 const produce = async (): Promise<Uint8Array> => BUNDLE

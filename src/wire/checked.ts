@@ -1,0 +1,30 @@
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
+
+/**
+ * Decoding input from peers: the size is checked before anything is parsed,
+ * and whatever the protobuf decoder throws becomes FRAME_TOO_LARGE or
+ * MALFORMED_FRAME, so callers only ever see those two codes. Shared by every
+ * codec of octet's wire formats.
+ */
+export function malformed (message: string): never {
+  throw new OctetError('MALFORMED_FRAME', message)
+}
+
+export function tooLarge (message: string): never {
+  throw new OctetError('FRAME_TOO_LARGE', message)
+}
+
+export function decodeChecked<T> (what: string, bytes: Uint8Array | Uint8ArrayList, maxBytes: number, decode: (bytes: Uint8Array | Uint8ArrayList) => T): T {
+  if (bytes.byteLength > maxBytes) tooLarge(`${what} is ${bytes.byteLength} bytes, the limit is ${maxBytes}`)
+  try {
+    return decode(bytes)
+  } catch (err) {
+    if (isOctetError(err)) throw err
+    if (err instanceof Error && err.name === 'MaxLengthError') {
+      throw new OctetError('FRAME_TOO_LARGE', `${what} exceeds a limit: ${err.message}`, { cause: err })
+    }
+    // truncated input, bad varints and wire types, unknown enum values, stack overflow from nested groups …
+    throw new OctetError('MALFORMED_FRAME', `${what} could not be decoded: ${errorMessage(err)}`, { cause: err })
+  }
+}
