@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -211,8 +212,10 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
     })
     const silentPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     await G.libp2p.peerStore.merge(silentPeer, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${(silent.address() as AddressInfo).port}`)] })
+    const connected = once(silent, 'connection')
     const fetching = codeOf(G.prekeys.fetchFromPeer(silentPeer.toString()))
-    await new Promise(resolve => setTimeout(resolve, 100))
+    // in flight: the dial reached the silent peer and waits for its handshake
+    await connected
     const started = Date.now()
     await Promise.all([G.prekeys.stop(), G.prekeys.stop()])
     expect(Date.now() - started).toBeLessThan(2_000)
