@@ -155,3 +155,8 @@ export async function waitFor<T> (check: () => Promise<T | undefined>, { timeout
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError != null ? `: ${String(lastError)}` : ''}`)
 }
+
+/** waitFor for a condition that is simply true or false. */
+export async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => await check() ? true : undefined, { what, timeoutMs, intervalMs: 25 })
+}

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { until } from '../helpers/daemon.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PrivateKey } from '@libp2p/interface'
@@ -85,14 +86,6 @@ async function startNode (name: string, bootstrap: Multiaddr[], privateKey?: Ed2
   return { name, privateKey: key, peerId: node.peerId, dir, node, libp2p: node.libp2p, store, mailbox, advance: ms => { offset += ms }, logs, stop }
 }
 
-/** Polls `check` until it holds; fails after `timeoutMs` with `what`. */
-async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
 
 function routingTableSize (n: TestNode): number {
   return (n.libp2p.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
@@ -168,7 +161,7 @@ beforeAll(async () => {
   nodes = [first, ...await Promise.all([1, 2, 3, 4].map(async i => await startNode(`n${i}`, boot)))]
   byId = new Map(nodes.map(n => [n.peerId, n]))
   // the first node knows everyone; the others know it, and find the rest through it when they walk the DHT
-  await waitFor('the bootstrap node to hold the 4 other nodes, and each of them it', () =>
+  await until('the bootstrap node to hold the 4 other nodes, and each of them it', () =>
     routingTableSize(first) >= 4 && nodes.every(n => routingTableSize(n) >= 1))
 
   rKey = await generateKeyPair('Ed25519')
@@ -219,7 +212,7 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
 
   it('hands the envelope to the recipient alone: a replayed proof and a foreign key are refused', async () => {
     rNode = await startNode('r', nodes[0]!.libp2p.getMultiaddrs(), rKey)
-    await waitFor('R to find its closest peers', async () =>
+    await until('R to find its closest peers', async () =>
       (await rNode!.mailbox.closestPeers(R, 3).catch((): string[] => [])).join() === holders.map(h => h.peerId).join())
 
     // R fetches once through the raw protocol, and we keep its proof
@@ -308,7 +301,7 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
     A.advance(TTL)
     // everything at A is now at its expiry: not served, and the periodic sweep removes it all
     expect(await r.mailbox.fetch(A.peerId)).toEqual([])
-    await waitFor('the sweep to remove what expired', () => A.mailbox.stats().envelopes === 0, 5_000)
+    await until('the sweep to remove what expired', () => A.mailbox.stats().envelopes === 0, 5_000)
     expect(A.mailbox.stats()).toEqual({ envelopes: 0, bytes: 0, recipients: 0 })
     expect(A.mailbox.counters.expiredRemoved).toBe(before)
   })
@@ -325,7 +318,7 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
     while (!isCloser(R, peerIdFromPrivateKey(key).toString(), third.peerId))
     const N = await startNode('new', nodes[0]!.libp2p.getMultiaddrs(), key)
     await Promise.all(nodes.map(async n => await N.libp2p.dial(n.libp2p.getMultiaddrs())))
-    await waitFor('the third holder to see the new node among the closest', async () =>
+    await until('the third holder to see the new node among the closest', async () =>
       (await third.mailbox.closestPeers(R, 3).catch((): string[] => [])).includes(N.peerId))
 
     // holders still among the 3 closest keep theirs
@@ -361,7 +354,7 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
       stream.send(bytes)
       await stream.close().catch(() => {})
     }
-    await waitFor('the garbage to be counted', () => holder.mailbox.counters.badFrames === before + 3)
+    await until('the garbage to be counted', () => holder.mailbox.counters.badFrames === before + 3)
     expect((await A.mailbox.store(holder.peerId, await newPeerId(), filler())).accepted).toBe(true)
   })
 

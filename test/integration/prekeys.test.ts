@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { until } from '../helpers/daemon.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { MessageType, type QueryEvent, type Validators } from '@libp2p/kad-dht'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -69,14 +70,6 @@ async function startNode (name: string, bootstrap: Multiaddr[], dhtValidators: V
   return { name, privateKey, peerId, node, libp2p: node.libp2p, crypto, prekeys, stop }
 }
 
-/** Polls `check` until it holds; fails after `timeoutMs` with `what`. */
-async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
 
 /** kad-dht's routing table, which its public types do not expose. */
 function routingTable (n: TestNode): { size: number, find: (peer: PeerId) => Promise<PeerId | undefined> } {
@@ -128,7 +121,7 @@ async function sendGarbage (stream: Stream, total: number): Promise<void> {
 }
 
 async function untilStreamEnds (stream: Stream): Promise<void> {
-  await waitFor('the stream to end', () => stream.status !== 'open', 5_000)
+  await until('the stream to end', () => stream.status !== 'open', 5_000)
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -152,9 +145,9 @@ beforeAll(async () => {
   C = await startNode('c', boot)
   D = await startNode('d', boot)
   const all = [A, B, C, D]
-  await waitFor('every routing table to hold the 3 other nodes', () => all.every(n => routingTableSize(n) >= 3))
+  await until('every routing table to hold the 3 other nodes', () => all.every(n => routingTableSize(n) >= 3))
   // each node's own background publish has gone through at least once
-  await waitFor('every node to publish its bundle', () => all.every(n => n.prekeys.stats.publishes >= 1))
+  await until('every node to publish its bundle', () => all.every(n => n.prekeys.stats.publishes >= 1))
 })
 
 afterAll(async () => {
@@ -188,7 +181,7 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
 
   it('serves the bundle of a peer that went offline from the DHT', async () => {
     const E = await startNode('e', B.libp2p.getMultiaddrs())
-    await waitFor('E to publish its bundle', () => E.prekeys.stats.publishes >= 1)
+    await until('E to publish its bundle', () => E.prekeys.stats.publishes >= 1)
     const identityKey = (await B.prekeys.fetchFromPeer(E.peerId)).identityKey
     await E.stop()
 
@@ -305,7 +298,7 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
     const reset = await D.libp2p.dialProtocol(A.libp2p.peerId, PREKEY_PROTOCOL)
     reset.abort(new Error('client gave up'))
 
-    await waitFor('A to count the bad streams', () => A.prekeys.stats.badRequests >= before + 2, 5_000)
+    await until('A to count the bad streams', () => A.prekeys.stats.badRequests >= before + 2, 5_000)
     expect(A.libp2p.status).toBe('started')
     expect(small.status).not.toBe('closed')
     expect(large.status).not.toBe('closed')
@@ -348,7 +341,7 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
       }
     })
     // puts and gets go to the closest peers a node's own walk finds: make sure A's and D's include X
-    await waitFor('A and D to have X in their routing tables', async () => await inRoutingTable(A, X) && await inRoutingTable(D, X))
+    await until('A and D to have X in their routing tables', async () => await inRoutingTable(A, X) && await inRoutingTable(D, X))
     expect(await A.prekeys.publish()).toBeGreaterThanOrEqual(4)
     const older = await D.prekeys.fetchFromDht(A.peerId)
 
