@@ -232,12 +232,28 @@ export function messageIdFromHex (hex: string): MessageId | undefined {
  */
 export function isPeerIdString (value: string): boolean {
   if (value.length === 0 || value.length > MAX_PEER_ID_CHARS) return false
+  if (validPeerIds.has(value)) return true
   try {
     const peerId = peerIdFromString(value)
-    return PEER_ID_TYPES.has(peerId.type) && peerId.toString() === value
+    const valid = PEER_ID_TYPES.has(peerId.type) && peerId.toString() === value
+    if (valid) rememberValidPeerId(value)
+    return valid
   } catch {
     return false
   }
+}
+
+/**
+ * PeerIds already proven canonical. Every envelope names two; decoding them
+ * (base58, multihash, key type) showed in profiles at several percent of a
+ * message's cost. Only valid strings are kept, and at most a bounded number.
+ */
+const validPeerIds = new Set<string>()
+const MAX_REMEMBERED_PEER_IDS = 4096
+
+function rememberValidPeerId (value: string): void {
+  if (validPeerIds.size >= MAX_REMEMBERED_PEER_IDS) validPeerIds.clear()
+  validPeerIds.add(value)
 }
 
 // ---------------------------------------------------------------- internals
