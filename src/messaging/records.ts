@@ -1,5 +1,6 @@
 import { KeyedLock } from '../lock.js'
 import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+import { OutboxIndex, type KeyedEntry } from './outbox-index.js'
 
 /**
  * queued: in our outbox; sent: written to the peer's stream; stored: sealed at
@@ -116,6 +117,8 @@ export class MessagingStore {
   // read on every message, written only under peerLock after a commit: safe to cache
   private readonly conversationCache = new Map<string, ConversationRecord>()
   private readonly contactCache = new Map<string, ContactRecord | undefined>()
+  private readonly outboxIndex = new OutboxIndex(key => key.slice(0, key.indexOf('!')))
+  private readonly outboxLoaded: Promise<void>
 
   constructor (readonly store: Store) {
     this.messages = store.records('messages')
@@ -126,6 +129,24 @@ export class MessagingStore {
     this.seen = store.records('seen')
     this.idempotency = store.records('idempotency')
     this.held = store.records('held')
+    this.outboxLoaded = this.loadOutbox()
+    // a failed load surfaces to every outboxFor caller; this only keeps it from being unhandled
+    this.outboxLoaded.catch(() => {})
+  }
+
+  /**
+   * Reads the outbox into its mirror. Batches committed meanwhile are kept
+   * and applied after the snapshot, so a delete is never undone by it.
+   */
+  private async loadOutbox (): Promise<void> {
+    const committed: StoreOp[] = []
+    let apply = (ops: StoreOp[]): void => { committed.push(...ops) }
+    this.store.onCommitted(ops => { apply(ops.filter(op => op.sublevel === this.outbox)) })
+    const snapshot: KeyedEntry[] = []
+    for await (const [key, entry] of this.outbox.iterator()) snapshot.push({ key, entry })
+    this.outboxIndex.load(snapshot)
+    this.outboxIndex.apply(committed)
+    apply = ops => { this.outboxIndex.apply(ops) }
   }
 
   timelineKey (m: Pick<MessageRecord, 'peer' | 'sentAt' | 'seq' | 'direction'>): string {
@@ -178,19 +199,15 @@ export class MessagingStore {
     if (records.contact != null) this.contactCache.set(records.contact.peerId, records.contact)
   }
 
-  /** Outbox entries of one peer, oldest first, with their keys. */
-  async outboxFor (peer: string): Promise<Array<{ key: string, entry: OutboxEntry }>> {
-    const entries: Array<{ key: string, entry: OutboxEntry }> = []
-    for await (const [key, entry] of this.outbox.iterator({ gt: `${peer}!`, lt: `${peer}!\xff` })) {
-      entries.push({ key, entry })
-    }
-    return entries
+  /** Outbox entries of one peer, oldest first, with their keys (shared: copy an entry to change it). */
+  async outboxFor (peer: string): Promise<KeyedEntry[]> {
+    await this.outboxLoaded
+    return this.outboxIndex.entriesOf(peer)
   }
 
   /** Every peer with something in the outbox. */
   async peersWithOutbox (): Promise<string[]> {
-    const peers = new Set<string>()
-    for await (const key of this.outbox.keys()) peers.add(key.slice(0, key.indexOf('!')))
-    return [...peers]
+    await this.outboxLoaded
+    return this.outboxIndex.peers()
   }
 }

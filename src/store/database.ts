@@ -36,6 +36,8 @@ export function databasePaths (dataDir: string): { state: string, libp2p: string
  * into another's keys.
  */
 export class Store {
+  private readonly committedListeners = new Set<(ops: StoreOp[]) => void>()
+
   private constructor (private readonly db: Root) {}
 
   static async open (dataDir: string): Promise<Store> {
@@ -86,6 +88,17 @@ export class Store {
     if (ops.length === 0) return
     // abstract-level routes each operation through its `sublevel`, encoding values per sublevel
     await this.db.batch(ops as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
+    for (const listener of this.committedListeners) listener(ops)
+  }
+
+  /**
+   * Calls `listener` with the operations of every batch once it is on disk,
+   * before the writer continues: in-memory mirrors of a sublevel follow it
+   * without ever running ahead of the disk. Returns the unsubscribe function.
+   */
+  onCommitted (listener: (ops: StoreOp[]) => void): () => void {
+    this.committedListeners.add(listener)
+    return () => { this.committedListeners.delete(listener) }
   }
 
   async close (): Promise<void> {
