@@ -27,6 +27,8 @@ import { decodeChecked, malformed, tooLarge } from './checked.js'
 import * as pb from './envelope.js'
 import {
   MAX_ACK_REASON_BYTES,
+  MAX_BATCH_ITEMS,
+  MAX_BATCH_PLAINTEXT_BYTES,
   MAX_CIPHERTEXT_BYTES,
   MAX_ENVELOPE_BYTES,
   MAX_FRAME_BYTES,
@@ -70,7 +72,7 @@ export interface Envelope {
   sender: string
   /** Positive safe integer. */
   timestamp: number
-  /** Non-negative safe integer. */
+  /** Non-negative safe integer; for a BATCH envelope its item count, 1 … MAX_BATCH_ITEMS. */
   seq: number
   kind: EnvelopeKind
   /** libsignal CiphertextMessageType, 1 … 2^32-1. */
@@ -91,6 +93,24 @@ export interface Ack {
 export type DmFrame =
   | { envelope: Envelope, ack?: undefined }
   | { ack: Ack, envelope?: undefined }
+
+/** Every kind an item of a Batch can have: all but BATCH (batches do not nest). */
+export type BatchItemKind = Exclude<EnvelopeKind, pb.Kind.BATCH>
+
+/**
+ * One envelope sealed inside a BATCH envelope: the fields it would carry in
+ * the clear on its own, and the plaintext it would have sealed.
+ */
+export interface BatchItem {
+  id: MessageId
+  kind: BatchItemKind
+  /** Positive safe integer. */
+  timestamp: number
+  /** Non-negative safe integer. */
+  seq: number
+  /** 0 … MAX_PLAINTEXT_BYTES bytes, to be decoded as `kind` says. */
+  plaintext: Uint8Array
+}
 
 /** The validated plaintext of a RECEIPT envelope. */
 export interface Receipt {
@@ -118,9 +138,10 @@ export interface EncodePlaintextOptions {
   padBlock?: number
 }
 
-const ENVELOPE_KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([
+const BATCH_ITEM_KINDS: ReadonlySet<string> = new Set<BatchItemKind>([
   pb.Kind.TEXT, pb.Kind.RECEIPT, pb.Kind.GROUP_CONTROL, pb.Kind.SENDER_KEY, pb.Kind.GROUP_TEXT
 ])
+const ENVELOPE_KINDS: ReadonlySet<string> = new Set<EnvelopeKind>([...BATCH_ITEM_KINDS as ReadonlySet<BatchItemKind>, pb.Kind.BATCH])
 const ACK_STATUSES: ReadonlySet<string> = new Set<AckStatusValue>([
   pb.AckStatus.ACCEPTED, pb.AckStatus.DUPLICATE, pb.AckStatus.REJECTED, pb.AckStatus.RATE_LIMITED, pb.AckStatus.IDENTITY_CHANGED
 ])
@@ -206,6 +227,40 @@ export function encodePlaintext (plaintext: Plaintext, options: EncodePlaintextO
     bytes = pb.Plaintext.encode({ ...message, padding: new Uint8Array(paddingLength(bytes.byteLength, padBlock)) })
   }
   return encodeChecked('plaintext', bytes, MAX_PLAINTEXT_BYTES)
+}
+
+/** The plaintext of a BATCH envelope; the caller checks the count against the envelope's seq. */
+export function decodeBatch (bytes: WireBytes): BatchItem[] {
+  return decodeChecked('batch', bytes, MAX_BATCH_PLAINTEXT_BYTES, buf => {
+    const batch = pb.Batch.decode(buf, { limits: { items: MAX_BATCH_ITEMS } })
+    return checkBatch(batch.items.map(item => ({
+      id: item.id,
+      kind: item.kind as BatchItemKind,
+      timestamp: uint64ToNumber(item.timestamp, 'batch item timestamp'),
+      seq: uint64ToNumber(item.seq, 'batch item seq'),
+      plaintext: item.plaintext
+    })))
+  })
+}
+
+export function encodeBatch (items: BatchItem[]): Uint8Array {
+  const checked = checkBatch(items)
+  const bytes = pb.Batch.encode({
+    items: checked.map(item => ({
+      id: item.id as Uint8Array<ArrayBuffer>,
+      kind: item.kind,
+      timestamp: BigInt(item.timestamp),
+      seq: BigInt(item.seq),
+      plaintext: item.plaintext as Uint8Array<ArrayBuffer>
+    }))
+  })
+  return encodeChecked('batch', bytes, MAX_BATCH_PLAINTEXT_BYTES)
+}
+
+/** What `item` adds to an encoded Batch, give or take a few bytes of varints: for packing batches. */
+export function batchItemSize (item: Pick<BatchItem, 'plaintext'>): number {
+  // id (18) + kind (2) + timestamp and seq (≤ 11 each) + plaintext tag and length (≤ 4) + the item's own tag and length (≤ 4)
+  return item.plaintext.byteLength + 50
 }
 
 // ---------------------------------------------------------------- message ids and PeerIds
@@ -312,6 +367,10 @@ function checkEnvelope (e: Envelope): Envelope {
   checkSafeInteger(e.timestamp, 'envelope timestamp', 1)
   checkSafeInteger(e.seq, 'envelope seq', 0)
   if (!ENVELOPE_KINDS.has(e.kind)) malformed(`envelope kind ${String(e.kind)} is not known`)
+  if (e.kind === pb.Kind.BATCH) {
+    if (e.seq === 0) malformed('a batch envelope announces no items')
+    if (e.seq > MAX_BATCH_ITEMS) tooLarge(`a batch envelope announces ${e.seq} items, the limit is ${MAX_BATCH_ITEMS}`)
+  }
   if (!Number.isInteger(e.cipherType) || e.cipherType < 1 || e.cipherType > MAX_UINT32) {
     malformed(`envelope cipherType ${e.cipherType} is not a libsignal message type`)
   }
@@ -340,6 +399,22 @@ function checkAck (a: Ack): Ack {
   const reasonBytes = Buffer.byteLength(reason, 'utf8')
   if (reasonBytes > MAX_ACK_REASON_BYTES) tooLarge(`ack reason is ${reasonBytes} bytes, the limit is ${MAX_ACK_REASON_BYTES}`)
   return { id, status: a.status, reason }
+}
+
+function checkBatch (items: BatchItem[]): BatchItem[] {
+  if (!Array.isArray(items) || items.length === 0) malformed('batch holds no items')
+  if (items.length > MAX_BATCH_ITEMS) tooLarge(`batch holds ${items.length} items, the limit is ${MAX_BATCH_ITEMS}`)
+  return items.map((item, i) => {
+    const id = checkMessageId(item.id, `batch item ${i} id`)
+    if (!BATCH_ITEM_KINDS.has(item.kind)) malformed(`batch item ${i} kind ${String(item.kind)} is not allowed in a batch`)
+    checkSafeInteger(item.timestamp, `batch item ${i} timestamp`, 1)
+    checkSafeInteger(item.seq, `batch item ${i} seq`, 0)
+    if (!(item.plaintext instanceof Uint8Array)) malformed(`batch item ${i} plaintext is not bytes`)
+    if (item.plaintext.byteLength > MAX_PLAINTEXT_BYTES) {
+      tooLarge(`batch item ${i} plaintext is ${item.plaintext.byteLength} bytes, the limit is ${MAX_PLAINTEXT_BYTES}`)
+    }
+    return { id, kind: item.kind, timestamp: item.timestamp, seq: item.seq, plaintext: item.plaintext.slice() }
+  })
 }
 
 function checkReceipt (r: Receipt): Receipt {

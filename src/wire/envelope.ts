@@ -9,7 +9,8 @@ export enum Kind {
   RECEIPT = 'RECEIPT',
   GROUP_CONTROL = 'GROUP_CONTROL',
   SENDER_KEY = 'SENDER_KEY',
-  GROUP_TEXT = 'GROUP_TEXT'
+  GROUP_TEXT = 'GROUP_TEXT',
+  BATCH = 'BATCH'
 }
 
 enum __KindValues {
@@ -18,7 +19,8 @@ enum __KindValues {
   RECEIPT = 2,
   GROUP_CONTROL = 3,
   SENDER_KEY = 4,
-  GROUP_TEXT = 5
+  GROUP_TEXT = 5,
+  BATCH = 6
 }
 
 export namespace Kind {
@@ -925,5 +927,323 @@ export namespace Plaintext {
 
   export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Plaintext>): Generator<PlaintextTextFieldEvent | PlaintextSeqFieldEvent | PlaintextSentAtFieldEvent | PlaintextPaddingFieldEvent> {
     return streamMessage(buf, Plaintext.codec(), opts)
+  }
+}
+
+export interface BatchItem {
+  id: Uint8Array<ArrayBuffer>
+  kind: Kind
+  timestamp: bigint
+  seq: bigint
+  plaintext: Uint8Array<ArrayBuffer>
+}
+
+export namespace BatchItem {
+  let _codec: Codec<BatchItem>
+
+  export const codec = (): Codec<BatchItem> => {
+    if (_codec == null) {
+      _codec = message<BatchItem>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.id)
+        }
+
+        if (obj.kind != null && __KindValues[obj.kind] !== 0) {
+          w.uint32(16)
+          Kind.codec().encode(obj.kind, w)
+        }
+
+        if ((obj.timestamp != null && obj.timestamp !== 0n)) {
+          w.uint32(24)
+          w.uint64(obj.timestamp)
+        }
+
+        if ((obj.seq != null && obj.seq !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.seq)
+        }
+
+        if ((obj.plaintext != null && obj.plaintext.byteLength > 0)) {
+          w.uint32(42)
+          w.bytes(obj.plaintext)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: uint8ArrayAlloc(0),
+          kind: Kind.KIND_UNSPECIFIED,
+          timestamp: 0n,
+          seq: 0n,
+          plaintext: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.kind = Kind.codec().decode(reader)
+              break
+            }
+            case 3: {
+              obj.timestamp = reader.uint64()
+              break
+            }
+            case 4: {
+              obj.seq = reader.uint64()
+              break
+            }
+            case 5: {
+              obj.plaintext = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.kind`,
+                value: Kind.codec().decode(reader)
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.timestamp`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.seq`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.plaintext`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface BatchItemIdFieldEvent {
+    field: '$.id'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export interface BatchItemKindFieldEvent {
+    field: '$.kind'
+    value: Kind
+  }
+
+  export interface BatchItemTimestampFieldEvent {
+    field: '$.timestamp'
+    value: bigint
+  }
+
+  export interface BatchItemSeqFieldEvent {
+    field: '$.seq'
+    value: bigint
+  }
+
+  export interface BatchItemPlaintextFieldEvent {
+    field: '$.plaintext'
+    value: Uint8Array<ArrayBuffer>
+  }
+
+  export function encode (obj: Partial<BatchItem>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, BatchItem.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BatchItem>): BatchItem {
+    return decodeMessage(buf, BatchItem.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BatchItem>): Generator<BatchItemIdFieldEvent | BatchItemKindFieldEvent | BatchItemTimestampFieldEvent | BatchItemSeqFieldEvent | BatchItemPlaintextFieldEvent> {
+    return streamMessage(buf, BatchItem.codec(), opts)
+  }
+}
+
+export interface Batch {
+  items: BatchItem[]
+}
+
+export namespace Batch {
+  let _codec: Codec<Batch>
+
+  export const codec = (): Codec<Batch> => {
+    if (_codec == null) {
+      _codec = message<Batch>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.items != null && obj.items.length > 0) {
+          for (const value of obj.items) {
+            w.uint32(10)
+            BatchItem.codec().encode(value, w)
+          }
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          items: []
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.items != null && obj.items.length === opts.limits.items) {
+                throw new MaxLengthError('Decode error - repeated field "items" had too many elements')
+              }
+
+              obj.items.push(BatchItem.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.items$
+              }))
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          items: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.items != null && obj.items === opts.limits.items) {
+                throw new MaxLengthError('Streaming decode error - repeated field "items" had too many elements')
+              }
+
+              for (const evt of BatchItem.codec().stream(reader, reader.uint32(), `${prefix}.items[]`, {
+                limits: opts.limits?.items$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.items
+                }
+              }
+
+              obj.items++
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface BatchItemsIdFieldEvent {
+    field: '$.items[].id'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export interface BatchItemsKindFieldEvent {
+    field: '$.items[].kind'
+    value: Kind
+    index: number
+  }
+
+  export interface BatchItemsTimestampFieldEvent {
+    field: '$.items[].timestamp'
+    value: bigint
+    index: number
+  }
+
+  export interface BatchItemsSeqFieldEvent {
+    field: '$.items[].seq'
+    value: bigint
+    index: number
+  }
+
+  export interface BatchItemsPlaintextFieldEvent {
+    field: '$.items[].plaintext'
+    value: Uint8Array<ArrayBuffer>
+    index: number
+  }
+
+  export function encode (obj: Partial<Batch>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, Batch.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Batch>): Batch {
+    return decodeMessage(buf, Batch.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Batch>): Generator<BatchItemsIdFieldEvent | BatchItemsKindFieldEvent | BatchItemsTimestampFieldEvent | BatchItemsSeqFieldEvent | BatchItemsPlaintextFieldEvent> {
+    return streamMessage(buf, Batch.codec(), opts)
   }
 }

@@ -24,6 +24,13 @@ export const MAX_ENVELOPE_BYTES = 63 * KiB
 export const MAX_CIPHERTEXT_BYTES = 48 * KiB
 /** An encoded Plaintext or Receipt, i.e. what is Signal-encrypted into one envelope. */
 export const MAX_PLAINTEXT_BYTES = 32 * KiB
+/**
+ * An encoded Batch: what one BATCH envelope seals. With libsignal's overhead
+ * (a PreKey message adds ~1.7 KiB, CBC padding 16 bytes) it stays under MAX_CIPHERTEXT_BYTES.
+ */
+export const MAX_BATCH_PLAINTEXT_BYTES = 40 * KiB
+/** Items in one Batch (and so the item count a BATCH envelope may announce). */
+export const MAX_BATCH_ITEMS = 256
 /** Plaintext.text, in UTF-8 bytes (not characters). */
 export const MAX_TEXT_BYTES = 16 * KiB
 /** Plaintext.padding. */

@@ -9,10 +9,12 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { isOctetError } from '../../../src/errors.js'
 import {
   AckStatus,
+  decodeBatch,
   decodeDmFrame,
   decodeEnvelope,
   decodePlaintext,
   decodeReceipt,
+  encodeBatch,
   encodeDmFrame,
   encodeEnvelope,
   encodePlaintext,
@@ -21,6 +23,7 @@ import {
   Kind,
   ReceiptType,
   type Ack,
+  type BatchItem,
   type DmFrame,
   type Envelope,
   type Plaintext,
@@ -28,6 +31,8 @@ import {
   type WireBytes
 } from '../../../src/wire/codec.js'
 import {
+  MAX_BATCH_ITEMS,
+  MAX_BATCH_PLAINTEXT_BYTES,
   MAX_ENVELOPE_BYTES,
   MAX_FRAME_BYTES,
   MAX_PLAINTEXT_BYTES,
@@ -54,17 +59,31 @@ const peerId = (): fc.Arbitrary<string> => fc.constantFrom(...peers)
 const messageId = fc.uint8Array({ minLength: MESSAGE_ID_BYTES, maxLength: MESSAGE_ID_BYTES })
 const safeUint = (min: number): fc.Arbitrary<number> => fc.integer({ min, max: Number.MAX_SAFE_INTEGER })
 
-const envelopeArb = (): fc.Arbitrary<Envelope> => fc.record({
+const itemKind = fc.constantFrom(Kind.TEXT, Kind.RECEIPT, Kind.GROUP_CONTROL, Kind.SENDER_KEY, Kind.GROUP_TEXT)
+
+const envelopeArb = (): fc.Arbitrary<Envelope> => fc.oneof(
+  fc.record({ kind: itemKind, seq: safeUint(0) }),
+  // a batch's seq is its item count
+  fc.record({ kind: fc.constant(Kind.BATCH), seq: fc.integer({ min: 1, max: MAX_BATCH_ITEMS }) })
+).chain(({ kind, seq }) => fc.record({
   version: fc.constant(WIRE_VERSION),
   id: messageId,
   recipient: peerId(),
   sender: peerId(),
   timestamp: safeUint(1),
-  seq: safeUint(0),
-  kind: fc.constantFrom(Kind.TEXT, Kind.RECEIPT, Kind.GROUP_CONTROL, Kind.SENDER_KEY, Kind.GROUP_TEXT),
+  seq: fc.constant(seq),
+  kind: fc.constant(kind),
   cipherType: fc.integer({ min: 1, max: 0xffff_ffff }),
   ciphertext: fc.uint8Array({ minLength: 1, maxLength: 2048 })
-})
+}))
+
+const batchArb = fc.array(fc.record({
+  id: messageId,
+  kind: itemKind,
+  timestamp: safeUint(1),
+  seq: safeUint(0),
+  plaintext: fc.uint8Array({ maxLength: 600 })
+}), { minLength: 1, maxLength: 40 }) as fc.Arbitrary<BatchItem[]>
 
 const ackArb = (): fc.Arbitrary<Ack> => fc.record({
   id: messageId,
@@ -100,7 +119,8 @@ const decoders: Decoder[] = [
   { name: 'decodeDmFrame', decode: decodeDmFrame, max: MAX_FRAME_BYTES, valid: () => frameArb().map(encodeDmFrame) },
   { name: 'decodeEnvelope', decode: decodeEnvelope, max: MAX_ENVELOPE_BYTES, valid: () => envelopeArb().map(encodeEnvelope) },
   { name: 'decodeReceipt', decode: decodeReceipt, max: MAX_PLAINTEXT_BYTES, valid: () => receiptArb.map(encodeReceipt) },
-  { name: 'decodePlaintext', decode: decodePlaintext, max: MAX_PLAINTEXT_BYTES, valid: () => plaintextArb.map(p => encodePlaintext(p)) }
+  { name: 'decodePlaintext', decode: decodePlaintext, max: MAX_PLAINTEXT_BYTES, valid: () => plaintextArb.map(p => encodePlaintext(p)) },
+  { name: 'decodeBatch', decode: decodeBatch, max: MAX_BATCH_PLAINTEXT_BYTES, valid: () => batchArb.map(encodeBatch) }
 ]
 
 /** Decodes, and fails the property unless the outcome is a value or an OctetError with a wire code, in bounded time. */
@@ -127,6 +147,7 @@ function expectValid (name: string, value: unknown): void {
     case 'decodeEnvelope': encodeEnvelope(value as Envelope); break
     case 'decodeReceipt': encodeReceipt(value as Receipt); break
     case 'decodePlaintext': encodePlaintext(value as Plaintext); break
+    case 'decodeBatch': encodeBatch(value as BatchItem[]); break
   }
   if (name === 'decodeDmFrame' || name === 'decodeEnvelope') {
     const envelope = name === 'decodeEnvelope' ? value as Envelope : (value as DmFrame).envelope
@@ -218,6 +239,12 @@ describe('round trips preserve every field', () => {
       const encoded = encodePlaintext(plaintext, { padBlock })
       if (padBlock > 0) expect(encoded.byteLength % padBlock).toBe(0)
       expect(decodePlaintext(encoded)).toEqual(plaintext)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('batches', () => {
+    fc.assert(fc.property(batchArb, items => {
+      expect(decodeBatch(encodeBatch(items))).toEqual(items)
     }), { numRuns: NUM_RUNS })
   })
 
