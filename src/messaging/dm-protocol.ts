@@ -2,7 +2,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { parsePeerId, type OctetLibp2p } from '../node/index.js'
-import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope } from '../wire/codec.js'
+import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope, type MessageId } from '../wire/codec.js'
 import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
 import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
@@ -11,6 +11,25 @@ import type { Counters } from './stats.js'
 export interface AckResult {
   status: AckStatusValue
   reason?: string
+  /** a BATCH envelope that was opened: one ack per item instead of one for the envelope */
+  items?: ItemAck[]
+}
+
+export interface ItemAck {
+  id: MessageId
+  status: AckStatusValue
+  reason?: string
+}
+
+/**
+ * An envelope to write, and what its ack may name: its own id, or for a
+ * BATCH envelope each item's id (or, when the batch failed as a whole, the
+ * batch's id, which then answers for every item).
+ */
+export interface OutboundEnvelope {
+  envelope: Envelope
+  /** the batch's item ids, in order; none for a single envelope */
+  items?: MessageId[]
 }
 
 /** Decides what to do with inbound envelopes (in order, one result each): the messenger. */
@@ -19,6 +38,8 @@ export type EnvelopeHandler = (remotePeer: string, envelopes: Envelope[]) => Pro
 interface PendingAck {
   resolve: (ack: Ack) => void
   reject: (err: Error) => void
+  /** hex id of the batch it was sent in */
+  batch?: string
 }
 
 /**
@@ -28,6 +49,8 @@ interface PendingAck {
  */
 class DmChannel {
   private readonly pending = new Map<string, PendingAck>()
+  /** hex batch id → hex ids of its items still waiting for an ack */
+  private readonly batches = new Map<string, Set<string>>()
   private readonly reader: FrameReader
   private failure: Error | undefined
   private ackTimer: NodeJS.Timeout | undefined
@@ -45,15 +68,34 @@ class DmChannel {
     return this.failure == null
   }
 
-  /** Writes every envelope at once; each promise settles with its ack (or the channel's failure). */
-  sendBatch (envelopes: Envelope[]): Array<Promise<Ack>> {
-    const acks = envelopes.map(async envelope => {
-      if (this.failure != null) throw this.failure
-      return await new Promise<Ack>((resolve, reject) => { this.pending.set(messageIdToHex(envelope.id), { resolve, reject }) })
-    })
+  /**
+   * Writes every envelope at once. One promise per single envelope and per
+   * batch item, in order, each settling with its ack (or the channel's failure).
+   */
+  sendBatch (outbound: OutboundEnvelope[]): Array<Promise<Ack>> {
+    const acks: Array<Promise<Ack>> = []
+    const wait = (id: string, batch?: string): void => {
+      acks.push(this.failure != null
+        ? Promise.reject(this.failure)
+        : new Promise<Ack>((resolve, reject) => { this.pending.set(id, { resolve, reject, batch }) }))
+    }
+    for (const { envelope, items } of outbound) {
+      const id = messageIdToHex(envelope.id)
+      if (items == null) {
+        wait(id)
+        continue
+      }
+      const members = new Set<string>()
+      this.batches.set(id, members)
+      for (const item of items) {
+        const itemId = messageIdToHex(item)
+        members.add(itemId)
+        wait(itemId, id)
+      }
+    }
     if (this.failure == null) {
       this.armAckTimer()
-      writeFrames(this.stream, envelopes.map(envelope => encodeDmFrame({ envelope })), AbortSignal.timeout(ACK_TIMEOUT))
+      writeFrames(this.stream, outbound.map(({ envelope }) => encodeDmFrame({ envelope })), AbortSignal.timeout(ACK_TIMEOUT))
         .catch((err: unknown) => { this.fail(new OctetError('PEER_UNREACHABLE', `writing to the stream failed: ${errorMessage(err)}`, { cause: err })) })
     }
     return acks
@@ -76,11 +118,7 @@ class DmChannel {
         for (const bytes of frames) {
           const frame = decodeDmFrame(bytes)
           if (frame.ack == null) throw new OctetError('MALFORMED_FRAME', 'the peer sent an envelope on our outbound stream')
-          const id = messageIdToHex(frame.ack.id)
-          const pending = this.pending.get(id)
-          if (pending == null) throw new OctetError('MALFORMED_FRAME', `ack for an envelope we did not send (${id})`)
-          this.pending.delete(id)
-          pending.resolve(frame.ack)
+          this.settle(frame.ack)
         }
         // progress: restart the dead-stream timer
         clearTimeout(this.ackTimer)
@@ -92,12 +130,36 @@ class DmChannel {
     }
   }
 
+  /** An ack names one envelope, one batch item, or a whole batch (which then answers for its items). */
+  private settle (ack: Ack): void {
+    const id = messageIdToHex(ack.id)
+    const members = this.batches.get(id)
+    if (members != null) {
+      this.batches.delete(id)
+      for (const member of members) {
+        this.pending.get(member)?.resolve(ack)
+        this.pending.delete(member)
+      }
+      return
+    }
+    const pending = this.pending.get(id)
+    if (pending == null) throw new OctetError('MALFORMED_FRAME', `ack for an envelope we did not send (${id})`)
+    this.pending.delete(id)
+    if (pending.batch != null) {
+      const batch = this.batches.get(pending.batch)
+      batch?.delete(id)
+      if (batch?.size === 0) this.batches.delete(pending.batch)
+    }
+    pending.resolve(ack)
+  }
+
   fail (err: Error): void {
     if (this.failure != null) return
     this.failure = err
     clearTimeout(this.ackTimer)
     for (const pending of this.pending.values()) pending.reject(err)
     this.pending.clear()
+    this.batches.clear()
     this.reader.dispose()
     this.stream.abort(err)
     this.log.debug({ err: errorMessage(err) }, 'dm channel closed')
@@ -110,6 +172,7 @@ class DmChannel {
     clearTimeout(this.ackTimer)
     for (const pending of this.pending.values()) pending.reject(this.failure)
     this.pending.clear()
+    this.batches.clear()
     this.reader.dispose()
     await this.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { this.stream.abort(new Error('close timed out')) })
     this.onClosed(this)
@@ -155,9 +218,9 @@ export class DmTransport {
    * Writes envelopes on the peer's channel (opened, through a DHT lookup if
    * need be, on first use); each promise settles with that envelope's ack.
    */
-  async sendBatch (peer: string, envelopes: Envelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
+  async sendBatch (peer: string, outbound: OutboundEnvelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
     const channel = await this.channel(peer, signal)
-    return channel.sendBatch(envelopes)
+    return channel.sendBatch(outbound)
   }
 
   private async channel (peer: string, signal?: AbortSignal): Promise<DmChannel> {
@@ -213,7 +276,11 @@ export class DmTransport {
           return frame.envelope
         })
         const results = await this.init.onEnvelopes(remotePeer, envelopes)
-        const acks = envelopes.map((envelope, i) => encodeDmFrame({ ack: { id: envelope.id, status: results[i]?.status ?? AckStatus.REJECTED, reason: results[i]?.reason ?? '' } }))
+        const acks = envelopes.flatMap((envelope, i) => {
+          const result = results[i] ?? { status: AckStatus.REJECTED }
+          const answers = result.items ?? [{ id: envelope.id, status: result.status, reason: result.reason }]
+          return answers.map(answer => encodeDmFrame({ ack: { id: answer.id, status: answer.status, reason: answer.reason ?? '' } }))
+        })
         await writeFrames(stream, acks, AbortSignal.timeout(ACK_TIMEOUT))
       }
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})

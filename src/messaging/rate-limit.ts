@@ -7,13 +7,18 @@ export class RateLimiter {
 
   constructor (private readonly rate: number, private readonly burst: number, private readonly now: () => number = Date.now) {}
 
-  tryTake (key: string): boolean {
+  /**
+   * Takes `count` tokens (a batch envelope costs one per item). A batch larger
+   * than the bucket goes when the bucket is full, and leaves it in debt: the
+   * rate holds on average, and no batch size can be refused forever.
+   */
+  tryTake (key: string, count = 1): boolean {
     const now = this.now()
     const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     bucket.tokens = Math.min(this.burst, bucket.tokens + (now - bucket.at) * this.rate / 1000)
     bucket.at = now
-    const allowed = bucket.tokens >= 1
-    if (allowed) bucket.tokens -= 1
+    const allowed = bucket.tokens >= Math.min(count, this.burst)
+    if (allowed) bucket.tokens -= count
     this.buckets.set(key, bucket)
     if (this.buckets.size > 10_000) this.prune(now)
     return allowed

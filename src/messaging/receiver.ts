@@ -4,10 +4,10 @@ import { MessageType, type SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
-import { AckStatus, Kind, ReceiptType, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, newMessageId, type Envelope } from '../wire/codec.js'
+import { AckStatus, Kind, ReceiptType, decodeBatch, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, newMessageId, type BatchItem, type Envelope, type EnvelopeKind } from '../wire/codec.js'
 import { MAX_RECEIPT_IDS } from '../wire/limits.js'
 import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
-import type { AckResult } from './dm-protocol.js'
+import type { AckResult, ItemAck } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import { RateLimiter } from './rate-limit.js'
 import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
@@ -40,6 +40,18 @@ export type GroupEnvelopeHandler = (sender: string, kind: PairwiseKind, plaintex
  * fetched from a mailbox peer, the sender proven only by the Signal session.
  */
 export type EnvelopeSource = 'direct' | 'mailbox'
+
+/** A decrypted envelope, or one item of a decrypted BATCH envelope: what the kind handlers see. */
+interface Unsealed {
+  /** hex */
+  id: string
+  sender: string
+  kind: EnvelopeKind
+  seq: number
+  timestamp: number
+  /** the Signal message type it (or its batch) came in */
+  cipherType: number
+}
 
 /** What one batch of envelopes from one peer changes: written in one commit at the end. */
 class Batch {
@@ -91,7 +103,7 @@ export class Receiver {
   async receiveBatch (authenticatedSender: string, envelopes: Envelope[], source: EnvelopeSource = 'direct'): Promise<AckResult[]> {
     const results: Array<AckResult | undefined> = envelopes.map(envelope => {
       // what we fetched from mailboxes ourselves is not a flood from the sender
-      if (source === 'direct' && !this.limiter.tryTake(authenticatedSender)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
+      if (source === 'direct' && !this.limiter.tryTake(authenticatedSender, envelope.kind === Kind.BATCH ? envelope.seq : 1)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
       if (envelope.sender !== authenticatedSender) return this.refuse('FORGED_SENDER', authenticatedSender, envelope)
       if (envelope.recipient !== this.init.peerId) return this.refuse('WRONG_RECIPIENT', authenticatedSender, envelope)
       return undefined
@@ -143,66 +155,109 @@ export class Receiver {
       plaintext = await crypto.decrypt(sender, envelope.cipherType, envelope.ciphertext)
     } catch (err) {
       if (isOctetError(err, 'IDENTITY_CHANGED')) return this.hold(envelope, seenKey, batch)
-      if (isOctetError(err, 'REPLAYED_MESSAGE')) {
-        this.init.counters.increment('dm.duplicates')
-        return { status: AckStatus.DUPLICATE }
-      }
+      // an envelope id we never saw under a message key we already used: the sender's ratchet
+      // went back (a restored backup) and sealed something else under an old key. Not a
+      // duplicate — its content would be lost — but a session to start over (see the sender)
+      if (isOctetError(err, 'REPLAYED_MESSAGE')) return this.refuse('REPLAYED', sender, envelope, AckStatus.REJECTED, err)
       return this.refuse(isOctetError(err) ? err.code : 'DECRYPT_FAILED', sender, envelope, AckStatus.REJECTED, err)
     }
+    if (envelope.kind === Kind.BATCH) return await this.openBatch(envelope, plaintext, batch, source)
+    const result = await this.accept({ id, sender, kind: envelope.kind, seq: envelope.seq, timestamp: envelope.timestamp, cipherType: envelope.cipherType }, plaintext, batch, source)
+    if (result.status === AckStatus.ACCEPTED) batch.seen.add(seenKey)
+    return result
+  }
 
+  /**
+   * The items of a decrypted BATCH envelope, each taken as if it had come in
+   * an envelope of its own (dedup, kind, storage), with an ack of its own.
+   */
+  private async openBatch (envelope: Envelope, plaintext: Uint8Array, batch: Batch, source: EnvelopeSource): Promise<AckResult> {
+    const { db, counters } = this.init
+    const sender = envelope.sender
+    let items: BatchItem[]
     try {
-      switch (envelope.kind) {
-        case Kind.TEXT:
-          await this.storeText(envelope, id, seenKey, plaintext, batch)
-          if (source === 'mailbox') batch.receipts.push(id)
-          else if (envelope.cipherType === MessageType.PreKey) batch.sessionAck = id
-          break
-        case Kind.RECEIPT:
-          await this.applyReceipt(envelope, seenKey, plaintext, batch)
-          break
-        case Kind.GROUP_CONTROL:
-        case Kind.SENDER_KEY:
-          if (this.groupHandler == null) return this.refuse('UNSUPPORTED_KIND', sender, envelope)
-          await this.groupHandler(sender, envelope.kind === Kind.SENDER_KEY ? 'sender-key' : 'group-control', plaintext)
-          batch.ops.push(db.putOp(db.seen, seenKey, this.init.now()))
-          break
-        default:
-          return this.refuse('UNSUPPORTED_KIND', sender, envelope)
-      }
+      items = decodeBatch(plaintext)
+      // the count in the clear paid the rate limit: it must be the sealed one
+      if (items.length !== envelope.seq) throw new OctetError('MALFORMED_FRAME', `batch announced ${envelope.seq} items and holds ${items.length}`)
     } catch (err) {
       return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', sender, envelope, AckStatus.REJECTED, err)
     }
-    batch.seen.add(seenKey)
+    counters.increment('dm.batches')
+    const seenKeys = items.map(item => db.seenKey(sender, messageIdToHex(item.id)))
+    const unknown = seenKeys.filter(key => !batch.seen.has(key))
+    const stored = await db.seen.getMany(unknown)
+    const known = new Set(unknown.filter((_, i) => stored[i] != null))
+    const results: ItemAck[] = []
+    for (const [i, item] of items.entries()) {
+      const seenKey = seenKeys[i] as string
+      if (batch.seen.has(seenKey) || known.has(seenKey)) {
+        counters.increment('dm.duplicates')
+        results.push({ id: item.id, status: AckStatus.DUPLICATE })
+        continue
+      }
+      const result = await this.accept({ id: messageIdToHex(item.id), sender, kind: item.kind, seq: item.seq, timestamp: item.timestamp, cipherType: envelope.cipherType }, item.plaintext, batch, source)
+      if (result.status === AckStatus.ACCEPTED) batch.seen.add(seenKey)
+      results.push({ id: item.id, ...result })
+    }
+    return { status: AckStatus.ACCEPTED, items: results }
+  }
+
+  /** A decrypted envelope (or batch item), taken as its kind says. */
+  private async accept (item: Unsealed, plaintext: Uint8Array, batch: Batch, source: EnvelopeSource): Promise<AckResult> {
+    const { db } = this.init
+    const seenKey = db.seenKey(item.sender, item.id)
+    try {
+      switch (item.kind) {
+        case Kind.TEXT:
+          await this.storeText(item, seenKey, plaintext, batch)
+          if (source === 'mailbox') batch.receipts.push(item.id)
+          else if (item.cipherType === MessageType.PreKey) batch.sessionAck = item.id
+          break
+        case Kind.RECEIPT:
+          await this.applyReceipt(item, seenKey, plaintext, batch)
+          break
+        case Kind.GROUP_CONTROL:
+        case Kind.SENDER_KEY:
+          if (this.groupHandler == null) return this.refuseItem('UNSUPPORTED_KIND', item)
+          await this.groupHandler(item.sender, item.kind === Kind.SENDER_KEY ? 'sender-key' : 'group-control', plaintext)
+          batch.ops.push(db.putOp(db.seen, seenKey, this.init.now()))
+          break
+        default:
+          return this.refuseItem('UNSUPPORTED_KIND', item)
+      }
+    } catch (err) {
+      return this.refuseItem(isOctetError(err) ? err.code : 'MALFORMED_FRAME', item, err)
+    }
     return { status: AckStatus.ACCEPTED }
   }
 
-  private async storeText (envelope: Envelope, id: string, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
+  private async storeText (item: Unsealed, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
     const { db, now } = this.init
     const plaintext = decodePlaintext(plaintextBytes)
-    if (plaintext.seq !== envelope.seq) {
+    if (plaintext.seq !== item.seq) {
       // the sequence number is inside the ciphertext too: a relay cannot reorder what it cannot read
       throw new OctetError('MALFORMED_FRAME', 'sequence number does not match the sealed one')
     }
-    const sender = envelope.sender
+    const sender = item.sender
     const at = now()
     const message: MessageRecord = {
-      id,
+      id: item.id,
       direction: 'in',
       peer: sender,
-      seq: envelope.seq,
+      seq: item.seq,
       text: plaintext.text,
-      sentAt: envelope.timestamp,
+      sentAt: item.timestamp,
       receivedAt: at,
       status: 'delivered',
       updatedAt: at
     }
-    const conversation = trackSequence(batch.conversation ?? await db.conversation(sender), envelope.seq)
+    const conversation = trackSequence(batch.conversation ?? await db.conversation(sender), item.seq)
     conversation.lastMessageAt = at
     conversation.unread += 1
     batch.conversation = conversation
     batch.ops.push(
-      db.putOp(db.messages, id, message),
-      db.putOp(db.timeline, db.timelineKey(message), id),
+      db.putOp(db.messages, item.id, message),
+      db.putOp(db.timeline, db.timelineKey(message), item.id),
       db.putOp(db.conversations, sender, conversation),
       db.putOp(db.seen, seenKey, at)
     )
@@ -216,7 +271,7 @@ export class Receiver {
     batch.events.push({ type: 'message.received', data: { message } })
   }
 
-  private async applyReceipt (envelope: Envelope, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
+  private async applyReceipt (item: Unsealed, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
     const { db, now } = this.init
     const receipt = decodeReceipt(plaintextBytes)
     const at = now()
@@ -226,7 +281,7 @@ export class Receiver {
     for (const id of ids) {
       const message = await db.messages.get(id)
       // only the recipient of our message may say it arrived or was read; and never backwards
-      if (message == null || message.direction !== 'out' || message.peer !== envelope.sender) continue
+      if (message == null || message.direction !== 'out' || message.peer !== item.sender) continue
       if (message.status === 'read' || (status === 'delivered' && message.status === 'delivered')) continue
       const updated: MessageRecord = { ...message, status, updatedAt: at }
       delete updated.reason
@@ -234,7 +289,7 @@ export class Receiver {
       batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status } })
     }
     // delivered through a mailbox: stop retrying them directly
-    for (const { key, entry } of await db.outboxFor(envelope.sender)) {
+    for (const { key, entry } of await db.outboxFor(item.sender)) {
       if (ids.has(entry.id)) batch.ops.push(db.delOp(db.outbox, key))
     }
   }
@@ -286,6 +341,12 @@ export class Receiver {
     this.init.counters.increment(`dm.rejected.${code}`)
     this.init.log.warn({ peer, code, id: messageIdToHex(envelope.id), err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
     return { status, reason: code }
+  }
+
+  private refuseItem (code: string, item: Unsealed, err?: unknown): AckResult {
+    this.init.counters.increment(`dm.rejected.${code}`)
+    this.init.log.warn({ peer: item.sender, code, id: item.id, err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
+    return { status: AckStatus.REJECTED, reason: code }
   }
 }
 

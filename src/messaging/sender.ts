@@ -3,10 +3,10 @@ import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
-import { AckStatus, Kind, ReceiptType, encodeEnvelope, encodePlaintext, encodeReceipt, messageIdFromHex, type Ack, type Envelope } from '../wire/codec.js'
-import { WIRE_VERSION } from '../wire/limits.js'
+import { AckStatus, Kind, ReceiptType, batchItemSize, encodeBatch, encodeEnvelope, encodePlaintext, encodeReceipt, messageIdFromHex, newMessageId, type Ack, type BatchItem, type BatchItemKind, type Envelope } from '../wire/codec.js'
+import { MAX_BATCH_ITEMS, MAX_BATCH_PLAINTEXT_BYTES, WIRE_VERSION } from '../wire/limits.js'
 import { MAX_SESSION_RESETS, MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
-import type { DmTransport } from './dm-protocol.js'
+import type { DmTransport, OutboundEnvelope } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
 import type { Counters } from './stats.js'
@@ -52,6 +52,11 @@ type Keyed = { key: string, entry: OutboxEntry }
  * encrypted in sequence, written in windows without waiting (pipelined), and
  * leave the outbox only when the peer acknowledged them. Anything else is
  * retried with backoff, across restarts, until MESSAGE_TTL.
+ *
+ * Rule: a Signal message leaves this node (stream or mailbox) only once the
+ * session state that sealed it is on disk. Otherwise a crash would roll the
+ * ratchet back and the retry would seal other content under the same message
+ * key — which the peer, having seen that key, takes for a duplicate.
  */
 export class Sender {
   private readonly queues = new Map<string, PeerQueue>()
@@ -181,6 +186,7 @@ export class Sender {
       for (const { key, entry } of pending) {
         const built = await this.buildEnvelope(entry)
         if (built == null) continue
+        await crypto.flushWrites()
         const sealed = await crypto.sealFor(peer, encodeEnvelope(built.envelope))
         const results = await Promise.all(holders.map(async holder => await mailbox.client.store(holder, peer, sealed, this.abort.signal)
           .catch((err: unknown) => ({ accepted: false, reason: errorMessage(err) }))))
@@ -207,38 +213,40 @@ export class Sender {
 
   private async sendWindow (peer: string, window: Keyed[]): Promise<void> {
     const { db, events, transport, now } = this.init
-    const envelopes: Array<{ keyed: Keyed, envelope: Envelope, message?: MessageRecord }> = []
+    const items: Array<{ keyed: Keyed, item: BatchItem, message?: MessageRecord }> = []
     const sentOps: StoreOp[] = []
     const sentEvents: NewEvent[] = []
     // one read for the window's messages rather than one per envelope
     const records = await db.messages.getMany(window.map(({ entry }) => entry.payload.kind === 'text' ? entry.payload.messageId : ''))
     for (const [i, keyed] of window.entries()) {
-      const built = await this.buildEnvelope(keyed.entry, records[i])
+      const built = await this.buildItem(keyed.entry, records[i])
       if (built == null) {
         // its message is gone (or already final): nothing to deliver
         sentOps.push(db.delOp(db.outbox, keyed.key))
         continue
       }
-      envelopes.push({ keyed, ...built })
       if (built.message?.status === 'queued') {
         const sent = { ...built.message, status: 'sent' as const, updatedAt: now() }
         built.message = sent
         sentOps.push(db.putOp(db.messages, sent.id, sent))
         sentEvents.push({ type: 'message.status', data: { id: sent.id, peer, status: 'sent' } })
       }
+      items.push({ keyed, ...built })
     }
-    // written now in one go, acked later; settled here so no rejection is ever unobserved
-    const acks = (await transport.sendBatch(peer, envelopes.map(e => e.envelope), this.abort.signal))
+    const outbound: OutboundEnvelope[] = []
+    for (const group of packBatches(items.map(i => i.item))) outbound.push(await this.seal(peer, group))
+    // the ratchet state that sealed them is on disk before they leave (see the class comment)
+    await events.commit([...sentOps, ...this.init.crypto.takePendingWrites()], sentEvents)
+    // written now in one go, acked later (one ack per item); settled here so no rejection is ever unobserved
+    const acks = (await transport.sendBatch(peer, outbound, this.abort.signal))
       .map(async ack => await ack.then(value => ({ ok: true as const, ack: value }), (err: unknown) => ({ ok: false as const, err })))
-    const sentCommitted = events.commit([...sentOps, ...this.init.crypto.takePendingWrites()], sentEvents)
     const results = await Promise.all(acks)
-    await sentCommitted
 
     const ops: StoreOp[] = []
     const newEvents: NewEvent[] = []
     let failure: unknown
     let sessionLost = false
-    envelopes.forEach(({ keyed, message }, i) => {
+    items.forEach(({ keyed, message }, i) => {
       const result = results[i]
       if (result == null) return
       if (!result.ok) {
@@ -246,8 +254,9 @@ export class Sender {
         return
       }
       // NO_SESSION: the peer has none with us; DECRYPT_FAILED: its session is not ours (it
-      // reinstalled and wrote to us first, or restored a backup). Ours is useless either way
-      if (result.ack.status === AckStatus.REJECTED && (result.ack.reason === 'NO_SESSION' || result.ack.reason === 'DECRYPT_FAILED') && keyed.entry.attempts < MAX_SESSION_RESETS) {
+      // reinstalled and wrote to us first, or restored a backup); REPLAYED: ours went back
+      // (we restored a backup) and reused a message key. Ours is useless in every case
+      if (result.ack.status === AckStatus.REJECTED && SESSION_LOST_REASONS.has(result.ack.reason) && keyed.entry.attempts < MAX_SESSION_RESETS) {
         sessionLost = true
         return
       }
@@ -293,12 +302,18 @@ export class Sender {
   }
 
   /** A sealed envelope for one outbox entry; undefined when there is nothing left to send. */
-  /** `record`: the entry's message when the caller already read it. */
-  private async buildEnvelope (entry: OutboxEntry, record?: MessageRecord): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
-    const { db, crypto, peerId, now } = this.init
+  private async buildEnvelope (entry: OutboxEntry): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
+    const built = await this.buildItem(entry)
+    if (built == null) return undefined
+    return { envelope: (await this.seal(entry.peer, [built.item])).envelope, message: built.message }
+  }
+
+  /** What one outbox entry says, before sealing; `record`: its message when the caller already read it. */
+  private async buildItem (entry: OutboxEntry, record?: MessageRecord): Promise<{ item: BatchItem, message?: MessageRecord } | undefined> {
+    const { db, now } = this.init
     const id = messageIdFromHex(entry.id)
     if (id == null) return undefined
-    let kind: Envelope['kind']
+    let kind: BatchItemKind
     let seq = 0
     let timestamp = now()
     let plaintext: Uint8Array
@@ -318,10 +333,28 @@ export class Sender {
       const type = entry.payload.receipt === 'read' ? ReceiptType.READ : ReceiptType.DELIVERED
       plaintext = encodeReceipt({ type, ids: entry.payload.ids.flatMap(h => messageIdFromHex(h) ?? []) })
     }
-    const sealed = await crypto.encrypt(entry.peer, plaintext)
+    return { item: { id, kind, seq, timestamp, plaintext }, message }
+  }
+
+  /**
+   * Seals items for `peer`: one item as an envelope of its own, several as
+   * one BATCH envelope — one Signal message, and so one ratchet step, for the
+   * lot. The price is coarser forward secrecy: a leaked message key opens
+   * every item sealed with it (items sealed within the same moment).
+   */
+  private async seal (peer: string, items: BatchItem[]): Promise<OutboundEnvelope> {
+    const { crypto, peerId, now } = this.init
+    const only = items.length === 1 ? items[0] : undefined
+    if (only != null) {
+      const sealed = await crypto.encrypt(peer, only.plaintext)
+      return {
+        envelope: { version: WIRE_VERSION, id: only.id, recipient: peer, sender: peerId, timestamp: only.timestamp, seq: only.seq, kind: only.kind, cipherType: sealed.type, ciphertext: sealed.body }
+      }
+    }
+    const sealed = await crypto.encrypt(peer, encodeBatch(items))
     return {
-      message,
-      envelope: { version: WIRE_VERSION, id, recipient: entry.peer, sender: peerId, timestamp, seq, kind, cipherType: sealed.type, ciphertext: sealed.body }
+      envelope: { version: WIRE_VERSION, id: newMessageId(), recipient: peer, sender: peerId, timestamp: now(), seq: items.length, kind: Kind.BATCH, cipherType: sealed.type, ciphertext: sealed.body },
+      items: items.map(item => item.id)
     }
   }
 
@@ -368,6 +401,28 @@ export class Sender {
     await db.batch(ops)
     this.kick(peer)
   }
+}
+
+/** Refusals that say our session with the peer cannot be used any more. */
+const SESSION_LOST_REASONS: ReadonlySet<string> = new Set(['NO_SESSION', 'DECRYPT_FAILED', 'REPLAYED'])
+
+/** Consecutive items in groups that each fit one Batch (by item count and encoded size). */
+export function packBatches (items: BatchItem[]): BatchItem[][] {
+  const groups: BatchItem[][] = []
+  let group: BatchItem[] = []
+  let size = 0
+  for (const item of items) {
+    const itemSize = batchItemSize(item)
+    if (group.length > 0 && (group.length === MAX_BATCH_ITEMS || size + itemSize > MAX_BATCH_PLAINTEXT_BYTES)) {
+      groups.push(group)
+      group = []
+      size = 0
+    }
+    group.push(item)
+    size += itemSize
+  }
+  if (group.length > 0) groups.push(group)
+  return groups
 }
 
 /** Doubling backoff with jitter, so many senders do not all retry at once after a peer returns. */

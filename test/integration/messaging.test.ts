@@ -1,10 +1,11 @@
+import { cp, rm } from 'node:fs/promises'
 import { lpStream } from '@libp2p/utils'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DM_PROTOCOL } from '../../src/messaging/constants.js'
 import type { MessageRecord } from '../../src/messaging/index.js'
 import { parsePeerId } from '../../src/node/index.js'
-import { AckStatus, Kind, decodeDmFrame, encodeDmFrame, encodePlaintext, newMessageId, type Ack, type Envelope } from '../../src/wire/codec.js'
+import { AckStatus, Kind, decodeDmFrame, encodeBatch, encodeDmFrame, encodePlaintext, messageIdToHex, newMessageId, type Ack, type BatchItem, type Envelope } from '../../src/wire/codec.js'
 import { WIRE_VERSION } from '../../src/wire/limits.js'
 import { Cleanup, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
@@ -81,6 +82,9 @@ describe('one-to-one messages between real nodes', () => {
     }, { what: 'delivered statuses' })
     const conversation = (await c.api<{ conversations: Array<{ peer: string, gaps: number[] }> }>('GET', '/v1/conversations')).body.conversations
     expect(conversation.find(x => x.peer === a.peerId)?.gaps).toEqual([])
+    // a burst goes out as BATCH envelopes (several messages, one Signal message)
+    const counters = (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters
+    expect(counters['dm.batches']).toBeGreaterThan(0)
   })
 
   it('read receipts: C marks a message read and A sees read', async () => {
@@ -150,6 +154,33 @@ describe('one-to-one messages between real nodes', () => {
     expect(counters['dm.rejected.RATE_LIMITED']).toBeGreaterThan(0)
   })
 
+  it('a sender restored from a backup (its ratchet went back) is refused as REPLAYED, starts a new session and still delivers', async () => {
+    const dir = await cleanup.tempDir()
+    const backup = await cleanup.tempDir()
+    let s = await InProcessDaemon.start({ dataDir: dir, bootstrap: [b.tcpAddress] }, cleanup)
+    const first = (await s.messenger.send({ to: c.peerId, text: 'before the backup' })).message.id
+    await waitFor(async () => (await s.messenger.message(first)).status === 'delivered' ? true : undefined, { what: 'first delivered' })
+    await s.stop()
+    await cp(dir, backup, { recursive: true })
+    s = await InProcessDaemon.start({ dataDir: dir, bootstrap: [b.tcpAddress] }, cleanup)
+    const lost = (await s.messenger.send({ to: c.peerId, text: 'after the backup' })).message.id
+    await waitFor(async () => (await s.messenger.message(lost)).status === 'delivered' ? true : undefined, { what: 'second delivered' })
+    await s.stop()
+
+    // back to the backup: the next message is sealed under the key 'after the backup' used
+    await rm(dir, { recursive: true, force: true })
+    await cp(backup, dir, { recursive: true })
+    s = await InProcessDaemon.start({ dataDir: dir, bootstrap: [b.tcpAddress] }, cleanup)
+    const replayedBefore = (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters['dm.rejected.REPLAYED'] ?? 0
+    const third = (await s.messenger.send({ to: c.peerId, text: 'after the restore' })).message.id
+    await waitFor(async () => (await s.messenger.message(third)).status === 'delivered' ? true : undefined, { what: 'third delivered', timeoutMs: 30_000 })
+    const texts = (await history(c, s.peerId)).map(m => m.text)
+    expect(texts).toEqual(['before the backup', 'after the backup', 'after the restore'])
+    const counters = (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters
+    expect(counters['dm.rejected.REPLAYED']).toBe(replayedBefore + 1)
+    await s.stop()
+  })
+
   describe('hostile input on /octet/dm/1.0.0', () => {
     let x: InProcessDaemon
 
@@ -169,6 +200,17 @@ describe('one-to-one messages between real nodes', () => {
           const frame = decodeDmFrame(await lp.read({ signal: AbortSignal.timeout(10_000) }))
           if (frame.ack == null) throw new Error('expected an ack')
           return frame.ack
+        },
+        /** writes one envelope and reads `acks` acks (one per item of an opened batch) */
+        sendForAcks: async (envelope: Envelope, acks: number): Promise<Ack[]> => {
+          await lp.write(encodeDmFrame({ envelope }))
+          const answers: Ack[] = []
+          for (let i = 0; i < acks; i++) {
+            const frame = decodeDmFrame(await lp.read({ signal: AbortSignal.timeout(10_000) }))
+            if (frame.ack == null) throw new Error('expected an ack')
+            answers.push(frame.ack)
+          }
+          return answers
         }
       }
     }
@@ -220,6 +262,47 @@ describe('one-to-one messages between real nodes', () => {
       const fromX = await c.messenger.history(x.peerId, { limit: 10 })
       expect(fromX.map(m => m.text)).toEqual(['from X'])
       expect(await stat('dm.duplicates')).toBeGreaterThanOrEqual(1)
+    })
+
+    it('batches: each item is acked on its own; a bad item, a replayed item and a miscounted batch are refused, the rest stored once', async () => {
+      const crypto = x.daemon.crypto
+      const batchOf = async (items: BatchItem[], announced = items.length): Promise<Envelope> => {
+        const sealed = await crypto.encrypt(c.peerId, encodeBatch(items))
+        return { version: WIRE_VERSION, id: newMessageId(), recipient: c.peerId, sender: x.peerId, timestamp: Date.now(), seq: announced, kind: Kind.BATCH, cipherType: sealed.type, ciphertext: sealed.body }
+      }
+      const text = (seq: number, body: string, sealedSeq = seq): BatchItem =>
+        ({ id: newMessageId(), kind: Kind.TEXT, timestamp: Date.now(), seq, plaintext: encodePlaintext({ text: body, seq: sealedSeq, sentAt: Date.now() }) })
+      const countedBefore = await stat('dm.rejected.MALFORMED_FRAME')
+      const { sendForAcks, stream } = await rawStream()
+
+      // the count in the clear must be the sealed one: refused whole, with one ack for the batch
+      const miscounted = await batchOf([text(10, 'never stored'), text(11, 'never stored')], 3)
+      const [refused] = await sendForAcks(miscounted, 1)
+      expect([messageIdToHex(refused!.id), refused!.status, refused!.reason]).toEqual([messageIdToHex(miscounted.id), AckStatus.REJECTED, 'MALFORMED_FRAME'])
+
+      const good = text(20, 'batched one')
+      const lying = text(21, 'sealed seq differs', 99)
+      const garbage: BatchItem = { id: newMessageId(), kind: Kind.TEXT, timestamp: Date.now(), seq: 22, plaintext: new Uint8Array([0xff, 0xff, 0xff]) }
+      const last = text(23, 'batched two')
+      const acks = await sendForAcks(await batchOf([good, lying, garbage, last]), 4)
+      expect(acks.map(ack => [messageIdToHex(ack.id), ack.status])).toEqual([
+        [messageIdToHex(good.id), AckStatus.ACCEPTED],
+        [messageIdToHex(lying.id), AckStatus.REJECTED],
+        [messageIdToHex(garbage.id), AckStatus.REJECTED],
+        [messageIdToHex(last.id), AckStatus.ACCEPTED]
+      ])
+
+      // an item id seen before, in a new batch: a duplicate; its neighbour is new
+      const fresh = text(24, 'batched three')
+      const again = await sendForAcks(await batchOf([{ ...good, seq: 25 }, fresh]), 2)
+      expect(again.map(ack => ack.status)).toEqual([AckStatus.DUPLICATE, AckStatus.ACCEPTED])
+      await stream.close()
+
+      const fromX = (await c.messenger.history(x.peerId, { limit: 20 })).map(m => m.text)
+      expect(fromX.filter(t => t.startsWith('batched'))).toEqual(['batched one', 'batched two', 'batched three'])
+      expect(fromX).not.toContain('never stored')
+      expect(await stat('dm.rejected.MALFORMED_FRAME')).toBeGreaterThanOrEqual(countedBefore + 3)
+      await stillServes()
     })
 
     it('closes a stream whose frame is over the limit before reading it, and keeps serving', async () => {

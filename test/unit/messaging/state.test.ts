@@ -39,3 +39,19 @@ describe('RateLimiter', () => {
     expect(Array.from({ length: 6 }, () => limiter.tryTake('a')).filter(Boolean)).toHaveLength(5)
   })
 })
+
+describe('RateLimiter with batches', () => {
+  it('charges one token per item; a batch larger than the bucket goes only from a full bucket, into debt', () => {
+    let now = 0
+    const limiter = new RateLimiter(10, 5, () => now)
+    expect(limiter.tryTake('a', 3)).toBe(true)
+    expect(limiter.tryTake('a', 3)).toBe(false) // 2 left
+    expect(limiter.tryTake('a', 2)).toBe(true)
+    now += 500 // refilled to the burst of 5
+    expect(limiter.tryTake('a', 20)).toBe(true) // -15
+    now += 1000 // -5
+    expect(limiter.tryTake('a')).toBe(false)
+    now += 600 // 1
+    expect(limiter.tryTake('a')).toBe(true)
+  })
+})

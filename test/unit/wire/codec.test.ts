@@ -1,11 +1,14 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { packBatches } from '../../../src/messaging/sender.js'
 import {
   AckStatus,
+  decodeBatch,
   decodeDmFrame,
   decodeEnvelope,
   decodePlaintext,
   decodeReceipt,
+  encodeBatch,
   encodeDmFrame,
   encodeEnvelope,
   encodePlaintext,
@@ -16,6 +19,7 @@ import {
   messageIdToHex,
   newMessageId,
   ReceiptType,
+  type BatchItem,
   type DmFrame,
   type Envelope,
   type Receipt
@@ -23,6 +27,8 @@ import {
 import * as pb from '../../../src/wire/envelope.js'
 import {
   MAX_ACK_REASON_BYTES,
+  MAX_BATCH_ITEMS,
+  MAX_BATCH_PLAINTEXT_BYTES,
   MAX_CIPHERTEXT_BYTES,
   MAX_ENVELOPE_BYTES,
   MAX_FRAME_BYTES,
@@ -345,5 +351,49 @@ describe('message ids and PeerIds', () => {
     expect(isPeerIdString('')).toBe(false)
     expect(isPeerIdString('12D3KooW')).toBe(false)
     expect(isPeerIdString('hello')).toBe(false)
+  })
+})
+
+describe('batches', () => {
+  const item = (overrides: Partial<BatchItem> = {}): BatchItem => ({
+    id: newMessageId(), kind: Kind.TEXT, timestamp: 1_700_000_000_000, seq: 1, plaintext: new Uint8Array([1, 2, 3]), ...overrides
+  })
+
+  it('a BATCH envelope announces between 1 and MAX_BATCH_ITEMS items', () => {
+    expect(thrownCode(() => decodeEnvelope(pb.Envelope.encode(pbEnvelope({ kind: pb.Kind.BATCH, seq: 0n }))))).toBe('MALFORMED_FRAME')
+    expect(thrownCode(() => decodeEnvelope(pb.Envelope.encode(pbEnvelope({ kind: pb.Kind.BATCH, seq: BigInt(MAX_BATCH_ITEMS + 1) }))))).toBe('FRAME_TOO_LARGE')
+    expect(decodeEnvelope(pb.Envelope.encode(pbEnvelope({ kind: pb.Kind.BATCH, seq: BigInt(MAX_BATCH_ITEMS) }))).seq).toBe(MAX_BATCH_ITEMS)
+  })
+
+  it('refuses empty batches, nested batches, too many items and oversized items', () => {
+    expect(thrownCode(() => decodeBatch(new Uint8Array(0)))).toBe('MALFORMED_FRAME')
+    const pbItem = (kind: pb.Kind): pb.BatchItem => ({ id: new Uint8Array(MESSAGE_ID_BYTES), kind, timestamp: 1n, seq: 0n, plaintext: new Uint8Array(0) })
+    expect(thrownCode(() => decodeBatch(pb.Batch.encode({ items: [pbItem(pb.Kind.BATCH)] })))).toBe('MALFORMED_FRAME')
+    expect(thrownCode(() => decodeBatch(pb.Batch.encode({ items: [pbItem(pb.Kind.KIND_UNSPECIFIED)] })))).toBe('MALFORMED_FRAME')
+    const many = Array.from({ length: MAX_BATCH_ITEMS + 1 }, () => pbItem(pb.Kind.TEXT))
+    expect(thrownCode(() => decodeBatch(pb.Batch.encode({ items: many })))).toBe('FRAME_TOO_LARGE')
+    expect(thrownCode(() => encodeBatch([item({ plaintext: new Uint8Array(MAX_PLAINTEXT_BYTES + 1) })]))).toBe('FRAME_TOO_LARGE')
+    expect(thrownCode(() => encodeBatch([item({ kind: Kind.BATCH as BatchItem['kind'] })]))).toBe('MALFORMED_FRAME')
+    expect(thrownCode(() => decodeBatch(new Uint8Array(MAX_BATCH_PLAINTEXT_BYTES + 1)))).toBe('FRAME_TOO_LARGE')
+  })
+
+  it('packs consecutive items into batches that fit, in order', () => {
+    const texts = Array.from({ length: 700 }, (_, i) => item({ seq: i, plaintext: encodePlaintext({ text: 'x'.repeat(i % 3 === 0 ? 5000 : 1024), seq: i, sentAt: 1 }) }))
+    const groups = packBatches(texts)
+    expect(groups.flat()).toEqual(texts)
+    for (const group of groups) {
+      expect(group.length).toBeLessThanOrEqual(MAX_BATCH_ITEMS)
+      // batchItemSize is an upper bound: every packed group encodes within the limit
+      expect(encodeBatch(group).byteLength).toBeLessThanOrEqual(MAX_BATCH_PLAINTEXT_BYTES)
+    }
+    const tiny = packBatches(Array.from({ length: 600 }, () => item({ plaintext: new Uint8Array(0) })))
+    expect(tiny.map(g => g.length)).toEqual([MAX_BATCH_ITEMS, MAX_BATCH_ITEMS, 600 - 2 * MAX_BATCH_ITEMS])
+    // what does not fit beside the last item starts the next batch
+    const big = (): BatchItem => item({ plaintext: new Uint8Array(MAX_BATCH_PLAINTEXT_BYTES / 2) })
+    expect(packBatches([big(), big(), item()]).map(g => g.length)).toEqual([1, 2])
+  })
+
+  it('a full batch, sealed, fits in an envelope (libsignal adds under 8 KiB)', () => {
+    expect(MAX_BATCH_PLAINTEXT_BYTES + 8 * 1024).toBeLessThanOrEqual(MAX_CIPHERTEXT_BYTES)
   })
 })
