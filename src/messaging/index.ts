@@ -5,7 +5,7 @@ import { KeyedLock } from '../lock.js'
 import type { Logger } from '../logger.js'
 import { parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { StoreOp, Store } from '../store/database.js'
-import { messageIdToHex, newMessageId } from '../wire/codec.js'
+import { isPeerIdString, messageIdToHex, newMessageId } from '../wire/codec.js'
 import { MAX_TEXT_BYTES } from '../wire/limits.js'
 import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN, MAX_PAGE_SIZE } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
@@ -375,7 +375,8 @@ export class Messenger {
   }
 
   private checkPeer (text: string): string {
-    const peer = parsePeerId(text).toString()
+    // a canonical PeerId (the common case, and cached) is used as is; anything else is parsed and normalised
+    const peer = isPeerIdString(text) ? text : parsePeerId(text).toString()
     if (peer === this.init.peerId) throw new OctetError('BAD_REQUEST', 'that is this node\'s own PeerId')
     return peer
   }
