@@ -91,6 +91,9 @@ export interface HeldEnvelope {
 
 const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
 
+/** Messages kept in memory after they were written: two send windows. */
+const RECENT_MESSAGES = 1024
+
 /**
  * Typed access to the messaging sublevels. Keys are built here and nowhere
  * else; callers get records and batch operations.
@@ -118,6 +121,13 @@ export class MessagingStore {
   private readonly conversationCache = new Map<string, ConversationRecord>()
   private readonly contactCache = new Map<string, ContactRecord | undefined>()
   private readonly outboxIndex = new OutboxIndex(key => key.slice(0, key.indexOf('!')))
+  /**
+   * Messages written lately, as committed: the sender reads each outgoing
+   * message back right after `send` wrote it, and a read through LevelDB's
+   * thread pool cost more than the encryption. Kept coherent by the same
+   * commit hook as the outbox (every write goes through Store.batch).
+   */
+  private readonly recentMessages = new Map<string, MessageRecord>()
   private readonly outboxLoaded: Promise<void>
 
   constructor (readonly store: Store) {
@@ -141,7 +151,10 @@ export class MessagingStore {
   private async loadOutbox (): Promise<void> {
     const committed: StoreOp[] = []
     let apply = (ops: StoreOp[]): void => { committed.push(...ops) }
-    this.store.onCommitted(ops => { apply(ops.filter(op => op.sublevel === this.outbox)) })
+    this.store.onCommitted(ops => {
+      this.rememberMessages(ops)
+      apply(ops.filter(op => op.sublevel === this.outbox))
+    })
     const snapshot: KeyedEntry[] = []
     for await (const [key, entry] of this.outbox.iterator()) snapshot.push({ key, entry })
     this.outboxIndex.load(snapshot)
@@ -197,6 +210,29 @@ export class MessagingStore {
   remember (records: { conversation?: ConversationRecord, contact?: ContactRecord }): void {
     if (records.conversation != null) this.conversationCache.set(records.conversation.peer, records.conversation)
     if (records.contact != null) this.contactCache.set(records.contact.peerId, records.contact)
+  }
+
+  /** The messages with these ids (undefined where there is none), from memory when written lately. */
+  async messagesById (ids: string[]): Promise<Array<MessageRecord | undefined>> {
+    const found = ids.map(id => this.recentMessages.get(id))
+    const missing = ids.filter((_, i) => found[i] == null)
+    if (missing.length === 0) return found
+    const read = await this.messages.getMany(missing)
+    let next = 0
+    return found.map(record => record ?? read[next++])
+  }
+
+  private rememberMessages (ops: StoreOp[]): void {
+    for (const op of ops) {
+      if (op.sublevel !== this.messages) continue
+      this.recentMessages.delete(op.key)
+      if (op.type === 'put') this.recentMessages.set(op.key, op.value as MessageRecord)
+    }
+    // oldest first out: a Map iterates in insertion order
+    for (const key of this.recentMessages.keys()) {
+      if (this.recentMessages.size <= RECENT_MESSAGES) break
+      this.recentMessages.delete(key)
+    }
   }
 
   /** Outbox entries of one peer, oldest first, with their keys (shared: copy an entry to change it). */

@@ -217,7 +217,7 @@ export class Sender {
     const sentOps: StoreOp[] = []
     const sentEvents: NewEvent[] = []
     // one read for the window's messages rather than one per envelope
-    const records = await db.messages.getMany(window.map(({ entry }) => entry.payload.kind === 'text' ? entry.payload.messageId : ''))
+    const records = await db.messagesById(window.map(({ entry }) => entry.payload.kind === 'text' ? entry.payload.messageId : ''))
     for (const [i, keyed] of window.entries()) {
       const built = await this.buildItem(keyed.entry, records[i])
       if (built == null) {

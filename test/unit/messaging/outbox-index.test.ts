@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MessagingStore, type OutboxEntry } from '../../../src/messaging/records.js'
+import { MessagingStore, type MessageRecord, type OutboxEntry } from '../../../src/messaging/records.js'
 import { Store } from '../../../src/store/database.js'
 
 const dirs: string[] = []
@@ -88,6 +88,23 @@ describe('the outbox mirror', () => {
         for (const peer of peers) expect(await db.outboxFor(peer)).toEqual(await onDisk(db, peer))
       }
     ), { numRuns: 30 })
+    await store.close()
+  })
+})
+
+describe('recent messages', () => {
+  it('are read back as committed, from memory or from disk, and follow later writes and deletes', async () => {
+    const { store } = await openStore()
+    const db = new MessagingStore(store)
+    const message = (id: string, status: 'queued' | 'sent'): MessageRecord => ({ id, direction: 'out', peer: 'A', seq: 1, text: id, sentAt: 1, status, updatedAt: 1 })
+    const ids = Array.from({ length: 1500 }, (_, i) => i.toString(16).padStart(32, '0'))
+    for (let i = 0; i < ids.length; i += 100) await db.batch(ids.slice(i, i + 100).map(id => db.putOp(db.messages, id, message(id, 'queued'))))
+    // the oldest fell out of memory and come from disk; the newest from memory; the unknown are undefined
+    const read = await db.messagesById([ids[0]!, ids[1499]!, 'f'.repeat(32), ids[700]!])
+    expect(read.map(m => m?.id)).toEqual([ids[0], ids[1499], undefined, ids[700]])
+    await db.batch([db.putOp(db.messages, ids[1499]!, message(ids[1499]!, 'sent')), db.delOp(db.messages, ids[1498]!)])
+    const after = await db.messagesById([ids[1499]!, ids[1498]!])
+    expect(after.map(m => m?.status)).toEqual(['sent', undefined])
     await store.close()
   })
 })
