@@ -240,14 +240,16 @@ export class SignalCrypto {
    */
   setWriteSink (sink: WriteSink): void {
     this.db.sessions.setSink(sink)
+    this.db.senderKeys.setSink(sink)
   }
 
+  /** Pending session and sender key writes (a Signal or group message leaves only once they are on disk). */
   takePendingWrites (): StoreOp[] {
-    return this.db.sessions.takeWrites()
+    return [...this.db.sessions.takeWrites(), ...this.db.senderKeys.takeWrites()]
   }
 
   async flushWrites (): Promise<void> {
-    await this.db.sessions.flush()
+    await Promise.all([this.db.sessions.flush(), this.db.senderKeys.flush()])
   }
 
   /** Whether encrypt(peerId) can be used now, without a new bundle. */

@@ -76,7 +76,8 @@ export class CryptoSublevels {
   readonly kyberPreKeys: BytesSublevel
   /** `${kyberPreKeyId}/${baseKeyHex}` → when it was used */
   readonly kyberUsed: RecordSublevel<number>
-  readonly senderKeys: BytesSublevel
+  /** read and written on every group message: cached, written behind like sessions */
+  readonly senderKeys: WriteBehindRecords
 
   constructor (store: Store) {
     this.local = store.bytes('signal-local')
@@ -89,7 +90,7 @@ export class CryptoSublevels {
     this.signedPreKeys = store.bytes('signal-signed-prekeys')
     this.kyberPreKeys = store.bytes('signal-kyber-prekeys')
     this.kyberUsed = store.records<number>('signal-kyber-used')
-    this.senderKeys = store.bytes('signal-sender-keys')
+    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'))
   }
 }
 

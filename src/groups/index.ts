@@ -753,7 +753,10 @@ export class GroupService {
     const track = record.senders[message.sender]
     // below the sender's key as we got it: not meant for us, or already here
     if (track != null && message.seq <= track.contiguous) return 'duplicate'
-    if (await this.db.hasMessage(groupId, message.sender, message.seq)) return 'duplicate'
+    if (track?.ahead.includes(message.seq) === true) return 'duplicate'
+    // the track knows every stored seq of a sender unless its list of early ones overflowed,
+    // or this is the sender's first message here: only then ask the database
+    if ((track == null || track.ahead.length >= MAX_TRACKED_AHEAD) && await this.db.hasMessage(groupId, message.sender, message.seq)) return 'duplicate'
     let plaintextBytes: Uint8Array
     try {
       plaintextBytes = await crypto.groupDecrypt(message.sender, senderKeyName(groupId, message.epoch), message.ciphertext)
@@ -797,7 +800,8 @@ export class GroupService {
       }
     }
     updated.senders = { ...record.senders, [message.sender]: position.track }
-    ops.push(this.db.putGroup(updated))
+    // the sender key step that decrypted it lands with it
+    ops.push(this.db.putGroup(updated), ...crypto.takePendingWrites())
     await messenger.events.commit(ops, newEvents, at)
     this.db.remember(updated)
     // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)

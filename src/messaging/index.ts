@@ -139,12 +139,14 @@ export class Messenger {
    * Commits `ops` and `newEvents` together with outbox entries that deliver
    * each plaintext to its peer over the pairwise Signal session (retried with
    * backoff, through mailboxes when the peer is offline, like any message).
+   * Pending Signal state (a group message's sender key step) lands in the
+   * same batch: what the caller sends after this returns is covered by it.
    * Nothing is locked: the caller serializes its own state.
    */
   async commitPairwise (ops: StoreOp[], newEvents: NewEvent[], deliveries: PairwiseDelivery[]): Promise<void> {
     const { db } = this
     const at = this.now()
-    const all = [...ops]
+    const all = [...ops, ...this.init.crypto.takePendingWrites()]
     for (const delivery of deliveries) {
       const peer = this.checkPeer(delivery.peer)
       const entry: OutboxEntry = {
