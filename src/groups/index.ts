@@ -726,10 +726,24 @@ export class GroupService {
     }
     if (message.groupId !== groupId) return this.refuseGossip('MALFORMED_FRAME', groupId, pubsubMessage, 'a message of another group on this topic')
     if (message.sender !== pubsubMessage.from) return this.refuseGossip('FORGED_SENDER', groupId, pubsubMessage, `claims sender ${message.sender} but is signed by ${pubsubMessage.from}`)
-    const result = await this.lock.run(groupId, async () => await this.ingest(groupId, message, pubsubMessage.data, pubsubMessage.propagationSource))
-    if (typeof result === 'object') return this.refuseGossip(result.code, groupId, pubsubMessage, result.err)
-    this.count(`group.received.${result}`)
-    return result === 'ignored' ? 'ignore' : 'accept'
+    // the verdict goes back to gossipsub as soon as the message proved good (it decrypted),
+    // so forwarding to the mesh does not wait for our own disk write; a later failure to
+    // store it is ours, not the message's
+    return await new Promise<Verdict>(resolve => {
+      this.lock.run(groupId, async () => await this.ingest(groupId, message, pubsubMessage.data, pubsubMessage.propagationSource, () => { resolve('accept') }))
+        .then(result => {
+          if (typeof result === 'object') {
+            resolve(this.refuseGossip(result.code, groupId, pubsubMessage, result.err))
+            return
+          }
+          this.count(`group.received.${result}`)
+          resolve(result === 'ignored' ? 'ignore' : 'accept')
+        }, (err: unknown) => {
+          this.count('group.received.store-failed')
+          this.log.warn({ groupId, err: errorMessage(err) }, 'could not take a group message')
+          resolve('ignore')
+        })
+    })
   }
 
   private refuseGossip (code: string, groupId: string, message: PubsubMessage, err: unknown): Verdict {
@@ -742,7 +756,7 @@ export class GroupService {
    * Checks, decrypts, dedups and stores one group message (from gossip, from
    * catch-up, or held for its key). Call with the group's lock held.
    */
-  private async ingest (groupId: string, message: GroupMessage, bytes: Uint8Array, source?: string): Promise<IngestResult> {
+  private async ingest (groupId: string, message: GroupMessage, bytes: Uint8Array, source?: string, onProven?: () => void): Promise<IngestResult> {
     const { crypto, messenger } = this.init
     const record = await this.db.group(groupId)
     if (record?.state !== 'joined') return 'ignored'
@@ -776,6 +790,7 @@ export class GroupService {
     }
     // sealed inside: a forwarder cannot renumber or redate what it cannot read
     if (plaintext.seq !== message.seq || plaintext.sentAt !== message.sentAt) return { code: 'MALFORMED_FRAME', err: 'the sealed seq or time differs from the outer one' }
+    onProven?.()
     const at = this.now()
     const stored: GroupMessageRecord = {
       groupId, id: `${message.sender}:${message.seq}`, direction: 'in', sender: message.sender, seq: message.seq, text: plaintext.text, sentAt: message.sentAt, receivedAt: at, epoch: message.epoch
