@@ -64,6 +64,29 @@ function signatureId (message: { signature?: Uint8Array }): string {
   return Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString('base64')
 }
 
+/**
+ * Mesh degree for chat groups, not for a chain's block gossip (gossipsub's
+ * defaults: D = 6, up to 12). Every mesh link carries every message once
+ * more, and in a group of tens of members most of those copies are
+ * duplicates: measured on 20 nodes sharing 2 cores, D = 4 (3–6) and fewer
+ * gossip targets took raw fan-out from p50 27 to 10 ms (p99 85 → 34 ms) at
+ * 100 % delivery. Lost links are still covered by gossip (IHAVE/IWANT) and by
+ * the group history protocol.
+ *
+ * IDONTWANT only pays for itself for large messages: for a chat message the
+ * control frame sent to every mesh peer costs as much as the duplicate it
+ * saves (measured: p50 48 → 27 ms without it).
+ */
+const MESH = {
+  D: 4,
+  Dlo: 3,
+  Dhi: 6,
+  Dout: 1,
+  Dscore: 2,
+  Dlazy: 3,
+  idontwantMinDataSize: 16 * 1024
+} as const
+
 /** The gossipsub service for createNode's `services`. */
 export function pubsubService (): (components: any) => GossipSub {
   return gossipsub({
@@ -76,6 +99,7 @@ export function pubsubService (): (components: any) => GossipSub {
     fallbackToFloodsub: false,
     maxInboundDataLength: MAX_PUBSUB_RPC_BYTES,
     fastMsgIdFn: signatureId,
+    ...MESH,
     scoreParams: {
       IPColocationFactorWhitelist: new Set(IP_COLOCATION_WHITELIST)
     }
