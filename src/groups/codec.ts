@@ -31,7 +31,7 @@ import {
   MAX_MEMBERS,
   MEMBERSHIP_CHAIN_LENGTH
 } from './constants.js'
-import { decodeChecked, malformed, tooLarge } from '../wire/checked.js'
+import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from '../wire/checked.js'
 import { isEd25519PeerId, isGroupId, membershipFromPb, membershipToPb, type MembershipDoc } from './membership.js'
 
 export { ControlType, HistoryStatus } from '../wire/groups.js'
@@ -152,7 +152,7 @@ function checkPlaintext (p: GroupPlaintext): GroupPlaintext {
 /** Padded with zero bytes to a multiple of GROUP_PAD_BLOCK_BYTES, so the ciphertext size says little about the text. */
 export function encodeGroupPlaintext (plaintext: GroupPlaintext): Uint8Array {
   const p = checkPlaintext(plaintext)
-  const message: Partial<PbGroupPlaintext> = { text: p.text, seq: BigInt(p.seq), sentAt: BigInt(p.sentAt) }
+  const message: Partial<PbGroupPlaintext> = { text: textToBytes(p.text), seq: BigInt(p.seq), sentAt: BigInt(p.sentAt) }
   const unpadded = PbGroupPlaintext.encode(message)
   const padded = PbGroupPlaintext.encode({ ...message, padding: new Uint8Array(paddingLength(unpadded.byteLength, GROUP_PAD_BLOCK_BYTES)) })
   return encodeChecked('group plaintext', padded, MAX_GROUP_PLAINTEXT_BYTES)
@@ -162,7 +162,7 @@ export function decodeGroupPlaintext (bytes: Bytes): GroupPlaintext {
   return decodeChecked('group plaintext', bytes, MAX_GROUP_PLAINTEXT_BYTES, buf => {
     const p = PbGroupPlaintext.decode(buf)
     if (p.padding != null && p.padding.byteLength > MAX_GROUP_PADDING_BYTES) tooLarge('group plaintext padding is too long')
-    return checkPlaintext({ text: p.text, seq: toNumber(p.seq, 'group plaintext seq'), sentAt: toNumber(p.sentAt, 'group plaintext sentAt') })
+    return checkPlaintext({ text: bytesToText(p.text), seq: toNumber(p.seq, 'group plaintext seq'), sentAt: toNumber(p.sentAt, 'group plaintext sentAt') })
   })
 }
 

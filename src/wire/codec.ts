@@ -23,7 +23,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { OctetError } from '../errors.js'
-import { decodeChecked, malformed, tooLarge } from './checked.js'
+import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from './checked.js'
 import * as pb from './envelope.js'
 import {
   MAX_ACK_REASON_BYTES,
@@ -208,7 +208,7 @@ export function decodePlaintext (bytes: WireBytes): Plaintext {
       tooLarge(`plaintext padding is ${plaintext.padding.byteLength} bytes, the limit is ${MAX_PADDING_BYTES}`)
     }
     return checkPlaintext({
-      text: plaintext.text,
+      text: bytesToText(plaintext.text),
       seq: uint64ToNumber(plaintext.seq, 'plaintext seq'),
       sentAt: uint64ToNumber(plaintext.sentAt, 'plaintext sentAt')
     })
@@ -221,7 +221,7 @@ export function encodePlaintext (plaintext: Plaintext, options: EncodePlaintextO
     throw new OctetError('INTERNAL', `padBlock must be an integer from 0 to ${MAX_PADDING_BYTES / 2}, got ${padBlock}`)
   }
   const checked = checkPlaintext(plaintext)
-  const message: Partial<pb.Plaintext> = { text: checked.text, seq: BigInt(checked.seq), sentAt: BigInt(checked.sentAt) }
+  const message: Partial<pb.Plaintext> = { text: textToBytes(checked.text), seq: BigInt(checked.seq), sentAt: BigInt(checked.sentAt) }
   let bytes: Uint8Array = pb.Plaintext.encode(message)
   if (padBlock > 0) {
     bytes = pb.Plaintext.encode({ ...message, padding: new Uint8Array(paddingLength(bytes.byteLength, padBlock)) })

@@ -774,7 +774,7 @@ export namespace Receipt {
 }
 
 export interface Plaintext {
-  text: string
+  text: Uint8Array<ArrayBuffer>
   seq: bigint
   sentAt: bigint
   padding?: Uint8Array<ArrayBuffer>
@@ -790,9 +790,9 @@ export namespace Plaintext {
           w.fork()
         }
 
-        if ((obj.text != null && obj.text !== '')) {
+        if ((obj.text != null && obj.text.byteLength > 0)) {
           w.uint32(10)
-          w.string(obj.text)
+          w.bytes(obj.text)
         }
 
         if ((obj.seq != null && obj.seq !== 0n)) {
@@ -815,7 +815,7 @@ export namespace Plaintext {
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          text: '',
+          text: uint8ArrayAlloc(0),
           seq: 0n,
           sentAt: 0n
         }
@@ -827,7 +827,7 @@ export namespace Plaintext {
 
           switch (tag >>> 3) {
             case 1: {
-              obj.text = reader.string()
+              obj.text = reader.bytes()
               break
             }
             case 2: {
@@ -860,7 +860,7 @@ export namespace Plaintext {
             case 1: {
               yield {
                 field: `${prefix}.text`,
-                value: reader.string()
+                value: reader.bytes()
               }
               break
             }
@@ -899,7 +899,7 @@ export namespace Plaintext {
 
   export interface PlaintextTextFieldEvent {
     field: '$.text'
-    value: string
+    value: Uint8Array<ArrayBuffer>
   }
 
   export interface PlaintextSeqFieldEvent {

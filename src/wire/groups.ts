@@ -539,7 +539,7 @@ export namespace GroupMessage {
 }
 
 export interface GroupPlaintext {
-  text: string
+  text: Uint8Array<ArrayBuffer>
   seq: bigint
   sentAt: bigint
   padding?: Uint8Array<ArrayBuffer>
@@ -555,9 +555,9 @@ export namespace GroupPlaintext {
           w.fork()
         }
 
-        if ((obj.text != null && obj.text !== '')) {
+        if ((obj.text != null && obj.text.byteLength > 0)) {
           w.uint32(10)
-          w.string(obj.text)
+          w.bytes(obj.text)
         }
 
         if ((obj.seq != null && obj.seq !== 0n)) {
@@ -580,7 +580,7 @@ export namespace GroupPlaintext {
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          text: '',
+          text: uint8ArrayAlloc(0),
           seq: 0n,
           sentAt: 0n
         }
@@ -592,7 +592,7 @@ export namespace GroupPlaintext {
 
           switch (tag >>> 3) {
             case 1: {
-              obj.text = reader.string()
+              obj.text = reader.bytes()
               break
             }
             case 2: {
@@ -625,7 +625,7 @@ export namespace GroupPlaintext {
             case 1: {
               yield {
                 field: `${prefix}.text`,
-                value: reader.string()
+                value: reader.bytes()
               }
               break
             }
@@ -664,7 +664,7 @@ export namespace GroupPlaintext {
 
   export interface GroupPlaintextTextFieldEvent {
     field: '$.text'
-    value: string
+    value: Uint8Array<ArrayBuffer>
   }
 
   export interface GroupPlaintextSeqFieldEvent {

@@ -43,6 +43,8 @@ import {
 import { concat, lengthDelimited, makeEnvelope, makePeerIds, thrownCode, varintField } from './helpers.js'
 import type { PeerId } from '@libp2p/interface'
 
+const utf8 = (text: string): Uint8Array<ArrayBuffer> => new TextEncoder().encode(text)
+
 let alice: PeerId
 let bob: PeerId
 let carol: PeerId // secp256k1
@@ -301,13 +303,13 @@ describe('plaintexts', () => {
       expect(encoded.byteLength % padBlock, String(padBlock)).toBe(0)
       expect(decodePlaintext(encoded)).toEqual(plaintext)
     }
-    expect(encodePlaintext(plaintext, { padBlock: 0 })).toEqual(pb.Plaintext.encode({ text: 'hello', seq: 1n, sentAt: 1n }))
+    expect(encodePlaintext(plaintext, { padBlock: 0 })).toEqual(pb.Plaintext.encode({ text: utf8('hello'), seq: 1n, sentAt: 1n }))
     expect(thrownCode(() => encodePlaintext(plaintext, { padBlock: -1 }))).toBe('INTERNAL')
     expect(thrownCode(() => encodePlaintext(plaintext, { padBlock: MAX_PADDING_BYTES }))).toBe('INTERNAL')
   })
 
   const badPlaintexts: Array<[string, () => Partial<pb.Plaintext>, 'MALFORMED_FRAME' | 'FRAME_TOO_LARGE']> = [
-    ['text over its cap (in bytes, not characters)', () => ({ text: 'ü'.repeat(MAX_TEXT_BYTES / 2 + 1) }), 'FRAME_TOO_LARGE'],
+    ['text over its cap (in bytes, not characters)', () => ({ text: utf8('ü'.repeat(MAX_TEXT_BYTES / 2 + 1)) }), 'FRAME_TOO_LARGE'],
     ['padding over its cap', () => ({ padding: new Uint8Array(MAX_PADDING_BYTES + 1) }), 'FRAME_TOO_LARGE'],
     ['sentAt 0', () => ({ sentAt: 0n }), 'MALFORMED_FRAME'],
     ['sentAt 2^53', () => ({ sentAt: 2n ** 53n }), 'MALFORMED_FRAME'],
@@ -315,8 +317,16 @@ describe('plaintexts', () => {
   ]
 
   it.each(badPlaintexts)('refuses a plaintext with %s', (_name, spoil, code) => {
-    const plaintext = { text: 'hi', seq: 1n, sentAt: 1n, ...spoil() }
+    const plaintext = { text: utf8('hi'), seq: 1n, sentAt: 1n, ...spoil() }
     expect(thrownCode(() => decodePlaintext(pb.Plaintext.encode(plaintext)))).toBe(code)
+  })
+
+  it('texts are UTF-8 bytes on the wire, the same bytes a protobuf string field carries', () => {
+    const text = 'grüße, 你好, 🎉'
+    const asString = concat(lengthDelimited(1, utf8(text)), varintField(2, 1), varintField(3, 1))
+    expect(decodePlaintext(asString).text).toBe(text)
+    // invalid UTF-8 reads as U+FFFD rather than failing
+    expect(decodePlaintext(concat(lengthDelimited(1, new Uint8Array([0x61, 0xff, 0x62])), varintField(3, 1))).text).toBe('a\ufffdb')
   })
 
   it('refuses bad plaintexts on encode', () => {
