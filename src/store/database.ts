@@ -86,9 +86,10 @@ export class Store {
    */
   async batch (ops: StoreOp[]): Promise<void> {
     if (ops.length === 0) return
+    const last = lastPerKey(ops)
     // abstract-level routes each operation through its `sublevel`, encoding values per sublevel
-    await this.db.batch(ops as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
-    for (const listener of this.committedListeners) listener(ops)
+    await this.db.batch(last as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
+    for (const listener of this.committedListeners) listener(last)
   }
 
   /**
@@ -104,6 +105,24 @@ export class Store {
   async close (): Promise<void> {
     await this.db.close()
   }
+}
+
+/**
+ * Only the last operation on each key, in order: within a batch a later
+ * write wins anyway, and merged commits (a burst of sends, each rewriting
+ * its conversation) would otherwise encode and write every superseded value.
+ */
+function lastPerKey (ops: StoreOp[]): StoreOp[] {
+  const latest = new Map<StoreOp['sublevel'], Map<string, number>>()
+  let superseded = false
+  ops.forEach((op, i) => {
+    let keys = latest.get(op.sublevel)
+    if (keys == null) latest.set(op.sublevel, keys = new Map())
+    if (keys.has(op.key)) superseded = true
+    keys.set(op.key, i)
+  })
+  if (!superseded) return ops
+  return ops.filter((op, i) => latest.get(op.sublevel)?.get(op.key) === i)
 }
 
 function translateOpenError (err: unknown, path: string): Error {
