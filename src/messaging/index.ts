@@ -176,7 +176,7 @@ export class Messenger {
     return await this.lock.run(`idem:${key}`, async () => {
       const known = await this.db.idempotency.get(key)
       if (known != null && this.now() - known.createdAt < IDEMPOTENCY_TTL) {
-        const message = await this.db.messages.get(known.messageId)
+        const message = await this.db.message(known.messageId)
         if (message != null) {
           if (message.peer !== peer || message.text !== request.text) {
             throw new OctetError('CONFLICT', 'this Idempotency-Key was used for a different message')
@@ -207,7 +207,7 @@ export class Messenger {
         updatedAt: at
       }
       const ops: StoreOp[] = [
-        db.putOp(db.messages, message.id, message),
+        db.putMessage(message),
         db.putOp(db.timeline, db.timelineKey(message), message.id),
         db.putOp(db.conversations, peer, nextConversation),
         db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
@@ -237,7 +237,7 @@ export class Messenger {
   }
 
   async message (id: string): Promise<MessageRecord> {
-    const message = /^[0-9a-f]{32}$/.test(id) ? await this.db.messages.get(id) : undefined
+    const message = /^[0-9a-f]{32}$/.test(id) ? await this.db.message(id) : undefined
     if (message == null) throw new OctetError('NOT_FOUND', `no message ${id}`)
     return message
   }
@@ -256,7 +256,7 @@ export class Messenger {
       const conversation = await db.conversation(message.peer)
       const nextConversation = { ...conversation, unread: Math.max(0, conversation.unread - 1) }
       await this.events.commit([
-        db.putOp(db.messages, id, updated),
+        db.putStatus(updated),
         db.putOp(db.conversations, message.peer, nextConversation),
         db.putOp(db.outbox, db.newOutboxKey(message.peer, at), {
           id: messageIdToHex(newMessageId()),
@@ -303,7 +303,7 @@ export class Messenger {
     const ids: string[] = []
     for await (const id of this.db.timeline.values({ ...range, reverse, limit })) ids.push(id)
     if (reverse) ids.reverse()
-    const messages = await this.db.messages.getMany(ids)
+    const messages = await this.db.messagesById(ids)
     return messages.filter((m): m is MessageRecord => m != null)
   }
 

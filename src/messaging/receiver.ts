@@ -256,7 +256,7 @@ export class Receiver {
     conversation.unread += 1
     batch.conversation = conversation
     batch.ops.push(
-      db.putOp(db.messages, item.id, message),
+      db.putMessage(message),
       db.putOp(db.timeline, db.timelineKey(message), item.id),
       db.putOp(db.conversations, sender, conversation),
       db.putOp(db.seen, seenKey, at)
@@ -279,13 +279,13 @@ export class Receiver {
     const status = receipt.type === ReceiptType.READ ? 'read' : 'delivered'
     const ids = new Set(receipt.ids.map(messageIdToHex))
     for (const id of ids) {
-      const message = await db.messages.get(id)
+      const message = await db.message(id)
       // only the recipient of our message may say it arrived or was read; and never backwards
       if (message == null || message.direction !== 'out' || message.peer !== item.sender) continue
       if (message.status === 'read' || (status === 'delivered' && message.status === 'delivered')) continue
       const updated: MessageRecord = { ...message, status, updatedAt: at }
       delete updated.reason
-      batch.ops.push(db.putOp(db.messages, id, updated))
+      batch.ops.push(db.putStatus(updated))
       batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status } })
     }
     // delivered through a mailbox: stop retrying them directly

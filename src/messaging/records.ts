@@ -30,6 +30,9 @@ export interface MessageRecord {
   updatedAt: number
 }
 
+/** The part of a message that changes after it was written: kept apart, so a status change does not rewrite the text. */
+export type MessageStatusRecord = Pick<MessageRecord, 'status' | 'updatedAt' | 'reason' | 'mailboxes'>
+
 export interface ConversationRecord {
   peer: string
   /** next sequence number we give an outgoing message */
@@ -91,6 +94,16 @@ export interface HeldEnvelope {
 
 const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
 
+function withStatus (message: MessageRecord | undefined, status: MessageStatusRecord | undefined): MessageRecord | undefined {
+  if (message == null || status == null) return message
+  const merged: MessageRecord = { ...message, status: status.status, updatedAt: status.updatedAt }
+  delete merged.reason
+  delete merged.mailboxes
+  if (status.reason != null) merged.reason = status.reason
+  if (status.mailboxes != null) merged.mailboxes = status.mailboxes
+  return merged
+}
+
 /** Messages kept in memory after they were written: two send windows. */
 const RECENT_MESSAGES = 1024
 
@@ -99,7 +112,10 @@ const RECENT_MESSAGES = 1024
  * else; callers get records and batch operations.
  */
 export class MessagingStore {
+  /** id → the message as first written (its status then); read through message()/messagesById() */
   readonly messages: RecordSublevel<MessageRecord>
+  /** id → its status since, when it changed (overrides the one in `messages`) */
+  readonly statuses: RecordSublevel<MessageStatusRecord>
   /** `<peer>!<sentAt>!<seq>!<direction>` → message id: a conversation in order */
   readonly timeline: RecordSublevel<string>
   readonly conversations: RecordSublevel<ConversationRecord>
@@ -132,6 +148,7 @@ export class MessagingStore {
 
   constructor (readonly store: Store) {
     this.messages = store.records('messages')
+    this.statuses = store.records('message-status')
     this.timeline = store.records('timeline')
     this.conversations = store.records('conversations')
     this.contacts = store.records('contacts')
@@ -212,21 +229,48 @@ export class MessagingStore {
     if (records.contact != null) this.contactCache.set(records.contact.peerId, records.contact)
   }
 
+  /** A new message, whole. */
+  putMessage (message: MessageRecord): StoreOp {
+    return this.putOp(this.messages, message.id, message)
+  }
+
+  /** A changed status of a message written before: only the status fields are written. */
+  putStatus (message: MessageRecord): StoreOp {
+    const status: MessageStatusRecord = { status: message.status, updatedAt: message.updatedAt }
+    if (message.reason != null) status.reason = message.reason
+    if (message.mailboxes != null) status.mailboxes = message.mailboxes
+    return this.putOp(this.statuses, message.id, status)
+  }
+
+  async message (id: string): Promise<MessageRecord | undefined> {
+    return (await this.messagesById([id]))[0]
+  }
+
   /** The messages with these ids (undefined where there is none), from memory when written lately. */
   async messagesById (ids: string[]): Promise<Array<MessageRecord | undefined>> {
     const found = ids.map(id => this.recentMessages.get(id))
     const missing = ids.filter((_, i) => found[i] == null)
     if (missing.length === 0) return found
-    const read = await this.messages.getMany(missing)
+    const [bodies, statuses] = await Promise.all([this.messages.getMany(missing), this.statuses.getMany(missing)])
     let next = 0
-    return found.map(record => record ?? read[next++])
+    return found.map(record => {
+      if (record != null) return record
+      const i = next++
+      return withStatus(bodies[i], statuses[i])
+    })
   }
 
   private rememberMessages (ops: StoreOp[]): void {
     for (const op of ops) {
-      if (op.sublevel !== this.messages) continue
-      this.recentMessages.delete(op.key)
-      if (op.type === 'put') this.recentMessages.set(op.key, op.value as MessageRecord)
+      if (op.sublevel === this.messages) {
+        this.recentMessages.delete(op.key)
+        if (op.type === 'put') this.recentMessages.set(op.key, op.value as MessageRecord)
+      } else if (op.sublevel === this.statuses) {
+        // a status of a message not in memory is read from disk when asked for
+        const cached = this.recentMessages.get(op.key)
+        this.recentMessages.delete(op.key)
+        if (op.type === 'put' && cached != null) this.recentMessages.set(op.key, withStatus(cached, op.value as MessageStatusRecord) as MessageRecord)
+      }
     }
     // oldest first out: a Map iterates in insertion order
     for (const key of this.recentMessages.keys()) {

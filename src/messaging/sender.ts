@@ -199,7 +199,7 @@ export class Sender {
         ops.push(db.putOp(db.outbox, key, { ...entry, mailboxes: accepted }))
         const message = built.message
         if (message != null && (message.status === 'queued' || message.status === 'sent')) {
-          ops.push(db.putOp(db.messages, message.id, { ...message, status: 'stored', mailboxes: accepted, updatedAt: now() }))
+          ops.push(db.putStatus({ ...message, status: 'stored', mailboxes: accepted, updatedAt: now() }))
           newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'stored', mailboxes: accepted } })
         }
       }
@@ -228,7 +228,7 @@ export class Sender {
       if (built.message?.status === 'queued') {
         const sent = { ...built.message, status: 'sent' as const, updatedAt: now() }
         built.message = sent
-        sentOps.push(db.putOp(db.messages, sent.id, sent))
+        sentOps.push(db.putStatus(sent))
         sentEvents.push({ type: 'message.status', data: { id: sent.id, peer, status: 'sent' } })
       }
       items.push({ keyed, ...built })
@@ -284,7 +284,7 @@ export class Sender {
       const updated: MessageRecord = { ...message, status, updatedAt: now() }
       if (reason != null) updated.reason = reason
       else delete updated.reason
-      ops.push(db.putOp(db.messages, updated.id, updated))
+      ops.push(db.putStatus(updated))
       newEvents.push({ type: 'message.status', data: { id: updated.id, peer: updated.peer, status, ...(reason != null ? { reason } : {}) } })
     }
     switch (ack.status) {
@@ -319,7 +319,7 @@ export class Sender {
     let plaintext: Uint8Array
     let message: MessageRecord | undefined
     if (entry.payload.kind === 'text') {
-      message = record ?? await db.messages.get(entry.payload.messageId)
+      message = record ?? await db.message(entry.payload.messageId)
       if (message == null || message.status === 'failed') return undefined
       kind = Kind.TEXT
       seq = message.seq
@@ -375,11 +375,11 @@ export class Sender {
     const attempts = Math.max(0, ...due.map(({ entry }) => entry.attempts)) + 1
     const retryAt = identityChanged ? Number.MAX_SAFE_INTEGER : at + retryDelay(attempts)
     for (const { key, entry } of due) {
-      const message = entry.payload.kind === 'text' ? await db.messages.get(entry.payload.messageId) : undefined
+      const message = entry.payload.kind === 'text' ? await db.message(entry.payload.messageId) : undefined
       if (at - entry.createdAt > MESSAGE_TTL) {
         ops.push(db.delOp(db.outbox, key))
         if (message != null) {
-          ops.push(db.putOp(db.messages, message.id, { ...message, status: 'failed', reason: `not delivered within ${MESSAGE_TTL / 86_400_000} days: ${reason}`, updatedAt: at }))
+          ops.push(db.putStatus({ ...message, status: 'failed', reason: `not delivered within ${MESSAGE_TTL / 86_400_000} days: ${reason}`, updatedAt: at }))
           newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'failed', reason } })
         }
         continue
@@ -387,7 +387,7 @@ export class Sender {
       // an identity change waits for the user (no timer): acceptIdentity() sends again
       ops.push(db.putOp(db.outbox, key, { ...entry, attempts, nextAttemptAt: retryAt, lastError: reason }))
       if (message != null && message.reason !== reason) {
-        ops.push(db.putOp(db.messages, message.id, { ...message, reason, updatedAt: at }))
+        ops.push(db.putStatus({ ...message, reason, updatedAt: at }))
       }
     }
     if (identityChanged) newEvents.push({ type: 'identity.changed', data: { peerId: peer } })

@@ -92,19 +92,30 @@ describe('the outbox mirror', () => {
   })
 })
 
-describe('recent messages', () => {
-  it('are read back as committed, from memory or from disk, and follow later writes and deletes', async () => {
+describe('messages and their statuses', () => {
+  it('are read back as last written, from memory or from disk; a status change writes only the status', async () => {
     const { store } = await openStore()
     const db = new MessagingStore(store)
-    const message = (id: string, status: 'queued' | 'sent'): MessageRecord => ({ id, direction: 'out', peer: 'A', seq: 1, text: id, sentAt: 1, status, updatedAt: 1 })
+    const message = (id: string): MessageRecord => ({ id, direction: 'out', peer: 'A', seq: 1, text: id, sentAt: 1, status: 'queued', reason: 'waiting', updatedAt: 1 })
     const ids = Array.from({ length: 1500 }, (_, i) => i.toString(16).padStart(32, '0'))
-    for (let i = 0; i < ids.length; i += 100) await db.batch(ids.slice(i, i + 100).map(id => db.putOp(db.messages, id, message(id, 'queued'))))
+    for (let i = 0; i < ids.length; i += 100) await db.batch(ids.slice(i, i + 100).map(id => db.putMessage(message(id))))
     // the oldest fell out of memory and come from disk; the newest from memory; the unknown are undefined
     const read = await db.messagesById([ids[0]!, ids[1499]!, 'f'.repeat(32), ids[700]!])
     expect(read.map(m => m?.id)).toEqual([ids[0], ids[1499], undefined, ids[700]])
-    await db.batch([db.putOp(db.messages, ids[1499]!, message(ids[1499]!, 'sent')), db.delOp(db.messages, ids[1498]!)])
-    const after = await db.messagesById([ids[1499]!, ids[1498]!])
-    expect(after.map(m => m?.status)).toEqual(['sent', undefined])
+
+    const old = ids[0]!
+    const recent = ids[1499]!
+    const sent = db.putStatus({ ...message(old), status: 'stored', mailboxes: 3, updatedAt: 2, reason: undefined })
+    expect(sent.sublevel).toBe(db.statuses)
+    expect(Object.keys(sent.type === 'put' ? sent.value as object : {}).sort()).toEqual(['mailboxes', 'status', 'updatedAt'])
+    await db.batch([sent, db.putStatus({ ...message(recent), status: 'delivered', updatedAt: 3 })])
+    const merged = await db.messagesById([old, recent])
+    expect(merged.map(m => [m?.status, m?.reason, m?.mailboxes, m?.updatedAt, m?.text])).toEqual([
+      ['stored', undefined, 3, 2, old],
+      ['delivered', 'waiting', undefined, 3, recent]
+    ])
+    // the same from a fresh store object, which has nothing in memory
+    expect((await new MessagingStore(store).messagesById([old, recent])).map(m => m?.status)).toEqual(['stored', 'delivered'])
     await store.close()
   })
 })
