@@ -252,7 +252,7 @@ export class GroupService {
       updatedAt: at
     }
     await this.lock.run(groupId, async () => {
-      await this.init.messenger.events.commit([this.db.putGroup(record), ...this.db.putVersion(doc)], [{ type: 'group.joined', data: { groupId, name: trimmed, version: 1 } }], at)
+      await this.init.messenger.events.commit([...this.db.putGroup(record), ...this.db.putVersion(doc)], [{ type: 'group.joined', data: { groupId, name: trimmed, version: 1 } }], at)
       this.db.remember(record)
       this.subscribe(groupId)
     })
@@ -280,7 +280,7 @@ export class GroupService {
       if (doc.members.length + Object.keys(record.invites).length >= MAX_MEMBERS) throw new OctetError('CONFLICT', `a group has at most ${MAX_MEMBERS} members`)
       const at = this.now()
       const updated: GroupRecord = { ...record, invites: { ...record.invites, [peer]: { at } }, updatedAt: at }
-      await this.init.messenger.commitPairwise([this.db.putGroup(updated)], [], [
+      await this.init.messenger.commitPairwise(this.db.putGroup(updated), [], [
         { peer, kind: 'group-control', body: encodeControl({ type: ControlType.INVITE, groupId, chain: [doc] }) }
       ])
       this.db.remember(updated)
@@ -296,7 +296,7 @@ export class GroupService {
       if (record.state === 'accepted' || record.state === 'joined') return this.view(record)
       if (record.state !== 'invited' || record.invitedBy == null) throw new OctetError('CONFLICT', `there is no invite to group ${groupId} waiting (state ${record.state})`)
       const updated: GroupRecord = { ...record, state: 'accepted', updatedAt: this.now() }
-      await this.init.messenger.commitPairwise([this.db.putGroup(updated)], [], [
+      await this.init.messenger.commitPairwise(this.db.putGroup(updated), [], [
         { peer: record.invitedBy, kind: 'group-control', body: encodeControl({ type: ControlType.ACCEPT, groupId, chain: [] }) }
       ])
       this.db.remember(updated)
@@ -326,7 +326,7 @@ export class GroupService {
       const at = this.now()
       const updated: GroupRecord = { ...record, state: 'left', updatedAt: at }
       const body = encodeControl({ type: ControlType.LEAVE, groupId, chain: [] })
-      await this.init.messenger.commitPairwise([this.db.putGroup(updated)], [], doc.admins.map(peer => ({ peer, kind: 'group-control' as const, body })))
+      await this.init.messenger.commitPairwise(this.db.putGroup(updated), [], doc.admins.map(peer => ({ peer, kind: 'group-control' as const, body })))
       this.db.remember(updated)
       this.unsubscribe(groupId)
       return this.view(updated)
@@ -345,7 +345,7 @@ export class GroupService {
         // an invite not answered yet: withdraw it (an ACCEPT that comes later finds none)
         const { [peer]: _withdrawn, ...invites } = record.invites
         const updated: GroupRecord = { ...record, invites, updatedAt: this.now() }
-        await this.init.messenger.events.commit([this.db.putGroup(updated)])
+        await this.init.messenger.events.commit(this.db.putGroup(updated))
         this.db.remember(updated)
         return this.view(updated)
       }
@@ -383,7 +383,9 @@ export class GroupService {
       updated.lastSentAt = sentAt
       updated.updatedAt = at
       const ops = [...this.db.putMessage(message), ...this.db.putLog(updated, this.self, seq, bytes, doc.version)]
-      ops.push(this.db.putGroup(updated))
+      // a message changes only the progress part of the record, unless our key went out with it
+      if (updated.distributedEpoch !== record.distributedEpoch) ops.push(...this.db.putGroup(updated))
+      else ops.push(this.db.putProgress(updated))
       await this.init.messenger.commitPairwise(ops, [], deliveries)
       this.db.remember(updated)
       let recipients = 0
@@ -468,7 +470,7 @@ export class GroupService {
       if (record.senders[sender] == null) {
         // what it sent before this key is not for us (we were not a member, or cannot open it)
         const updated: GroupRecord = { ...record, senders: { ...record.senders, [sender]: { contiguous: key.nextSeq - 1, ahead: [] } }, updatedAt: this.now() }
-        await this.init.messenger.events.commit([this.db.putGroup(updated)])
+        await this.init.messenger.events.commit(this.db.putGroup(updated))
         this.db.remember(updated)
       }
       await this.retryPending(key.groupId, sender)
@@ -515,7 +517,7 @@ export class GroupService {
         return
       }
       const updated: GroupRecord = { ...record, membership: GroupStore.encodeDoc(newest), updatedAt: this.now() }
-      await this.init.messenger.events.commit([this.db.putGroup(updated)])
+      await this.init.messenger.events.commit(this.db.putGroup(updated))
       this.db.remember(updated)
       return
     }
@@ -538,7 +540,7 @@ export class GroupService {
     const updated: GroupRecord = record == null
       ? { id: groupId, state: 'invited', membership, nextSeq: 1, lastSentAt: 0, distributedEpoch: 0, memberSince: {}, senders: {}, invites: {}, invitedBy: sender, logCounter: 0, createdAt: at, updatedAt: at }
       : { ...record, state: record.state === 'accepted' ? 'accepted' : 'invited', membership, invitedBy: sender, distributedEpoch: 0, invites: {}, senders: record.state === 'accepted' ? record.senders : {}, updatedAt: at }
-    await this.init.messenger.events.commit([this.db.putGroup(updated)], [{ type: 'group.invite', data: { groupId, name: doc.name, inviter: sender, version: doc.version } }], at)
+    await this.init.messenger.events.commit(this.db.putGroup(updated), [{ type: 'group.invite', data: { groupId, name: doc.name, inviter: sender, version: doc.version } }], at)
     this.db.remember(updated)
     this.count('group.invites.received')
   }
@@ -570,7 +572,7 @@ export class GroupService {
     }
     if (invite != null) {
       const updated: GroupRecord = { ...record, invites: otherInvites, updatedAt: this.now() }
-      await this.init.messenger.events.commit([this.db.putGroup(updated)])
+      await this.init.messenger.events.commit(this.db.putGroup(updated))
       this.db.remember(updated)
     }
   }
@@ -642,7 +644,7 @@ export class GroupService {
       const newcomers = [...added].filter(p => p !== this.self && final.members.includes(p))
       if (newcomers.length > 0) deliveries.push(...await this.keyDeliveries(updated, final, newcomers))
     }
-    ops.push(this.db.putGroup(updated))
+    ops.push(...this.db.putGroup(updated))
     await this.init.messenger.commitPairwise(ops, newEvents, deliveries)
     this.db.remember(updated)
     if (!stillMember) {
@@ -665,7 +667,7 @@ export class GroupService {
     }
     const deliveries = await this.keyDeliveries(updated, doc, others(doc, this.self))
     updated.distributedEpoch = doc.keyEpoch
-    await this.init.messenger.commitPairwise([this.db.putGroup(updated), ...this.db.putVersion(doc)],
+    await this.init.messenger.commitPairwise([...this.db.putGroup(updated), ...this.db.putVersion(doc)],
       [{ type: 'group.joined', data: { groupId, name: doc.name, version: doc.version } }], deliveries)
     this.db.remember(updated)
     this.subscribe(groupId)
@@ -698,7 +700,7 @@ export class GroupService {
     const deliveries: PairwiseDelivery[] = record.invitedBy == null
       ? []
       : [{ peer: record.invitedBy, kind: 'group-control', body: encodeControl({ type: ControlType.DECLINE, groupId: record.id, chain: [] }) }]
-    await this.init.messenger.commitPairwise([this.db.putGroup(updated)], [], deliveries)
+    await this.init.messenger.commitPairwise(this.db.putGroup(updated), [], deliveries)
     this.db.remember(updated)
     return this.view(updated)
   }
@@ -816,7 +818,7 @@ export class GroupService {
     }
     updated.senders = { ...record.senders, [message.sender]: position.track }
     // the sender key step that decrypted it lands with it
-    ops.push(this.db.putGroup(updated), ...crypto.takePendingWrites())
+    ops.push(this.db.putProgress(updated), ...crypto.takePendingWrites())
     await messenger.events.commit(ops, newEvents, at)
     this.db.remember(updated)
     // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)

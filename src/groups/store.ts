@@ -43,6 +43,9 @@ export interface GroupRecord {
   updatedAt: number
 }
 
+/** What changes with every message sent or received: written apart, so a message does not rewrite the whole group record. */
+export type GroupProgress = Pick<GroupRecord, 'nextSeq' | 'lastSentAt' | 'logCounter' | 'senders' | 'updatedAt'>
+
 export interface GroupMessageRecord {
   groupId: string
   /** `<sender>:<seq>`: unique in the group */
@@ -77,6 +80,8 @@ const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
  */
 export class GroupStore {
   readonly groups: RecordSublevel<GroupRecord>
+  /** group id → its progress since the record was last written whole (overrides the record's) */
+  readonly progress: RecordSublevel<GroupProgress>
   /** `<group>!<version>` → encoded Membership (base64): the last KEPT_VERSIONS versions */
   readonly versions: RecordSublevel<string>
   /** `<group>!<sender>!<seq>` → message */
@@ -92,6 +97,7 @@ export class GroupStore {
 
   constructor (store: Store) {
     this.groups = store.records('groups')
+    this.progress = store.records('group-progress')
     this.versions = store.records('group-versions')
     this.messages = store.records('group-messages')
     this.timeline = store.records('group-timeline')
@@ -102,15 +108,18 @@ export class GroupStore {
   async group (id: string): Promise<GroupRecord | undefined> {
     const cached = this.cache.get(id)
     if (cached != null) return cached
-    const record = await this.groups.get(id)
-    if (record != null) this.cache.set(id, record)
-    return record
+    const [record, progress] = await Promise.all([this.groups.get(id), this.progress.get(id)])
+    if (record == null) return undefined
+    const merged = progress == null ? record : { ...record, ...progress }
+    this.cache.set(id, merged)
+    return merged
   }
 
   async all (): Promise<GroupRecord[]> {
-    const records: GroupRecord[] = []
-    for await (const record of this.groups.values()) records.push(this.cache.get(record.id) ?? record)
-    return records
+    const ids: string[] = []
+    for await (const id of this.groups.keys()) ids.push(id)
+    const records = await Promise.all(ids.map(async id => await this.group(id)))
+    return records.filter((r): r is GroupRecord => r != null)
   }
 
   remember (record: GroupRecord): void {
@@ -134,8 +143,18 @@ export class GroupStore {
     return toBase64(encodeMembership(doc), 'base64')
   }
 
-  putGroup (record: GroupRecord): StoreOp {
-    return { type: 'put', sublevel: this.groups, key: record.id, value: record }
+  /** The whole record (and no separate progress, which it includes). */
+  putGroup (record: GroupRecord): StoreOp[] {
+    return [
+      { type: 'put', sublevel: this.groups, key: record.id, value: record },
+      { type: 'del', sublevel: this.progress, key: record.id }
+    ]
+  }
+
+  /** Only what a message changed (seq, log counter, sender positions). */
+  putProgress (record: GroupRecord): StoreOp {
+    const progress: GroupProgress = { nextSeq: record.nextSeq, lastSentAt: record.lastSentAt, logCounter: record.logCounter, senders: record.senders, updatedAt: record.updatedAt }
+    return { type: 'put', sublevel: this.progress, key: record.id, value: progress }
   }
 
   /** Keeps `doc` among the recent versions (and drops the one KEPT_VERSIONS older). */
