@@ -20,8 +20,6 @@
  * node that a peer running this code would refuse.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
-import { fromString as uint8ArrayFromString } from 'uint8arrays/from-string'
-import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import { OctetError } from '../errors.js'
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from './checked.js'
 import * as pb from './envelope.js'
@@ -244,7 +242,7 @@ export function decodeBatch (bytes: WireBytes): BatchItem[] {
 }
 
 export function encodeBatch (items: BatchItem[]): Uint8Array {
-  const checked = checkBatch(items)
+  const checked = checkBatch(items, false)
   const bytes = pb.Batch.encode({
     items: checked.map(item => ({
       id: item.id as Uint8Array<ArrayBuffer>,
@@ -271,13 +269,15 @@ export function newMessageId (): MessageId {
 
 /** 32 lowercase hex digits. */
 export function messageIdToHex (id: MessageId): string {
-  return uint8ArrayToString(id, 'base16')
+  // Node's native hex: called several times per message (acks, dedup keys, outbox ids)
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
 }
 
 /** The message id written as 32 hex digits (either case), or undefined when `hex` is not one. */
 export function messageIdFromHex (hex: string): MessageId | undefined {
   if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
-  return uint8ArrayFromString(hex.toLowerCase(), 'base16')
+  // a copy: Buffer.from may hand out a slice of its shared pool
+  return new Uint8Array(Buffer.from(hex, 'hex'))
 }
 
 /**
@@ -401,7 +401,8 @@ function checkAck (a: Ack): Ack {
   return { id, status: a.status, reason }
 }
 
-function checkBatch (items: BatchItem[]): BatchItem[] {
+/** Validates; `copy`: return byte fields as copies (decoding: not pinning the frame's buffer). */
+function checkBatch (items: BatchItem[], copy = true): BatchItem[] {
   if (!Array.isArray(items) || items.length === 0) malformed('batch holds no items')
   if (items.length > MAX_BATCH_ITEMS) tooLarge(`batch holds ${items.length} items, the limit is ${MAX_BATCH_ITEMS}`)
   return items.map((item, i) => {
@@ -413,7 +414,7 @@ function checkBatch (items: BatchItem[]): BatchItem[] {
     if (item.plaintext.byteLength > MAX_PLAINTEXT_BYTES) {
       tooLarge(`batch item ${i} plaintext is ${item.plaintext.byteLength} bytes, the limit is ${MAX_PLAINTEXT_BYTES}`)
     }
-    return { id, kind: item.kind, timestamp: item.timestamp, seq: item.seq, plaintext: item.plaintext.slice() }
+    return { id, kind: item.kind, timestamp: item.timestamp, seq: item.seq, plaintext: copy ? item.plaintext.slice() : item.plaintext }
   })
 }
 
