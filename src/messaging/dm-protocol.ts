@@ -216,7 +216,8 @@ export class DmTransport {
 
   /**
    * Writes envelopes on the peer's channel (opened, through a DHT lookup if
-   * need be, on first use); each promise settles with that envelope's ack.
+   * need be, on first use); each promise settles with the ack of one envelope
+   * or batch item (see DmChannel.sendBatch).
    */
   async sendBatch (peer: string, outbound: OutboundEnvelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
     const channel = await this.channel(peer, signal)

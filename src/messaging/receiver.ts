@@ -102,10 +102,11 @@ export class Receiver {
    */
   async receiveBatch (authenticatedSender: string, envelopes: Envelope[], source: EnvelopeSource = 'direct'): Promise<AckResult[]> {
     const results: Array<AckResult | undefined> = envelopes.map(envelope => {
+      const id = messageIdToHex(envelope.id)
       // what we fetched from mailboxes ourselves is not a flood from the sender
-      if (source === 'direct' && !this.limiter.tryTake(authenticatedSender, envelope.kind === Kind.BATCH ? envelope.seq : 1)) return this.refuse('RATE_LIMITED', authenticatedSender, envelope, AckStatus.RATE_LIMITED)
-      if (envelope.sender !== authenticatedSender) return this.refuse('FORGED_SENDER', authenticatedSender, envelope)
-      if (envelope.recipient !== this.init.peerId) return this.refuse('WRONG_RECIPIENT', authenticatedSender, envelope)
+      if (source === 'direct' && !this.limiter.tryTake(authenticatedSender, envelope.kind === Kind.BATCH ? envelope.seq : 1)) return this.refuse('RATE_LIMITED', authenticatedSender, id, AckStatus.RATE_LIMITED)
+      if (envelope.sender !== authenticatedSender) return this.refuse('FORGED_SENDER', authenticatedSender, id)
+      if (envelope.recipient !== this.init.peerId) return this.refuse('WRONG_RECIPIENT', authenticatedSender, id)
       return undefined
     })
     if (results.every(r => r != null)) return results as AckResult[]
@@ -142,7 +143,7 @@ export class Receiver {
     const sender = envelope.sender
     const id = messageIdToHex(envelope.id)
     if (batch.contact == null) batch.contact = await db.contact(sender)
-    if (batch.contact?.state === 'blocked') return this.refuse('BLOCKED', sender, envelope)
+    if (batch.contact?.state === 'blocked') return this.refuse('BLOCKED', sender, id)
     const seenKey = db.seenKey(sender, id)
     // batch.seen: seen before this burst (read up front by receiveBatch) or earlier in it
     if (batch.seen.has(seenKey) || (batch.seenLoaded !== true && await db.seen.get(seenKey) != null) || (await this.isHeld(sender) && await db.held.get(seenKey) != null)) {
@@ -158,11 +159,11 @@ export class Receiver {
       // an envelope id we never saw under a message key we already used: the sender's ratchet
       // went back (a restored backup) and sealed something else under an old key. Not a
       // duplicate — its content would be lost — but a session to start over (see the sender)
-      if (isOctetError(err, 'REPLAYED_MESSAGE')) return this.refuse('REPLAYED', sender, envelope, AckStatus.REJECTED, err)
-      return this.refuse(isOctetError(err) ? err.code : 'DECRYPT_FAILED', sender, envelope, AckStatus.REJECTED, err)
+      if (isOctetError(err, 'REPLAYED_MESSAGE')) return this.refuse('REPLAYED', sender, id, AckStatus.REJECTED, err)
+      return this.refuse(isOctetError(err) ? err.code : 'DECRYPT_FAILED', sender, id, AckStatus.REJECTED, err)
     }
     if (envelope.kind === Kind.BATCH) return await this.openBatch(envelope, plaintext, batch, source)
-    const result = await this.accept({ id, sender, kind: envelope.kind, seq: envelope.seq, timestamp: envelope.timestamp, cipherType: envelope.cipherType }, plaintext, batch, source)
+    const result = await this.accept({ id, sender, kind: envelope.kind, seq: envelope.seq, timestamp: envelope.timestamp, cipherType: envelope.cipherType }, seenKey, plaintext, batch, source)
     if (result.status === AckStatus.ACCEPTED) batch.seen.add(seenKey)
     return result
   }
@@ -180,7 +181,7 @@ export class Receiver {
       // the count in the clear paid the rate limit: it must be the sealed one
       if (items.length !== envelope.seq) throw new OctetError('MALFORMED_FRAME', `batch announced ${envelope.seq} items and holds ${items.length}`)
     } catch (err) {
-      return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', sender, envelope, AckStatus.REJECTED, err)
+      return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', sender, messageIdToHex(envelope.id), AckStatus.REJECTED, err)
     }
     counters.increment('dm.batches')
     const seenKeys = items.map(item => db.seenKey(sender, messageIdToHex(item.id)))
@@ -195,7 +196,7 @@ export class Receiver {
         results.push({ id: item.id, status: AckStatus.DUPLICATE })
         continue
       }
-      const result = await this.accept({ id: messageIdToHex(item.id), sender, kind: item.kind, seq: item.seq, timestamp: item.timestamp, cipherType: envelope.cipherType }, item.plaintext, batch, source)
+      const result = await this.accept({ id: messageIdToHex(item.id), sender, kind: item.kind, seq: item.seq, timestamp: item.timestamp, cipherType: envelope.cipherType }, seenKey, item.plaintext, batch, source)
       if (result.status === AckStatus.ACCEPTED) batch.seen.add(seenKey)
       results.push({ id: item.id, ...result })
     }
@@ -203,9 +204,8 @@ export class Receiver {
   }
 
   /** A decrypted envelope (or batch item), taken as its kind says. */
-  private async accept (item: Unsealed, plaintext: Uint8Array, batch: Batch, source: EnvelopeSource): Promise<AckResult> {
+  private async accept (item: Unsealed, seenKey: string, plaintext: Uint8Array, batch: Batch, source: EnvelopeSource): Promise<AckResult> {
     const { db } = this.init
-    const seenKey = db.seenKey(item.sender, item.id)
     try {
       switch (item.kind) {
         case Kind.TEXT:
@@ -218,15 +218,15 @@ export class Receiver {
           break
         case Kind.GROUP_CONTROL:
         case Kind.SENDER_KEY:
-          if (this.groupHandler == null) return this.refuseItem('UNSUPPORTED_KIND', item)
+          if (this.groupHandler == null) return this.refuse('UNSUPPORTED_KIND', item.sender, item.id)
           await this.groupHandler(item.sender, item.kind === Kind.SENDER_KEY ? 'sender-key' : 'group-control', plaintext)
           batch.ops.push(db.putOp(db.seen, seenKey, this.init.now()))
           break
         default:
-          return this.refuseItem('UNSUPPORTED_KIND', item)
+          return this.refuse('UNSUPPORTED_KIND', item.sender, item.id)
       }
     } catch (err) {
-      return this.refuseItem(isOctetError(err) ? err.code : 'MALFORMED_FRAME', item, err)
+      return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', item.sender, item.id, AckStatus.REJECTED, err)
     }
     return { status: AckStatus.ACCEPTED }
   }
@@ -337,16 +337,11 @@ export class Receiver {
     })
   }
 
-  private refuse (code: string, peer: string, envelope: Envelope, status: AckResult['status'] = AckStatus.REJECTED, err?: unknown): AckResult {
+  /** Counts and logs a refused envelope or batch item (`id` in hex), and says why in its ack. */
+  private refuse (code: string, peer: string, id: string, status: AckResult['status'] = AckStatus.REJECTED, err?: unknown): AckResult {
     this.init.counters.increment(`dm.rejected.${code}`)
-    this.init.log.warn({ peer, code, id: messageIdToHex(envelope.id), err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
+    this.init.log.warn({ peer, code, id, err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
     return { status, reason: code }
-  }
-
-  private refuseItem (code: string, item: Unsealed, err?: unknown): AckResult {
-    this.init.counters.increment(`dm.rejected.${code}`)
-    this.init.log.warn({ peer: item.sender, code, id: item.id, err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
-    return { status: AckStatus.REJECTED, reason: code }
   }
 }
 

@@ -7,6 +7,7 @@ import { AckStatus, Kind, ReceiptType, batchItemSize, encodeBatch, encodeEnvelop
 import { MAX_BATCH_ITEMS, MAX_BATCH_PLAINTEXT_BYTES, WIRE_VERSION } from '../wire/limits.js'
 import { MAX_SESSION_RESETS, MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
 import type { DmTransport, OutboundEnvelope } from './dm-protocol.js'
+import type { KeyedEntry } from './outbox-index.js'
 import type { EventLog, NewEvent } from './events.js'
 import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
 import type { Counters } from './stats.js'
@@ -45,7 +46,6 @@ interface PeerQueue {
   timer?: NodeJS.Timeout
 }
 
-type Keyed = { key: string, entry: OutboxEntry }
 
 /**
  * The outbound half: drains each peer's outbox in order. Envelopes are
@@ -140,7 +140,7 @@ export class Sender {
     queue.timer.unref()
   }
 
-  private scheduleNext (peer: string, queue: PeerQueue, entries: Keyed[]): void {
+  private scheduleNext (peer: string, queue: PeerQueue, entries: KeyedEntry[]): void {
     if (entries.length === 0 || this.stopped) return
     const next = Math.min(...entries.map(e => e.entry.nextAttemptAt))
     if (next === Number.MAX_SAFE_INTEGER) return
@@ -211,9 +211,9 @@ export class Sender {
     }
   }
 
-  private async sendWindow (peer: string, window: Keyed[]): Promise<void> {
+  private async sendWindow (peer: string, window: KeyedEntry[]): Promise<void> {
     const { db, events, transport, now } = this.init
-    const items: Array<{ keyed: Keyed, item: BatchItem, message?: MessageRecord }> = []
+    const items: Array<{ keyed: KeyedEntry, item: BatchItem, message?: MessageRecord }> = []
     const sentOps: StoreOp[] = []
     const sentEvents: NewEvent[] = []
     // one read for the window's messages rather than one per envelope
@@ -277,7 +277,7 @@ export class Sender {
     }
   }
 
-  private applyAck (keyed: Keyed, message: MessageRecord | undefined, ack: Ack, ops: StoreOp[], newEvents: NewEvent[]): void {
+  private applyAck (keyed: KeyedEntry, message: MessageRecord | undefined, ack: Ack, ops: StoreOp[], newEvents: NewEvent[]): void {
     const { db, now, counters } = this.init
     const setStatus = (status: MessageStatus, reason?: string): void => {
       if (message == null || message.status === 'read') return
