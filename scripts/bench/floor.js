@@ -25,24 +25,21 @@ class Identities extends signal.IdentityKeyStore {
   async getIdentity (address) { return this.known.get(address.name()) ?? null }
 }
 
-class OneKey {
-  constructor () { this.records = new Map() }
-}
 class PreKeys extends signal.PreKeyStore {
-  store = new OneKey()
-  async savePreKey (id, record) { this.store.records.set(id, record) }
-  async getPreKey (id) { return this.store.records.get(id) }
-  async removePreKey (id) { this.store.records.delete(id) }
+  records = new Map()
+  async savePreKey (id, record) { this.records.set(id, record) }
+  async getPreKey (id) { return this.records.get(id) }
+  async removePreKey (id) { this.records.delete(id) }
 }
 class SignedPreKeys extends signal.SignedPreKeyStore {
-  store = new OneKey()
-  async saveSignedPreKey (id, record) { this.store.records.set(id, record) }
-  async getSignedPreKey (id) { return this.store.records.get(id) }
+  records = new Map()
+  async saveSignedPreKey (id, record) { this.records.set(id, record) }
+  async getSignedPreKey (id) { return this.records.get(id) }
 }
 class KyberPreKeys extends signal.KyberPreKeyStore {
-  store = new OneKey()
-  async saveKyberPreKey (id, record) { this.store.records.set(id, record) }
-  async getKyberPreKey (id) { return this.store.records.get(id) }
+  records = new Map()
+  async saveKyberPreKey (id, record) { this.records.set(id, record) }
+  async getKyberPreKey (id) { return this.records.get(id) }
   async markKyberPreKeyUsed () {}
 }
 
