@@ -17,7 +17,7 @@ import {
   SignedPreKeyStore
 } from '@signalapp/libsignal-client'
 import type { PrivateKey, Uuid } from '@signalapp/libsignal-client'
-import { CachedRecords, WriteBehindRecords, type KeyValue } from '../store/cache.js'
+import { CachedRecords, WriteBehindRecords, type KeyValue, type RecordCodec } from '../store/cache.js'
 import type { BytesSublevel, RecordSublevel, Store } from '../store/database.js'
 import { SIGNAL_DEVICE_ID } from './constants.js'
 
@@ -61,12 +61,22 @@ export interface RetiredPrekey {
   retiredAt: number
 }
 
+const SESSION_CODEC: RecordCodec<SessionRecord> = {
+  encode: record => record.serialize(),
+  decode: bytes => SessionRecord.deserialize(owned(bytes))
+}
+
+const SENDER_KEY_CODEC: RecordCodec<SenderKeyRecord> = {
+  encode: record => record.serialize(),
+  decode: bytes => SenderKeyRecord.deserialize(owned(bytes))
+}
+
 /** Every sublevel the crypto module owns, opened once. */
 export class CryptoSublevels {
   readonly local: BytesSublevel
   readonly state: RecordSublevel<LocalState>
   /** read and written on every message: cached, written behind (see WriteBehindRecords) */
-  readonly sessions: WriteBehindRecords
+  readonly sessions: WriteBehindRecords<SessionRecord>
   readonly identities: KeyValue<Uint8Array>
   readonly pendingIdentities: BytesSublevel
   readonly preKeys: BytesSublevel
@@ -77,12 +87,12 @@ export class CryptoSublevels {
   /** `${kyberPreKeyId}/${baseKeyHex}` → when it was used */
   readonly kyberUsed: RecordSublevel<number>
   /** read and written on every group message: cached, written behind like sessions */
-  readonly senderKeys: WriteBehindRecords
+  readonly senderKeys: WriteBehindRecords<SenderKeyRecord>
 
   constructor (store: Store) {
     this.local = store.bytes('signal-local')
     this.state = store.records<LocalState>('signal-state')
-    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'))
+    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'), SESSION_CODEC)
     this.identities = new CachedRecords<Uint8Array>(store.bytes('signal-identities'))
     this.pendingIdentities = store.bytes('signal-identities-pending')
     this.preKeys = store.bytes('signal-prekeys')
@@ -90,7 +100,7 @@ export class CryptoSublevels {
     this.signedPreKeys = store.bytes('signal-signed-prekeys')
     this.kyberPreKeys = store.bytes('signal-kyber-prekeys')
     this.kyberUsed = store.records<number>('signal-kyber-used')
-    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'))
+    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'), SENDER_KEY_CODEC)
   }
 }
 
@@ -98,12 +108,11 @@ export class LevelSessionStore extends SessionStore {
   constructor (private readonly db: CryptoSublevels) { super() }
 
   async saveSession (address: ProtocolAddress, record: SessionRecord): Promise<void> {
-    await this.db.sessions.put(addressKey(address), record.serialize())
+    await this.db.sessions.put(addressKey(address), record)
   }
 
   async getSession (address: ProtocolAddress): Promise<SessionRecord | null> {
-    const bytes = await this.db.sessions.get(addressKey(address))
-    return bytes == null ? null : SessionRecord.deserialize(owned(bytes))
+    return await this.db.sessions.get(addressKey(address)) ?? null
   }
 
   async getExistingSessions (addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
@@ -132,6 +141,9 @@ export class LevelIdentityKeyStore extends IdentityKeyStore {
     private readonly identity: IdentityKeyPair,
     private readonly registrationId: number
   ) { super() }
+
+  /** identity keys read on every message, decoded once per stored value */
+  private readonly decoded = new WeakMap<Uint8Array, PublicKey>()
 
   async getIdentityKey (): Promise<PrivateKey> {
     return this.identity.privateKey
@@ -168,7 +180,14 @@ export class LevelIdentityKeyStore extends IdentityKeyStore {
 
   async getIdentity (address: ProtocolAddress): Promise<PublicKey | null> {
     const bytes = await this.db.identities.get(address.name())
-    return bytes == null ? null : PublicKey.deserialize(owned(bytes))
+    if (bytes == null) return null
+    // the cache below hands out the same bytes for a key until it changes: decode them once
+    let key = this.decoded.get(bytes)
+    if (key == null) {
+      key = PublicKey.deserialize(owned(bytes))
+      this.decoded.set(bytes, key)
+    }
+    return key
   }
 
   async getPendingIdentity (address: ProtocolAddress): Promise<PublicKey | null> {
@@ -268,12 +287,11 @@ export class LevelSenderKeyStore extends SenderKeyStore {
   constructor (private readonly db: CryptoSublevels) { super() }
 
   async saveSenderKey (sender: ProtocolAddress, distributionId: Uuid, record: SenderKeyRecord): Promise<void> {
-    await this.db.senderKeys.put(`${addressKey(sender)}/${distributionId}`, record.serialize())
+    await this.db.senderKeys.put(`${addressKey(sender)}/${distributionId}`, record)
   }
 
   async getSenderKey (sender: ProtocolAddress, distributionId: Uuid): Promise<SenderKeyRecord | null> {
-    const bytes = await this.db.senderKeys.get(`${addressKey(sender)}/${distributionId}`)
-    return bytes == null ? null : SenderKeyRecord.deserialize(owned(bytes))
+    return await this.db.senderKeys.get(`${addressKey(sender)}/${distributionId}`) ?? null
   }
 }
 

@@ -54,40 +54,58 @@ export class CachedRecords<V> implements KeyValue<V> {
 /** Where deferred writes go: a committer that applies batches in the order it is given them. */
 export type WriteSink = (ops: StoreOp[]) => Promise<unknown>
 
+/** How a write-behind cache turns its objects into stored bytes and back. */
+export interface RecordCodec<V> {
+  encode: (value: V) => Uint8Array
+  decode: (bytes: Uint8Array) => V
+}
+
 /**
  * Write-behind cache for records rewritten on every message (a Signal session
- * advances with each encrypt and decrypt). A put changes the cache at once and
- * is handed to the sink soon after — or earlier, when a caller takes the
- * pending writes into its own batch (a received message and the session
- * state that decrypted it then land together). The sink must apply batches in
- * order (octet's event log does): a later commit never lands before an earlier
+ * advances with each encrypt and decrypt). It holds decoded objects, so a
+ * record read on every message is decoded once, not per read, and encoded
+ * only when its write is taken. A put changes the cache at once and is handed
+ * to the sink soon after — or earlier, when a caller takes the pending writes
+ * into its own batch (a received message and the session state that
+ * decrypted it then land together). The sink must apply batches in order
+ * (octet's event log does): a later commit never lands before an earlier
  * pending write. Without a sink, writes go straight to the database.
+ *
+ * Cached objects are handed out as they are: the values must be immutable
+ * (libsignal records are; it saves a new record for each change).
  */
-export class WriteBehindRecords implements KeyValue<Uint8Array> {
-  private readonly cache = new CachedRecords<Uint8Array>({
-    get: async key => await this.sublevel.get(key),
+export class WriteBehindRecords<V> implements KeyValue<V> {
+  private readonly cache = new CachedRecords<V>({
+    get: async key => {
+      const bytes = await this.sublevel.get(key)
+      return bytes == null ? undefined : this.codec.decode(bytes)
+    },
     put: async () => {},
     del: async () => {}
   })
 
   /** key → value to write, or undefined to delete */
-  private readonly pending = new Map<string, Uint8Array | undefined>()
+  private readonly pending = new Map<string, V | undefined>()
   private sink: WriteSink | undefined
   private flushScheduled = false
 
-  constructor (private readonly sublevel: BytesSublevel, private readonly onFlushError: (err: unknown) => void = () => {}) {}
+  constructor (
+    private readonly sublevel: BytesSublevel,
+    private readonly codec: RecordCodec<V>,
+    private readonly onFlushError: (err: unknown) => void = () => {}
+  ) {}
 
   setSink (sink: WriteSink): void {
     this.sink = sink
   }
 
-  async get (key: string): Promise<Uint8Array | undefined> {
+  async get (key: string): Promise<V | undefined> {
     if (this.pending.has(key)) return this.pending.get(key)
     return await this.cache.get(key)
   }
 
-  async put (key: string, value: Uint8Array): Promise<void> {
-    if (this.sink == null) await this.sublevel.put(key, value)
+  async put (key: string, value: V): Promise<void> {
+    if (this.sink == null) await this.sublevel.put(key, this.codec.encode(value))
     else this.defer(key, value)
     await this.cache.put(key, value)
   }
@@ -98,7 +116,7 @@ export class WriteBehindRecords implements KeyValue<Uint8Array> {
     await this.cache.del(key)
   }
 
-  private defer (key: string, value: Uint8Array | undefined): void {
+  private defer (key: string, value: V | undefined): void {
     this.pending.set(key, value)
     if (this.flushScheduled) return
     this.flushScheduled = true
@@ -112,7 +130,7 @@ export class WriteBehindRecords implements KeyValue<Uint8Array> {
   takeWrites (): StoreOp[] {
     const ops: StoreOp[] = [...this.pending].map(([key, value]) => value == null
       ? { type: 'del', sublevel: this.sublevel, key }
-      : { type: 'put', sublevel: this.sublevel, key, value })
+      : { type: 'put', sublevel: this.sublevel, key, value: this.codec.encode(value) })
     this.pending.clear()
     return ops
   }

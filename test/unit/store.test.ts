@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WriteBehindRecords } from '../../src/store/cache.js'
 import { Store, type StoreOp } from '../../src/store/database.js'
 
 const dirs: string[] = []
@@ -31,6 +32,45 @@ describe('Store.batch', () => {
     expect(seen[0]?.map(op => [op.type, op.key, op.type === 'put' ? op.value : null])).toEqual([
       ['put', 'k', 10], ['put', 'k', 2], ['put', 'gone', 3], ['del', 'x', null]
     ])
+    await store.close()
+  })
+})
+
+describe('WriteBehindRecords', () => {
+  it('decodes a stored record once, encodes a put only when its write is taken, and lands what was put last', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'octet-store-'))
+    dirs.push(dir)
+    let store = await Store.open(dir)
+    const counts = { encode: 0, decode: 0 }
+    const codec = {
+      encode: (value: { n: number }) => { counts.encode++; return new TextEncoder().encode(String(value.n)) },
+      decode: (bytes: Uint8Array) => { counts.decode++; return { n: Number(new TextDecoder().decode(bytes)) } }
+    }
+    await store.bytes('wb').put('old', new TextEncoder().encode('7'))
+    const records = new WriteBehindRecords(store.bytes('wb'), codec)
+    const committed: StoreOp[][] = []
+    records.setSink(async ops => { committed.push(ops); await store.batch(ops) })
+
+    const first = await records.get('old')
+    expect(first).toEqual({ n: 7 })
+    expect(await records.get('old')).toBe(first)
+    expect(counts.decode).toBe(1)
+
+    await records.put('k', { n: 1 })
+    await records.put('k', { n: 2 })
+    expect(await records.get('k')).toEqual({ n: 2 })
+    expect(counts.encode).toBe(0)
+    const ops = records.takeWrites()
+    expect(counts.encode).toBe(1)
+    await store.batch(ops)
+    await records.del('old')
+    await records.flush()
+    expect(committed).toHaveLength(1)
+
+    await store.close()
+    store = await Store.open(dir)
+    const reopened = new WriteBehindRecords(store.bytes('wb'), codec)
+    expect([await reopened.get('k'), await reopened.get('old')]).toEqual([{ n: 2 }, undefined])
     await store.close()
   })
 })
