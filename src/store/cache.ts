@@ -51,6 +51,15 @@ export class CachedRecords<V> implements KeyValue<V> {
   }
 }
 
+/**
+ * How long a write-behind put may wait for a caller to take it into its own
+ * batch before it is flushed alone. On the message path the caller takes it
+ * within a few event-loop turns (a received message's batch, a send window);
+ * flushed sooner, it would be a database write of its own that the caller's
+ * batch then queues behind.
+ */
+const FLUSH_DELAY = 10
+
 /** Where deferred writes go: a committer that applies batches in the order it is given them. */
 export type WriteSink = (ops: StoreOp[]) => Promise<unknown>
 
@@ -120,10 +129,10 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
     this.pending.set(key, value)
     if (this.flushScheduled) return
     this.flushScheduled = true
-    setImmediate(() => {
+    setTimeout(() => {
       this.flushScheduled = false
       void this.flush().catch(this.onFlushError)
-    })
+    }, FLUSH_DELAY).unref()
   }
 
   /** The pending writes as batch operations; they are the caller's to commit now. */
