@@ -16,13 +16,14 @@
  * sends it to the remaining members only, so the removed one cannot read
  * anything sent afterwards.
  *
- * Messages (codec.ts): a GroupMessage on the topic, signed by its author
- * (gossipsub StrictSign: `from` must equal `sender`), from a current member,
- * decrypting under the sender's key, with the seq and time sealed inside
- * equal to the outer ones. Otherwise it is rejected in gossipsub validation
- * (its propagation source loses score), counted and logged. Dedup is by
- * (sender, seq). A message whose sender key has not arrived yet waits in
- * memory until it does.
+ * Messages (codec.ts): a GroupMessage on the topic, from a current member,
+ * decrypting under the sender's key — whose signature is what proves the
+ * author (gossipsub signs nothing, see src/node/pubsub.ts) — with the seq and
+ * time sealed inside equal to the outer ones. Otherwise it is rejected in
+ * gossipsub validation (its propagation source loses score), counted and
+ * logged. Only a proven message is forwarded to the mesh: one already here
+ * (dedup by (sender, seq)) or waiting in memory for its sender key (until
+ * that arrives) is not, as nothing proves it yet.
  *
  * Catch-up (history.ts): every member keeps the ciphertexts it saw (the last
  * HISTORY_KEPT_PER_GROUP per group) and serves them to members. A member asks
@@ -727,7 +728,6 @@ export class GroupService {
       return this.refuseGossip(isOctetError(err) ? err.code : 'MALFORMED_FRAME', groupId, pubsubMessage, err)
     }
     if (message.groupId !== groupId) return this.refuseGossip('MALFORMED_FRAME', groupId, pubsubMessage, 'a message of another group on this topic')
-    if (message.sender !== pubsubMessage.from) return this.refuseGossip('FORGED_SENDER', groupId, pubsubMessage, `claims sender ${message.sender} but is signed by ${pubsubMessage.from}`)
     // the verdict goes back to gossipsub as soon as the message proved good (it decrypted),
     // so forwarding to the mesh does not wait for our own disk write; a later failure to
     // store it is ours, not the message's
@@ -739,7 +739,8 @@ export class GroupService {
             return
           }
           this.count(`group.received.${result}`)
-          resolve(result === 'ignored' ? 'ignore' : 'accept')
+          // stored: proven, and accepted already (onProven); anything else proved nothing
+          resolve(result === 'stored' ? 'accept' : 'ignore')
         }, (err: unknown) => {
           this.count('group.received.store-failed')
           this.log.warn({ groupId, err: errorMessage(err) }, 'could not take a group message')
@@ -750,7 +751,7 @@ export class GroupService {
 
   private refuseGossip (code: string, groupId: string, message: PubsubMessage, err: unknown): Verdict {
     this.count(`group.rejected.${code}`)
-    this.log.warn({ groupId, from: message.from, via: message.propagationSource, code, err: typeof err === 'string' ? err : errorMessage(err) }, 'rejected a group message')
+    this.log.warn({ groupId, via: message.propagationSource, code, err: typeof err === 'string' ? err : errorMessage(err) }, 'rejected a group message')
     return 'reject'
   }
 
