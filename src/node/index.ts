@@ -17,8 +17,8 @@ import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
 import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
-// patches Noise's frame decoder for every connection this process makes (see the module)
-import './length-prefix-fix.js'
+// fixes to the libp2p stack for every connection this process makes (see the module)
+import './stack-fixes.js'
 
 export { Pubsub } from './pubsub.js'
 export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'

@@ -3,7 +3,7 @@ import { LengthPrefixedDecoder } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { describe, expect, it } from 'vitest'
 import * as varint from 'uint8-varint'
-import '../../../src/node/length-prefix-fix.js'
+import '../../../src/node/stack-fixes.js'
 
 /** Noise's length decoder (@chainsafe/libp2p-noise encoder.ts): a 2-byte big-endian prefix. */
 const uint16BEDecode = (data: Uint8ArrayList): number => {
