@@ -25,6 +25,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { canonicalPeerIdType } from '../wire/codec.js'
 import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
 import { Membership } from '../wire/groups.js'
 import {
@@ -82,13 +83,7 @@ export function isGroupId (value: string): boolean {
 
 /** A PeerId in canonical form whose key is Ed25519 (the only kind that can sign a membership). */
 export function isEd25519PeerId (value: string): boolean {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_PEER_ID_CHARS) return false
-  try {
-    const id = peerIdFromString(value)
-    return id.type === 'Ed25519' && id.toString() === value
-  } catch {
-    return false
-  }
+  return canonicalPeerIdType(value) === 'Ed25519'
 }
 
 // ---------------------------------------------------------------- encoding

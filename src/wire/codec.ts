@@ -286,30 +286,37 @@ export function messageIdFromHex (hex: string): MessageId | undefined {
  * with, so string comparison with a connection's remote PeerId is meaningful.
  */
 export function isPeerIdString (value: string): boolean {
-  if (value.length === 0 || value.length > MAX_PEER_ID_CHARS) return false
-  if (validPeerIds.has(value)) return true
+  const type = canonicalPeerIdType(value)
+  return type != null && PEER_ID_TYPES.has(type)
+}
+
+/**
+ * The key type of a PeerId string in its canonical form ('Ed25519',
+ * 'secp256k1', 'RSA' …); undefined for anything else.
+ */
+export function canonicalPeerIdType (value: string): string | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_PEER_ID_CHARS) return undefined
+  const known = canonicalPeerIds.get(value)
+  if (known != null) return known
   try {
     const peerId = peerIdFromString(value)
-    const valid = PEER_ID_TYPES.has(peerId.type) && peerId.toString() === value
-    if (valid) rememberValidPeerId(value)
-    return valid
+    if (peerId.toString() !== value) return undefined
+    if (canonicalPeerIds.size >= MAX_REMEMBERED_PEER_IDS) canonicalPeerIds.clear()
+    canonicalPeerIds.set(value, peerId.type)
+    return peerId.type
   } catch {
-    return false
+    return undefined
   }
 }
 
 /**
- * PeerIds already proven canonical. Every envelope names two; decoding them
- * (base58, multihash, key type) showed in profiles at several percent of a
- * message's cost. Only valid strings are kept, and at most a bounded number.
+ * PeerIds already proven canonical, with their key type. Every envelope and
+ * group message names one or two; decoding them (base58, multihash, key
+ * type) showed in profiles at several percent of a message's cost. Only
+ * valid strings are kept, and at most a bounded number.
  */
-const validPeerIds = new Set<string>()
+const canonicalPeerIds = new Map<string, string>()
 const MAX_REMEMBERED_PEER_IDS = 4096
-
-function rememberValidPeerId (value: string): void {
-  if (validPeerIds.size >= MAX_REMEMBERED_PEER_IDS) validPeerIds.clear()
-  validPeerIds.add(value)
-}
 
 // ---------------------------------------------------------------- internals
 
