@@ -5,8 +5,8 @@
 // measured messages are pushed as { type: 'arrivals', list: [[node, phase, i, at], …],
 // wire: [[node, key, at, stage], …] }, `at` taken here, when the node had the message (not
 // when the main thread hears of it); `wire` lists traced group messages (traceGroup), keyed
-// "<sender>:<seq>", as they came off the wire (stage 'wire': signature checked, handed to the
-// validator) and when they proved good (stage 'proven': decrypted, gossipsub told to forward).
+// "<sender>:<seq>", when they proved good (stage 'proven': decrypted, gossipsub told to
+// forward) and, when asked, as they came off the wire (stage 'wire': handed to the validator).
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -139,8 +139,11 @@ const commands = {
     const { message } = await daemon.groups.send(groupId, text)
     return { at, returned: now(), key: `${message.sender}:${message.seq}` }
   },
-  /** Traces the group's messages as they come off the wire at this node (on: false stops). */
-  traceGroup (index, { groupId, on }) {
+  /**
+   * Stamps the group's messages at this node when they proved good (decrypted: the
+   * validator's verdict) and, with `wire`, also as they come off the wire (on: false stops).
+   */
+  traceGroup (index, { groupId, on, wire }) {
     const node = nodeAt(index)
     node.untrace?.()
     node.untrace = undefined
@@ -148,8 +151,7 @@ const commands = {
     const gossip = node.daemon.node.libp2p.services.pubsub
     const topic = groupTopic(groupId)
     const traced = new Map() // gossipsub message id → key
-    // gossipsub's 'gossipsub:message': a new message, its signature checked, handed to our
-    // validator (which decrypts it)
+    // gossipsub's 'gossipsub:message': a new message, handed to our validator (which decrypts it)
     const listener = event => {
       const { msg, msgId } = event.detail
       if (msg.topic !== topic) return
@@ -157,6 +159,7 @@ const commands = {
       const { sender, seq } = decodeGroupMessage(msg.data)
       const key = `${sender}:${seq}`
       traced.set(msgId, key)
+      if (!wire) return
       pendingWire.push([index, key, at, 'wire'])
       scheduleFlush()
     }
