@@ -1004,7 +1004,7 @@ export class GroupService {
       entries.push(entry)
     }
     entries.sort((a, b) => a.sender.localeCompare(b.sender) || a.seq - b.seq)
-    return { status: HistoryStatus.HISTORY_OK, messages: entries.slice(0, request.limit).map(GroupStore.decodeData) }
+    return { status: HistoryStatus.HISTORY_OK, messages: await this.db.loggedBytes(entries.slice(0, request.limit)) }
   }
 
   // ================================================================ helpers

@@ -1,6 +1,6 @@
 import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
-import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+import type { BytesSublevel, RecordSublevel, Store, StoreOp } from '../store/database.js'
 import { HISTORY_KEPT_PER_GROUP, KEPT_VERSIONS } from './constants.js'
 import { decodeMembership, encodeMembership, type MembershipDoc } from './membership.js'
 
@@ -61,14 +61,22 @@ export interface GroupMessageRecord {
   epoch: number
 }
 
-/** A group message as published (its ciphertext), kept to serve catch-up. */
+/**
+ * A group message as published (its ciphertext), kept to serve catch-up. The
+ * encoded message itself is in `group-log-data` under the same key, as bytes.
+ */
 export interface LogEntry {
   sender: string
   seq: number
   /** our membership version when it was stored: served only to members from before it */
   version: number
-  /** the encoded GroupMessage, base64 */
-  data: string
+  /** entries written before the bytes had a sublevel of their own carry them here, base64 */
+  data?: string
+}
+
+/** A kept entry and where it is. */
+export interface LoggedMessage extends LogEntry {
+  key: string
 }
 
 const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
@@ -88,8 +96,10 @@ export class GroupStore {
   readonly messages: RecordSublevel<GroupMessageRecord>
   /** `<group>!<sentAt>!<sender>!<seq>` → messages key: a group's conversation in order */
   readonly timeline: RecordSublevel<string>
-  /** `<group>!<counter>` → ciphertext: the last HISTORY_KEPT_PER_GROUP messages */
+  /** `<group>!<counter>` → who sent what: the last HISTORY_KEPT_PER_GROUP messages */
   readonly log: RecordSublevel<LogEntry>
+  /** `<group>!<counter>` → the encoded message (its ciphertext) of the log entry with that key */
+  readonly logData: BytesSublevel
   /** `<group>!<sender>!<seq>` → a decrypted message waiting for an earlier one of its sender */
   readonly early: RecordSublevel<GroupMessageRecord>
   private readonly cache = new Map<string, GroupRecord>()
@@ -102,6 +112,7 @@ export class GroupStore {
     this.messages = store.records('group-messages')
     this.timeline = store.records('group-timeline')
     this.log = store.records('group-log')
+    this.logData = store.bytes('group-log-data')
     this.early = store.records('group-early')
   }
 
@@ -195,11 +206,15 @@ export class GroupStore {
   /** Keeps a ciphertext for catch-up (and drops the one HISTORY_KEPT_PER_GROUP older). Advances `record.logCounter`. */
   putLog (record: GroupRecord, sender: string, seq: number, encoded: Uint8Array, version: number): StoreOp[] {
     record.logCounter += 1
+    const key = `${record.id}!${pad(record.logCounter)}`
+    const entry: LogEntry = { sender, seq, version }
     const ops: StoreOp[] = [
-      { type: 'put', sublevel: this.log, key: `${record.id}!${pad(record.logCounter)}`, value: { sender, seq, version, data: toBase64(encoded, 'base64') } }
+      { type: 'put', sublevel: this.log, key, value: entry },
+      { type: 'put', sublevel: this.logData, key, value: encoded }
     ]
     if (record.logCounter > HISTORY_KEPT_PER_GROUP) {
-      ops.push({ type: 'del', sublevel: this.log, key: `${record.id}!${pad(record.logCounter - HISTORY_KEPT_PER_GROUP)}` })
+      const old = `${record.id}!${pad(record.logCounter - HISTORY_KEPT_PER_GROUP)}`
+      ops.push({ type: 'del', sublevel: this.log, key: old }, { type: 'del', sublevel: this.logData, key: old })
     }
     return ops
   }
@@ -231,12 +246,17 @@ export class GroupStore {
     return messages.filter((m): m is GroupMessageRecord => m != null)
   }
 
-  /** The kept ciphertexts of a group, oldest first. */
-  async * logEntries (groupId: string): AsyncGenerator<LogEntry> {
-    for await (const entry of this.log.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` })) yield entry
+  /** The kept messages of a group (who sent what), oldest first; loggedBytes() reads their bytes. */
+  async * logEntries (groupId: string): AsyncGenerator<LoggedMessage> {
+    for await (const [key, entry] of this.log.iterator({ gt: `${groupId}!`, lt: `${groupId}!\xff` })) yield { ...entry, key }
   }
 
-  static decodeData (entry: LogEntry): Uint8Array {
-    return fromBase64(entry.data, 'base64')
+  /** The encoded messages of `entries`, in order (an entry whose bytes are gone is left out). */
+  async loggedBytes (entries: LoggedMessage[]): Promise<Uint8Array[]> {
+    const stored = await this.logData.getMany(entries.map(e => e.key))
+    return entries.flatMap((entry, i) => {
+      const bytes = stored[i] ?? (entry.data != null ? fromBase64(entry.data, 'base64') : undefined)
+      return bytes == null ? [] : [bytes]
+    })
   }
 }
