@@ -768,9 +768,8 @@ export class GroupService {
     const doc = this.db.doc(record)
     if (!doc.members.includes(message.sender)) return { code: 'NOT_A_MEMBER', err: `${message.sender} is not a member of version ${doc.version}` }
     const track = record.senders[message.sender]
-    // below the sender's key as we got it: not meant for us, or already here
-    if (track != null && message.seq <= track.contiguous) return 'duplicate'
-    if (track?.ahead.includes(message.seq) === true) return 'duplicate'
+    // below the sender's key as we got it (not meant for us), or already here
+    if (isKnown(track, message.seq)) return 'duplicate'
     // the track knows every stored seq of a sender unless its list of early ones overflowed,
     // or this is the sender's first message here: only then ask the database
     if ((track == null || track.ahead.length >= MAX_TRACKED_AHEAD) && await this.db.hasMessage(groupId, message.sender, message.seq)) return 'duplicate'
@@ -791,9 +790,19 @@ export class GroupService {
     } catch (err) {
       return { code: 'MALFORMED_FRAME', err }
     }
-    // sealed inside: a forwarder cannot renumber or redate what it cannot read
-    if (plaintext.seq !== message.seq || plaintext.sentAt !== message.sentAt) return { code: 'MALFORMED_FRAME', err: 'the sealed seq or time differs from the outer one' }
-    onProven?.()
+    // The seq and time that count are the sealed ones (the sender key's signature covers the
+    // ciphertext); the outer ones only let a node dedup before decrypting. A copy whose outer
+    // ones differ was altered on the way, yet its content is the sender's and its message key
+    // is now spent here (the unaltered copy would only decrypt as a replay): it is kept under
+    // the sealed values, and the copy is refused, which costs whoever passed it on.
+    const altered = plaintext.seq !== message.seq || plaintext.sentAt !== message.sentAt
+    if (altered) {
+      if (isKnown(track, plaintext.seq)) return { code: 'MALFORMED_FRAME', err: 'the outer seq or time was altered on the way' }
+      message = { ...message, seq: plaintext.seq, sentAt: plaintext.sentAt }
+      bytes = encodeGroupMessage(message)
+    } else {
+      onProven?.()
+    }
     const at = this.now()
     const stored: GroupMessageRecord = {
       groupId, id: `${message.sender}:${message.seq}`, direction: 'in', sender: message.sender, seq: message.seq, text: plaintext.text, sentAt: message.sentAt, receivedAt: at, epoch: message.epoch
@@ -824,6 +833,7 @@ export class GroupService {
     this.db.remember(updated)
     // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)
     if (!position.inOrder) this.scheduleCatchUp(groupId, [source, message.sender].filter((p): p is string => p != null), GAP_CATCH_UP_DELAY)
+    if (altered) return { code: 'MALFORMED_FRAME', err: 'the outer seq or time was altered on the way; kept under the sealed ones' }
     return 'stored'
   }
 
@@ -1120,3 +1130,8 @@ function shuffle<T> (items: T[]): T[] {
   return copy
 }
 
+
+/** Whether the track says `seq` of its sender is here already (or was never meant for us). */
+function isKnown (track: SenderTrack | undefined, seq: number): boolean {
+  return track != null && (seq <= track.contiguous || track.ahead.includes(seq))
+}

@@ -326,7 +326,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
       }
     })
 
-    it('rejects in gossipsub validation a message from a non-member, a forged sender and a tampered payload', async () => {
+    it('rejects in gossipsub validation a message from a non-member, a forged sender, a tampered payload and a copy with altered outer fields (keeping its content)', async () => {
       const outsider = n[7]!
       const insider = n[2]!
       const watcher = n[4]!
@@ -352,12 +352,27 @@ describe('group conversations over gossipsub with Sender Keys', () => {
       // the peer that passed them on paid for it in gossipsub score (P4, invalid deliveries)
       await waitFor(async () => watcher.daemon.node.pubsub.score(outsider.peerId) < 0 ? true : undefined, { what: 'a lower score for the outsider' })
 
+      // a relay that alters the outer seq of a genuine message and gets its copy in first: the
+      // watcher spends the message key on it, keeps the text under the sealed seq (once), and
+      // refuses the copy; the unaltered copy behind it is a duplicate
+      const seq = Math.max(0, ...(await messages(insider)).filter(m => m.sender === insider.peerId).map(m => m.seq)) + 1
+      const relayedAt = Date.now()
+      const sealed = await insider.daemon.crypto.groupEncrypt(senderKeyName(groupId, epoch), encodeGroupPlaintext({ text: `${MARKER} relayed`, seq, sentAt: relayedAt }))
+      const malformedBefore = await count('MALFORMED_FRAME')
+      await insider.daemon.node.pubsub.publish(topic, encodeGroupMessage({ groupId, sender: insider.peerId, seq: seq + 500, sentAt: relayedAt, epoch, ciphertext: sealed }))
+      await waitFor(async () => await count('MALFORMED_FRAME') > malformedBefore ? true : undefined, { what: 'the altered copy refused' })
+      await insider.daemon.node.pubsub.publish(topic, encodeGroupMessage({ groupId, sender: insider.peerId, seq, sentAt: relayedAt, epoch, ciphertext: sealed }))
+      const relayed = (await incoming(watcher)).filter(m => m.text === `${MARKER} relayed`)
+      expect(relayed.map(m => [m.sender, m.seq, m.sentAt])).toEqual([[insider.peerId, seq, relayedAt]])
+
       // and the group keeps working
       await send(n[0]!, 'still here')
       for (const member of members().filter(m => m !== n[0])) {
         await waitFor(async () => (await incoming(member)).some(m => m.text === 'still here') ? true : undefined, { what: 'a message after the attacks' })
       }
       expect((await incoming(watcher)).some(m => m.text.includes('tampered'))).toBe(false)
+      // the unaltered copy of the relayed message, which came after it, changed nothing
+      expect((await incoming(watcher)).filter(m => m.text === `${MARKER} relayed`)).toHaveLength(1)
     })
 
     it('refuses catch-up to a non-member and bad API input with clear errors', async () => {
