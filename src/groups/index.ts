@@ -795,22 +795,20 @@ export class GroupService {
     // ones differ was altered on the way, yet its content is the sender's and its message key
     // is now spent here (the unaltered copy would only decrypt as a replay): it is kept under
     // the sealed values, and the copy is refused, which costs whoever passed it on.
-    const altered = plaintext.seq !== message.seq || plaintext.sentAt !== message.sentAt
-    if (altered) {
-      if (isKnown(track, plaintext.seq)) return { code: 'MALFORMED_FRAME', err: 'the outer seq or time was altered on the way' }
-      message = { ...message, seq: plaintext.seq, sentAt: plaintext.sentAt }
-      bytes = encodeGroupMessage(message)
-    } else {
-      onProven?.()
-    }
+    const { seq, sentAt } = plaintext
+    const altered = seq !== message.seq || sentAt !== message.sentAt
+    if (altered && isKnown(track, seq)) return { code: 'MALFORMED_FRAME', err: 'the outer seq or time was altered on the way' }
+    if (!altered) onProven?.()
+    // what catch-up serves is the message as its sender published it
+    const published = altered ? encodeGroupMessage({ ...message, seq, sentAt }) : bytes
     const at = this.now()
     const stored: GroupMessageRecord = {
-      groupId, id: `${message.sender}:${message.seq}`, direction: 'in', sender: message.sender, seq: message.seq, text: plaintext.text, sentAt: message.sentAt, receivedAt: at, epoch: message.epoch
+      groupId, id: `${message.sender}:${seq}`, direction: 'in', sender: message.sender, seq, text: plaintext.text, sentAt, receivedAt: at, epoch: message.epoch
     }
     const updated: GroupRecord = { ...record }
-    const ops = this.db.putLog(updated, message.sender, message.seq, bytes, doc.version)
+    const ops = this.db.putLog(updated, message.sender, seq, published, doc.version)
     const newEvents: NewEvent[] = []
-    const position = advance(track ?? { contiguous: message.seq - 1, ahead: [] }, message.seq)
+    const position = advance(track ?? { contiguous: seq - 1, ahead: [] }, seq)
     if (!position.inOrder) {
       // an earlier one of this sender is missing: keep this one (on disk, decrypted: its key is
       // used up) until the gap fills, so that the sender's messages come out in its order
@@ -819,8 +817,8 @@ export class GroupService {
     } else {
       ops.push(...this.db.putMessage(stored))
       newEvents.push(messageEvent(stored))
-      for (const seq of position.following) {
-        const early = await this.db.earlyMessage(groupId, message.sender, seq)
+      for (const next of position.following) {
+        const early = await this.db.earlyMessage(groupId, message.sender, next)
         if (early == null) continue
         ops.push(this.db.delEarly(early), ...this.db.putMessage(early))
         newEvents.push(messageEvent(early))
