@@ -1128,7 +1128,6 @@ function shuffle<T> (items: T[]): T[] {
   return copy
 }
 
-
 /** Whether the track says `seq` of its sender is here already (or was never meant for us). */
 function isKnown (track: SenderTrack | undefined, seq: number): boolean {
   return track != null && (seq <= track.contiguous || track.ahead.includes(seq))

@@ -53,7 +53,7 @@ LengthPrefixedDecoder.prototype.decode = function (this: LengthPrefixedDecoder, 
  * of its window is used, as go-yamux and rust-yamux do; the peer still always
  * has at least half a window to send into, so it never waits for one. Every
  * other case (opening flags, a paused or closing stream) goes the library's
-^ * way. Measured, same build with and without: CPU of the group phase 1.6 →
+ * way. Measured, same build with and without: CPU of the group phase 1.6 →
  * 1.46 and 1.74 → 1.6 cores, group p50 (send → stored at all members)
  * 23.9 → 20.0 and 30.2 → 23.3 ms.
  */
