@@ -20,6 +20,43 @@ export const CONFIG_FILE_NAME = 'config.json'
 export const DEFAULT_MAILBOX_REPLICAS = 3
 export const MAX_MAILBOX_REPLICAS = 20
 
+export const REACHABILITY_MODES = ['auto', 'public', 'private'] as const
+/**
+ * How the node learns whether peers can dial it. `auto`: AutoNAT and NAT detection decide;
+ * `public` / `private`: the operator says so (a server with a known public address, or a
+ * lab network on private address ranges, which AutoNAT by design never tests).
+ */
+export type ReachabilityMode = typeof REACHABILITY_MODES[number]
+
+/** What this node gives others as a circuit relay, when it offers the service at all. */
+export interface RelayLimits {
+  /** peers that may hold a reservation (a way in) on this node at once */
+  maxReservations: number
+  /** relayed connections open through this node at once */
+  maxCircuits: number
+  /** relayed connections one peer (at either end) may have open through this node at once */
+  maxCircuitsPerPeer: number
+  /** a relayed connection is closed after this long (ms) */
+  circuitDurationMs: number
+  /** a relayed connection is closed after this many bytes in either direction */
+  circuitBytes: number
+}
+
+/**
+ * Sized for chat, not file transfer: a sealed 1 KiB message is ~1.5 KiB on the wire, so 4 MiB
+ * carries a couple of thousand messages and the background chatter of the protocols (identify,
+ * gossipsub heartbeats) for the 30 minutes a circuit may last; a peer that needs more opens a
+ * new circuit, or gets a direct connection. 64 reservations and 128 circuits cost a relay at
+ * most a few MB of buffers.
+ */
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  maxReservations: 64,
+  maxCircuits: 128,
+  maxCircuitsPerPeer: 8,
+  circuitDurationMs: 30 * 60_000,
+  circuitBytes: 4 * 1024 * 1024
+}
+
 export interface ApiAddress {
   host: string
   port: number
@@ -35,6 +72,12 @@ export interface DaemonConfig {
   logLevel: LogLevel
   /** mailbox peers that keep a sealed copy of a message for an offline recipient */
   mailboxReplicas: number
+  reachability: ReachabilityMode
+  /** offer circuit relay to peers that cannot be dialled, once this node is found public */
+  relayService: boolean
+  relayLimits: RelayLimits
+  /** ask the home router for a port mapping (UPnP / NAT-PMP) */
+  upnp: boolean
 }
 
 /**
@@ -49,9 +92,22 @@ export interface RawSettings {
   mdns?: unknown
   logLevel?: unknown
   mailboxReplicas?: unknown
+  reachability?: unknown
+  relayService?: unknown
+  relayMaxReservations?: unknown
+  relayMaxCircuits?: unknown
+  relayMaxCircuitsPerPeer?: unknown
+  /** seconds */
+  relayCircuitDuration?: unknown
+  relayCircuitBytes?: unknown
+  upnp?: unknown
 }
 
-const SETTING_KEYS = ['dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas'] as const
+const SETTING_KEYS = [
+  'dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas',
+  'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
+  'relayCircuitDuration', 'relayCircuitBytes', 'upnp'
+] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
 export const ENV_VARS: Record<keyof RawSettings, string> = {
@@ -61,7 +117,15 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   bootstrap: 'OCTET_BOOTSTRAP',
   mdns: 'OCTET_MDNS',
   logLevel: 'OCTET_LOG_LEVEL',
-  mailboxReplicas: 'OCTET_MAILBOX_REPLICAS'
+  mailboxReplicas: 'OCTET_MAILBOX_REPLICAS',
+  reachability: 'OCTET_REACHABILITY',
+  relayService: 'OCTET_RELAY_SERVICE',
+  relayMaxReservations: 'OCTET_RELAY_MAX_RESERVATIONS',
+  relayMaxCircuits: 'OCTET_RELAY_MAX_CIRCUITS',
+  relayMaxCircuitsPerPeer: 'OCTET_RELAY_MAX_CIRCUITS_PER_PEER',
+  relayCircuitDuration: 'OCTET_RELAY_CIRCUIT_DURATION',
+  relayCircuitBytes: 'OCTET_RELAY_CIRCUIT_BYTES',
+  upnp: 'OCTET_UPNP'
 }
 
 export function defaultDataDir (): string {
@@ -136,8 +200,23 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     bootstrap: parseBootstrapList(pick('bootstrap') ?? []),
     mdns: parseBoolean('mdns', pick('mdns') ?? true),
     logLevel: parseLogLevel(pick('logLevel') ?? 'info'),
-    mailboxReplicas: parseInteger('mailbox replicas', pick('mailboxReplicas') ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS)
+    mailboxReplicas: parseInteger('mailbox replicas', pick('mailboxReplicas') ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS),
+    reachability: parseChoice('reachability', pick('reachability') ?? 'auto', REACHABILITY_MODES),
+    relayService: parseBoolean('relay service', pick('relayService') ?? true),
+    relayLimits: {
+      maxReservations: parseInteger('relay max reservations', pick('relayMaxReservations') ?? DEFAULT_RELAY_LIMITS.maxReservations, 0, 10_000),
+      maxCircuits: parseInteger('relay max circuits', pick('relayMaxCircuits') ?? DEFAULT_RELAY_LIMITS.maxCircuits, 0, 10_000),
+      maxCircuitsPerPeer: parseInteger('relay max circuits per peer', pick('relayMaxCircuitsPerPeer') ?? DEFAULT_RELAY_LIMITS.maxCircuitsPerPeer, 0, 10_000),
+      circuitDurationMs: 1000 * parseInteger('relay circuit duration (seconds)', pick('relayCircuitDuration') ?? DEFAULT_RELAY_LIMITS.circuitDurationMs / 1000, 1, 7 * 24 * 3600),
+      circuitBytes: parseInteger('relay circuit bytes', pick('relayCircuitBytes') ?? DEFAULT_RELAY_LIMITS.circuitBytes, 1024, Number.MAX_SAFE_INTEGER)
+    },
+    upnp: parseBoolean('upnp', pick('upnp') ?? false)
   }
+}
+
+function parseChoice<T extends string> (name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value.trim())) return value.trim() as T
+  throw new OctetError('INVALID_CONFIG', `${name} must be one of ${choices.join(', ')}, not ${JSON.stringify(value)}`)
 }
 
 function nonEmpty (value: string | undefined): string | undefined {

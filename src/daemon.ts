@@ -97,7 +97,11 @@ export class Daemon {
       datastore,
       dhtValidators: prekeyValidators,
       dhtSelectors: prekeySelectors,
-      connectionEncrypters: this.overrides.connectionEncrypters
+      connectionEncrypters: this.overrides.connectionEncrypters,
+      reachability: config.reachability,
+      relayService: config.relayService ? config.relayLimits : undefined,
+      upnp: config.upnp,
+      log
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
     if (config.bootstrap.length > 0 && !await this.node.waitForRoutingTable(ROUTING_TABLE_WAIT)) {

@@ -13,17 +13,38 @@ export function registerDaemon (program: Command): void {
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env OCTET_LOG_LEVEL) [default: info]')
     .option('--mailbox-replicas <k>', 'mailbox peers that keep a sealed copy for an offline recipient (env OCTET_MAILBOX_REPLICAS) [default: 3]')
+    .option('--reachability <mode>', 'auto (AutoNAT and NAT detection decide), public or private (env OCTET_REACHABILITY) [default: auto]')
+    .option('--no-relay-service', 'never relay for other peers, even when this node is public (env OCTET_RELAY_SERVICE=false)')
+    .option('--relay-max-reservations <n>', 'peers that may hold a reservation on this relay at once (env OCTET_RELAY_MAX_RESERVATIONS) [default: 64]')
+    .option('--relay-max-circuits <n>', 'relayed connections through this node at once (env OCTET_RELAY_MAX_CIRCUITS) [default: 128]')
+    .option('--relay-max-circuits-per-peer <n>', 'relayed connections one peer may have through this node at once (env OCTET_RELAY_MAX_CIRCUITS_PER_PEER) [default: 8]')
+    .option('--relay-circuit-duration <seconds>', 'a relayed connection is closed after this long (env OCTET_RELAY_CIRCUIT_DURATION) [default: 1800]')
+    .option('--relay-circuit-bytes <bytes>', 'a relayed connection is closed after this many bytes each way (env OCTET_RELAY_CIRCUIT_BYTES) [default: 4194304]')
+    .option('--upnp', 'ask the router for a port mapping with UPnP / NAT-PMP (env OCTET_UPNP=true) [default: off]')
     .action(async (_options, command: Command) => {
-      const opts = command.optsWithGlobals<{ dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string }>()
+      const opts = command.optsWithGlobals<{
+        dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string,
+        reachability?: string, relayService: boolean, relayMaxReservations?: string, relayMaxCircuits?: string, relayMaxCircuitsPerPeer?: string,
+        relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean
+      }>()
+      // commander gives --no-x options a default of true: only an explicit flag counts as one
+      const explicit = <T>(name: string, value: T): T | undefined => command.getOptionValueSource(name) === 'cli' ? value : undefined
       const flags: RawSettings = {
         dataDir: opts.dataDir,
         listen: opts.listen,
         api: opts.api,
         bootstrap: opts.bootstrap,
-        // commander sets mdns=true by default for --no-mdns; only an explicit --no-mdns is a flag
-        mdns: command.getOptionValueSource('mdns') === 'cli' ? opts.mdns : undefined,
+        mdns: explicit('mdns', opts.mdns),
         logLevel: opts.logLevel,
-        mailboxReplicas: opts.mailboxReplicas
+        mailboxReplicas: opts.mailboxReplicas,
+        reachability: opts.reachability,
+        relayService: explicit('relayService', opts.relayService),
+        relayMaxReservations: opts.relayMaxReservations,
+        relayMaxCircuits: opts.relayMaxCircuits,
+        relayMaxCircuitsPerPeer: opts.relayMaxCircuitsPerPeer,
+        relayCircuitDuration: opts.relayCircuitDuration,
+        relayCircuitBytes: opts.relayCircuitBytes,
+        upnp: opts.upnp
       }
       const config = loadDaemonConfig(flags)
       const log = createLogger(config.logLevel)

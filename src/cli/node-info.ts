@@ -2,7 +2,17 @@ import type { Command } from 'commander'
 import { clientFor } from './context.js'
 import { printJson, table } from './output.js'
 
-interface Identity { peerId: string, listenAddresses: string[], announceAddresses: string[] }
+interface Identity {
+  peerId: string
+  listenAddresses: string[]
+  announceAddresses: string[]
+  reachability: 'public' | 'private' | 'unknown'
+  reachabilitySource: string
+  publicAddresses: string[]
+  observedAddresses: string[]
+  relayAddresses: string[]
+  relayService: { offered: boolean, disabled?: boolean, reservations?: number, circuits?: number }
+}
 interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
 interface Health { status: string, version: string, uptimeSeconds: number }
 
@@ -16,6 +26,7 @@ export function registerNodeInfo (program: Command): void {
       const id = await client.request<Identity>('GET', '/v1/identity')
       if (json) return printJson(id)
       process.stdout.write(`${id.peerId}\n${id.announceAddresses.map(a => `  ${a}`).join('\n')}\n`)
+      process.stdout.write(`reachability: ${reachabilityLine(id)}\n`)
     })
 
   program.command('peers')
@@ -42,8 +53,42 @@ export function registerNodeInfo (program: Command): void {
         client.request<Identity>('GET', '/v1/identity'),
         client.request<Peers>('GET', '/v1/peers')
       ])
-      const status = { running: health.status === 'ok', version: health.version, uptimeSeconds: health.uptimeSeconds, peerId: id.peerId, api: client.baseUrl, peers: peers.length }
+      const status = {
+        running: health.status === 'ok',
+        version: health.version,
+        uptimeSeconds: health.uptimeSeconds,
+        peerId: id.peerId,
+        api: client.baseUrl,
+        peers: peers.length,
+        reachability: id.reachability,
+        publicAddresses: id.publicAddresses,
+        relayAddresses: id.relayAddresses,
+        relayService: id.relayService
+      }
       if (json) return printJson(status)
-      process.stdout.write(table(['', ''], Object.entries(status).map(([k, v]) => [k, String(v)])).split('\n').slice(1).join('\n') + '\n')
+      const rows = Object.entries(status).map(([k, v]): [string, string] => [k, String(v)])
+      rows.splice(rows.findIndex(([k]) => k === 'reachability'), 4,
+        ['reachability', reachabilityLine(id)],
+        ['relay service', relayServiceLine(id.relayService)])
+      process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n') + '\n')
     })
+}
+
+/** "private (behind a NAT), via 2 relays", "public: /ip4/…" — what a person needs to know about being reachable. */
+function reachabilityLine (id: Identity): string {
+  switch (id.reachability) {
+    case 'public':
+      return `public${id.reachabilitySource === 'declared' ? ' (declared)' : ''}${id.publicAddresses.length > 0 ? `: ${id.publicAddresses.join(', ')}` : ''}`
+    case 'private':
+      return `private (behind a NAT${id.reachabilitySource === 'declared' ? ', declared' : ''}), ` +
+        (id.relayAddresses.length > 0 ? `reachable via ${id.relayAddresses.length} relay address(es): ${id.relayAddresses.join(', ')}` : 'no relay reservation yet')
+    default:
+      return 'unknown (no peer has confirmed a public address or seen a NAT yet)'
+  }
+}
+
+function relayServiceLine (relay: Identity['relayService']): string {
+  if (relay.disabled === true) return 'off (--no-relay-service)'
+  if (!relay.offered) return 'not offered (only public nodes relay)'
+  return `offered: ${relay.reservations ?? 0} reservation(s), ${relay.circuits ?? 0} circuit(s) open`
 }

@@ -2,7 +2,7 @@ import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
-import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { Store } from '../store/database.js'
 import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
 import {
@@ -217,7 +217,8 @@ export class MailboxService {
       this.mailbox ??= await MailboxStore.open(store, { ttl, maxEnvelopesPerRecipient, maxBytesPerRecipient, maxTotalBytes, now })
       await libp2p.handle(MAILBOX_PROTOCOL, this.onStream, {
         maxInboundStreams: MAX_INBOUND_MAILBOX_STREAMS,
-        maxOutboundStreams: MAX_OUTBOUND_MAILBOX_STREAMS
+        maxOutboundStreams: MAX_OUTBOUND_MAILBOX_STREAMS,
+        ...RELAYED_CONNECTIONS_OK
       })
       this.controller = new AbortController()
       this.running = true
@@ -342,7 +343,7 @@ export class MailboxService {
     const dialTimeout = AbortSignal.timeout(this.options.dialTimeout)
     let stream: Stream
     try {
-      stream = await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal) })
+      stream = await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
     } catch (err) {
       throw this.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach the mailbox ${mailboxPeer}: ${errorMessage(err)}`, { cause: err })

@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope, type MessageId } from '../wire/codec.js'
 import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
@@ -201,7 +201,8 @@ export class DmTransport {
   async start (): Promise<void> {
     if (this.started) return
     await this.init.libp2p.handle(DM_PROTOCOL, (stream, connection) => { void this.handleInbound(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_DM_STREAMS
+      maxInboundStreams: MAX_INBOUND_DM_STREAMS,
+      ...RELAYED_CONNECTIONS_OK
     })
     this.started = true
   }
@@ -241,7 +242,8 @@ export class DmTransport {
     try {
       // libp2p looks the peer up in the DHT when it has no address for it
       stream = await this.init.libp2p.dialProtocol(parsePeerId(peer), DM_PROTOCOL, {
-        signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+        signal: signal == null ? timeout : AbortSignal.any([signal, timeout]),
+        ...RELAYED_CONNECTIONS_OK
       })
     } catch (err) {
       throw new OctetError('PEER_UNREACHABLE', `cannot reach ${peer}: ${errorMessage(err)}`, { cause: err })

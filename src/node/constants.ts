@@ -17,3 +17,21 @@ export const MAX_CONNECTIONS = 300
  */
 export const PING_MAX_OUTBOUND_STREAMS = 2
 export const PING_MAX_INBOUND_STREAMS = 4
+
+/** Relays a node behind a NAT keeps a reservation on: one may go away at any time. */
+export const RELAY_RESERVATIONS_WANTED = 2
+/** A reservation attempt (dial + RESERVE) that takes longer is given up and another relay tried. */
+export const RELAY_RESERVATION_TIMEOUT = 10 * SECOND
+/** hop streams per connection to a relay: reservations and circuit requests are short-lived */
+export const RELAY_HOP_MAX_INBOUND_STREAMS = 32
+export const RELAY_HOP_MAX_OUTBOUND_STREAMS = 64
+
+/**
+ * Spread into every octet protocol's `handle()` and `dialProtocol()`: libp2p 3 keeps protocols
+ * off limited (relayed) connections unless they opt in, and peers behind NATs have nothing else
+ * until a direct connection replaces the relayed one. The relay's own limits still apply.
+ */
+export const RELAYED_CONNECTIONS_OK = { runOnLimitedConnection: true } as const
+
+/** How long a DHT query that found no peer at all holds its caller (src/node/routing-guard.ts). */
+export const EMPTY_QUERY_PAUSE = 1 * SECOND

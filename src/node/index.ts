@@ -1,8 +1,12 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
 import { bootstrap } from '@libp2p/bootstrap'
-import { identify } from '@libp2p/identify'
-import { kadDHT, passthroughMapper, type KadDHT, type Selectors, type Validators } from '@libp2p/kad-dht'
+import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { identify, identifyPush } from '@libp2p/identify'
+import { kadDHT, type KadDHT, type Selectors, type Validators } from '@libp2p/kad-dht'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -14,14 +18,23 @@ import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import type { ReachabilityMode, RelayLimits } from '../config.js'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
-import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.js'
+import { createLogger, type Logger } from '../logger.js'
+import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isLoopbackOnly } from './addresses.js'
+import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
+import { pauseEmptyQueries } from './routing-guard.js'
+import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
+import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
 export { Pubsub } from './pubsub.js'
 export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
+export type { Reachability, ReachabilityStatus } from './reachability.js'
+export type { RelayServerStats } from './relay.js'
+export { RELAYED_CONNECTIONS_OK } from './constants.js'
 
 export interface OctetServices {
   identify: Identify
@@ -54,6 +67,22 @@ export interface NodeInit {
    * show that the Signal layer alone keeps message text off the wire.
    */
   connectionEncrypters?: Libp2pOptions['connectionEncrypters']
+  /** default `auto` */
+  reachability?: ReachabilityMode
+  /** offer circuit relay (while public) within these limits; undefined: never */
+  relayService?: RelayLimits
+  /** UPnP / NAT-PMP port mapping on the home router; default off */
+  upnp?: boolean
+  /** default: silent */
+  log?: Logger
+}
+
+/** Where this node stands and what it does about it, for `GET /v1/identity` and `octet status`. */
+export interface NetworkStanding extends ReachabilityStatus {
+  /** our `/p2p-circuit` addresses: relays that hold a reservation for us */
+  relayAddresses: string[]
+  /** what we give others as a relay */
+  relayService: RelayServerStats | { offered: false, disabled: true }
 }
 
 export interface PeerSummary {
@@ -71,23 +100,36 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
   if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap.map(a => a.toString()) }))
   if (init.mdns) peerDiscovery.push(mdns())
+  const subnets = new LocalSubnets()
+  // a node of a local testnet (nothing but loopback) hands out and dials loopback addresses
+  const loopbackOnly = isLoopbackOnly(init.listen)
+  const optional: Record<string, unknown> = {}
+  if (init.relayService != null) optional.relay = relayServerService(init.relayService)
+  if (init.upnp === true) optional.upnp = uPnPNAT()
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
     start: false,
-    addresses: { listen: init.listen.map(a => a.toString()) },
-    transports: [tcp(), webSockets()],
+    addresses: {
+      listen: init.listen.map(a => a.toString()),
+      announceFilter: addrs => addressesWorthSharing(addrs, loopbackOnly)
+    },
+    transports: [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT })],
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: {
       maxConnections: MAX_CONNECTIONS,
       dialTimeout: DIAL_TIMEOUT,
-      allow: LOOPBACK_ALLOW
+      allow: LOOPBACK_ALLOW,
+      addressSorter: dialAddressSorter(subnets, () => loopbackOnly)
     },
     services: {
       identify: identify(),
+      // tells connected peers when our addresses change (a relay reservation made or lost), so
+      // that what they hand out through the DHT is a way in that works now
+      identifyPush: identifyPush(),
       // two pingers share /ipfs/ping/1.0.0 on every connection: kad-dht's liveness checks and the
       // connection monitor, which aborts the connection when its ping cannot open a stream. With
       // ping's default of one outbound stream they collide, and connections die for nothing
@@ -95,9 +137,9 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
       ping: ping({ maxOutboundStreams: PING_MAX_OUTBOUND_STREAMS, maxInboundStreams: PING_MAX_INBOUND_STREAMS }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
-        // nodes of a testnet or a LAN are reached on private addresses; dropping them would
-        // make every local peer unreachable through the DHT
-        peerInfoMapper: passthroughMapper,
+        // nodes of a testnet or a LAN are reached on private addresses, which stay in; a peer
+        // with a public or relayed address keeps its LAN addresses to its LAN (src/node/addresses.ts)
+        peerInfoMapper: dhtPeerInfoMapper(() => loopbackOnly),
         clientMode: false,
         // kad-dht holds every query until its first self-query has found K = 20 peers or timed
         // out (5 s): in a network smaller than 20 that stalls each node's first lookup for 5 s.
@@ -106,16 +148,24 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         validators: init.dhtValidators,
         selectors: init.dhtSelectors
       }),
-      pubsub: pubsubService()
+      pubsub: pubsubService(),
+      // asks peers to dial our public addresses back: what makes a node `public`
+      autonat: autoNAT(),
+      // once a relayed connection exists, tries to replace it with a direct one (hole punching)
+      dcutr: dcutr(),
+      ...optional
     }
   })
+  pauseEmptyQueries(libp2p.peerRouting)
   try {
     await libp2p.start()
   } catch (err) {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  return new OctetNode(libp2p)
+  const node = new OctetNode(libp2p, init, subnets)
+  await node.startReachability()
+  return node
 }
 
 function translateStartError (err: unknown, listen: Multiaddr[]): Error {
@@ -136,9 +186,54 @@ function translateStartError (err: unknown, listen: Multiaddr[]): Error {
 export class OctetNode {
   /** group topics over gossipsub */
   readonly pubsub: Pubsub
+  private readonly reachability: ReachabilityTracker
+  private readonly relayClient: RelayClient
+  private readonly relayGate: RelayServerGate | undefined
+  private readonly log: Logger
+  /** reachability changes apply one after another */
+  private applying: Promise<void> = Promise.resolve()
 
-  constructor (readonly libp2p: OctetLibp2p) {
+  constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets) {
     this.pubsub = new Pubsub(libp2p)
+    this.log = init.log ?? createLogger('silent')
+    // AutoNAT's verdicts live in libp2p's address manager, which its public interface leaves out
+    const addressManager = (libp2p as unknown as { components: { addressManager: { getAddressesWithMetadata: () => Array<{ multiaddr: Multiaddr, verified: boolean }> } } }).components.addressManager
+    this.reachability = new ReachabilityTracker(init.reachability ?? 'auto', { addresses: () => addressManager.getAddressesWithMetadata() }, subnets)
+    this.relayClient = new RelayClient(libp2p, this.log)
+    const relay = libp2p.services.relay as CircuitRelayService | undefined
+    this.relayGate = relay == null || init.relayService == null ? undefined : new RelayServerGate(libp2p, relay, init.relayService, this.log)
+  }
+
+  /** Applies what is known now and follows every change of reachability. */
+  async startReachability (): Promise<void> {
+    this.libp2p.addEventListener('peer:identify', event => {
+      const { observedAddr, connection } = event.detail
+      if (observedAddr != null) this.reachability.onObservedAddress(observedAddr, connection.remoteAddr)
+    })
+    this.libp2p.addEventListener('self:peer:update', () => { this.reachability.check() })
+    this.reachability.onChange(status => {
+      this.log.info({ reachability: status.reachability, source: status.source, confirmed: status.confirmedAddresses, observed: status.observedAddresses }, 'reachability changed')
+      this.applying = this.applying.then(async () => { await this.applyReachability() })
+    })
+    await this.applyReachability()
+  }
+
+  private async applyReachability (): Promise<void> {
+    const reachability = this.reachability.reachability
+    try {
+      await this.relayGate?.apply(reachability)
+      await this.relayClient.apply(reachability)
+    } catch (err) {
+      this.log.warn({ err, reachability }, 'could not apply the relay settings for this reachability')
+    }
+  }
+
+  standing (): NetworkStanding {
+    return {
+      ...this.reachability.status(),
+      relayAddresses: this.relayClient.relayAddresses(),
+      relayService: this.relayGate?.stats() ?? { offered: false, disabled: true }
+    }
   }
 
   get peerId (): string {
@@ -216,6 +311,7 @@ export class OctetNode {
 
   async stop (): Promise<void> {
     this.pubsub.stop()
+    await this.applying
     await this.libp2p.stop()
   }
 }

@@ -105,6 +105,9 @@ export function pubsubService (): (components: any) => GossipSub {
     emitSelf: false,
     asyncValidation: true,
     fallbackToFloodsub: false,
+    // groups of members behind NATs meet over relayed connections, which libp2p 3 keeps
+    // protocols off unless they ask (the relay's limits still apply)
+    runOnLimitedConnection: true,
     maxInboundDataLength: MAX_PUBSUB_RPC_BYTES,
     msgIdFn: messageId,
     msgIdToStrFn: messageIdString,

@@ -6,7 +6,7 @@ import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { PeerBudget } from './budget.js'
 import {
   DHT_GET_TIMEOUT,
@@ -92,7 +92,8 @@ export class PrekeyService {
       if (this.running) return
       await this.components.libp2p.handle(PREKEY_PROTOCOL, this.onStream, {
         maxInboundStreams: MAX_INBOUND_PREKEY_STREAMS,
-        maxOutboundStreams: MAX_OUTBOUND_PREKEY_STREAMS
+        maxOutboundStreams: MAX_OUTBOUND_PREKEY_STREAMS,
+        ...RELAYED_CONNECTIONS_OK
       })
       this.controller = new AbortController()
       this.running = true
@@ -140,7 +141,7 @@ export class PrekeyService {
     const dialTimeout = AbortSignal.timeout(FETCH_DIAL_TIMEOUT)
     let stream: Stream
     try {
-      stream = await this.components.libp2p.dialProtocol(id, PREKEY_PROTOCOL, { signal: this.signalFor(dialTimeout, signal) })
+      stream = await this.components.libp2p.dialProtocol(id, PREKEY_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
     } catch (err) {
       throw this.abortError(signal, dialTimeout, `dialling ${peerId} for its prekey bundle`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach ${peerId} for its prekey bundle: ${errorMessage(err)}`, { cause: err })

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { ConnectedPeer, PeerSummary } from '../../node/index.js'
+import type { ConnectedPeer, NetworkStanding, PeerSummary } from '../../node/index.js'
 import { OctetError } from '../../errors.js'
 import { clientGone } from '../signal.js'
 import { peerIdSchema, peerSummarySchema, stringArray } from '../schemas.js'
@@ -9,6 +9,7 @@ export interface NodeView {
   readonly peerId: string
   listenAddresses: () => string[]
   announceAddresses: () => string[]
+  standing: () => NetworkStanding
   connectedPeers: () => ConnectedPeer[]
   findPeerInDht: (peerId: string, signal?: AbortSignal) => Promise<PeerSummary>
   hangUp: (peerId: string, signal?: AbortSignal) => Promise<boolean>
@@ -38,21 +39,55 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.get('/v1/identity', {
     schema: {
-      summary: "This node's PeerId and addresses",
+      summary: "This node's PeerId, its addresses, and whether peers can reach it",
       tags: ['node'],
       response: {
         200: {
           type: 'object',
-          required: ['peerId', 'listenAddresses', 'announceAddresses'],
-          properties: { peerId: { type: 'string' }, listenAddresses: stringArray, announceAddresses: stringArray }
+          required: ['peerId', 'listenAddresses', 'announceAddresses', 'reachability', 'reachabilitySource', 'publicAddresses', 'observedAddresses', 'relayAddresses', 'relayService'],
+          properties: {
+            peerId: { type: 'string' },
+            listenAddresses: stringArray,
+            announceAddresses: stringArray,
+            reachability: {
+              type: 'string',
+              enum: ['public', 'private', 'unknown'],
+              description: 'public: peers can dial this node (AutoNAT confirmed an address, or declared); private: behind a NAT; unknown: neither shown yet (e.g. a LAN or local testnet)'
+            },
+            reachabilitySource: { type: 'string', enum: ['declared', 'autonat', 'nat-detection', 'none'] },
+            publicAddresses: { ...stringArray, description: 'addresses AutoNAT confirmed peers can dial' },
+            observedAddresses: { ...stringArray, description: 'where peers saw our connections come from, when that is not one of our own addresses (a NAT)' },
+            relayAddresses: { ...stringArray, description: '/p2p-circuit addresses: relays holding a reservation for this node' },
+            relayService: {
+              type: 'object',
+              required: ['offered'],
+              description: 'what this node gives others as a circuit relay',
+              properties: {
+                offered: { type: 'boolean' },
+                disabled: { type: 'boolean' },
+                reservations: { type: 'integer' },
+                circuits: { type: 'integer' },
+                refusedCircuits: { type: 'integer' }
+              }
+            }
+          }
         }
       }
     }
-  }, async () => ({
-    peerId: node.peerId,
-    listenAddresses: node.listenAddresses(),
-    announceAddresses: node.announceAddresses()
-  }))
+  }, async () => {
+    const standing = node.standing()
+    return {
+      peerId: node.peerId,
+      listenAddresses: node.listenAddresses(),
+      announceAddresses: node.announceAddresses(),
+      reachability: standing.reachability,
+      reachabilitySource: standing.source,
+      publicAddresses: standing.confirmedAddresses,
+      observedAddresses: standing.observedAddresses,
+      relayAddresses: standing.relayAddresses,
+      relayService: standing.relayService
+    }
+  })
 
   app.get('/v1/peers', {
     schema: {

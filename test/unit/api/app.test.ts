@@ -6,7 +6,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { buildApi } from '../../../src/api/app.js'
 import type { NodeView } from '../../../src/api/routes/node.js'
 import { OctetError } from '../../../src/errors.js'
-import type { ConnectedPeer, PeerSummary } from '../../../src/node/index.js'
+import type { ConnectedPeer, NetworkStanding, PeerSummary } from '../../../src/node/index.js'
 
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvwxyz'
 
@@ -25,6 +25,17 @@ class FakeNode implements NodeView {
   listenAddresses (): string[] { return ['/ip4/127.0.0.1/tcp/4710'] }
   announceAddresses (): string[] { return [`/ip4/127.0.0.1/tcp/4710/p2p/${this.peerId}`] }
   connectedPeers (): ConnectedPeer[] { return this.peers }
+  standing (): NetworkStanding {
+    return {
+      reachability: 'private',
+      source: 'nat-detection',
+      confirmedAddresses: [],
+      observedAddresses: ['/ip4/198.51.100.7/tcp/61234'],
+      relayAddresses: [`/ip4/198.51.100.1/tcp/4710/p2p/${known}/p2p-circuit/p2p/${this.peerId}`],
+      relayService: { offered: false, reservations: 0, circuits: 0, refusedCircuits: 0 }
+    }
+  }
+
   async findPeerInDht (peerId: string): Promise<PeerSummary> {
     const found = this.dht.get(peerId)
     if (found == null) throw new OctetError('PEER_NOT_FOUND', `no peer in the DHT knows ${peerId}`)
@@ -85,7 +96,13 @@ describe('authentication', () => {
     expect(res.body).toEqual({
       peerId: self,
       listenAddresses: ['/ip4/127.0.0.1/tcp/4710'],
-      announceAddresses: [`/ip4/127.0.0.1/tcp/4710/p2p/${self}`]
+      announceAddresses: [`/ip4/127.0.0.1/tcp/4710/p2p/${self}`],
+      reachability: 'private',
+      reachabilitySource: 'nat-detection',
+      publicAddresses: [],
+      observedAddresses: ['/ip4/198.51.100.7/tcp/61234'],
+      relayAddresses: [`/ip4/198.51.100.1/tcp/4710/p2p/${known}/p2p-circuit/p2p/${self}`],
+      relayService: { offered: false, reservations: 0, circuits: 0, refusedCircuits: 0 }
     })
   })
 

@@ -1,0 +1,137 @@
+/**
+ * Which addresses a node hands out and which it dials first. Behind a NAT a
+ * peer's LAN address is useless to anyone outside its LAN, and a dial tries a
+ * peer's addresses one after another: an address that cannot work, tried
+ * first, costs the whole per-address timeout before the one that works.
+ */
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { isPrivate } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Address, PeerInfo } from '@libp2p/interface'
+
+const CIRCUIT = '/p2p-circuit'
+
+export function isCircuit (addr: Multiaddr): boolean {
+  return addr.toString().includes(CIRCUIT)
+}
+
+/** The IP of an /ip4 or /ip6 address (the relay's for a circuit address); undefined for DNS and others. */
+export function ipOf (addr: Multiaddr): string | undefined {
+  const first = addr.getComponents()[0]
+  return first != null && (first.name === 'ip4' || first.name === 'ip6') ? first.value : undefined
+}
+
+export function isLoopback (addr: Multiaddr): boolean {
+  const ip = ipOf(addr)
+  return ip != null && (ip.startsWith('127.') || ip === '::1')
+}
+
+/** Not globally routable: RFC 1918, link-local, CGNAT, documentation and lab ranges, loopback. */
+export function isPrivateAddress (addr: Multiaddr): boolean {
+  return ipOf(addr) != null && isPrivate(addr) === true
+}
+
+/** Routable on the internet, and not through a relay. */
+export function isPublicAddress (addr: Multiaddr): boolean {
+  return !isCircuit(addr) && ipOf(addr) != null && !isPrivateAddress(addr)
+}
+
+/**
+ * The subnets of this machine's (or network namespace's) interfaces: a peer
+ * address inside one of them is on our LAN and can be dialled directly.
+ */
+export class LocalSubnets {
+  private list = new BlockList()
+  private readonly ips = new Set<string>()
+
+  constructor () {
+    this.refresh()
+  }
+
+  refresh (): void {
+    const list = new BlockList()
+    this.ips.clear()
+    for (const infos of Object.values(networkInterfaces())) {
+      for (const info of infos ?? []) {
+        const prefix = Number(info.cidr?.split('/')[1] ?? (info.family === 'IPv4' ? 32 : 128))
+        const type = info.family === 'IPv4' ? 'ipv4' : 'ipv6'
+        // link-local IPv6 addresses carry a zone; BlockList takes them without it
+        const address = info.address.split('%')[0] ?? info.address
+        list.addSubnet(address, prefix, type)
+        this.ips.add(address)
+      }
+    }
+    this.list = list
+  }
+
+  /** True when `ip` is one of this host's own addresses. */
+  isOwnIp (ip: string): boolean {
+    return this.ips.has(ip)
+  }
+
+  contains (addr: Multiaddr): boolean {
+    const ip = ipOf(addr)
+    if (ip == null) return false
+    if (isIPv4(ip)) return this.list.check(ip, 'ipv4')
+    if (isIPv6(ip)) return this.list.check(ip, 'ipv6')
+    return false
+  }
+}
+
+/**
+ * Addresses worth handing out for a peer (through the DHT and in our own
+ * identify): a peer that has a public or a relayed address keeps its private
+ * ones to its LAN, where mDNS finds it; loopback addresses only make sense
+ * among nodes of one machine (a local testnet), so they go out only from a
+ * node that has nothing but loopback itself.
+ */
+export function addressesWorthSharing (addrs: Multiaddr[], selfIsLoopbackOnly: boolean): Multiaddr[] {
+  const reachableElsewhere = addrs.some(a => isCircuit(a) || isPublicAddress(a))
+  return addrs.filter(addr => {
+    if (isCircuit(addr)) return true
+    if (isLoopback(addr)) return selfIsLoopbackOnly
+    if (isPrivateAddress(addr)) return !reachableElsewhere
+    return true
+  })
+}
+
+export function isLoopbackOnly (listen: Multiaddr[]): boolean {
+  const direct = listen.filter(a => !isCircuit(a))
+  return direct.length > 0 && direct.every(isLoopback)
+}
+
+/** A kad-dht peerInfoMapper applying `addressesWorthSharing` to every peer it hands out. */
+export function dhtPeerInfoMapper (selfIsLoopbackOnly: () => boolean): (info: PeerInfo) => PeerInfo {
+  return info => ({ ...info, multiaddrs: addressesWorthSharing(info.multiaddrs, selfIsLoopbackOnly()) })
+}
+
+/**
+ * Rank of an address for dialling, lowest first: our own LAN (and loopback,
+ * when we are on loopback too), then public addresses, then relayed ones, then
+ * private addresses of other networks (they work only over a VPN or routed
+ * private network, and otherwise fail slowly).
+ */
+export function dialRank (addr: Multiaddr, subnets: LocalSubnets, selfOnLoopback: boolean): number {
+  if (isCircuit(addr)) return 2
+  if (isLoopback(addr)) return selfOnLoopback ? 0 : 4
+  if (subnets.contains(addr)) return 0
+  if (isPublicAddress(addr)) return 1
+  return 3
+}
+
+/** TCP before WebSockets within a rank: the same reach, less framing. */
+function transportRank (addr: Multiaddr): number {
+  const text = addr.toString()
+  return text.includes('/ws') ? 1 : 0
+}
+
+/** A connection manager `addressSorter` built on `dialRank`. */
+export function dialAddressSorter (subnets: LocalSubnets, selfOnLoopback: () => boolean): (a: Address, b: Address) => -1 | 0 | 1 {
+  return (a, b) => {
+    const loopback = selfOnLoopback()
+    const order = (dialRank(a.multiaddr, subnets, loopback) - dialRank(b.multiaddr, subnets, loopback)) ||
+      (transportRank(a.multiaddr) - transportRank(b.multiaddr))
+    return Math.sign(order) as -1 | 0 | 1
+  }
+}
