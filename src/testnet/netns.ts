@@ -311,12 +311,15 @@ function installHooks (): void {
   process.on('exit', () => { for (const topology of [...live]) topology.destroySync() })
   for (const signal of HANDLED_SIGNALS) {
     const onSignal = (): void => {
+      // another listener: the program handles the signal and calls destroy() itself
       if (process.listenerCount(signal) > 1) return
       for (const topology of [...live]) topology.destroySync()
       // without a listener the signal's default action applies again: the process dies of it
       process.off(signal, onSignal)
       process.kill(process.pid, signal)
     }
-    process.on(signal, onSignal)
+    // first in line: a program's `once` listener is removed before it is called, so listeners
+    // after it could not see it any more; before it, this one does
+    process.prependListener(signal, onSignal)
   }
 }
