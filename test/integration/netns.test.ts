@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Topology, sweepStaleNamespaces } from '../../src/testnet/netns.js'
-import { ROOT } from '../helpers/daemon.js'
+import { Cleanup, DaemonProcess, ROOT, waitFor } from '../helpers/daemon.js'
 import { ProbeServer, connectFrom, skipUnlessNetns } from '../helpers/netns.js'
 
 const unavailable = skipUnlessNetns()
@@ -32,20 +32,20 @@ describe.skipIf(unavailable != null)(`NAT topology in network namespaces${unavai
 
   beforeAll(async () => {
     const started = performance.now()
-    topology = await Topology.create({ publicHosts: 1, homes: [{ hosts: 2 }, { hosts: 1 }] }, { signal: AbortSignal.timeout(10_000) })
+    topology = await Topology.create({ publicHosts: 2, homes: [{ hosts: 2 }, { hosts: 1 }] }, { signal: AbortSignal.timeout(10_000) })
     buildMs = performance.now() - started
     for (const host of ['pub0', 'home0-0', 'home1-0']) servers.push(await ProbeServer.start(topology, host, PORT))
   })
   afterAll(async () => { await topology?.destroy() })
 
   it('builds in well under two seconds, every namespace named with the run\'s prefix', () => {
-    console.log(`topology of ${topology.namespaces.length} namespaces (1 public host, 2 homes, 3 home hosts) built in ${buildMs.toFixed(0)} ms`)
+    console.log(`topology of ${topology.namespaces.length} namespaces (2 public hosts, 2 homes, 3 home hosts) built in ${buildMs.toFixed(0)} ms`)
     expect(buildMs).toBeLessThan(2_000)
-    expect(topology.namespaces).toHaveLength(1 + 1 + 2 + 3)
+    expect(topology.namespaces).toHaveLength(1 + 2 + 2 + 3)
     for (const ns of topology.namespaces) expect(ns.startsWith(`oct-${process.pid}-`)).toBe(true)
     expect(namespacesListed()).toEqual(expect.arrayContaining(topology.namespaces))
     expect(topology.hosts.map(h => `${h.name} ${h.kind} ${h.address}`)).toEqual([
-      'pub0 public 198.18.1.1', 'home0-0 home 10.1.0.2', 'home0-1 home 10.1.0.3', 'home1-0 home 10.1.1.2'
+      'pub0 public 198.18.1.1', 'pub1 public 198.18.1.2', 'home0-0 home 10.1.0.2', 'home0-1 home 10.1.0.3', 'home1-0 home 10.1.1.2'
     ])
   })
 
@@ -75,6 +75,22 @@ describe.skipIf(unavailable != null)(`NAT topology in network namespaces${unavai
     expect(outcome).not.toBe('connected')
     expect(await connectFrom(topology, 'home1-0', topology.homes[0]?.router.address ?? '', PORT, BLOCKED_AFTER)).toBe('error ECONNREFUSED')
     expect(await connectFrom(topology, 'home0-1', topology.host('home0-0').address, PORT, 5_000)).toBe('connected')
+  })
+
+  it('daemons inside: one at home bootstraps from a public one and is seen from its router\'s address; both APIs answer through api.sock', async () => {
+    const cleanup = new Cleanup()
+    try {
+      const pub = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'pub1' } }, cleanup)
+      const home = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'home0-1' }, bootstrap: [pub.tcpAddress] }, cleanup)
+      expect(pub.tcpAddress).toContain(`/ip4/${topology.host('pub1').address}/tcp/`)
+      const seen = await waitFor(async () => {
+        const { body } = await pub.api<{ peers: Array<{ peerId: string, addresses: string[] }> }>('GET', '/v1/peers')
+        return body.peers.find(p => p.peerId === home.info.peerId)
+      }, { what: 'the public daemon to list the one at home' })
+      expect(seen.addresses.some(a => a.startsWith(`/ip4/${topology.homes[0]?.router.address}/tcp/`)), JSON.stringify(seen)).toBe(true)
+    } finally {
+      await cleanup.run()
+    }
   })
 
   it('forwards IP in routers only', async () => {
