@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { UNIX_SOCKET_PATH_MAX, socketFetch } from '../../src/api-socket.js'
 import { ApiClient } from '../../src/cli/client.js'
-import { Cleanup, DaemonProcess, runCli } from '../helpers/daemon.js'
+import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
 
 const cleanup = new Cleanup()
 afterEach(async () => { await cleanup.run() })
@@ -41,6 +41,34 @@ describe('api.sock: the API on a Unix socket in the data directory', () => {
 
     expect(await daemon.stop()).toBe(0)
     expect(existsSync(sock)).toBe(false)
+  })
+
+  it('streams events over the socket, answers 204 without a body, and a daemon with a stream open still stops cleanly', async () => {
+    const dataDir = await cleanup.tempDir()
+    const daemon = await DaemonProcess.start({ dataDir }, cleanup)
+    const client = await ApiClient.forDataDir(dataDir)
+    expect(client.baseUrl).toBe(`unix:${join(dataDir, 'api.sock')}`)
+    const abort = new AbortController()
+    const reader = (await client.stream('/v1/events', abort.signal)).getReader()
+    const first = await reader.read()
+    expect(new TextDecoder().decode(first.value)).toContain(': octet events')
+
+    // 204, a status that has no body: hanging up on a connected peer
+    const other = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [daemon.tcpAddress] }, cleanup)
+    await waitFor(async () => (await daemon.api<{ peers: Array<{ peerId: string }> }>('GET', '/v1/peers')).body.peers.some(p => p.peerId === other.info.peerId) ? true : undefined,
+      { what: 'the second daemon to connect' })
+    const hangUp = await socketFetch(join(dataDir, 'api.sock'))(`/v1/peers/${other.info.peerId}`, { method: 'DELETE', headers: { authorization: `Bearer ${daemon.token}` } })
+    expect(hangUp.status).toBe(204)
+    expect(hangUp.body).toBeNull()
+
+    // the open stream must not hold the daemon up
+    const started = Date.now()
+    expect(await daemon.stop()).toBe(0)
+    expect(Date.now() - started).toBeLessThan(5_000)
+    // and the stream is over for the client: it ends, or errors, once the daemon is gone
+    let over = false
+    while (!over) over = await reader.read().then(r => r.done, () => true)
+    abort.abort()
   })
 
   it('the CLI goes through the socket when it answers: a daemon whose api.url is useless from here is still reached', async () => {
