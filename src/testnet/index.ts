@@ -17,6 +17,7 @@ export const NODE_START_TIMEOUT = 30 * SECOND
 export const DHT_READY_TIMEOUT = 60 * SECOND
 /** How long every node of a NAT testnet has to connect to the bootstrap node once all are up. */
 export const BOOTSTRAP_READY_TIMEOUT = 30 * SECOND
+/** Pause between two looks at a node's peers (a local socket round trip: cheap). */
 const BOOTSTRAP_POLL_INTERVAL = 100
 const STOP_TIMEOUT = 10 * SECOND
 const LOOKUP_TIMEOUT = 10 * SECOND
@@ -51,6 +52,8 @@ export interface TestnetOptions {
    * and a quarter of the others on public hosts, every other node alone behind a NAT router.
    */
   nat?: boolean
+  /** NAT testnets: first two octets of the public /16 (default DEFAULT_PUBLIC_NET of netns.ts) */
+  publicNet?: string
 }
 
 /** Where a node of a NAT testnet runs. */
@@ -104,6 +107,9 @@ interface Running {
  * peer of the others, mDNS off. Ready only once every node has found every
  * other node through a DHT query. Single nodes can be stopped and started
  * again on their data directory (a peer going offline and coming back).
+ * With `nat`, each daemon runs in a network namespace of its own instead (some
+ * public, the others behind NAT routers), is reached through its api.sock, and
+ * the testnet is ready once every node is connected to node-0.
  */
 export class Testnet {
   private readonly running: Running[] = []
@@ -171,7 +177,7 @@ export class Testnet {
     this.checkNat()
     const publicHosts = Testnet.publicShare(nodes)
     const startedAt = Date.now()
-    this.topology = await Topology.create({ publicHosts, homes: Array.from({ length: nodes - publicHosts }, () => ({ hosts: 1 })) }, { signal })
+    this.topology = await Topology.create({ publicHosts, homes: Array.from({ length: nodes - publicHosts }, () => ({ hosts: 1 })) }, { signal, publicNet: this.options.publicNet })
     this.placements = [...this.topology.publicHosts, ...this.topology.homes.map(home => home.hosts[0] as NetHost)]
     onProgress({ stage: 'topology', publicHosts, homes: nodes - publicHosts, elapsedMs: Date.now() - startedAt })
   }
