@@ -178,8 +178,9 @@ export class Topology {
       ...home.hosts.flatMap((host, m) => port(`h${m}`, IF.eth, host.namespace, IF.lan))
     ], signal)
     await Promise.all([
-      // forwarding is a per-namespace setting: on here, and nowhere else
-      mustRun('ip', ['netns', 'exec', router.namespace, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { signal }),
+      // forwarding is a per-namespace setting: on here, and nowhere else. Written to /proc by a
+      // shell in the namespace rather than with sysctl, which minimal systems lack (procps)
+      mustRun('ip', ['netns', 'exec', router.namespace, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'], { signal }),
       mustRun('ip', ['netns', 'exec', router.namespace, 'iptables-restore'], { input: natRules(), signal }),
       ...home.hosts.map(async host => await ipIn(host.namespace, [
         'link set lo up',

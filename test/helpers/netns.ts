@@ -39,7 +39,7 @@ export class ProbeServer {
           else if (line.startsWith('accepted ')) server.accepted.push(line.slice('accepted '.length))
         }
       })
-      child.once('exit', code => { reject(new Error(`probe server in ${String(host)} exited with ${code}`)) })
+      child.once('exit', code => { reject(new Error(`probe server in ${typeof host === 'string' ? host : host.name} exited with ${code}`)) })
     })
     await listening
     return server
