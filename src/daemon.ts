@@ -1,8 +1,12 @@
 import { LevelDatastore } from 'datastore-level'
+import { chmod, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
+import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket } from './api-socket.js'
 import { isLoopbackHost, type DaemonConfig } from './config.js'
-import { DaemonLock, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
+import { DaemonLock, dataDirPaths, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import type { Logger } from './logger.js'
 import { MailboxService, type MailboxServiceOptions } from './mailbox/index.js'
@@ -17,6 +21,8 @@ import { VERSION } from './version.js'
 export interface DaemonInfo {
   peerId: string
   apiUrl: string
+  /** `<data dir>/api.sock`, the same API on a Unix socket; absent when the path is too long for one */
+  apiSocket?: string
   addresses: string[]
   dataDir: string
 }
@@ -55,6 +61,7 @@ export class Daemon {
   groups!: GroupService
   private api!: FastifyInstance
   private apiUrl = ''
+  private apiSocket: string | undefined
 
   private constructor (readonly config: DaemonConfig, private readonly log: Logger, private readonly overrides: DaemonOverrides) {}
 
@@ -150,6 +157,46 @@ export class Daemon {
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })
+    await this.listenApiSocket()
+  }
+
+  /**
+   * The same API on `<data dir>/api.sock`, mode 0600, for clients on this machine that cannot
+   * reach the TCP listener (the daemon runs in a network namespace with its own 127.0.0.1) or
+   * should not open a port. The bearer token is required there too: the socket's mode is a
+   * second fence, not a replacement. A data directory whose socket path is too long for a
+   * Unix socket gets no socket and a warning: the daemon is fully usable over TCP, and
+   * `octet testnet --nat`, which needs the socket, checks the length before it starts anyone.
+   */
+  private async listenApiSocket (): Promise<void> {
+    const path = dataDirPaths(this.config.dataDir).apiSocket
+    if (!fitsUnixSocket(path)) {
+      this.log.warn({ path, bytes: Buffer.byteLength(path), max: UNIX_SOCKET_PATH_MAX },
+        'data directory path too long for a Unix socket: the API is served over TCP only (no api.sock)')
+      return
+    }
+    // we hold daemon.lock: a socket file here was left by a daemon that died without stopping
+    await rm(path, { force: true })
+    const server = createServer((req, res) => { this.api.routing(req, res) })
+    // bind() creates the file with mode 0777 & ~umask: a umask of 0177 makes it 0600 from its
+    // first instant, so no client of another user can connect in between. umask is process-wide,
+    // so it is set only around the synchronous bind (listen() binds before it returns); the
+    // chmod afterwards covers a platform where bind is deferred
+    const previousUmask = process.umask(0o177)
+    try {
+      server.listen(path)
+    } finally {
+      process.umask(previousUmask)
+    }
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+      await chmod(path, 0o600)
+    } catch (err) {
+      server.close()
+      throw new OctetError('INVALID_ADDRESS', `cannot serve the API on ${path}: ${systemErrorCode(err) ?? errorMessage(err)}`, { cause: err })
+    }
+    this.apiSocket = path
+    this.cleanups.push({ name: 'api.sock', run: async () => { await closeSocketServer(server, path) } })
   }
 
   private async listenApi (): Promise<void> {
@@ -177,6 +224,7 @@ export class Daemon {
     return {
       peerId: this.node.peerId,
       apiUrl: this.apiUrl,
+      ...(this.apiSocket != null ? { apiSocket: this.apiSocket } : {}),
       addresses: this.node.announceAddresses(),
       dataDir: this.config.dataDir
     }
@@ -199,4 +247,12 @@ export class Daemon {
     }
     this.cleanups.length = 0
   }
+}
+
+/** Stops accepting, ends open requests (event streams never end by themselves), removes the file. */
+async function closeSocketServer (server: Server, path: string): Promise<void> {
+  const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  server.closeAllConnections()
+  await closed
+  await rm(path, { force: true })
 }

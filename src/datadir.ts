@@ -7,11 +7,14 @@ import type { PrivateKey } from '@libp2p/interface'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 
 /** The files of a data directory (DESIGN.md, "Data directory and daemon interface"). */
-export function dataDirPaths (dataDir: string): { identity: string, token: string, apiUrl: string, lock: string, db: string } {
+export function dataDirPaths (dataDir: string): { identity: string, token: string, apiUrl: string, apiSocket: string, lock: string, db: string } {
   return {
     identity: join(dataDir, 'identity.key'),
     token: join(dataDir, 'api.token'),
     apiUrl: join(dataDir, 'api.url'),
+    // the same API on a Unix socket (0600): reachable from the host when the daemon runs in
+    // a network namespace of its own, whose 127.0.0.1 is not the host's
+    apiSocket: join(dataDir, 'api.sock'),
     lock: join(dataDir, 'daemon.lock'),
     db: join(dataDir, 'db')
   }

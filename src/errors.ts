@@ -47,6 +47,9 @@ export type ErrorCode =
   // testnet
   | 'TESTNET_NODE_FAILED'
   | 'TESTNET_NOT_READY'
+  // network namespaces (the NAT testnet)
+  | 'NETNS_UNSUPPORTED'
+  | 'NETNS_FAILED'
   | 'INTERNAL'
 
 export class OctetError extends Error {

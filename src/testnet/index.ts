@@ -9,9 +9,16 @@ import { setTimeout as delayFor } from 'node:timers/promises'
 import { OctetError } from '../errors.js'
 import { dataDirPaths } from '../datadir.js'
 import type { ReadyMessage } from '../daemon.js'
+import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket, socketFetch, urlFetch, type ApiFetch } from '../api-socket.js'
+import { Topology, type NetHost } from './netns.js'
+import { assertNetnsSupported } from './netns-host.js'
 
 export const NODE_START_TIMEOUT = 30 * SECOND
 export const DHT_READY_TIMEOUT = 60 * SECOND
+/** How long every node of a NAT testnet has to connect to the bootstrap node once all are up. */
+export const BOOTSTRAP_READY_TIMEOUT = 30 * SECOND
+/** Pause between two looks at a node's peers (a local socket round trip: cheap). */
+const BOOTSTRAP_POLL_INTERVAL = 100
 const STOP_TIMEOUT = 10 * SECOND
 const LOOKUP_TIMEOUT = 10 * SECOND
 /** Pause before a pair whose DHT lookup failed tries again: doubled after each failure, up to the max. */
@@ -40,6 +47,26 @@ export interface TestnetOptions {
   logLevel?: string
   /** Extra environment for every daemon. */
   env?: NodeJS.ProcessEnv
+  /**
+   * Each daemon in a network namespace of its own (Linux, root, iproute2 and iptables): node-0
+   * and a quarter of the others on public hosts, every other node alone behind a NAT router.
+   */
+  nat?: boolean
+  /** NAT testnets: first two octets of the public /16 (default DEFAULT_PUBLIC_NET of netns.ts) */
+  publicNet?: string
+}
+
+/** Where a node of a NAT testnet runs. */
+export interface TestnetPlacement {
+  /** public: reachable by all; nat: behind its home's router, reachable by nobody who did not hear from it first */
+  reach: 'public' | 'nat'
+  /** the host in the topology (`pub0`, `home2-0`) and its network namespace */
+  host: string
+  namespace: string
+  /** the node's own address in its namespace */
+  address: string
+  /** the address others see it from: its own, or its router's public one */
+  seenAs: string
 }
 
 export interface TestnetNode {
@@ -50,11 +77,17 @@ export interface TestnetNode {
   dataDir: string
   pid: number
   logFile: string
+  /** `<data dir>/api.sock`: the only way to the API of a node in a network namespace */
+  apiSocket?: string
+  /** NAT testnets: where the node runs */
+  placement?: TestnetPlacement
 }
 
 export type TestnetProgress =
   | { stage: 'node-started', node: TestnetNode, started: number, total: number }
   | { stage: 'dht', found: number, total: number }
+  | { stage: 'topology', publicHosts: number, homes: number, elapsedMs: number }
+  | { stage: 'bootstrap', connected: number, total: number }
   | { stage: 'ready', elapsedMs: number }
 
 /** One launch of a node's daemon; a restart replaces it. */
@@ -74,13 +107,24 @@ interface Running {
  * peer of the others, mDNS off. Ready only once every node has found every
  * other node through a DHT query. Single nodes can be stopped and started
  * again on their data directory (a peer going offline and coming back).
+ * With `nat`, each daemon runs in a network namespace of its own instead (some
+ * public, the others behind NAT routers), is reached through its api.sock, and
+ * the testnet is ready once every node is connected to node-0.
  */
 export class Testnet {
   private readonly running: Running[] = []
   private stopping: Promise<void> | undefined
   private readonly exitListeners: Array<(name: string, code: number | null) => void> = []
+  private topology: Topology | undefined
+  /** NAT testnets: the host of each node, by index */
+  private placements: NetHost[] = []
 
   constructor (private readonly options: TestnetOptions) {}
+
+  /** How many of `nodes` a NAT testnet puts on public hosts: node-0 and a quarter of the rest, at least one. */
+  static publicShare (nodes: number): number {
+    return Math.max(1, Math.ceil(nodes / 4))
+  }
 
   /** Nodes that came up, stopped ones too (see isRunning); one that startNode() brings back reappears once ready. */
   get nodes (): TestnetNode[] {
@@ -101,6 +145,7 @@ export class Testnet {
     const startedAt = Date.now()
     const { nodes } = this.options
     try {
+      if (this.options.nat === true) await this.buildTopology(onProgress, signal)
       const first = await this.launch(0, [], signal)
       onProgress({ stage: 'node-started', node: first, started: 1, total: nodes })
       const bootstrap = tcpAddresses(first)
@@ -111,7 +156,8 @@ export class Testnet {
       }))
       // keep the table in node order whatever order they came up in
       this.running.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
-      await this.waitForDht(onProgress, signal)
+      if (this.options.nat === true) await this.waitForBootstrap(onProgress, signal)
+      else await this.waitForDht(onProgress, signal)
     } catch (err) {
       await this.stop()
       throw err
@@ -120,14 +166,53 @@ export class Testnet {
     return this.nodes
   }
 
+  /**
+   * The topology of a NAT testnet. One home per NATed node rather than several nodes per home:
+   * then every pair of NATed nodes has two NATs between them, the case relays and hole
+   * punching exist for, and no pair can fall back on a shared LAN (with mDNS off they would
+   * not find each other there anyway). A router costs one more namespace, about 10 ms.
+   */
+  private async buildTopology (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
+    const { nodes } = this.options
+    this.checkNat()
+    const publicHosts = Testnet.publicShare(nodes)
+    const startedAt = Date.now()
+    this.topology = await Topology.create({ publicHosts, homes: Array.from({ length: nodes - publicHosts }, () => ({ hosts: 1 })) }, { signal, publicNet: this.options.publicNet })
+    this.placements = [...this.topology.publicHosts, ...this.topology.homes.map(home => home.hosts[0] as NetHost)]
+    onProgress({ stage: 'topology', publicHosts, homes: nodes - publicHosts, elapsedMs: Date.now() - startedAt })
+  }
+
+  /**
+   * Throws what a NAT testnet lacks here, before anything starts: NETNS_UNSUPPORTED (not Linux,
+   * not root, no iproute2 or iptables), or INVALID_CONFIG for a --dir whose daemons' socket
+   * paths would be too long (every daemon is reached through its socket).
+   */
+  checkNat (): void {
+    const { nodes, dir } = this.options
+    const longest = dataDirPaths(resolve(dir, `node-${nodes - 1}`)).apiSocket
+    if (!fitsUnixSocket(longest)) {
+      throw new OctetError('INVALID_CONFIG', `--nat reaches each daemon through <data dir>/api.sock, and ${longest} is longer than a Unix socket path may be (${UNIX_SOCKET_PATH_MAX} bytes); choose a shorter --dir`)
+    }
+    assertNetnsSupported()
+  }
+
+  private placement (index: number): TestnetPlacement | undefined {
+    const host = this.placements[index]
+    if (host == null) return undefined
+    const router = host.home != null ? this.topology?.homes[host.home]?.router : undefined
+    return { reach: host.kind === 'public' ? 'public' : 'nat', host: host.name, namespace: host.namespace, address: host.address, seenAs: router?.address ?? host.address }
+  }
+
   private nodeArgs (index: number, dataDir: string, bootstrap: string[]): string[] {
     const base = this.options.basePort
     const port = (offset: number): number => base === 0 ? 0 : base + index * PORTS_PER_NODE + offset
+    // in a namespace the node listens on its address there; its API stays on the namespace's own loopback
+    const ip = this.placements[index]?.address ?? '127.0.0.1'
     return [
       CLI_ENTRY, 'daemon',
       '--data-dir', dataDir,
-      '--listen', `/ip4/127.0.0.1/tcp/${port(0)}`,
-      '--listen', `/ip4/127.0.0.1/tcp/${port(1)}/ws`,
+      '--listen', `/ip4/${ip}/tcp/${port(0)}`,
+      '--listen', `/ip4/${ip}/tcp/${port(1)}/ws`,
       '--api', `127.0.0.1:${port(2)}`,
       '--no-mdns',
       '--log-level', this.options.logLevel ?? 'info',
@@ -180,10 +265,15 @@ export class Testnet {
     if (this.stopping != null) throw stoppingError(name)
     const logFile = join(dataDir, 'daemon.log')
     const log = createWriteStream(logFile, { flags: 'a' })
-    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...this.nodeArgs(index, dataDir, bootstrap)], {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    const spawnOptions = {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>,
       env: { ...process.env, ...this.options.env, OCTET_DATA_DIR: undefined, OCTET_LISTEN: undefined, OCTET_API: undefined, OCTET_BOOTSTRAP: undefined }
-    })
+    }
+    const args = [...DAEMON_NODE_FLAGS, ...this.nodeArgs(index, dataDir, bootstrap)]
+    const host = this.placements[index]
+    const child = this.topology != null && host != null
+      ? this.topology.spawn(host, process.execPath, args, spawnOptions)
+      : spawn(process.execPath, args, spawnOptions)
     const entry: Running = { name, index, child, log, stderrTail: [], stoppedOnPurpose: false }
     const previous = this.running.findIndex(r => r.name === name)
     if (previous === -1) this.running.push(entry)
@@ -224,7 +314,21 @@ export class Testnet {
       child.on('message', onMessage)
       child.once('exit', onExit)
     })
-    entry.info = { name, peerId: ready.peerId, apiUrl: ready.apiUrl, addresses: ready.addresses, dataDir, pid: child.pid ?? -1, logFile }
+    if (this.topology != null && ready.apiSocket == null) {
+      throw new OctetError('TESTNET_NODE_FAILED', `${name} serves no api.sock, the only way to its API from outside its namespace; see ${logFile}`)
+    }
+    const placement = this.placement(index)
+    entry.info = {
+      name,
+      peerId: ready.peerId,
+      apiUrl: ready.apiUrl,
+      addresses: ready.addresses,
+      dataDir,
+      pid: child.pid ?? -1,
+      logFile,
+      ...(ready.apiSocket != null ? { apiSocket: ready.apiSocket } : {}),
+      ...(placement != null ? { placement } : {})
+    }
     return entry.info
   }
 
@@ -250,7 +354,7 @@ export class Testnet {
       const token = tokens.get(pair.from.name) ?? ''
       let delay = DHT_RETRY_DELAY
       while (signal?.aborted !== true) {
-        if (await lookup(pair.from, pair.to.peerId, token, signal)) {
+        if (await lookup(this.apiOf(pair.from), pair.to.peerId, token, signal)) {
           found++
           // progress at most once per interval, and always the last
           if (found === total || Date.now() - reportedAt >= DHT_PROGRESS_INTERVAL) {
@@ -275,9 +379,48 @@ export class Testnet {
     }
   }
 
-  /** SIGTERM to every daemon, SIGKILL to any still alive after a grace period. Idempotent. */
+  /**
+   * NAT testnets: ready once every node lists node-0 among its connected peers. Each node
+   * dialled node-0 (its bootstrap peer) on its own; a NATed node's connection goes out through
+   * its router, which is what has to work before anything else can. DHT lookups are not
+   * required: a node behind NAT announces only addresses in its home, which nobody outside
+   * can dial until relayed addresses exist.
+   */
+  private async waitForBootstrap (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
+    const [bootstrap, ...others] = this.nodes
+    if (bootstrap == null) return
+    const deadline = Date.now() + BOOTSTRAP_READY_TIMEOUT
+    let connected = 0
+    onProgress({ stage: 'bootstrap', connected, total: others.length })
+    const waiting: TestnetNode[] = []
+    await Promise.all(others.map(async node => {
+      const token = (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim()
+      while (signal?.aborted !== true) {
+        if (await isConnectedTo(this.apiOf(node), bootstrap.peerId, token, signal)) {
+          onProgress({ stage: 'bootstrap', connected: ++connected, total: others.length })
+          return
+        }
+        if (Date.now() + BOOTSTRAP_POLL_INTERVAL > deadline) {
+          waiting.push(node)
+          return
+        }
+        await sleep(BOOTSTRAP_POLL_INTERVAL, signal)
+      }
+    }))
+    if (signal?.aborted === true) throw new OctetError('TESTNET_NOT_READY', 'aborted while waiting for the nodes to connect to node-0')
+    if (waiting.length > 0) {
+      throw new OctetError('TESTNET_NOT_READY', `after ${BOOTSTRAP_READY_TIMEOUT / SECOND} s, ${waiting.map(n => n.name).join(', ')} still not connected to ${bootstrap.name}; see the daemons' logs in ${this.options.dir}`)
+    }
+  }
+
+  /** How to reach a node's API from here: its socket in a NAT testnet (the URL is another namespace's loopback), else its URL. */
+  private apiOf (node: TestnetNode): ApiFetch {
+    return node.apiSocket != null && node.placement != null ? socketFetch(node.apiSocket) : urlFetch(node.apiUrl)
+  }
+
+  /** SIGTERM to every daemon, SIGKILL to any still alive after a grace period, then the namespaces go. Idempotent. */
   async stop (): Promise<void> {
-    this.stopping ??= Promise.all(this.running.map(terminate)).then(() => {})
+    this.stopping ??= Promise.all(this.running.map(terminate)).then(async () => { await this.topology?.destroy() })
     await this.stopping
   }
 }
@@ -312,15 +455,31 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   await delayFor(ms, undefined, { signal }).catch(() => {})
 }
 
-async function lookup (from: TestnetNode, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+async function lookup (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
   const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
   try {
-    const res = await fetch(`${from.apiUrl}/v1/dht/peers/${peerId}`, {
+    const res = await api(`/v1/dht/peers/${peerId}`, {
       headers: { authorization: `Bearer ${token}` },
       signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
     })
     await res.arrayBuffer()
     return res.ok
+  } catch {
+    return false
+  }
+}
+
+/** Whether the node behind `api` lists `peerId` among its connected peers. */
+async function isConnectedTo (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+  const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
+  try {
+    const res = await api('/v1/peers', {
+      headers: { authorization: `Bearer ${token}` },
+      signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+    })
+    if (!res.ok) return false
+    const { peers } = await res.json() as { peers: Array<{ peerId: string }> }
+    return peers.some(p => p.peerId === peerId)
   } catch {
     return false
   }

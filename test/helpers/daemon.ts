@@ -4,6 +4,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ReadyMessage } from '../../src/daemon.js'
+import { socketFetch, urlFetch, type ApiFetch } from '../../src/api-socket.js'
+import type { NetHost, Topology } from '../../src/testnet/netns.js'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 export const CLI = join(ROOT, 'bin', 'octet.js')
@@ -58,6 +60,12 @@ export interface DaemonOptions {
   api?: string
   extraArgs?: string[]
   env?: NodeJS.ProcessEnv
+  /**
+   * Runs the daemon inside a host of a network-namespace topology: it listens on the host's
+   * address (unless `listen` says otherwise) and api() goes through its api.sock, since its
+   * API URL is the namespace's own 127.0.0.1.
+   */
+  netns?: { topology: Topology, host: NetHost | string }
 }
 
 /** A real `octet daemon` process on 127.0.0.1, ready when it says so over IPC. */
@@ -69,17 +77,21 @@ export class DaemonProcess {
   private constructor (readonly child: ChildProcess, readonly options: DaemonOptions) {}
 
   static async start (options: DaemonOptions, cleanup?: Cleanup): Promise<DaemonProcess> {
+    const host = options.netns == null ? undefined : typeof options.netns.host === 'string' ? options.netns.topology.host(options.netns.host) : options.netns.host
     const args = [
       CLI, 'daemon',
       '--data-dir', options.dataDir,
-      ...(options.listen ?? ['/ip4/127.0.0.1/tcp/0']).flatMap(l => ['--listen', l]),
+      ...(options.listen ?? [`/ip4/${host?.address ?? '127.0.0.1'}/tcp/0`]).flatMap(l => ['--listen', l]),
       '--api', options.api ?? '127.0.0.1:0',
       '--no-mdns',
       '--log-level', 'info',
       ...(options.bootstrap ?? []).flatMap(b => ['--bootstrap', b]),
       ...(options.extraArgs ?? [])
     ]
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } })
+    const spawnOptions = { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>, env: { ...process.env, ...options.env } }
+    const child = options.netns != null && host != null
+      ? options.netns.topology.spawn(host, process.execPath, args, spawnOptions)
+      : spawn(process.execPath, args, spawnOptions)
     const daemon = new DaemonProcess(child, options)
     cleanup?.add(async () => { await daemon.stop() })
     child.stdout?.on('data', (c: Buffer) => daemon.output.push(c.toString()))
@@ -105,8 +117,15 @@ export class DaemonProcess {
     return addr
   }
 
+  /** How this test reaches the daemon's API: its socket when it runs in a namespace, else its URL. */
+  get apiFetch (): ApiFetch {
+    if (this.options.netns == null) return urlFetch(this.info.apiUrl)
+    if (this.info.apiSocket == null) throw new Error('daemon in a namespace without api.sock: its data directory path is too long for a socket')
+    return socketFetch(this.info.apiSocket)
+  }
+
   async api<T = unknown> (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number, body: T }> {
-    const res = await fetch(this.info.apiUrl + path, {
+    const res = await this.apiFetch(path, {
       method,
       headers: {
         authorization: `Bearer ${this.token}`,
