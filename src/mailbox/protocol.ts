@@ -256,8 +256,12 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
       try {
         frame = await frames.next(ended)
       } catch (err) {
+        if (!ended.aborted) {
+          // garbage from the watcher is its fault; a stream that broke (the connection went) is a watcher gone
+          if (isOctetError(err)) throw err
+          return { op, status: MailboxStatus.OK, reason: `the watcher went away: ${errorMessage(err)}`, count: writer.sent }
+        }
         // the mailbox ended the watch (expired, displaced, stopping): close as after any answer
-        if (!ended.aborted) throw err
         if (writer.failed.aborted) {
           // a watcher that does not read its notifies loses its watch, not our time
           const reason = writer.failed.reason as Error

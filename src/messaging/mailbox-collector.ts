@@ -124,6 +124,8 @@ export class MailboxCollector {
         const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(COLLECT_TIMEOUT)])
         return await this.take(due, signal)
       }).catch((err: unknown) => {
+        if (this.stopped) return
+        this.init.counters.increment('mailbox.notify-round-failed')
         this.init.log.debug({ err: errorMessage(err) }, 'collecting after a mailbox notify failed; the periodic collect will')
       })
     }

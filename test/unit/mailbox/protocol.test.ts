@@ -531,6 +531,17 @@ describe('WATCH: a held stream on which the mailbox says when it stored for the 
     }
   })
 
+  it('a watcher whose stream breaks (its connection went) has gone away: no error, the watch let go', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 10, ttl: 60_000 })
+    const [caller, server] = await streamPair()
+    const serving = serveMailbox(server, backend())
+    const session = await callWatch(caller, recipient)
+    expect(session.response.status).toBe(MailboxStatus.OK)
+    caller.abort(new Error('connection lost'))
+    expect(await serving).toMatchObject({ op: MailboxOp.WATCH, status: MailboxStatus.OK, reason: expect.stringMatching(/went away/) })
+    expect(watchers.size).toBe(0)
+  })
+
   it('the watcher refuses garbage in place of a notify: MALFORMED_FRAME or FRAME_TOO_LARGE, stream reset', async () => {
     const answers: Array<[string, Uint8Array]> = [
       ['not a protobuf', frame(new Uint8Array([0xff, 0xff, 0xff]))],
