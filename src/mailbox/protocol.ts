@@ -286,7 +286,7 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
  * into one carrying the latest count; a watcher that stays stuck past the
  * write timeout fails the watch.
  */
-class NotifyWriter {
+export class NotifyWriter {
   sent = 0
   private latest: number | undefined
   private opened = false

@@ -16,6 +16,7 @@ import {
   callFetch,
   callStore,
   callWatch,
+  NotifyWriter,
   serveMailbox,
   type MailboxBackend,
   type Prover,
@@ -25,7 +26,9 @@ import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
 import { WatcherRegistry } from '../../../src/mailbox/watchers.js'
 import { untilClosed } from '../../../src/wire/framing.js'
 import { Store } from '../../../src/store/database.js'
-import { MailboxChallenge, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+import { MailboxChallenge, MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { until } from '../../helpers/daemon.js'
 
 let dir: string
 let store: Store
@@ -570,5 +573,65 @@ describe('WATCH: a held stream on which the mailbox says when it stored for the 
         break
       }
     }), { numRuns: 100 })
+  })
+})
+
+describe('NotifyWriter: notifies on a stream that does not drain', () => {
+  /** A stream whose buffer is full after `room` sends until drain() is called; it records what was sent. */
+  function stuckStream (room: number): { stream: Stream, sent: number[], drain: () => void, drainWaits: () => number } {
+    const sent: number[] = []
+    let waiting: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+    let waits = 0
+    const stream = {
+      status: 'open',
+      send: (data: Uint8ArrayList) => {
+        const bytes = data.subarray()
+        sent.push(MailboxNotify.decode(bytes.subarray(1)).count)
+        return sent.length < room
+      },
+      onDrain: async ({ signal }: { signal: AbortSignal }) => {
+        waits++
+        await new Promise<void>((resolve, reject) => {
+          waiting.push({ resolve, reject })
+          signal.addEventListener('abort', () => { reject(signal.reason as Error) }, { once: true })
+        })
+      }
+    } as unknown as Stream
+    return { stream, sent, drain: () => { for (const w of waiting) w.resolve(); waiting = [] }, drainWaits: () => waits }
+  }
+
+  it('never waits in push(); while the stream is full, notifies collapse into one with the latest count', async () => {
+    const { stream, sent, drain, drainWaits } = stuckStream(1)
+    const writer = new NotifyWriter(stream, 5_000)
+    writer.open()
+    writer.push(1)
+    // the stream is full now: these wait, as one
+    for (let count = 2; count <= 1000; count++) writer.push(count)
+    expect(sent).toEqual([1])
+    expect(drainWaits()).toBe(1)
+    drain()
+    await until('the coalesced notify', () => sent.length === 2)
+    expect(sent).toEqual([1, 1000])
+    expect(writer.failed.aborted).toBe(false)
+  })
+
+  it('fails the watch when the stream stays full past the write timeout', async () => {
+    const { stream } = stuckStream(1)
+    const writer = new NotifyWriter(stream, 100)
+    writer.open()
+    writer.push(1)
+    writer.push(2)
+    await until('the writer to give up', () => writer.failed.aborted, 2_000)
+    expect((writer.failed.reason as { code?: string }).code).toBe('PEER_UNREACHABLE')
+  })
+
+  it('writes nothing before open(): the answer to WATCH goes first', async () => {
+    const { stream, sent } = stuckStream(100)
+    const writer = new NotifyWriter(stream, 5_000)
+    writer.push(3)
+    writer.push(4)
+    expect(sent).toEqual([])
+    writer.open()
+    expect(sent).toEqual([4])
   })
 })
