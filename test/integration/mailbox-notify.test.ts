@@ -109,6 +109,8 @@ describe('mailbox notify: an online recipient collects as soon as a mailbox stor
   it('without watches the same message waits for the poll (so the test above is about notify)', async () => {
     const { a, b } = await network({ collect: { interval: 10 * MINUTE, notify: false } })
     await unreachable(b, a)
+    // B's first collect (1 s after its start) must be over, or it could take the message: the next is 10 minutes away
+    await until('B\'s first collect to be over', () => 'mailbox.collected' in b.messenger.counters.snapshot(), 30_000)
     // no watches: wait for the routing tables rather than for B's watches
     await until('A to find B\'s mailbox peers', async () => (await a.daemon.mailbox.closestPeers(b.peerId, 3).catch((): string[] => [])).length === 3, 30_000)
     expect(b.daemon.mailbox.watching()).toEqual([])
