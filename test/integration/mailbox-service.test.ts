@@ -376,6 +376,13 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
     expect(heard).toEqual([{ mailbox: holder.peerId, count: 2 }])
     expect(holder.mailbox.counters.notifiesSent).toBe(sentBefore + 1)
     expect(r.mailbox.watchCounters).toMatchObject({ registered: 3, notifies: 1, failed: 0 })
+
+    // the connection drops: the watch comes back by itself, and still notifies
+    await holder.libp2p.hangUp(r.libp2p.peerId)
+    await until('R to watch the mailbox again', () => r.mailbox.watchCounters.registered >= 4 && r.mailbox.watching().includes(holder.peerId) && holder.mailbox.watcherCount() === 1, 10_000)
+    heard.length = 0
+    expect((await A.mailbox.store(holder.peerId, R, filler())).accepted).toBe(true)
+    await until('R to hear of the store on its new watch', () => heard.some(h => h.mailbox === holder.peerId), 2_000)
   })
 
   it('refuses a watch of someone else\'s mailbox, and resets garbage on a watch stream without disturbing other watches', async () => {
