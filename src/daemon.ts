@@ -37,6 +37,8 @@ export interface DaemonOverrides {
   inboundRate?: MessengerInit['inboundRate']
   /** mailbox limits and timers (small TTLs and quotas in tests) */
   mailbox?: MailboxServiceOptions
+  /** collecting from our mailboxes: the periodic interval, and whether to watch them for notifies */
+  collect?: { interval?: number, notify?: boolean }
 }
 
 /** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
@@ -135,7 +137,7 @@ export class Daemon {
       counters: new Counters(),
       log,
       inboundRate: this.overrides.inboundRate,
-      mailbox: { client: this.mailbox, replicas: config.mailboxReplicas }
+      mailbox: { client: this.mailbox, replicas: config.mailboxReplicas, collect: this.overrides.collect }
     })
     // before the messenger starts: it registers the handler of group envelopes
     this.groups = new GroupService({

@@ -4,12 +4,18 @@
 // the time until all 20 are in C's history, from the spawn and from "ready". Beside it, what a
 // mailbox stores per message (GET /v1/mailbox holding.bytes over every node), and as baseline,
 // in the same run and testnet, the same 20 texts delivered directly while C is online.
+// Then, with daemons in this process (a recipient's DM handler can be taken away there):
+// a recipient online but unreachable for A (no /octet/dm handler, as behind a NAT A cannot
+// dial) gets A's message through its mailboxes; the time from A's `stored` to the message in
+// its history, for a recipient that watches its mailboxes (notify) and one that only polls
+// (every COLLECT_INTERVAL, as before). BENCH_MAILBOX_PHASES=notify runs this phase alone.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { stats, tempDir } from './lib.js'
 
 export const name = 'mailbox'
-export const description = 'offline delivery: 20 × 1 KiB texts through mailbox peers vs directly, and bytes a mailbox stores per message'
+export const description = 'offline delivery: 20 × 1 KiB texts through mailbox peers vs directly, bytes a mailbox stores per message, and stored → collected with notify vs poll'
 
 const NODES = 10
 const MESSAGES = 20
@@ -18,8 +24,21 @@ const DIRECT_ROUNDS = 3
 /** How often the benchmark asks a daemon how far it got: the resolution of the times measured. */
 const POLL_INTERVAL = 25
 const WAIT_TIMEOUT = 60_000
+/** Messages to a recipient that watches its mailboxes, one at a time: stored → in its history. */
+const NOTIFY_ROUNDS = 10
+/** The same to a recipient that polls only: each waits for its next poll (up to COLLECT_INTERVAL). */
+const POLL_ROUNDS = 3
+
+/** BENCH_MAILBOX_PHASES=notify runs the notify-vs-poll phase alone (default: both). */
+const PHASES = (process.env.BENCH_MAILBOX_PHASES ?? 'testnet,notify').split(',')
 
 export async function run ({ log = () => {} } = {}) {
+  const rows = PHASES.includes('testnet') ? await runTestnet({ log }) : []
+  if (PHASES.includes('notify')) rows.push(...await runNotify({ log }))
+  return { rows }
+}
+
+async function runTestnet ({ log }) {
   // dist/ is built by `npm run bench` (prebench)
   const { Testnet } = await import('../../dist/testnet/index.js')
   const { ENTRY_OVERHEAD_BYTES } = await import('../../dist/mailbox/constants.js')
@@ -117,9 +136,92 @@ export async function run ({ log = () => {} } = {}) {
     add('mailbox bytes / plaintext', perCopy / TEXT_BYTES, 'x')
     add('mailbox: sealed envelope per message', perCopy - ENTRY_OVERHEAD_BYTES, 'B', `charged bytes minus ${ENTRY_OVERHEAD_BYTES} B per-entry overhead; Signal message + sealing (ephemeral key, tag, framing)`)
     add('sealed envelope / plaintext', (perCopy - ENTRY_OVERHEAD_BYTES) / TEXT_BYTES, 'x')
-    return { rows }
   } finally {
     await testnet.stop()
+    await work.remove()
+  }
+  return rows
+}
+
+async function runNotify ({ log }) {
+  const rows = []
+  const add = (metric, value, unit, note = '') => { rows.push({ metric, value: round(value), unit, note }) }
+  const range = s => `median of ${s.n} (min ${round(s.min)}, max ${round(s.max)})`
+  log('notify vs poll (daemons in this process) …')
+  const { notify, poll: polled, interval } = await notifyVersusPoll(log)
+  const n = stats(notify)
+  const p = stats(polled)
+  add(`mailbox, recipient online but unreachable, watching: A's "stored" → in its history`, n.median, 'ms', `${range(n)}; one message at a time`)
+  add(`mailbox, recipient online but unreachable, polling only: A's "stored" → in its history`, p.median, 'ms', `${range(p)}; polls every ${interval} ms, so 0–${interval} ms`)
+  return rows
+}
+
+/** Two recipients, both online and unreachable for A: one watches its mailboxes, one polls only. */
+async function notifyVersusPoll (log) {
+  const { loadDaemonConfig } = await import('../../dist/config.js')
+  const { Daemon } = await import('../../dist/daemon.js')
+  const { createLogger } = await import('../../dist/logger.js')
+  const { COLLECT_INTERVAL, DM_PROTOCOL } = await import('../../dist/messaging/constants.js')
+  const work = await tempDir('octet-bench-mailbox-notify-')
+  const daemons = []
+  const start = async (name, bootstrap, overrides) => {
+    const config = loadDaemonConfig({ dataDir: join(work.dir, name), listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', mdns: false, bootstrap, logLevel: 'warn' }, {})
+    const daemon = await Daemon.start(config, createLogger('warn', process.stderr), overrides)
+    daemons.push(daemon)
+    return daemon
+  }
+  try {
+    const boot = await start('boot', [])
+    const bootAddr = boot.info().addresses.find(a => a.includes('/tcp/') && !a.includes('/ws'))
+    const [a, watching, polling] = await Promise.all([
+      start('a', [bootAddr]),
+      start('watching', [bootAddr], { collect: { notify: true } }),
+      start('polling', [bootAddr], { collect: { notify: false } }),
+      ...['m1', 'm2', 'm3', 'm4'].map(async name => await start(name, [bootAddr]))
+    ])
+    const aId = a.info().peerId
+    const history = async (to, id) => (await to.messenger.history(aId, { limit: 1000 })).some(m => m.id === id)
+    const status = async id => (await a.messenger.message(id)).status
+    const until = async (check, what) => { await poll(check, what) }
+
+    // sessions first, directly; then the recipients stop serving direct messages and drop A
+    for (const to of [watching, polling]) {
+      const { message } = await a.messenger.send({ to: to.info().peerId, text: 'hello' })
+      await until(async () => await status(message.id) === 'delivered', 'hello delivered directly')
+      await to.node.libp2p.unhandle(DM_PROTOCOL)
+      await to.node.libp2p.hangUp(peerIdFromString(aId))
+    }
+    await until(async () => {
+      const holders = await a.mailbox.closestPeers(watching.info().peerId, 3).catch(() => [])
+      const watched = new Set(watching.mailbox.watching())
+      return holders.length === 3 && holders.every(h => watched.has(h))
+    }, 'the watching recipient watches its mailboxes')
+
+    const rounds = async (to, count, label) => {
+      const times = []
+      for (let i = 0; i < count; i++) {
+        log(`${label} ${i + 1}/${count} …`)
+        const { message } = await a.messenger.send({ to: to.info().peerId, text: `${label} ${i}`.padEnd(TEXT_BYTES, 'x') })
+        let receivedAt
+        await until(async () => {
+          if (receivedAt == null && await history(to, message.id)) receivedAt = performance.now()
+          const s = await status(message.id)
+          return s === 'stored' || s === 'delivered'
+        }, 'stored at mailboxes')
+        const storedAt = performance.now()
+        await poll(async () => {
+          if (receivedAt == null && await history(to, message.id)) receivedAt = performance.now()
+          return receivedAt != null
+        }, 'in the history', COLLECT_INTERVAL + WAIT_TIMEOUT)
+        times.push(Math.max(0, receivedAt - storedAt))
+      }
+      return times
+    }
+    // independent recipients: both run at once, so the run takes about the polls' time
+    const [notify, polled] = await Promise.all([rounds(watching, NOTIFY_ROUNDS, 'notify'), rounds(polling, POLL_ROUNDS, 'poll')])
+    return { notify, poll: polled, interval: COLLECT_INTERVAL }
+  } finally {
+    for (const daemon of daemons.reverse()) await daemon.stop().catch(() => {})
     await work.remove()
   }
 }
@@ -158,10 +260,10 @@ async function sendAll (api, from, to, texts) {
   return ids
 }
 
-async function poll (check, what) {
-  const deadline = Date.now() + WAIT_TIMEOUT
+async function poll (check, what, timeout = WAIT_TIMEOUT) {
+  const deadline = Date.now() + timeout
   while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_TIMEOUT} ms waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, POLL_INTERVAL))
   }
 }

@@ -80,6 +80,32 @@ export const STORE_BURST = 60
 /** FETCHes and DELETEs from one remote peer (each costs a signature check and a scan). */
 export const PROOF_RATE_PER_SECOND = 1
 export const PROOF_BURST = 30
+/** WATCHes from one remote peer: a watcher renews every WATCH_RENEW_INTERVAL and after reconnects. */
+export const WATCH_RATE_PER_SECOND = 0.2
+export const WATCH_BURST = 10
+
+// ------------------------------------------------------------------ watching
+
+/**
+ * A watch (a held-open WATCH stream on which the mailbox writes a
+ * MailboxNotify whenever it stores for the watcher) lasts at most this long;
+ * then the mailbox ends it, and a watcher still online registers again.
+ * Bounds what a peer that went away without closing costs us.
+ */
+export const WATCH_TTL = 5 * MINUTE
+/** Watches one peer may hold at one mailbox: a renewal or a second connection overlaps the old one; the oldest is ended beyond this. */
+export const MAX_WATCHES_PER_PEER = 2
+/** Watches one mailbox holds for all peers together (each is an open stream); further WATCHes are refused with QUOTA_EXCEEDED. */
+export const MAX_WATCHES = 1024
+/** A MailboxNotify frame: one small varint. Anything larger from a mailbox is refused. */
+export const MAX_NOTIFY_FRAME_BYTES = 16
+/** The watcher renews each watch this often, before the mailbox's WATCH_TTL ends it. */
+export const WATCH_RENEW_INTERVAL = 4 * MINUTE
+/** A watch that failed or was refused is tried again after this, doubling up to the cap (sooner when the peer reconnects). */
+export const WATCH_RETRY_FIRST_DELAY = 1 * SECOND
+export const WATCH_RETRY_MAX_DELAY = 1 * MINUTE
+/** A watch the mailbox ended sooner than this after it began counts as a failure (backoff), not as an expiry to renew at once. */
+export const WATCH_MIN_LIFETIME = 1 * SECOND
 
 // ------------------------------------------------------------------ calling
 

@@ -1,4 +1,4 @@
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
@@ -30,16 +30,28 @@ import {
   RESPONSE_TIMEOUT,
   STORE_BURST,
   STORE_RATE_PER_SECOND,
-  SWEEP_INTERVAL
+  SWEEP_INTERVAL,
+  MAX_WATCHES,
+  MAX_WATCHES_PER_PEER,
+  WATCH_BURST,
+  WATCH_MIN_LIFETIME,
+  WATCH_RATE_PER_SECOND,
+  WATCH_RENEW_INTERVAL,
+  WATCH_RETRY_FIRST_DELAY,
+  WATCH_RETRY_MAX_DELAY,
+  WATCH_TTL
 } from './constants.js'
 import { isCloser, sortByDistance } from './distance.js'
 import { signProof } from './proof.js'
 import { callDelete, callFetch, callStore, serveMailbox, type FetchedEnvelope, type MailboxBackend, type ServeOutcome } from './protocol.js'
 import { MailboxStore, type MailboxUsage } from './store.js'
+import { WatchClient, type NotifyListener, type WatchClientCounters } from './watch-client.js'
+import { WatcherRegistry } from './watchers.js'
 
 export { MAILBOX_PROTOCOL } from './constants.js'
 export type { FetchedEnvelope } from './protocol.js'
 export type { MailboxUsage } from './store.js'
+export type { NotifyListener, WatchClientCounters } from './watch-client.js'
 
 /** Every default is in constants.ts; tests shrink them. Durations in ms, sizes in bytes. */
 export interface MailboxServiceOptions {
@@ -65,6 +77,17 @@ export interface MailboxServiceOptions {
   responseTimeout?: number
   dialTimeout?: number
   closestPeersTimeout?: number
+  /** serving WATCH: watches per peer, in all, and how long one lasts */
+  maxWatchesPerPeer?: number
+  maxWatches?: number
+  watchTtl?: number
+  /** WATCHes per remote peer */
+  watchRatePerSecond?: number
+  watchBurst?: number
+  /** watching: renew each watch this often; retry a failed one after a backoff from first to max */
+  watchRenewInterval?: number
+  watchRetryFirstDelay?: number
+  watchRetryMaxDelay?: number
   /** the clock of stored envelopes and expiry */
   now?: () => number
 }
@@ -117,6 +140,12 @@ export interface MailboxCounters {
   badFrames: number
   expiredRemoved: number
   handedOff: number
+  /** WATCHes accepted (renewals included), and refused: another PeerId's mailbox, the limits, bad requests */
+  watchesAccepted: number
+  watchesRefused: number
+  /** notifies written to watchers, and notifies that could not be (the watch ended) */
+  notifiesSent: number
+  notifyFailures: number
 }
 
 const STOPPED = (): OctetError => new OctetError('UNAVAILABLE', 'the mailbox service stopped')
@@ -145,12 +174,21 @@ export class MailboxService {
     badRequests: 0,
     badFrames: 0,
     expiredRemoved: 0,
-    handedOff: 0
+    handedOff: 0,
+    watchesAccepted: 0,
+    watchesRefused: 0,
+    notifiesSent: 0,
+    notifyFailures: 0
   }
 
   private readonly options: Required<Omit<MailboxServiceOptions, 'now'>> & { now: () => number }
   private readonly storeLimiter: RateLimiter
   private readonly proofLimiter: RateLimiter
+  private readonly watchLimiter: RateLimiter
+  /** serving: who watches for what we store */
+  private readonly watchers: WatcherRegistry
+  /** calling: our own watches at the mailbox peers closest to us */
+  private readonly watches: WatchClient
   private readonly inbound = new Map<Stream, Promise<void>>()
   private readonly background = new Set<Promise<unknown>>()
   private mailbox: MailboxStore | undefined
@@ -182,17 +220,52 @@ export class MailboxService {
       responseTimeout: RESPONSE_TIMEOUT,
       dialTimeout: DIAL_TIMEOUT,
       closestPeersTimeout: CLOSEST_PEERS_TIMEOUT,
+      maxWatchesPerPeer: MAX_WATCHES_PER_PEER,
+      maxWatches: MAX_WATCHES,
+      watchTtl: WATCH_TTL,
+      watchRatePerSecond: WATCH_RATE_PER_SECOND,
+      watchBurst: WATCH_BURST,
+      watchRenewInterval: WATCH_RENEW_INTERVAL,
+      watchRetryFirstDelay: WATCH_RETRY_FIRST_DELAY,
+      watchRetryMaxDelay: WATCH_RETRY_MAX_DELAY,
       now: Date.now,
       ...given
     }
     // the rate limits run on wall-clock time: the injected clock moves stored envelopes' ages only
     this.storeLimiter = new RateLimiter(this.options.storeRatePerSecond, this.options.storeBurst)
     this.proofLimiter = new RateLimiter(this.options.proofRatePerSecond, this.options.proofBurst)
+    this.watchLimiter = new RateLimiter(this.options.watchRatePerSecond, this.options.watchBurst)
+    this.watchers = new WatcherRegistry({ perPeer: this.options.maxWatchesPerPeer, total: this.options.maxWatches, ttl: this.options.watchTtl })
+    this.watches = new WatchClient({
+      self: this.self,
+      openStream: async (peer, signal) => await this.openStream(peer, signal),
+      log: this.log,
+      responseTimeout: this.options.responseTimeout,
+      renewInterval: this.options.watchRenewInterval,
+      retryFirstDelay: this.options.watchRetryFirstDelay,
+      retryMaxDelay: this.options.watchRetryMaxDelay,
+      minLifetime: WATCH_MIN_LIFETIME
+    })
   }
 
   /** Counters since start (a copy). */
   get counters (): Readonly<MailboxCounters> {
     return { ...this.tally, storesRefused: { ...this.tally.storesRefused } }
+  }
+
+  /** Watches other peers hold at this mailbox now. */
+  watcherCount (): number {
+    return this.watchers.size
+  }
+
+  /** Our own watches: what they did since start (a copy). */
+  get watchCounters (): Readonly<WatchClientCounters> {
+    return { ...this.watches.counters }
+  }
+
+  /** Mailbox peers at which our watch is registered now. */
+  watching (): string[] {
+    return this.watches.active()
   }
 
   /** What we hold for others: envelopes, bytes charged (sealed sizes plus per-entry overhead), recipients. */
@@ -220,6 +293,7 @@ export class MailboxService {
         maxOutboundStreams: MAX_OUTBOUND_MAILBOX_STREAMS,
         ...RELAYED_CONNECTIONS_OK
       })
+      libp2p.addEventListener('peer:connect', this.onConnect)
       this.controller = new AbortController()
       this.running = true
       this.track(this.sweep())
@@ -244,13 +318,15 @@ export class MailboxService {
       this.timers = []
       const stopped = STOPPED()
       this.controller.abort(stopped)
+      this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
       try {
         await this.components.libp2p.unhandle(MAILBOX_PROTOCOL)
       } catch (err) {
         this.log.debug({ err }, 'could not unregister the mailbox protocol')
       }
+      this.watchers.endAll(stopped)
       for (const stream of this.inbound.keys()) stream.abort(stopped)
-      await Promise.allSettled([...this.inbound.values(), ...this.background])
+      await Promise.allSettled([...this.inbound.values(), ...this.background, this.watches.stop()])
     })
   }
 
@@ -336,20 +412,35 @@ export class MailboxService {
     return deleted
   }
 
+  /**
+   * Keeps a watch at each of `mailboxPeers` and at no other (an empty list
+   * ends them all): each mailbox tells us as soon as it stores an envelope
+   * for us, and `onNotify` hears of it. Watches renew themselves, register
+   * again when a mailbox ends one or the peer reconnects, and end on stop().
+   */
+  watch (mailboxPeers: string[], onNotify: NotifyListener): void {
+    if (!this.running) return
+    this.watches.set(mailboxPeers.map(peer => parsePeerId(peer).toString()), onNotify)
+  }
+
   /** Opens a stream to the mailbox and runs one exchange on it. */
   private async exchange<T> (mailboxPeer: string, signal: AbortSignal | undefined, run: (stream: Stream, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const stream = await this.openStream(mailboxPeer, signal)
+    const callSignal = signal == null ? this.controller.signal : AbortSignal.any([signal, this.controller.signal])
+    return await run(stream, callSignal)
+  }
+
+  /** A /octet/mailbox stream to the peer, dialling it if need be. PEER_UNREACHABLE, TIMEOUT, UNAVAILABLE. */
+  private async openStream (mailboxPeer: string, signal: AbortSignal | undefined): Promise<Stream> {
     this.assertRunning()
     const id = parsePeerId(mailboxPeer)
     const dialTimeout = AbortSignal.timeout(this.options.dialTimeout)
-    let stream: Stream
     try {
-      stream = await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
+      return await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
     } catch (err) {
       throw this.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach the mailbox ${mailboxPeer}: ${errorMessage(err)}`, { cause: err })
     }
-    const callSignal = signal == null ? this.controller.signal : AbortSignal.any([signal, this.controller.signal])
-    return await run(stream, callSignal)
   }
 
   // ---------------------------------------------------------------- handoff
@@ -445,6 +536,11 @@ export class MailboxService {
 
   // ---------------------------------------------------------------- serving
 
+  /** A mailbox we watch came back: register at once rather than after the backoff. */
+  private readonly onConnect = (event: CustomEvent<PeerId>): void => {
+    this.watches.reconnected(event.detail.toString())
+  }
+
   private readonly onStream = (stream: Stream, connection: Connection): void => {
     const task = this.serve(stream, connection.remotePeer.toString())
       .finally(() => { this.inbound.delete(stream) })
@@ -468,8 +564,10 @@ export class MailboxService {
     }
     const backend: MailboxBackend = {
       self: this.self,
+      remotePeer,
       admit: (op) => {
-        const admitted = (op === 'STORE' ? this.storeLimiter : this.proofLimiter).tryTake(remotePeer)
+        const limiter = op === 'STORE' ? this.storeLimiter : op === 'WATCH' ? this.watchLimiter : this.proofLimiter
+        const admitted = limiter.tryTake(remotePeer)
         if (!admitted) {
           this.tally.rateLimited++
           this.log.debug({ peer: remotePeer, op }, 'mailbox request rate-limited')
@@ -479,11 +577,18 @@ export class MailboxService {
       store: guarded(async (recipient: string, sealed: Uint8Array) => {
         const result = await mailbox.put(recipient, sealed)
         if (result.status === 'quota') return { status: MailboxStatus.QUOTA_EXCEEDED, reason: result.reason }
+        // a duplicate was announced when it first came
+        if (result.status === 'stored') this.notifyWatchers(recipient, result.count)
         return { status: MailboxStatus.OK, count: result.count }
       }),
       page: guarded(async (recipient: string, after: string | undefined, limit: number, maxBytes: number) =>
         await mailbox.list(recipient, { after, limit, maxBytes })),
-      delete: guarded(async (recipient: string, ids: Uint8Array[]) => await mailbox.delete(recipient, ids))
+      delete: guarded(async (recipient: string, ids: Uint8Array[]) => await mailbox.delete(recipient, ids)),
+      watch: (recipient, notify) => {
+        const registration = this.watchers.register(recipient, notify)
+        if (!registration.accepted) return { accepted: false, status: MailboxStatus.QUOTA_EXCEEDED, reason: registration.reason }
+        return { accepted: true, watch: registration.watch, count: mailbox.usageOf(recipient).count }
+      }
     }
     try {
       this.count(await serveMailbox(stream, backend, { timeout: this.options.requestTimeout }), remotePeer)
@@ -498,9 +603,30 @@ export class MailboxService {
     }
   }
 
+  /** Runs on the store path: synchronous, and a failure is a count and a debug line, never the store's. */
+  private notifyWatchers (recipient: string, count: number): void {
+    const { told, failed } = this.watchers.notify(recipient, count)
+    this.tally.notifiesSent += told
+    this.tally.notifyFailures += failed
+    if (failed > 0) this.log.debug({ failed }, 'a mailbox notify could not be queued')
+  }
+
   private count (outcome: ServeOutcome, remotePeer: string): void {
     const c = this.tally
     const { op, status } = outcome
+    if (op === MailboxOp.WATCH) {
+      if (status !== MailboxStatus.OK) {
+        c.watchesRefused++
+        this.log.debug({ peer: remotePeer, status, reason: outcome.reason }, 'refused a mailbox watch')
+      } else {
+        c.watchesAccepted++
+      }
+      if (outcome.notifyFailed === true) {
+        c.notifyFailures++
+        this.log.debug({ peer: remotePeer, reason: outcome.reason }, 'a watcher did not take its notify; its watch ended')
+      }
+      return
+    }
     if (op === MailboxOp.STORE) {
       if (status === MailboxStatus.OK) c.storesAccepted++
       else if (status === MailboxStatus.QUOTA_EXCEEDED || status === MailboxStatus.RATE_LIMITED || status === MailboxStatus.BAD_REQUEST) c.storesRefused[status]++

@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { encode as encodeVarint } from 'uint8-varint'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { decodeChecked } from '../wire/checked.js'
 import { FrameReader, untilClosed, writeFrames } from '../wire/framing.js'
 import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
 import {
   MailboxChallenge,
+  MailboxNotify,
   MailboxOp,
   MailboxProof,
   MailboxRequest,
@@ -22,6 +25,7 @@ import {
   MAX_DELETE_IDS,
   MAX_FETCH_LIMIT,
   MAX_MAILBOX_FRAME_BYTES,
+  MAX_NOTIFY_FRAME_BYTES,
   MAX_PROOF_FRAME_BYTES,
   MAX_REASON_BYTES,
   MAX_SEALED_BYTES,
@@ -51,6 +55,16 @@ import { envelopeId, type Page } from './store.js'
  *                   envelopes and FETCH_PAGE_BYTES; every page but the last has more = true. One
  *                   proof covers all pages of the stream.
  *
+ *   WATCH   caller → MailboxRequest{WATCH, recipient}     (recipient = the caller's own PeerId, as the
+ *                                                          connection authenticated it: no other proof)
+ *           mailbox → MailboxResponse{OK, count held now | UNAUTHORIZED | QUOTA_EXCEEDED | RATE_LIMITED | BAD_REQUEST}
+ *           then, while the watch lasts, the stream stays open and the mailbox writes
+ *           MailboxNotify{count} whenever it stores an envelope for the caller (coalesced:
+ *           one frame may stand for many stores). The caller sends nothing more; either side
+ *           ends the watch by closing (the mailbox after WATCH_TTL, when a newer watch of
+ *           the same peer displaces it, or when it stops). The caller FETCHes on streams of
+ *           its own.
+ *
  * A request that does not decode, a frame over the limit, a stall past
  * REQUEST_TIMEOUT, or a frame where none belongs: the mailbox resets the
  * stream without an answer. A request that decodes but is wrong (a bad
@@ -58,17 +72,36 @@ import { envelopeId, type Page } from './store.js'
  * answers BAD_REQUEST with the reason.
  */
 
-type Op = 'STORE' | 'FETCH' | 'DELETE'
+type Op = 'STORE' | 'FETCH' | 'DELETE' | 'WATCH'
+
+/** A watch as the backend registered it (see watchers.ts). */
+export interface WatchHandle {
+  /** fires when the mailbox ends the watch */
+  signal: AbortSignal
+  release: () => void
+}
+
+export type WatchRegistration =
+  | { accepted: true, watch: WatchHandle, count: number }
+  | { accepted: false, status: MailboxStatus, reason: string }
 
 /** What the server side needs from the service. */
 export interface MailboxBackend {
   /** this node's PeerId: the mailbox that proofs must name */
   self: string
+  /** the PeerId the connection authenticated: a WATCH is for this peer's own mailbox only */
+  remotePeer: string
   /** Whether the remote peer may make another request of this kind now (rate limit). */
   admit: (op: Op) => boolean
   store: (recipient: string, sealed: Uint8Array) => Promise<{ status: MailboxStatus, reason?: string, count?: number }>
   page: (recipient: string, after: string | undefined, limit: number, maxBytes: number) => Promise<Page>
   delete: (recipient: string, ids: Uint8Array[]) => Promise<number>
+  /**
+   * Registers a watch: `notify` is called on every store for `recipient`
+   * (synchronously, from the store path: it must not wait); `count` is
+   * what is held for it now.
+   */
+  watch: (recipient: string, notify: (count: number) => void) => WatchRegistration
 }
 
 export interface ServeOptions {
@@ -82,8 +115,10 @@ export interface ServeOutcome {
   op: MailboxOp
   status: MailboxStatus
   reason: string
-  /** STORE: held for the recipient; FETCH: envelopes sent; DELETE: deleted */
+  /** STORE: held for the recipient; FETCH: envelopes sent; DELETE: deleted; WATCH: notifies written */
   count: number
+  /** WATCH: the watch ended because a notify could not be written (the stream is reset) */
+  notifyFailed?: boolean
 }
 
 /** One frame at a time from a FrameReader, which hands them over in batches. */
@@ -140,7 +175,7 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
       await respond({ status, reason })
       return { op, status, reason, count: 0 }
     }
-    if (op !== MailboxOp.STORE && op !== MailboxOp.FETCH && op !== MailboxOp.DELETE) {
+    if (op !== MailboxOp.STORE && op !== MailboxOp.FETCH && op !== MailboxOp.DELETE && op !== MailboxOp.WATCH) {
       return await refuse(MailboxStatus.BAD_REQUEST, `unknown op ${op}`)
     }
     const admitted = backend.admit(op)
@@ -155,6 +190,16 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
       const response = { status: result.status, reason: result.reason ?? '', count: result.count ?? 0 }
       await respond(response)
       return { op, ...response }
+    }
+
+    if (op === MailboxOp.WATCH) {
+      if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, 'too many WATCHes from this peer; slow down')
+      if (invalid != null) return await refuse(MailboxStatus.BAD_REQUEST, invalid)
+      // the Noise handshake proved who is on the other end: that peer may watch its own mailbox, no other
+      if (request.recipient !== backend.remotePeer) {
+        return await refuse(MailboxStatus.UNAUTHORIZED, `a peer watches its own mailbox only: the recipient must be ${backend.remotePeer}, the PeerId of this connection`)
+      }
+      return await holdWatch(request.recipient)
     }
 
     // FETCH and DELETE: the challenge always comes first, so that the caller
@@ -190,6 +235,108 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
       cursor = page.cursor
     }
   }
+
+  /** WATCH accepted so far: register, answer with the count held, then notify until one side ends it. */
+  async function holdWatch (recipient: string): Promise<ServeOutcome> {
+    const op = MailboxOp.WATCH
+    const writer = new NotifyWriter(stream, writeTimeout)
+    // registered before the count is read, so that no store falls between the two
+    const registration = backend.watch(recipient, count => { writer.push(count) })
+    if (!registration.accepted) {
+      await respond({ status: registration.status, reason: registration.reason })
+      return { op, status: registration.status, reason: registration.reason, count: 0 }
+    }
+    const { watch } = registration
+    try {
+      await respond({ status: MailboxStatus.OK, count: registration.count })
+      // notifies that came while the answer was written follow it, never precede it
+      writer.open()
+      const ended = AbortSignal.any([watch.signal, writer.failed])
+      let frame: Uint8ArrayList | undefined
+      try {
+        frame = await frames.next(ended)
+      } catch (err) {
+        if (!ended.aborted) {
+          // garbage from the watcher is its fault; a stream that broke (the connection went) is a watcher gone
+          if (isOctetError(err)) throw err
+          return { op, status: MailboxStatus.OK, reason: `the watcher went away: ${errorMessage(err)}`, count: writer.sent }
+        }
+        // the mailbox ended the watch (expired, displaced, stopping): close as after any answer
+        if (writer.failed.aborted) {
+          // a watcher that does not read its notifies loses its watch, not our time
+          const reason = writer.failed.reason as Error
+          stream.abort(reason)
+          return { op, status: MailboxStatus.OK, reason: reason.message, count: writer.sent, notifyFailed: true }
+        }
+        return { op, status: MailboxStatus.OK, reason: '', count: writer.sent }
+      }
+      if (frame != null) throw new OctetError('MALFORMED_FRAME', 'a frame on a WATCH stream: the watcher sends nothing after its request')
+      // the watcher closed its end: the watch is over
+      return { op, status: MailboxStatus.OK, reason: '', count: writer.sent }
+    } finally {
+      watch.release()
+    }
+  }
+}
+
+/**
+ * Writes MailboxNotify frames on a held WATCH stream without ever making the
+ * store path wait: push() returns at once. While a write waits for the
+ * stream to drain (a watcher that does not read), later notifies collapse
+ * into one carrying the latest count; a watcher that stays stuck past the
+ * write timeout fails the watch.
+ */
+export class NotifyWriter {
+  sent = 0
+  private latest: number | undefined
+  private opened = false
+  private draining = false
+  private readonly failure = new AbortController()
+
+  constructor (private readonly stream: Stream, private readonly writeTimeout: number) {}
+
+  /** fires when a notify could not be written: the watch is over */
+  get failed (): AbortSignal {
+    return this.failure.signal
+  }
+
+  push (count: number): void {
+    this.latest = count
+    if (this.opened && !this.draining) this.flush()
+  }
+
+  /** after the answer to WATCH went out: writes what was pushed before */
+  open (): void {
+    this.opened = true
+    this.flush()
+  }
+
+  private flush (): void {
+    while (this.latest != null && !this.failure.signal.aborted) {
+      const frame = MailboxNotify.encode({ count: this.latest })
+      this.latest = undefined
+      let written: boolean
+      try {
+        written = this.stream.send(new Uint8ArrayList(encodeVarint(frame.byteLength), frame))
+      } catch (err) {
+        this.fail(err)
+        return
+      }
+      this.sent++
+      if (!written) {
+        this.draining = true
+        this.stream.onDrain({ signal: AbortSignal.timeout(this.writeTimeout) }).then(() => {
+          this.draining = false
+          this.flush()
+        }, (err: unknown) => { this.fail(err) })
+        return
+      }
+    }
+  }
+
+  private fail (err: unknown): void {
+    this.failure.abort(new OctetError('PEER_UNREACHABLE', `a notify could not be written: ${errorMessage(err)}`, { cause: err }))
+  }
 }
 
 /** Decodes the first frame: MALFORMED_FRAME (FRAME_TOO_LARGE for too many ids) when it is not a MailboxRequest. */
@@ -208,6 +355,9 @@ export function requestProblem (request: MailboxRequest): string | undefined {
     }
     case MailboxOp.FETCH:
       if (request.ids.length > 0 || request.sealed.byteLength > 0) return 'a FETCH carries no ids and no envelope'
+      return undefined
+    case MailboxOp.WATCH:
+      if (request.ids.length > 0 || request.sealed.byteLength > 0 || request.limit !== 0) return 'a WATCH carries no ids, no envelope and no limit'
       return undefined
     case MailboxOp.DELETE:
       if (request.sealed.byteLength > 0) return 'a DELETE carries no envelope'
@@ -335,6 +485,92 @@ async function challenged (stream: Stream, frames: Frames, wait: () => AbortSign
   return decodeResponse(await expectFrame(frames, wait, 'an answer'))
 }
 
+/** A watch as the caller holds it: the mailbox's answer, then its notifies. */
+export interface WatchSession {
+  /** the answer to WATCH; when OK, `count` is what the mailbox holds for us now */
+  response: MailboxResponse
+  /**
+   * The count of the next notify; undefined once the mailbox ended the watch
+   * (it closed the stream). Throws the signal's reason when it fires,
+   * MALFORMED_FRAME or FRAME_TOO_LARGE for anything but a notify,
+   * PEER_UNREACHABLE when the stream fails. The stream is reset on any error.
+   */
+  next: (signal: AbortSignal) => Promise<number | undefined>
+  /** ends the watch from our side (idempotent) */
+  close: () => void
+}
+
+/**
+ * WATCH: asks the mailbox to tell us, on this stream, whenever it stores an
+ * envelope for `recipient` (our own PeerId: the mailbox refuses any other).
+ * Resolves once the mailbox answered; a refusal is a session whose
+ * response says why, and whose stream is closed. Errors as callStore.
+ */
+export async function callWatch (stream: Stream, recipient: string, options: CallOptions = {}): Promise<WatchSession> {
+  const frames = new Frames(new FrameReader(stream, MAX_MAILBOX_FRAME_BYTES))
+  let closed = false
+  const close = (): void => {
+    if (closed) return
+    closed = true
+    frames.reader.dispose()
+    if (stream.status === 'open') stream.close({ signal: AbortSignal.timeout(options.timeout ?? RESPONSE_TIMEOUT) }).catch((err: unknown) => { stream.abort(err instanceof Error ? err : new Error(errorMessage(err))) })
+  }
+  const fail = (err: unknown): Error => {
+    closed = true
+    frames.reader.dispose()
+    const reason = err instanceof Error ? err : new Error(errorMessage(err))
+    stream.abort(reason)
+    return reason
+  }
+  let response: MailboxResponse
+  try {
+    response = await call(stream, { ...options, keepOpen: true }, async (callFrames, wait) => {
+      await writeFrames(stream, [MailboxRequest.encode({ op: MailboxOp.WATCH, recipient })], wait())
+      return decodeResponse(await expectFrame(callFrames, wait, 'an answer'))
+    }, frames)
+  } catch (err) {
+    // call() reset the stream already
+    closed = true
+    frames.reader.dispose()
+    throw err
+  }
+  if (response.status !== MailboxStatus.OK) close()
+  return {
+    response,
+    close,
+    next: async (signal: AbortSignal): Promise<number | undefined> => {
+      if (closed) return undefined
+      let frame: Uint8ArrayList | undefined
+      try {
+        frame = await frames.next(signal)
+      } catch (err) {
+        if (signal.aborted) {
+          fail(signal.reason)
+          throw signal.reason
+        }
+        const failure = fail(err)
+        if (isOctetError(failure)) throw failure
+        throw new OctetError('PEER_UNREACHABLE', `the watch stream failed: ${failure.message}`, { cause: err })
+      }
+      if (frame == null) {
+        // the mailbox ended the watch; we end our side too
+        close()
+        return undefined
+      }
+      try {
+        return decodeNotify(frame).count
+      } catch (err) {
+        throw fail(err)
+      }
+    }
+  }
+}
+
+/** A MailboxNotify from a mailbox: MALFORMED_FRAME, or FRAME_TOO_LARGE past MAX_NOTIFY_FRAME_BYTES. */
+export function decodeNotify (frame: Uint8Array | Uint8ArrayList): MailboxNotify {
+  return decodeChecked('MailboxNotify', frame, MAX_NOTIFY_FRAME_BYTES, bytes => MailboxNotify.decode(bytes))
+}
+
 /**
  * Runs the caller's side of one exchange: a fresh timeout for each wait,
  * the stream reset on any failure, and failures as OctetErrors — TIMEOUT,
@@ -342,9 +578,10 @@ async function challenged (stream: Stream, frames: Frames, wait: () => AbortSign
  * FRAME_TOO_LARGE (the mailbox sent something wrong) — or the reason of
  * `options.signal`.
  */
-async function call<T> (stream: Stream, options: CallOptions, exchange: (frames: Frames, wait: () => AbortSignal) => Promise<T>): Promise<T> {
+async function call<T> (stream: Stream, options: CallOptions & { keepOpen?: boolean }, exchange: (frames: Frames, wait: () => AbortSignal) => Promise<T>, given?: Frames): Promise<T> {
   const timeout = options.timeout ?? RESPONSE_TIMEOUT
-  const frames = new Frames(new FrameReader(stream, MAX_MAILBOX_FRAME_BYTES))
+  // a WATCH goes on reading the stream after the exchange: it brings its own reader and keeps it
+  const frames = given ?? new Frames(new FrameReader(stream, MAX_MAILBOX_FRAME_BYTES))
   let current: AbortSignal | undefined
   const wait = (): AbortSignal => {
     current = AbortSignal.timeout(timeout)
@@ -352,6 +589,7 @@ async function call<T> (stream: Stream, options: CallOptions, exchange: (frames:
   }
   try {
     const result = await exchange(frames, wait)
+    if (options.keepOpen === true) return result
     // the mailbox closes after its answer; we do not wait for it, and cut it off if it lingers
     if (stream.status === 'open' || stream.status === 'closing') {
       untilClosed(stream, AbortSignal.timeout(timeout)).catch(() => { stream.abort(new OctetError('TIMEOUT', 'the mailbox kept the stream open')) })
@@ -364,7 +602,7 @@ async function call<T> (stream: Stream, options: CallOptions, exchange: (frames:
     if (isOctetError(err)) throw err
     throw new OctetError('PEER_UNREACHABLE', `the mailbox stream failed: ${errorMessage(err)}`, { cause: err })
   } finally {
-    frames.reader.dispose()
+    if (given == null) frames.reader.dispose()
   }
 }
 

@@ -44,3 +44,16 @@ export const COLLECT_FIRST_DELAY = 1 * SECOND
 /** Then every so often: a sender may have stored while we were online but unreachable. */
 export const COLLECT_INTERVAL = 1 * MINUTE
 export const COLLECT_TIMEOUT = 30 * SECOND
+/**
+ * A mailbox we watch says it stored for us: fetch from it after this pause,
+ * so that a burst of stores is one fetch, not one each.
+ */
+export const NOTIFY_DEBOUNCE = 50
+/**
+ * Fetches notifies may start per mailbox: a steady rate and a burst. Each
+ * fetch costs the mailbox's proof limit (src/mailbox/constants.ts
+ * PROOF_RATE_PER_SECOND 1, PROOF_BURST 30) two tokens, a FETCH and a DELETE:
+ * staying under it leaves room for the periodic collect.
+ */
+export const NOTIFY_FETCH_RATE_PER_SECOND = 0.4
+export const NOTIFY_FETCH_BURST = 10

@@ -37,8 +37,12 @@ export interface MessengerInit {
   now?: () => number
   /** inbound envelopes per peer; defaults in constants.ts */
   inboundRate?: { perSecond: number, burst: number }
-  /** offline delivery through mailbox peers: `replicas` copies per message */
-  mailbox?: { client: MailboxClient, replicas: number }
+  /**
+   * offline delivery through mailbox peers: `replicas` copies per message;
+   * `collect`: the periodic collect's interval, and whether to watch the
+   * mailboxes for notifies (defaults in constants.ts; tests and benchmarks change them)
+   */
+  mailbox?: { client: MailboxClient, replicas: number, collect?: { interval?: number, notify?: boolean } }
 }
 
 export interface SendRequest {
@@ -105,7 +109,17 @@ export class Messenger {
     this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
     if (init.mailbox != null) {
-      this.collector = new MailboxCollector({ peerId: init.peerId, client: init.mailbox.client, bundles: init.bundles, replicas: init.mailbox.replicas + MAILBOX_COLLECT_MARGIN, crypto: init.crypto, receiver: this.receiver, counters: init.counters, log })
+      this.collector = new MailboxCollector({
+        peerId: init.peerId,
+        client: init.mailbox.client,
+        bundles: init.bundles,
+        replicas: init.mailbox.replicas + MAILBOX_COLLECT_MARGIN,
+        crypto: init.crypto,
+        receiver: this.receiver,
+        counters: init.counters,
+        log,
+        ...init.mailbox.collect
+      })
     }
   }
 
@@ -116,7 +130,7 @@ export class Messenger {
   }
 
   async stop (): Promise<void> {
-    this.collector?.stop()
+    await this.collector?.stop()
     this.sender.stop()
     await this.transport.stop()
     await this.init.crypto.flushWrites()

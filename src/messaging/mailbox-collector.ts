@@ -1,8 +1,9 @@
 import type { SignalCrypto } from '../crypto/index.js'
-import { errorMessage, isOctetError } from '../errors.js'
+import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { AckStatus, decodeEnvelope, messageIdToHex, type Envelope } from '../wire/codec.js'
-import { COLLECT_FIRST_DELAY, COLLECT_INTERVAL, COLLECT_TIMEOUT } from './constants.js'
+import { COLLECT_FIRST_DELAY, COLLECT_INTERVAL, COLLECT_TIMEOUT, NOTIFY_DEBOUNCE, NOTIFY_FETCH_BURST, NOTIFY_FETCH_RATE_PER_SECOND } from './constants.js'
+import { RateLimiter } from './rate-limit.js'
 import type { Receiver } from './receiver.js'
 import type { BundleSource, MailboxClient } from './sender.js'
 import type { Counters } from './stats.js'
@@ -17,6 +18,10 @@ export interface MailboxCollectorInit {
   receiver: Receiver
   counters: Counters
   log: Logger
+  /** the periodic collect (COLLECT_INTERVAL); with watches it is the safety net, not the way mail arrives */
+  interval?: number
+  /** watch the mailboxes and collect when they say they stored for us (default true, when the client can) */
+  notify?: boolean
 }
 
 export interface CollectReport {
@@ -26,43 +31,114 @@ export interface CollectReport {
 }
 
 /**
- * Picks up what others left for us while we were away: asks the peers
- * closest to our key for our sealed envelopes, opens them, hands them to the
- * receiver one sender at a time in sequence order (the same envelope from
- * several mailboxes is one message), and deletes what it took. Runs soon after
- * start and then periodically.
+ * Picks up what others left for us: asks the peers closest to our key for our
+ * sealed envelopes, opens them, hands them to the receiver one sender at a
+ * time in sequence order (the same envelope from several mailboxes is one
+ * message), and deletes what it took. Runs soon after start and then
+ * periodically; and keeps a watch at each of those peers, so that one that
+ * stores for us while we are online says so and is fetched from at once.
+ *
+ * Rounds run one at a time. A full round (DHT walk, every mailbox) also
+ * chooses the mailboxes to watch; a notified round fetches from the mailboxes
+ * that notified only. Notifies are debounced and coalesced per mailbox (a
+ * burst of a thousand stores is a fetch or two), and rate-limited under the
+ * mailboxes' own limit on fetches.
  */
 export class MailboxCollector {
   private timer: NodeJS.Timeout | undefined
-  private running: Promise<CollectReport> | undefined
+  private flushTimer: NodeJS.Timeout | undefined
+  private full: Promise<CollectReport> | undefined
+  /** the tail of the chain of rounds: each waits for the one before */
+  private rounds: Promise<unknown> = Promise.resolve()
+  /** mailboxes that notified and are not fetched from yet */
+  private readonly notified = new Set<string>()
+  private readonly notifyLimiter = new RateLimiter(NOTIFY_FETCH_RATE_PER_SECOND, NOTIFY_FETCH_BURST)
   private readonly abort = new AbortController()
   private stopped = false
+  private readonly interval: number
+  private readonly watch: MailboxClient['watch']
 
-  constructor (private readonly init: MailboxCollectorInit) {}
+  constructor (private readonly init: MailboxCollectorInit) {
+    this.interval = init.interval ?? COLLECT_INTERVAL
+    this.watch = init.notify === false ? undefined : init.client.watch?.bind(init.client)
+  }
 
   start (): void {
     this.schedule(COLLECT_FIRST_DELAY)
   }
 
-  stop (): void {
+  /** Ends the schedule and the watches, aborts the round under way and waits for it. */
+  async stop (): Promise<void> {
     this.stopped = true
     this.abort.abort()
     clearTimeout(this.timer)
+    clearTimeout(this.flushTimer)
+    this.notified.clear()
+    this.watch?.([], () => {})
+    await this.rounds
   }
 
   private schedule (delay: number): void {
     if (this.stopped) return
     clearTimeout(this.timer)
     this.timer = setTimeout(() => {
-      void this.collect().catch(() => {}).finally(() => { this.schedule(COLLECT_INTERVAL) })
+      void this.collect().catch(() => {}).finally(() => { this.schedule(this.interval) })
     }, delay)
     this.timer.unref()
   }
 
-  /** One round; concurrent callers share it. */
+  /** One full round; concurrent callers share it. */
   async collect (): Promise<CollectReport> {
-    this.running ??= this.collectOnce().finally(() => { this.running = undefined })
-    return await this.running
+    this.full ??= this.serially(async () => await this.collectOnce()).finally(() => { this.full = undefined })
+    return await this.full
+  }
+
+  /** A watched mailbox stored something for us. */
+  private readonly onNotify = (mailbox: string): void => {
+    if (this.stopped) return
+    this.init.counters.increment('mailbox.notified')
+    this.notified.add(mailbox)
+    this.flushSoon(NOTIFY_DEBOUNCE)
+  }
+
+  private flushSoon (delay: number): void {
+    if (this.flushTimer != null || this.stopped) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flush()
+    }, delay)
+    this.flushTimer.unref()
+  }
+
+  /** Queues a round for the mailboxes that notified, as far as the rate allows; the rest waits for tokens. */
+  private flush (): void {
+    const due: string[] = []
+    for (const mailbox of this.notified) {
+      if (!this.notifyLimiter.tryTake(mailbox)) continue
+      due.push(mailbox)
+      this.notified.delete(mailbox)
+    }
+    if (due.length > 0) {
+      this.init.counters.increment('mailbox.notify-rounds')
+      void this.serially(async () => {
+        const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(COLLECT_TIMEOUT)])
+        return await this.take(due, signal)
+      }).catch((err: unknown) => {
+        if (this.stopped) return
+        this.init.counters.increment('mailbox.notify-round-failed')
+        this.init.log.debug({ err: errorMessage(err) }, 'collecting after a mailbox notify failed; the periodic collect will')
+      })
+    }
+    if (this.notified.size > 0) this.flushSoon(1000 / NOTIFY_FETCH_RATE_PER_SECOND)
+  }
+
+  private async serially<T> (round: () => Promise<T>): Promise<T> {
+    const run = this.rounds.then(async () => {
+      if (this.stopped) throw new OctetError('UNAVAILABLE', 'the mailbox collector stopped')
+      return await round()
+    })
+    this.rounds = run.catch(() => {})
+    return await run
   }
 
   /**
@@ -83,9 +159,17 @@ export class MailboxCollector {
   }
 
   private async collectOnce (): Promise<CollectReport> {
-    const { client, peerId, replicas, crypto, counters, log } = this.init
+    const { client, peerId, replicas } = this.init
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(COLLECT_TIMEOUT)])
     const mailboxes = await client.closestPeers(peerId, replicas, signal)
+    // watch the mailboxes we ask (an empty answer is a routing table still filling: keep the watches we have)
+    if (mailboxes.length > 0 && !this.stopped) this.watch?.(mailboxes, this.onNotify)
+    return await this.take(mailboxes, signal)
+  }
+
+  /** Fetches from these mailboxes, hands over what they held, deletes it there. */
+  private async take (mailboxes: string[], signal: AbortSignal): Promise<CollectReport> {
+    const { client, peerId, crypto, counters, log } = this.init
     const fetched = await Promise.all(mailboxes.map(async mailbox => ({
       mailbox,
       items: await client.fetch(mailbox, signal).catch((err: unknown) => {

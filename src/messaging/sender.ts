@@ -24,6 +24,12 @@ export interface MailboxClient {
   store: (mailboxPeer: string, recipient: string, sealed: Uint8Array, signal?: AbortSignal) => Promise<{ accepted: boolean, reason?: string }>
   fetch: (mailboxPeer: string, signal?: AbortSignal) => Promise<Array<{ id: Uint8Array, sealed: Uint8Array, storedAt: number }>>
   delete: (mailboxPeer: string, ids: Uint8Array[], signal?: AbortSignal) => Promise<number>
+  /**
+   * Keep a watch at exactly these mailbox peers (none: end them all);
+   * `onNotify` hears when one stored something for us. Optional: without it
+   * the collector polls only.
+   */
+  watch?: (mailboxPeers: string[], onNotify: (mailboxPeer: string) => void) => void
 }
 
 export interface SenderInit {

@@ -142,14 +142,16 @@ export enum MailboxOp {
   OP_UNSPECIFIED = 'OP_UNSPECIFIED',
   STORE = 'STORE',
   FETCH = 'FETCH',
-  DELETE = 'DELETE'
+  DELETE = 'DELETE',
+  WATCH = 'WATCH'
 }
 
 enum __MailboxOpValues {
   OP_UNSPECIFIED = 0,
   STORE = 1,
   FETCH = 2,
-  DELETE = 3
+  DELETE = 3,
+  WATCH = 4
 }
 
 export namespace MailboxOp {
@@ -909,5 +911,94 @@ export namespace MailboxResponse {
 
   export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MailboxResponse>): Generator<MailboxResponseStatusFieldEvent | MailboxResponseReasonFieldEvent | MailboxResponseEnvelopesIdFieldEvent | MailboxResponseEnvelopesSealedFieldEvent | MailboxResponseEnvelopesStoredAtFieldEvent | MailboxResponseMoreFieldEvent | MailboxResponseCountFieldEvent> {
     return streamMessage(buf, MailboxResponse.codec(), opts)
+  }
+}
+
+export interface MailboxNotify {
+  count: number
+}
+
+export namespace MailboxNotify {
+  let _codec: Codec<MailboxNotify>
+
+  export const codec = (): Codec<MailboxNotify> => {
+    if (_codec == null) {
+      _codec = message<MailboxNotify>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.count != null && obj.count !== 0)) {
+          w.uint32(8)
+          w.uint32(obj.count)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          count: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.count = reader.uint32()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.count`,
+                value: reader.uint32()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface MailboxNotifyCountFieldEvent {
+    field: '$.count'
+    value: number
+  }
+
+  export function encode (obj: Partial<MailboxNotify>): Uint8Array<ArrayBuffer> {
+    return encodeMessage(obj, MailboxNotify.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MailboxNotify>): MailboxNotify {
+    return decodeMessage(buf, MailboxNotify.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MailboxNotify>): Generator<MailboxNotifyCountFieldEvent> {
+    return streamMessage(buf, MailboxNotify.codec(), opts)
   }
 }

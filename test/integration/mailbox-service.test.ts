@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from '../helpers/daemon.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { Ed25519PrivateKey, PrivateKey } from '@libp2p/interface'
+import type { Ed25519PrivateKey, PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { PrivateKey as SignalPrivateKey } from '@signalapp/libsignal-client'
 import { LevelDatastore } from 'datastore-level'
@@ -16,7 +16,7 @@ import { KiB } from '../../src/units.js'
 import { isCloser, sortByDistance } from '../../src/mailbox/distance.js'
 import { MAILBOX_PROTOCOL, MailboxService, type MailboxServiceOptions, type StoreResult } from '../../src/mailbox/index.js'
 import { signProof } from '../../src/mailbox/proof.js'
-import { callDelete, callFetch, type Prover } from '../../src/mailbox/protocol.js'
+import { callDelete, callFetch, callWatch, type Prover } from '../../src/mailbox/protocol.js'
 import { envelopeId } from '../../src/mailbox/store.js'
 import { createNode, type OctetLibp2p, type OctetNode } from '../../src/node/index.js'
 import { Store, databasePaths } from '../../src/store/database.js'
@@ -356,6 +356,61 @@ describe('offline delivery through /octet/mailbox/1.0.0', () => {
     }
     await until('the garbage to be counted', () => holder.mailbox.counters.badFrames === before + 3)
     expect((await A.mailbox.store(holder.peerId, await newPeerId(), filler())).accepted).toBe(true)
+  })
+
+  it('notifies a watching recipient as soon as one of its mailboxes stores for it', async () => {
+    const r = rNode!
+    const heard: Array<{ mailbox: string, count: number }> = []
+    r.mailbox.watch(holders.map(h => h.peerId), (mailbox, count) => { heard.push({ mailbox, count }) })
+    await until('R to watch its 3 mailboxes', () => r.mailbox.watching().length === 3)
+    for (const h of holders) expect(h.mailbox.watcherCount()).toBe(1)
+    // (what the mailboxes held when R registered was announced in their answers)
+    heard.length = 0
+    const holder = holders[1]!
+    const sentBefore = holder.mailbox.counters.notifiesSent
+    const started = Date.now()
+    expect((await A.mailbox.store(holder.peerId, R, filler())).accepted).toBe(true)
+    await until('R to hear of the store', () => heard.some(h => h.mailbox === holder.peerId), 2_000)
+    expect(Date.now() - started).toBeLessThan(1_000)
+    // one notify, carrying what the mailbox holds for R now (the handoff test left one there before)
+    expect(heard).toEqual([{ mailbox: holder.peerId, count: 2 }])
+    expect(holder.mailbox.counters.notifiesSent).toBe(sentBefore + 1)
+    expect(r.mailbox.watchCounters).toMatchObject({ registered: 3, notifies: 1, failed: 0 })
+
+    // the connection drops: the watch comes back by itself, and still notifies
+    await holder.libp2p.hangUp(r.libp2p.peerId)
+    await until('R to watch the mailbox again', () => r.mailbox.watchCounters.registered >= 4 && r.mailbox.watching().includes(holder.peerId) && holder.mailbox.watcherCount() === 1, 10_000)
+    heard.length = 0
+    expect((await A.mailbox.store(holder.peerId, R, filler())).accepted).toBe(true)
+    await until('R to hear of the store on its new watch', () => heard.some(h => h.mailbox === holder.peerId), 2_000)
+  })
+
+  it('refuses a watch of someone else\'s mailbox, and resets garbage on a watch stream without disturbing other watches', async () => {
+    const holder = holders[1]!
+    const dial = async (): Promise<Stream> => await A.libp2p.dialProtocol(holder.libp2p.peerId, MAILBOX_PROTOCOL, { signal: AbortSignal.timeout(5_000), runOnLimitedConnection: true })
+    // A, on its own authenticated connection, asks to hear of R's envelopes
+    const refusedBefore = holder.mailbox.counters.watchesRefused
+    const theirs = await callWatch(await dial(), R)
+    expect(theirs.response.status).toBe(MailboxStatus.UNAUTHORIZED)
+    expect(theirs.response.reason).toContain(A.peerId)
+    // (counted once the exchange is over, both ends closed)
+    await until('the refusal to be counted', () => holder.mailbox.counters.watchesRefused === refusedBefore + 1)
+    expect(holder.mailbox.watcherCount()).toBe(1)
+
+    // A's watch of its own mailbox is fine, until it sends garbage on it
+    const stream = await dial()
+    const own = await callWatch(stream, A.peerId)
+    expect(own.response.status).toBe(MailboxStatus.OK)
+    expect(holder.mailbox.watcherCount()).toBe(2)
+    const badBefore = holder.mailbox.counters.badFrames
+    stream.send(Uint8Array.of(0x03, 0xff, 0xff, 0xff))
+    await until('the garbage to be counted and the watch dropped', () => holder.mailbox.counters.badFrames === badBefore + 1 && holder.mailbox.watcherCount() === 1)
+    // R still watches, and the mailbox still serves
+    expect(rNode!.mailbox.watching()).toContain(holder.peerId)
+    expect((await A.mailbox.store(holder.peerId, await newPeerId(), filler())).accepted).toBe(true)
+
+    rNode!.mailbox.watch([], () => {})
+    await until('R\'s watches to end at every mailbox', () => holders.every(h => h.mailbox.watcherCount() === 0))
   })
 
   it('stops promptly and idempotently, and refuses calls once stopped', async () => {

@@ -15,15 +15,20 @@ import {
   callDelete,
   callFetch,
   callStore,
+  callWatch,
+  NotifyWriter,
   serveMailbox,
   type MailboxBackend,
   type Prover,
   type ServeOutcome
 } from '../../../src/mailbox/protocol.js'
 import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
+import { WatcherRegistry } from '../../../src/mailbox/watchers.js'
 import { untilClosed } from '../../../src/wire/framing.js'
 import { Store } from '../../../src/store/database.js'
-import { MailboxChallenge, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+import { MailboxChallenge, MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { until } from '../../helpers/daemon.js'
 
 let dir: string
 let store: Store
@@ -53,9 +58,19 @@ function sealedEnvelope (size = 300): Uint8Array<ArrayBuffer> {
   return SealedEnvelope.encode({ version: 1, ephemeralKey: new Uint8Array(randomBytes(33)), ciphertext: new Uint8Array(randomBytes(size)) })
 }
 
+/** Watches registered through backend(); tests make their own registry when they need other limits. */
+let watchers = new WatcherRegistry({ perPeer: 2, total: 100, ttl: 60_000 })
+
 function backend (overrides: Partial<MailboxBackend> = {}): MailboxBackend {
   return {
     self,
+    remotePeer: recipient,
+    watch: (r, notify) => {
+      const registration = watchers.register(r, notify)
+      return registration.accepted
+        ? { accepted: true, watch: registration.watch, count: mailbox.usageOf(r).count }
+        : { accepted: false, status: MailboxStatus.QUOTA_EXCEEDED, reason: registration.reason }
+    },
     admit: () => true,
     store: async (r, sealed) => {
       const result = await mailbox.put(r, sealed)
@@ -391,5 +406,232 @@ describe('the caller side against a misbehaving mailbox', () => {
     const [caller, server] = await streamPair()
     setTimeout(() => { server.abort(new Error('bye')) }, 20)
     expect(await codeOf(callStore(caller, recipient, sealedEnvelope()))).toBe('PEER_UNREACHABLE')
+  })
+})
+
+describe('WATCH: a held stream on which the mailbox says when it stored for the watcher', () => {
+  /** Stores as the service does: into the mailbox, then a notify to the watchers (synchronous). */
+  async function storeAndNotify (r: string, sealed: Uint8Array): Promise<void> {
+    const result = await mailbox.put(r, sealed)
+    if (result.status === 'stored') watchers.notify(r, result.count)
+  }
+
+  it('answers OK with what is held, then a notify per store; the watcher closing ends it cleanly', async () => {
+    await clear()
+    watchers = new WatcherRegistry({ perPeer: 2, total: 100, ttl: 60_000 })
+    await mailbox.put(recipient, sealedEnvelope())
+    const [caller, server] = await streamPair()
+    const serving = serveMailbox(server, backend())
+    const session = await callWatch(caller, recipient)
+    expect(session.response).toMatchObject({ status: MailboxStatus.OK, count: 1 })
+    expect(watchers.size).toBe(1)
+
+    await storeAndNotify(recipient, sealedEnvelope())
+    expect(await session.next(AbortSignal.timeout(2_000))).toBe(2)
+    await storeAndNotify(recipient, sealedEnvelope())
+    expect(await session.next(AbortSignal.timeout(2_000))).toBe(3)
+
+    session.close()
+    expect(await serving).toMatchObject({ op: MailboxOp.WATCH, status: MailboxStatus.OK, count: 2 })
+    expect(watchers.size).toBe(0)
+    expect(await ended(server)).toBe('closed')
+  })
+
+  it('a burst of stores never waits for the watcher; the last notify carries the last count', async () => {
+    await clear()
+    watchers = new WatcherRegistry({ perPeer: 2, total: 100, ttl: 60_000 })
+    const [caller, server] = await streamPair()
+    const serving = serveMailbox(server, backend())
+    const session = await callWatch(caller, recipient)
+    const started = performance.now()
+    for (let count = 1; count <= 1000; count++) watchers.notify(recipient, count)
+    // synchronous: a thousand notifies cost the store path nothing it waits for
+    expect(performance.now() - started).toBeLessThan(500)
+    let last: number | undefined
+    while (last !== 1000) last = await session.next(AbortSignal.timeout(2_000))
+    session.close()
+    expect((await serving).count).toBeLessThanOrEqual(1000)
+  })
+
+  it('refuses a watch of another PeerId than the connection\'s with UNAUTHORIZED, and registers nothing', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 100, ttl: 60_000 })
+    const someoneElse = peerIdFromPrivateKey(otherKey).toString()
+    const [caller, server] = await streamPair()
+    const [outcome, session] = await Promise.all([serveMailbox(server, backend()), callWatch(caller, someoneElse)])
+    expect(session.response.status).toBe(MailboxStatus.UNAUTHORIZED)
+    expect(session.response.reason).toMatch(/watches its own mailbox only/)
+    expect(outcome).toMatchObject({ op: MailboxOp.WATCH, status: MailboxStatus.UNAUTHORIZED })
+    expect(watchers.size).toBe(0)
+    expect(await session.next(AbortSignal.timeout(1_000))).toBeUndefined()
+  })
+
+  it('holds at most `perPeer` watches of one peer (a newer one ends the oldest) and `total` in all', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 3, ttl: 60_000 })
+    const watch = async (as: string): Promise<{ session: Awaited<ReturnType<typeof callWatch>>, serving: Promise<ServeOutcome> }> => {
+      const [caller, server] = await streamPair()
+      const serving = serveMailbox(server, backend({ remotePeer: as }))
+      return { session: await callWatch(caller, as), serving }
+    }
+    const first = await watch(recipient)
+    const second = await watch(recipient)
+    const third = await watch(recipient)
+    for (const w of [first, second, third]) expect(w.session.response.status).toBe(MailboxStatus.OK)
+    // the first was displaced: its stream ends, the mailbox closes it
+    expect(await first.session.next(AbortSignal.timeout(2_000))).toBeUndefined()
+    expect(await first.serving).toMatchObject({ status: MailboxStatus.OK })
+    expect(watchers.size).toBe(2)
+
+    const others = [peerIdFromPrivateKey(otherKey).toString(), self]
+    const fourth = await watch(others[0]!)
+    expect(fourth.session.response.status).toBe(MailboxStatus.OK)
+    const fifth = await watch(others[1]!)
+    expect(fifth.session.response.status).toBe(MailboxStatus.QUOTA_EXCEEDED)
+    expect(fifth.session.response.reason).toMatch(/3 watches, its limit/)
+    expect(watchers.size).toBe(3)
+    for (const w of [second, third, fourth]) w.session.close()
+    await Promise.all([second, third, fourth, fifth].map(async w => await w.serving))
+    expect(watchers.size).toBe(0)
+  })
+
+  it('ends a watch after its time to live; the watcher sees the end', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 10, ttl: 200 })
+    const [caller, server] = await streamPair()
+    const serving = serveMailbox(server, backend())
+    const session = await callWatch(caller, recipient)
+    const started = Date.now()
+    expect(await session.next(AbortSignal.timeout(3_000))).toBeUndefined()
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(await serving).toMatchObject({ op: MailboxOp.WATCH, status: MailboxStatus.OK })
+    expect(watchers.size).toBe(0)
+  })
+
+  it('BAD_REQUEST for a WATCH that carries ids, an envelope or a limit; RATE_LIMITED when the peer asks too often', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 10, ttl: 60_000 })
+    for (const extra of [{ ids: [new Uint8Array(32)] }, { sealed: sealedEnvelope() }, { limit: 5 }]) {
+      const [caller, server] = await streamPair()
+      const serving = serveMailbox(server, backend())
+      caller.send(frame(MailboxRequest.encode({ op: MailboxOp.WATCH, recipient, ...extra })))
+      await caller.close()
+      expect(await serving).toMatchObject({ status: MailboxStatus.BAD_REQUEST, reason: 'a WATCH carries no ids, no envelope and no limit' })
+    }
+    const [caller, server] = await streamPair()
+    const [, session] = await Promise.all([serveMailbox(server, backend({ admit: () => false })), callWatch(caller, recipient)])
+    expect(session.response).toMatchObject({ status: MailboxStatus.RATE_LIMITED, reason: 'too many WATCHes from this peer; slow down' })
+    expect(watchers.size).toBe(0)
+  })
+
+  it('resets a watcher that sends anything after its WATCH, and lets the watch go', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 10, ttl: 60_000 })
+    for (const garbage of [frame(new Uint8Array([0xff, 0xff])), frame(MailboxRequest.encode({ op: MailboxOp.WATCH, recipient })), Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff), encodeVarint(MAX_MAILBOX_FRAME_BYTES + 1)]) {
+      const [caller, server] = await streamPair()
+      const serving = codeOf(serveMailbox(server, backend(), { timeout: 500 }))
+      const session = await callWatch(caller, recipient)
+      expect(session.response.status).toBe(MailboxStatus.OK)
+      caller.send(garbage)
+      expect(['MALFORMED_FRAME', 'FRAME_TOO_LARGE']).toContain(await serving)
+      expect(server.status).toBe('aborted')
+      expect(watchers.size).toBe(0)
+    }
+  })
+
+  it('a watcher whose stream breaks (its connection went) has gone away: no error, the watch let go', async () => {
+    watchers = new WatcherRegistry({ perPeer: 2, total: 10, ttl: 60_000 })
+    const [caller, server] = await streamPair()
+    const serving = serveMailbox(server, backend())
+    const session = await callWatch(caller, recipient)
+    expect(session.response.status).toBe(MailboxStatus.OK)
+    caller.abort(new Error('connection lost'))
+    expect(await serving).toMatchObject({ op: MailboxOp.WATCH, status: MailboxStatus.OK, reason: expect.stringMatching(/went away/) })
+    expect(watchers.size).toBe(0)
+  })
+
+  it('the watcher refuses garbage in place of a notify: MALFORMED_FRAME or FRAME_TOO_LARGE, stream reset', async () => {
+    const answers: Array<[string, Uint8Array]> = [
+      ['not a protobuf', frame(new Uint8Array([0xff, 0xff, 0xff]))],
+      ['an oversized notify', frame(MailboxResponse.encode({ status: MailboxStatus.OK, reason: 'x'.repeat(100) }))],
+      ['a count that is no varint', frame(new Uint8Array([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))]
+    ]
+    for (const [name, garbage] of answers) {
+      const [caller, server] = await streamPair()
+      server.send(frame(MailboxResponse.encode({ status: MailboxStatus.OK })))
+      const session = await callWatch(caller, recipient)
+      server.send(garbage)
+      expect(['MALFORMED_FRAME', 'FRAME_TOO_LARGE'], name).toContain(await codeOf(session.next(AbortSignal.timeout(2_000))))
+      expect(caller.status, name).toBe('aborted')
+    }
+    // and random bytes in place of notifies: refused or read, never anything else
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 256 }), async bytes => {
+      const [caller, server] = await streamPair()
+      server.send(frame(MailboxResponse.encode({ status: MailboxStatus.OK })))
+      const session = await callWatch(caller, recipient)
+      server.send(bytes)
+      await server.close().catch(() => {})
+      while (true) {
+        const code = await codeOf(session.next(AbortSignal.timeout(2_000)).then(count => { if (count === undefined) throw Object.assign(new Error('end'), { code: 'END' }) }))
+        if (code === 'no error') continue
+        expect(['END', 'MALFORMED_FRAME', 'FRAME_TOO_LARGE']).toContain(code)
+        break
+      }
+    }), { numRuns: 100 })
+  })
+})
+
+describe('NotifyWriter: notifies on a stream that does not drain', () => {
+  /** A stream whose buffer is full after `room` sends until drain() is called; it records what was sent. */
+  function stuckStream (room: number): { stream: Stream, sent: number[], drain: () => void, drainWaits: () => number } {
+    const sent: number[] = []
+    let waiting: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+    let waits = 0
+    const stream = {
+      status: 'open',
+      send: (data: Uint8ArrayList) => {
+        const bytes = data.subarray()
+        sent.push(MailboxNotify.decode(bytes.subarray(1)).count)
+        return sent.length < room
+      },
+      onDrain: async ({ signal }: { signal: AbortSignal }) => {
+        waits++
+        await new Promise<void>((resolve, reject) => {
+          waiting.push({ resolve, reject })
+          signal.addEventListener('abort', () => { reject(signal.reason as Error) }, { once: true })
+        })
+      }
+    } as unknown as Stream
+    return { stream, sent, drain: () => { for (const w of waiting) w.resolve(); waiting = [] }, drainWaits: () => waits }
+  }
+
+  it('never waits in push(); while the stream is full, notifies collapse into one with the latest count', async () => {
+    const { stream, sent, drain, drainWaits } = stuckStream(1)
+    const writer = new NotifyWriter(stream, 5_000)
+    writer.open()
+    writer.push(1)
+    // the stream is full now: these wait, as one
+    for (let count = 2; count <= 1000; count++) writer.push(count)
+    expect(sent).toEqual([1])
+    expect(drainWaits()).toBe(1)
+    drain()
+    await until('the coalesced notify', () => sent.length === 2)
+    expect(sent).toEqual([1, 1000])
+    expect(writer.failed.aborted).toBe(false)
+  })
+
+  it('fails the watch when the stream stays full past the write timeout', async () => {
+    const { stream } = stuckStream(1)
+    const writer = new NotifyWriter(stream, 100)
+    writer.open()
+    writer.push(1)
+    writer.push(2)
+    await until('the writer to give up', () => writer.failed.aborted, 2_000)
+    expect((writer.failed.reason as { code?: string }).code).toBe('PEER_UNREACHABLE')
+  })
+
+  it('writes nothing before open(): the answer to WATCH goes first', async () => {
+    const { stream, sent } = stuckStream(100)
+    const writer = new NotifyWriter(stream, 5_000)
+    writer.push(3)
+    writer.push(4)
+    expect(sent).toEqual([])
+    writer.open()
+    expect(sent).toEqual([4])
   })
 })

@@ -40,6 +40,9 @@ import {
   MESSAGE_ID_BYTES,
   WIRE_VERSION
 } from '../../../src/wire/limits.js'
+import { MAX_NOTIFY_FRAME_BYTES } from '../../../src/mailbox/constants.js'
+import { decodeNotify } from '../../../src/mailbox/protocol.js'
+import { MailboxNotify } from '../../../src/wire/mailbox.js'
 import { makePeerIds } from './helpers.js'
 
 const NUM_RUNS = 300
@@ -120,7 +123,9 @@ const decoders: Decoder[] = [
   { name: 'decodeEnvelope', decode: decodeEnvelope, max: MAX_ENVELOPE_BYTES, valid: () => envelopeArb().map(encodeEnvelope) },
   { name: 'decodeReceipt', decode: decodeReceipt, max: MAX_PLAINTEXT_BYTES, valid: () => receiptArb.map(encodeReceipt) },
   { name: 'decodePlaintext', decode: decodePlaintext, max: MAX_PLAINTEXT_BYTES, valid: () => plaintextArb.map(p => encodePlaintext(p)) },
-  { name: 'decodeBatch', decode: decodeBatch, max: MAX_BATCH_PLAINTEXT_BYTES, valid: () => batchArb.map(encodeBatch) }
+  { name: 'decodeBatch', decode: decodeBatch, max: MAX_BATCH_PLAINTEXT_BYTES, valid: () => batchArb.map(encodeBatch) },
+  // what a watched mailbox writes on a WATCH stream (src/mailbox/protocol.ts)
+  { name: 'decodeNotify', decode: decodeNotify, max: MAX_NOTIFY_FRAME_BYTES, valid: () => fc.integer({ min: 0, max: 0xffff_ffff }).map(count => MailboxNotify.encode({ count })) }
 ]
 
 /** Decodes, and fails the property unless the outcome is a value or an OctetError with a wire code, in bounded time. */
@@ -148,6 +153,11 @@ function expectValid (name: string, value: unknown): void {
     case 'decodeReceipt': encodeReceipt(value as Receipt); break
     case 'decodePlaintext': encodePlaintext(value as Plaintext); break
     case 'decodeBatch': encodeBatch(value as BatchItem[]); break
+    case 'decodeNotify': {
+      const { count } = value as MailboxNotify
+      expect(Number.isInteger(count) && count >= 0 && count <= 0xffff_ffff).toBe(true)
+      break
+    }
   }
   if (name === 'decodeDmFrame' || name === 'decodeEnvelope') {
     const envelope = name === 'decodeEnvelope' ? value as Envelope : (value as DmFrame).envelope
@@ -245,6 +255,12 @@ describe('round trips preserve every field', () => {
   it('batches', () => {
     fc.assert(fc.property(batchArb, items => {
       expect(decodeBatch(encodeBatch(items))).toEqual(items)
+    }), { numRuns: NUM_RUNS })
+  })
+
+  it('mailbox notifies', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), count => {
+      expect(decodeNotify(MailboxNotify.encode({ count }))).toEqual({ count })
     }), { numRuns: NUM_RUNS })
   })
 
