@@ -1,7 +1,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope, type MessageId } from '../wire/codec.js'
 import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
@@ -240,11 +240,7 @@ export class DmTransport {
     const timeout = AbortSignal.timeout(DIAL_TIMEOUT)
     let stream: Stream
     try {
-      // libp2p looks the peer up in the DHT when it has no address for it
-      stream = await this.init.libp2p.dialProtocol(parsePeerId(peer), DM_PROTOCOL, {
-        signal: signal == null ? timeout : AbortSignal.any([signal, timeout]),
-        ...RELAYED_CONNECTIONS_OK
-      })
+      stream = await dialProtocolFindingPeer(this.init.libp2p, parsePeerId(peer), DM_PROTOCOL, signal == null ? timeout : AbortSignal.any([signal, timeout]))
     } catch (err) {
       throw new OctetError('PEER_UNREACHABLE', `cannot reach ${peer}: ${errorMessage(err)}`, { cause: err })
     }

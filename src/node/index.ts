@@ -35,6 +35,7 @@ export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
 export type { Reachability, ReachabilityStatus } from './reachability.js'
 export type { RelayServerStats } from './relay.js'
 export { RELAYED_CONNECTIONS_OK } from './constants.js'
+export { dialProtocolFindingPeer } from './dial.js'
 
 export interface OctetServices {
   identify: Identify

@@ -6,7 +6,7 @@ import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { PeerBudget } from './budget.js'
 import {
   DHT_GET_TIMEOUT,
@@ -141,7 +141,7 @@ export class PrekeyService {
     const dialTimeout = AbortSignal.timeout(FETCH_DIAL_TIMEOUT)
     let stream: Stream
     try {
-      stream = await this.components.libp2p.dialProtocol(id, PREKEY_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
+      stream = await dialProtocolFindingPeer(this.components.libp2p, id, PREKEY_PROTOCOL, this.signalFor(dialTimeout, signal))
     } catch (err) {
       throw this.abortError(signal, dialTimeout, `dialling ${peerId} for its prekey bundle`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach ${peerId} for its prekey bundle: ${errorMessage(err)}`, { cause: err })
