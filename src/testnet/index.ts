@@ -216,6 +216,9 @@ export class Testnet {
       '--api', `127.0.0.1:${port(2)}`,
       '--no-mdns',
       '--log-level', this.options.logLevel ?? 'info',
+      // the lab's "internet" uses a private range, which AutoNAT by design never tests: its
+      // public hosts say what they are, and then relay for the homes
+      ...(this.placements[index]?.kind === 'public' ? ['--reachability', 'public'] : []),
       ...bootstrap.flatMap(b => ['--bootstrap', b])
     ]
   }
@@ -380,11 +383,10 @@ export class Testnet {
   }
 
   /**
-   * NAT testnets: ready once every node lists node-0 among its connected peers. Each node
-   * dialled node-0 (its bootstrap peer) on its own; a NATed node's connection goes out through
-   * its router, which is what has to work before anything else can. DHT lookups are not
-   * required: a node behind NAT announces only addresses in its home, which nobody outside
-   * can dial until relayed addresses exist.
+   * NAT testnets: ready once every node lists node-0 among its connected peers and every
+   * node behind a NAT holds a relay reservation (it found out that it is behind a NAT and
+   * has a `/p2p-circuit` address others can dial). Each node dialled node-0 (its bootstrap
+   * peer) on its own; a NATed node's connection goes out through its router.
    */
   private async waitForBootstrap (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
     const [bootstrap, ...others] = this.nodes
@@ -396,7 +398,8 @@ export class Testnet {
     await Promise.all(others.map(async node => {
       const token = (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim()
       while (signal?.aborted !== true) {
-        if (await isConnectedTo(this.apiOf(node), bootstrap.peerId, token, signal)) {
+        const api = this.apiOf(node)
+        if (await isConnectedTo(api, bootstrap.peerId, token, signal) && (node.placement?.reach !== 'nat' || await holdsRelayReservation(api, token, signal))) {
           onProgress({ stage: 'bootstrap', connected: ++connected, total: others.length })
           return
         }
@@ -470,6 +473,21 @@ async function lookup (api: ApiFetch, peerId: string, token: string, signal?: Ab
 }
 
 /** Whether the node behind `api` lists `peerId` among its connected peers. */
+async function holdsRelayReservation (api: ApiFetch, token: string, signal?: AbortSignal): Promise<boolean> {
+  const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
+  try {
+    const res = await api('/v1/identity', {
+      headers: { authorization: `Bearer ${token}` },
+      signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
+    })
+    if (!res.ok) return false
+    const { relayAddresses } = await res.json() as { relayAddresses?: string[] }
+    return (relayAddresses?.length ?? 0) > 0
+  } catch {
+    return false
+  }
+}
+
 async function isConnectedTo (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
   const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
   try {
