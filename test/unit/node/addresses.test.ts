@@ -1,0 +1,48 @@
+import { networkInterfaces } from 'node:os'
+import { multiaddr } from '@multiformats/multiaddr'
+import { describe, expect, it } from 'vitest'
+import { LocalSubnets, addressesWorthSharing, dialAddressSorter, isLoopbackOnly } from '../../../src/node/addresses.js'
+
+const RELAY = '12D3KooWKvBkCiJdZHsdNNruMcxxHWjvoUEdAiA7kdT5n2gobrh9'
+const PEER = '12D3KooWRJ3CSBhu2aRU8Jw78Qe7ikiyqHQYh2rXuKKAk9hWoxT7'
+const ma = (text: string): ReturnType<typeof multiaddr> => multiaddr(text)
+const circuit = `/ip4/198.51.100.1/tcp/4710/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`
+
+describe('addresses worth sharing', () => {
+  it.each([
+    ['a peer behind a NAT with a relay keeps its LAN address to its LAN', ['/ip4/192.168.1.20/tcp/4710', circuit], false, [circuit]],
+    ['a public peer keeps its docker-bridge address to itself', ['/ip4/172.17.0.2/tcp/4710', '/ip4/1.2.3.4/tcp/4710'], false, ['/ip4/1.2.3.4/tcp/4710']],
+    ['a peer that has nothing but LAN addresses keeps them (a LAN or a lab)', ['/ip4/10.1.0.2/tcp/4710', '/ip4/10.1.0.2/tcp/4711/ws'], false, ['/ip4/10.1.0.2/tcp/4710', '/ip4/10.1.0.2/tcp/4711/ws']],
+    ['loopback goes out only from a loopback-only node (a local testnet)', ['/ip4/127.0.0.1/tcp/4710', '/ip4/10.1.0.2/tcp/4710'], false, ['/ip4/10.1.0.2/tcp/4710']],
+    ['… and there it does', ['/ip4/127.0.0.1/tcp/4710'], true, ['/ip4/127.0.0.1/tcp/4710']]
+  ])('%s', (_name, input, loopbackOnly, expected) => {
+    expect(addressesWorthSharing(input.map(ma), loopbackOnly).map(String)).toEqual(expected)
+  })
+
+  it('tells a loopback-only node from one that listens elsewhere too', () => {
+    expect(isLoopbackOnly([ma('/ip4/127.0.0.1/tcp/0'), ma('/ip4/127.0.0.1/tcp/0/ws')])).toBe(true)
+    expect(isLoopbackOnly([ma('/ip4/127.0.0.1/tcp/0'), ma('/ip4/0.0.0.0/tcp/0')])).toBe(false)
+    expect(isLoopbackOnly([])).toBe(false)
+  })
+})
+
+describe('dial order', () => {
+  const subnets = new LocalSubnets()
+  const loopback = '/ip4/127.0.0.1/tcp/4710'
+  // a neighbour on one of this machine's own subnets, when it has one besides loopback
+  const own = Object.values(networkInterfaces()).flat().find(i => i?.family === 'IPv4' && !i.internal)
+  const sort = (addrs: string[], onLoopback: boolean): string[] =>
+    addrs.map(a => ({ multiaddr: ma(a), isCertified: false })).sort(dialAddressSorter(subnets, () => onLoopback)).map(a => a.multiaddr.toString())
+
+  it('tries public addresses, then relays, then private addresses of other networks, and loopback only among loopback nodes', () => {
+    const foreignLan = '/ip4/10.213.77.5/tcp/4710'
+    expect(sort([foreignLan, circuit, '/ip4/1.2.3.4/tcp/4711/ws', '/ip4/1.2.3.4/tcp/4710', loopback], false))
+      .toEqual(['/ip4/1.2.3.4/tcp/4710', '/ip4/1.2.3.4/tcp/4711/ws', circuit, foreignLan, loopback])
+    expect(sort([circuit, loopback], true)).toEqual([loopback, circuit])
+  })
+
+  it.skipIf(own == null)('tries a neighbour on our own LAN before anything else', () => {
+    const neighbour = `/ip4/${own?.address ?? ''}/tcp/4710`
+    expect(sort(['/ip4/1.2.3.4/tcp/4710', circuit, neighbour], false)).toEqual([neighbour, '/ip4/1.2.3.4/tcp/4710', circuit])
+  })
+})
