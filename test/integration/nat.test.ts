@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Topology } from '../../src/testnet/netns.js'
-import { Cleanup, DaemonProcess, waitFor } from '../helpers/daemon.js'
+import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
 import { skipUnlessNetns } from '../helpers/netns.js'
 
 // Octet across real NATs: three homes, each behind its own masquerading router that drops
@@ -63,6 +63,12 @@ describe.skipIf(unavailable != null)(`octet across NATs${unavailable != null ? `
       expect(id.relayService.offered).toBe(false)
     }
     for (const p of pub) expect((await identity(p)).relayService.offered).toBe(true)
+    // what a person sees: the CLI on the host reaches the daemon in its namespace through api.sock
+    const status = await runCli(['--data-dir', a.options.dataDir, 'status'])
+    expect(status.code).toBe(0)
+    expect(status.stdout).toMatch(/reachability\s+private \(behind a NAT\), reachable via \d relay address/)
+    const id = await runCli(['--data-dir', pub[0]!.options.dataDir, 'id'])
+    expect(id.stdout).toContain('reachability: public (declared)')
   })
 
   it('A reaches B by PeerId alone: a DHT lookup returns B\'s relayed addresses', async () => {
