@@ -1,29 +1,89 @@
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { LocalSubnets, dialRank, isCircuit, isLoopback } from './addresses.js'
 import { RELAYED_CONNECTIONS_OK } from './constants.js'
+
+/** Ranks up to here (own LAN, public, relayed) can work from anywhere; beyond, only by luck. */
+const PROMISING_RANK = 2
+
+let subnets: LocalSubnets | undefined
 
 /**
  * Opens a stream of an octet protocol to a peer, over a relayed connection if
- * that is all there is. libp2p dials the addresses its peer store holds and
- * asks the DHT only when it holds none; those it holds may be stale — a LAN
- * address learnt before the peer had a relay, a relay it has since lost. When
- * the dial fails, the peer's current addresses are looked up in the DHT (the
- * peer's relays announce its circuit addresses there) and the dial is tried
- * once more with them.
+ * that is all there is.
+ *
+ * - An open connection is used, a direct one first. libp2p's own dial never
+ *   reuses a limited (relayed) connection: it would open a new circuit for
+ *   every stream, each counted against the relay's limits.
+ * - Otherwise the addresses that can work are dialled, and only those. libp2p
+ *   tries a peer's addresses one after another, each for up to 6 s; a peer
+ *   store may hold only stale ones — a LAN address of another network, learnt
+ *   before the peer had a relay — and then the peer's current addresses are
+ *   looked up in the DHT first (its relays announce its circuit addresses).
+ * - A dial that fails anyway looks the peer up and is tried once more.
  */
 export async function dialProtocolFindingPeer (libp2p: Libp2p, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+  const options = { signal, ...RELAYED_CONNECTIONS_OK }
+  for (const connection of openConnections(libp2p, peer)) {
+    try {
+      return await connection.newStream(protocol, options)
+    } catch (err) {
+      if (signal.aborted) throw err
+    }
+  }
+
+  let target: PeerId | Multiaddr[] = peer
+  const known = await knownAddresses(libp2p, peer)
+  let promising = promisingAddresses(libp2p, peer, known)
+  if (promising.length === 0 && known.length > 0) {
+    promising = promisingAddresses(libp2p, peer, await lookUp(libp2p, peer, signal) ?? [])
+  }
+  if (promising.length > 0) target = promising
   try {
-    return await libp2p.dialProtocol(peer, protocol, { signal, ...RELAYED_CONNECTIONS_OK })
+    return await libp2p.dialProtocol(target, protocol, options)
   } catch (err) {
     if (signal.aborted) throw err
-    let fresh
-    try {
-      fresh = await libp2p.peerRouting.findPeer(peer, { signal, useCache: false })
-    } catch {
-      // nobody knows more than we did: the first error says what went wrong
-      throw err
-    }
-    if (fresh.multiaddrs.length === 0) throw err
-    await libp2p.peerStore.merge(peer, { multiaddrs: fresh.multiaddrs })
-    return await libp2p.dialProtocol(peer, protocol, { signal, ...RELAYED_CONNECTIONS_OK })
+    const fresh = await lookUp(libp2p, peer, signal)
+    // nobody knows more than we did: the first error says what went wrong
+    if (fresh == null || fresh.length === 0) throw err
+    return await libp2p.dialProtocol(peer, protocol, options)
   }
+}
+
+function openConnections (libp2p: Libp2p, peer: PeerId): Connection[] {
+  return libp2p.getConnections(peer)
+    .filter(c => c.status === 'open')
+    .sort((a, b) => Number(a.limits != null) - Number(b.limits != null))
+}
+
+async function knownAddresses (libp2p: Libp2p, peer: PeerId): Promise<Multiaddr[]> {
+  try {
+    return (await libp2p.peerStore.get(peer)).addresses.map(a => a.multiaddr)
+  } catch {
+    return []
+  }
+}
+
+/** The peer's addresses in the DHT, merged into the peer store; undefined when the lookup failed. */
+async function lookUp (libp2p: Libp2p, peer: PeerId, signal: AbortSignal): Promise<Multiaddr[] | undefined> {
+  try {
+    const found = await libp2p.peerRouting.findPeer(peer, { signal, useCache: false })
+    if (found.multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs: found.multiaddrs })
+    return found.multiaddrs
+  } catch {
+    return undefined
+  }
+}
+
+/** The addresses that can work from here, best first, each ending in the peer's /p2p/ part as a dial by address needs. */
+function promisingAddresses (libp2p: Libp2p, peer: PeerId, addrs: Multiaddr[]): Multiaddr[] {
+  subnets ??= new LocalSubnets()
+  const local = subnets
+  const onLoopback = libp2p.getMultiaddrs().filter(a => !isCircuit(a)).every(isLoopback)
+  const suffix = `/p2p/${peer.toString()}`
+  return addrs
+    .map(addr => ({ addr, rank: dialRank(addr, local, onLoopback) }))
+    .filter(({ rank }) => rank <= PROMISING_RANK)
+    .sort((a, b) => a.rank - b.rank)
+    .map(({ addr }) => addr.toString().endsWith(suffix) ? addr : multiaddr(addr.toString() + suffix))
 }
