@@ -32,8 +32,11 @@ const READY_TIMEOUT = 30_000
 const RESERVATION_TIMEOUT = 60_000
 const FIRST_TIMEOUT = 150_000
 const MESSAGE_TIMEOUT = 30_000
-/** libp2p's own debug log, for DCUtR attempts (octet's logger does not carry libp2p's). */
-const DEBUG_NAMESPACES = 'libp2p:dcutr*'
+/**
+ * libp2p's own debug log of A and B, for DCUtR attempts (octet's logger does not carry
+ * libp2p's); BENCH_NAT_DEBUG adds namespaces (with BENCH_NAT_LOGS, to read them).
+ */
+const DEBUG_NAMESPACES = ['libp2p:dcutr*', process.env.BENCH_NAT_DEBUG].filter(Boolean).join(',')
 const OUTPUT_KEPT = 2 * 1024 * 1024
 /** BENCH_NAT_LOGS=<dir> keeps each daemon's stderr and stdout there (the libp2p:dcutr lines of A and B among them). */
 const LOGS_DIR = process.env.BENCH_NAT_LOGS
