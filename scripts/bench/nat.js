@@ -183,7 +183,7 @@ export async function run ({ log = () => {} } = {}) {
     add(`following ${MESSAGES} A → B: mean`, round2(n.mean), 'ms', `direct mean ${round2(d.mean)} ms | ${ratio(n.mean, d.mean)}`)
     add(`following ${MESSAGES} pub0 → pub1 direct: p50`, round2(d.p50), 'ms', 'the baseline')
     add(`following ${MESSAGES} pub0 → pub1 direct: p99`, round2(d.p99), 'ms')
-    add('NAT p50 / direct p50', Number((n.p50 / d.p50).toFixed(2)), '×', `extra latency through the relay: p50 +${round2(n.p50 - d.p50)} ms, p99 +${round2(n.p99 - d.p99)} ms`)
+    add('NAT p50 / direct p50', Number((n.p50 / d.p50).toFixed(2)), '×', `extra latency through the relay: p50 ${signed(n.p50 - d.p50)} ms, p99 ${signed(n.p99 - d.p99)} ms`)
     add('messages that went through a mailbox (status stored)', nat.stored + direct.stored, '', `NAT ${nat.stored}, direct ${direct.stored} of ${MESSAGES + 1} each`)
 
     if (relay != null) {
@@ -428,3 +428,4 @@ const yesNo = value => value ? 'yes' : 'no'
 const round = v => Math.round(v * 10) / 10
 const round2 = v => Math.round(v * 100) / 100
 const round3 = v => Math.round(v * 1000) / 1000
+const signed = v => `${v >= 0 ? '+' : '−'}${round2(Math.abs(v))}`
