@@ -26,7 +26,8 @@ const BENCHMARKS = [
   { name: 'testnet', load: () => import('./testnet.js') },
   { name: 'messaging', load: () => import('./messaging.js') },
   { name: 'mailbox', load: () => import('./mailbox.js') },
-  { name: 'groups', load: () => import('./groups.js') }
+  { name: 'groups', load: () => import('./groups.js') },
+  { name: 'nat', load: () => import('./nat.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')
