@@ -101,9 +101,33 @@ export function isLoopbackOnly (listen: Multiaddr[]): boolean {
   return direct.length > 0 && direct.every(isLoopback)
 }
 
-/** A kad-dht peerInfoMapper applying `addressesWorthSharing` to every peer it hands out. */
-export function dhtPeerInfoMapper (selfIsLoopbackOnly: () => boolean): (info: PeerInfo) => PeerInfo {
-  return info => ({ ...info, multiaddrs: addressesWorthSharing(info.multiaddrs, selfIsLoopbackOnly()) })
+/**
+ * A peer is behind a NAT when our connection to it comes from an IP that is
+ * none of the addresses it announces: its router's. Then its private
+ * addresses are its home LAN's, of use to nobody we could hand them to.
+ */
+export function isBehindNat (announced: Multiaddr[], connectedFrom: Multiaddr[]): boolean {
+  const announcedIps = new Set(announced.filter(a => !isCircuit(a)).map(ipOf).filter(ip => ip != null))
+  return connectedFrom.some(remote => {
+    if (isCircuit(remote)) return false
+    const ip = ipOf(remote)
+    return ip != null && !announcedIps.has(ip)
+  })
+}
+
+/**
+ * A kad-dht peerInfoMapper applying `addressesWorthSharing` to every peer it
+ * hands out, and dropping the private addresses of a peer we see behind a NAT
+ * (before it has a relay, its LAN address is all it announces; handed out, it
+ * costs every dial a timeout). `connectedFrom` gives the remote addresses of
+ * our open connections to a peer.
+ */
+export function dhtPeerInfoMapper (selfIsLoopbackOnly: () => boolean, connectedFrom: (peer: PeerInfo['id']) => Multiaddr[]): (info: PeerInfo) => PeerInfo {
+  return info => {
+    let multiaddrs = addressesWorthSharing(info.multiaddrs, selfIsLoopbackOnly())
+    if (isBehindNat(info.multiaddrs, connectedFrom(info.id))) multiaddrs = multiaddrs.filter(a => isCircuit(a) || !isPrivateAddress(a))
+    return { ...info, multiaddrs }
+  }
 }
 
 /**

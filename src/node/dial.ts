@@ -1,4 +1,5 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { OctetLibp2p } from './index.js'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { LocalSubnets, dialRank, isCircuit, isLoopback } from './addresses.js'
 import { RELAYED_CONNECTIONS_OK } from './constants.js'
@@ -22,7 +23,7 @@ let subnets: LocalSubnets | undefined
  *   looked up in the DHT first (its relays announce its circuit addresses).
  * - A dial that fails anyway looks the peer up and is tried once more.
  */
-export async function dialProtocolFindingPeer (libp2p: Libp2p, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+export async function dialProtocolFindingPeer (libp2p: OctetLibp2p, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
   const options = { signal, ...RELAYED_CONNECTIONS_OK }
   for (const connection of openConnections(libp2p, peer)) {
     try {
@@ -64,15 +65,27 @@ async function knownAddresses (libp2p: Libp2p, peer: PeerId): Promise<Multiaddr[
   }
 }
 
-/** The peer's addresses in the DHT, merged into the peer store; undefined when the lookup failed. */
-async function lookUp (libp2p: Libp2p, peer: PeerId, signal: AbortSignal): Promise<Multiaddr[] | undefined> {
+/**
+ * The peer's addresses in the DHT, merged into the peer store; undefined when
+ * the lookup failed. Nodes that answer may know the peer from before it had a
+ * relay: the walk goes on past answers with nothing that can work from here,
+ * until one has such an address or the walk ends.
+ */
+async function lookUp (libp2p: OctetLibp2p, peer: PeerId, signal: AbortSignal): Promise<Multiaddr[] | undefined> {
+  const found = new Map<string, Multiaddr>()
   try {
-    const found = await libp2p.peerRouting.findPeer(peer, { signal, useCache: false })
-    if (found.multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs: found.multiaddrs })
-    return found.multiaddrs
+    for await (const event of libp2p.services.dht.findPeer(peer, { signal, useCache: false })) {
+      if (event.name !== 'FINAL_PEER') continue
+      for (const addr of event.peer.multiaddrs) found.set(addr.toString(), addr)
+      if (promisingAddresses(libp2p, peer, event.peer.multiaddrs).length > 0) break
+    }
   } catch {
-    return undefined
+    // a lookup that ends in an error may still have found something on the way
   }
+  if (found.size === 0) return undefined
+  const addrs = [...found.values()]
+  await libp2p.peerStore.merge(peer, { multiaddrs: addrs })
+  return addrs
 }
 
 /** The addresses that can work from here, best first, each ending in the peer's /p2p/ part as a dial by address needs. */

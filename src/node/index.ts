@@ -108,6 +108,8 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   if (init.relayService != null) optional.relay = relayServerService(init.relayService)
   if (init.upnp === true) optional.upnp = uPnPNAT()
 
+  // the DHT's address mapper looks at our connections, which exist only once libp2p does
+  let libp2pRef: Libp2p | undefined
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
@@ -140,7 +142,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         protocol: DHT_PROTOCOL,
         // nodes of a testnet or a LAN are reached on private addresses, which stay in; a peer
         // with a public or relayed address keeps its LAN addresses to its LAN (src/node/addresses.ts)
-        peerInfoMapper: dhtPeerInfoMapper(() => loopbackOnly),
+        peerInfoMapper: dhtPeerInfoMapper(() => loopbackOnly, peer => libp2pRef?.getConnections(peer).map(c => c.remoteAddr) ?? []),
         clientMode: false,
         // kad-dht holds every query until its first self-query has found K = 20 peers or timed
         // out (5 s): in a network smaller than 20 that stalls each node's first lookup for 5 s.
@@ -157,6 +159,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
       ...optional
     }
   })
+  libp2pRef = libp2p
   pauseEmptyQueries(libp2p.peerRouting)
   try {
     await libp2p.start()

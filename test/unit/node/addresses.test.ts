@@ -1,7 +1,8 @@
 import { networkInterfaces } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
-import { LocalSubnets, addressesWorthSharing, dialAddressSorter, isLoopbackOnly } from '../../../src/node/addresses.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isBehindNat, isLoopbackOnly } from '../../../src/node/addresses.js'
 
 const RELAY = '12D3KooWKvBkCiJdZHsdNNruMcxxHWjvoUEdAiA7kdT5n2gobrh9'
 const PEER = '12D3KooWRJ3CSBhu2aRU8Jw78Qe7ikiyqHQYh2rXuKKAk9hWoxT7'
@@ -23,6 +24,27 @@ describe('addresses worth sharing', () => {
     expect(isLoopbackOnly([ma('/ip4/127.0.0.1/tcp/0'), ma('/ip4/127.0.0.1/tcp/0/ws')])).toBe(true)
     expect(isLoopbackOnly([ma('/ip4/127.0.0.1/tcp/0'), ma('/ip4/0.0.0.0/tcp/0')])).toBe(false)
     expect(isLoopbackOnly([])).toBe(false)
+  })
+})
+
+describe('peers behind a NAT', () => {
+  const lan = ma('/ip4/10.1.1.2/tcp/4710')
+  it('is one whose connection comes from an address it does not announce (its router\'s)', () => {
+    expect(isBehindNat([lan], [ma('/ip4/198.18.2.2/tcp/53122')])).toBe(true)
+    expect(isBehindNat([lan], [ma('/ip4/10.1.1.2/tcp/53122')])).toBe(false)
+    // through a relay we see the relay, not the peer
+    expect(isBehindNat([lan], [ma(circuit)])).toBe(false)
+    expect(isBehindNat([lan], [])).toBe(false)
+  })
+
+  it('has its LAN addresses kept out of the DHT, even before it has a relay', () => {
+    const id = peerIdFromString(PEER)
+    const mapper = dhtPeerInfoMapper(() => false, () => [ma('/ip4/198.18.2.2/tcp/53122')])
+    expect(mapper({ id, multiaddrs: [lan] }).multiaddrs).toEqual([])
+    expect(mapper({ id, multiaddrs: [lan, ma(circuit)] }).multiaddrs.map(String)).toEqual([circuit])
+    // a peer seen at its own address keeps them: a LAN, or a lab on private ranges
+    const direct = dhtPeerInfoMapper(() => false, () => [ma('/ip4/10.1.1.2/tcp/53122')])
+    expect(direct({ id, multiaddrs: [lan] }).multiaddrs).toEqual([lan])
   })
 })
 
