@@ -18,9 +18,9 @@ let subnets: LocalSubnets | undefined
  *   every stream, each counted against the relay's limits.
  * - Otherwise the addresses that can work are dialled, and only those. libp2p
  *   tries a peer's addresses one after another, each for up to 6 s; a peer
- *   store may hold only stale ones — a LAN address of another network, learnt
- *   before the peer had a relay — and then the peer's current addresses are
- *   looked up in the DHT first (its relays announce its circuit addresses).
+ *   store may hold none or only stale ones — a LAN address of another network,
+ *   learnt before the peer had a relay — and then the peer's current addresses
+ *   are looked up in the DHT first (its relays announce its circuit addresses).
  * - A dial that fails anyway looks the peer up and is tried once more.
  */
 export async function dialProtocolFindingPeer (libp2p: OctetLibp2p, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
@@ -33,21 +33,17 @@ export async function dialProtocolFindingPeer (libp2p: OctetLibp2p, peer: PeerId
     }
   }
 
-  let target: PeerId | Multiaddr[] = peer
   const known = await knownAddresses(libp2p, peer)
   let promising = promisingAddresses(libp2p, peer, known)
-  if (promising.length === 0 && known.length > 0) {
-    promising = promisingAddresses(libp2p, peer, await lookUp(libp2p, peer, signal) ?? [])
-  }
-  if (promising.length > 0) target = promising
+  if (promising.length === 0) promising = promisingAddresses(libp2p, peer, await lookUp(libp2p, peer, signal) ?? [])
   try {
-    return await libp2p.dialProtocol(target, protocol, options)
+    return await libp2p.dialProtocol(promising.length > 0 ? promising : peer, protocol, options)
   } catch (err) {
     if (signal.aborted) throw err
-    const fresh = await lookUp(libp2p, peer, signal)
-    // nobody knows more than we did: the first error says what went wrong
-    if (fresh == null || fresh.length === 0) throw err
-    return await libp2p.dialProtocol(peer, protocol, options)
+    const fresh = promisingAddresses(libp2p, peer, await lookUp(libp2p, peer, signal) ?? [])
+    // nobody knows a way that can work: the first error says what went wrong
+    if (fresh.length === 0) throw err
+    return await libp2p.dialProtocol(fresh, protocol, options)
   }
 }
 
