@@ -1,4 +1,4 @@
-import { SECOND } from '../units.js'
+import { MINUTE, SECOND } from '../units.js'
 
 /** octet's own overlay: a private Kademlia DHT, not the public IPFS one. */
 export const PROTOCOL_PREFIX = '/octet'
@@ -17,3 +17,24 @@ export const MAX_CONNECTIONS = 300
  */
 export const PING_MAX_OUTBOUND_STREAMS = 2
 export const PING_MAX_INBOUND_STREAMS = 4
+
+/**
+ * Connections a node wants. Below this it keeps re-dialling its bootstrap peers and the peers
+ * it knew (the reconnect loop, src/node/reconnect.ts). Three: one peer is a single point of
+ * failure, and a handful of connections is what the DHT's first lookups start from; more come
+ * by themselves from lookups and from peers dialling us.
+ */
+export const MIN_PEERS = 3
+/** First pause of the reconnect loop after an attempt that brought no connection; doubled after each, up to the max. */
+export const RECONNECT_BASE_DELAY = SECOND
+/**
+ * The longest pause between reconnect attempts. A node that lost its network comes back at
+ * most this long after its peers do; a dial to each known peer this often costs nothing.
+ */
+export const RECONNECT_MAX_DELAY = 30 * SECOND
+/** While a node has the peers it wants: how often the loop checks anyway (disconnects wake it sooner). */
+export const RECONNECT_CHECK_INTERVAL = MINUTE
+/** Peers from the peer store dialled per attempt (besides the bootstrap peers), picked at random. */
+export const RECONNECT_KNOWN_PEERS_PER_ATTEMPT = 8
+/** After a new connection, how long the self-lookup waits for the peer to enter the DHT routing table (identify runs first). */
+export const ROUTING_TABLE_ENTRY_WAIT = 5 * SECOND

@@ -17,11 +17,13 @@ import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
 import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
+import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
 export { Pubsub } from './pubsub.js'
 export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
+export type { AttemptOutcome, Connectivity, ReconnectStatus as NodeStatus } from './reconnect.js'
 
 export interface OctetServices {
   identify: Identify
@@ -54,6 +56,8 @@ export interface NodeInit {
    * show that the Signal layer alone keeps message text off the wire.
    */
   connectionEncrypters?: Libp2pOptions['connectionEncrypters']
+  /** where the reconnect loop says that the node lost or regained the network */
+  log?: ReconnectInit['log']
 }
 
 export interface PeerSummary {
@@ -115,7 +119,9 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  return new OctetNode(libp2p)
+  const node: OctetNode = new OctetNode(libp2p, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log, routingTableSize: () => node.routingTableSize() }))
+  node.startReconnecting()
+  return node
 }
 
 function translateStartError (err: unknown, listen: Multiaddr[]): Error {
@@ -137,8 +143,18 @@ export class OctetNode {
   /** group topics over gossipsub */
   readonly pubsub: Pubsub
 
-  constructor (readonly libp2p: OctetLibp2p) {
+  /** @param reconnector keeps the node connected (src/node/reconnect.ts) */
+  constructor (readonly libp2p: OctetLibp2p, private readonly reconnector: Reconnector) {
     this.pubsub = new Pubsub(libp2p)
+  }
+
+  startReconnecting (): void {
+    this.reconnector.start()
+  }
+
+  /** Peer count, bootstrap peers and what the reconnect loop did last and does next. */
+  status (): ReconnectStatus & { routingTableSize: number } {
+    return { ...this.reconnector.status(), routingTableSize: this.routingTableSize() }
   }
 
   get peerId (): string {
@@ -215,6 +231,7 @@ export class OctetNode {
   }
 
   async stop (): Promise<void> {
+    await this.reconnector.stop()
     this.pubsub.stop()
     await this.libp2p.stop()
   }
