@@ -5,6 +5,22 @@ import { printJson, table } from './output.js'
 interface Identity { peerId: string, listenAddresses: string[], announceAddresses: string[] }
 interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
 interface Health { status: string, version: string, uptimeSeconds: number }
+interface Status {
+  peers: number
+  minPeers: number
+  connectivity: 'isolated' | 'low' | 'ok'
+  routingTableSize: number
+  bootstrap: string[]
+  reconnect: {
+    attempts: number
+    consecutiveFailures: number
+    lastAttemptAt?: number
+    lastOutcome?: string
+    lastError?: string
+    lastConnectedAt?: number
+    nextAttemptAt?: number
+  }
+}
 
 /** `octet id`, `octet peers`, `octet status`: what the local daemon knows about itself. */
 export function registerNodeInfo (program: Command): void {
@@ -33,17 +49,49 @@ export function registerNodeInfo (program: Command): void {
     })
 
   program.command('status')
-    .description('show whether the daemon runs, its version, uptime, PeerId and peer count')
+    .description('show whether the daemon runs, its version, uptime, PeerId, peers and how it (re)connects')
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const [health, id, { peers }] = await Promise.all([
+      const [health, id, net] = await Promise.all([
         client.request<Health>('GET', '/v1/health'),
         client.request<Identity>('GET', '/v1/identity'),
-        client.request<Peers>('GET', '/v1/peers')
+        client.request<Status>('GET', '/v1/status')
       ])
-      const status = { running: health.status === 'ok', version: health.version, uptimeSeconds: health.uptimeSeconds, peerId: id.peerId, api: client.baseUrl, peers: peers.length }
+      const status = {
+        running: health.status === 'ok',
+        version: health.version,
+        uptimeSeconds: health.uptimeSeconds,
+        peerId: id.peerId,
+        api: client.baseUrl,
+        peers: net.peers,
+        minPeers: net.minPeers,
+        connectivity: net.connectivity,
+        routingTableSize: net.routingTableSize,
+        bootstrap: net.bootstrap,
+        reconnect: net.reconnect
+      }
       if (json) return printJson(status)
-      process.stdout.write(table(['', ''], Object.entries(status).map(([k, v]) => [k, String(v)])).split('\n').slice(1).join('\n') + '\n')
+      const r = net.reconnect
+      const now = Date.now()
+      const rows: Array<[string, string]> = [
+        ['running', String(status.running)],
+        ['version', status.version],
+        ['uptimeSeconds', String(status.uptimeSeconds)],
+        ['peerId', status.peerId],
+        ['api', status.api],
+        ['peers', String(status.peers)],
+        ['connectivity', `${net.connectivity} (wants ${net.minPeers} peers)`],
+        ['routingTable', `${net.routingTableSize} peers`],
+        ['bootstrap', net.bootstrap.length === 0 ? 'none' : net.bootstrap.join('\n' + ' '.repeat(14))],
+        ['lastAttempt', r.lastAttemptAt == null ? 'none yet' : `${ago(now, r.lastAttemptAt)}: ${r.lastOutcome ?? '?'} (${r.attempts} attempts, ${r.consecutiveFailures} failed in a row)`],
+        ['lastError', r.lastError ?? 'none'],
+        ['nextAttempt', r.nextAttemptAt == null ? 'none (enough peers)' : `in ${Math.max(0, Math.round((r.nextAttemptAt - now) / 1000))} s`]
+      ]
+      process.stdout.write(rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n') + '\n')
     })
+}
+
+function ago (now: number, at: number): string {
+  return `${Math.max(0, Math.round((now - at) / 1000))} s ago`
 }
