@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
-import { Testnet, type TestnetProgress } from '../testnet/index.js'
+import { FULL_CHECK_MAX_NODES, Testnet, type TestnetProgress } from '../testnet/index.js'
 import { integerOption } from './options.js'
 import { table } from './output.js'
 
@@ -22,7 +22,7 @@ export function registerTestnet (program: Command): void {
       })
       const err = (line: string): boolean => process.stderr.write(line + '\n')
       err(`starting ${opts.nodes} daemons in ${dir} …`)
-      const nodes = await testnet.start(progressPrinter(err), abort.signal)
+      const nodes = await testnet.start(progressPrinter(err, opts.nodes), abort.signal)
 
       process.stdout.write('\n' + table(['NAME', 'PEER ID', 'API', 'DATA DIR'], nodes.map(n => [n.name, n.peerId, n.apiUrl, n.dataDir])) + '\n\n')
       process.stdout.write(`API tokens: <data dir>/api.token, e.g. curl -H "Authorization: Bearer $(cat ${nodes[0]?.dataDir ?? dir}/api.token)" ${nodes[0]?.apiUrl ?? ''}/v1/peers\n`)
@@ -43,19 +43,24 @@ export function registerTestnet (program: Command): void {
     })
 }
 
-function progressPrinter (write: (line: string) => void): (p: TestnetProgress) => void {
+function progressPrinter (write: (line: string) => void, nodes: number): (p: TestnetProgress) => void {
   let lastDht = -1
   return progress => {
     switch (progress.stage) {
       case 'node-started':
         write(`  [${progress.started}/${progress.total}] ${progress.node.name} up: ${progress.node.peerId} (API ${progress.node.apiUrl})`)
         break
+      case 'nodes-up':
+        write(`  all daemons up in ${(progress.elapsedMs / 1000).toFixed(1)} s; now DHT lookups between them`)
+        break
       case 'dht':
-        if (progress.found !== lastDht) write(`  DHT: ${progress.found}/${progress.total} lookups succeed`)
+        if (progress.found !== lastDht) write(`  DHT: ${progress.found}/${progress.total} lookups succeed${progress.failedAttempts > 0 ? ` (${progress.failedAttempts} failed attempts retried)` : ''}`)
         lastDht = progress.found
         break
       case 'ready':
-        write(`ready in ${(progress.elapsedMs / 1000).toFixed(1)} s: every node finds every other node through the DHT`)
+        write(`ready in ${(progress.elapsedMs / 1000).toFixed(1)} s: ${progress.allPairs
+          ? 'every node finds every other node through the DHT'
+          : `every node found ${progress.lookups / nodes} others and was found by ${progress.lookups / nodes} others through the DHT (${progress.lookups} lookups in rounds; every pair is checked up to ${FULL_CHECK_MAX_NODES} nodes)`}`)
         break
     }
   }
