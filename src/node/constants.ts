@@ -4,7 +4,15 @@ import { MINUTE, SECOND } from '../units.js'
 export const PROTOCOL_PREFIX = '/octet'
 export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
 
-/** Loopback peers are this machine: rate-limiting their inbound connections protects nothing. */
+/**
+ * Loopback peers are this machine: rate-limiting their inbound connections protects nothing.
+ * In libp2p 3.3.11 (ConnectionManager.acceptIncomingConnection) an allowed address skips every
+ * inbound limit: maxIncomingPendingConnections (10), inboundConnectionThreshold (5/s per host)
+ * and maxConnections. Measured: 29 daemons started at once against one bootstrap node on
+ * 127.0.0.1 all got their connection (it had 29 peers), so a testnet's burst needs no other
+ * tuning. From other hosts those limits still apply, and a dial refused in a burst is retried
+ * by the reconnect loop (reconnect.ts) instead of being lost for good.
+ */
 export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
 
 export const DIAL_TIMEOUT = 10 * SECOND
