@@ -139,7 +139,10 @@ describe('octet testnet', () => {
     const rows = await waitFor(async () => {
       if (testnet.child.exitCode != null) throw new Error(`testnet exited with ${testnet.child.exitCode}:\n${testnet.output}`)
       return testnet.stdout.includes('press Ctrl-C') ? testnet.rows() : undefined
-    }, { timeoutMs: 240_000, intervalMs: 250, what: 'the 30-node testnet to be ready' })
+    }, { timeoutMs: 240_000, intervalMs: 250, what: 'the 30-node testnet to be ready' }).catch((err: Error) => {
+      // how far it got: the progress lines say whether starting or the lookups took the time
+      throw new Error(`${err.message}\n${testnet.stderr.split('\n').filter(l => !/^\s+\[\d+\/30\]/.test(l)).slice(-8).join('\n')}`)
+    })
     const readyMs = Date.now() - startedAt
     // rounds at offsets 1, 2, 4, 8, 15, 16 along the ring: 6 × 30 lookups
     expect(testnet.stderr).toContain('DHT: 180/180 lookups succeed')
