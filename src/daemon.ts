@@ -114,7 +114,7 @@ export class Daemon {
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
     if (config.bootstrap.length > 0 && !await this.node.waitForRoutingTable(ROUTING_TABLE_WAIT)) {
-      log.warn({ bootstrap: config.bootstrap.map(a => a.toString()) }, 'no bootstrap peer answered yet; lookups will fail until one does')
+      log.warn({ bootstrap: config.bootstrap.map(a => a.toString()) }, 'no bootstrap peer answered yet; lookups fail until one does (the node keeps dialling, see `octet status`)')
     }
 
     this.crypto = await SignalCrypto.open({ store, privateKey, peerId: this.node.peerId })

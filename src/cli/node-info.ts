@@ -15,6 +15,22 @@ interface Identity {
 }
 interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
 interface Health { status: string, version: string, uptimeSeconds: number }
+interface Status {
+  peers: number
+  minPeers: number
+  connectivity: 'isolated' | 'low' | 'ok'
+  routingTableSize: number
+  bootstrap: string[]
+  reconnect: {
+    attempts: number
+    consecutiveFailures: number
+    lastAttemptAt?: number
+    lastOutcome?: string
+    lastError?: string
+    lastConnectedAt?: number
+    nextAttemptAt?: number
+  }
+}
 
 /** `octet id`, `octet peers`, `octet status`: what the local daemon knows about itself. */
 export function registerNodeInfo (program: Command): void {
@@ -44,14 +60,14 @@ export function registerNodeInfo (program: Command): void {
     })
 
   program.command('status')
-    .description('show whether the daemon runs, its version, uptime, PeerId and peer count')
+    .description('show whether the daemon runs, its version, uptime, PeerId, peers and how it (re)connects')
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const [health, id, { peers }] = await Promise.all([
+      const [health, id, net] = await Promise.all([
         client.request<Health>('GET', '/v1/health'),
         client.request<Identity>('GET', '/v1/identity'),
-        client.request<Peers>('GET', '/v1/peers')
+        client.request<Status>('GET', '/v1/status')
       ])
       const status = {
         running: health.status === 'ok',
@@ -59,19 +75,43 @@ export function registerNodeInfo (program: Command): void {
         uptimeSeconds: health.uptimeSeconds,
         peerId: id.peerId,
         api: client.baseUrl,
-        peers: peers.length,
+        peers: net.peers,
+        minPeers: net.minPeers,
+        connectivity: net.connectivity,
+        routingTableSize: net.routingTableSize,
+        bootstrap: net.bootstrap,
+        reconnect: net.reconnect,
         reachability: id.reachability,
         publicAddresses: id.publicAddresses,
+        observedAddresses: id.observedAddresses,
         relayAddresses: id.relayAddresses,
         relayService: id.relayService
       }
       if (json) return printJson(status)
-      const rows = Object.entries(status).map(([k, v]): [string, string] => [k, String(v)])
-      rows.splice(rows.findIndex(([k]) => k === 'reachability'), 4,
+      const r = net.reconnect
+      const now = Date.now()
+      const rows: Array<[string, string]> = [
+        ['running', String(status.running)],
+        ['version', status.version],
+        ['uptimeSeconds', String(status.uptimeSeconds)],
+        ['peerId', status.peerId],
+        ['api', status.api],
+        ['peers', String(status.peers)],
+        ['connectivity', `${net.connectivity} (wants ${net.minPeers} peers)`],
+        ['routingTable', `${net.routingTableSize} peers`],
+        ['bootstrap', net.bootstrap.length === 0 ? 'none' : net.bootstrap.join('\n' + ' '.repeat(14))],
+        ['lastAttempt', r.lastAttemptAt == null ? 'none yet' : `${ago(now, r.lastAttemptAt)}: ${r.lastOutcome ?? '?'} (${r.attempts} attempts, ${r.consecutiveFailures} failed in a row)`],
+        ['lastError', r.lastError ?? 'none'],
+        ['nextAttempt', r.nextAttemptAt == null ? 'none (enough peers)' : `in ${Math.max(0, Math.round((r.nextAttemptAt - now) / 1000))} s`],
         ['reachability', reachabilityLine(id)],
-        ['relay service', relayServiceLine(id.relayService)])
-      process.stdout.write(table(['', ''], rows).split('\n').slice(1).join('\n') + '\n')
+        ['relayService', relayServiceLine(id.relayService)]
+      ]
+      process.stdout.write(rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n') + '\n')
     })
+}
+
+function ago (now: number, at: number): string {
+  return `${Math.max(0, Math.round((now - at) / 1000))} s ago`
 }
 
 /** "private (behind a NAT), via 2 relays", "public: /ip4/…" — what a person needs to know about being reachable. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { OctetError, isOctetError } from '../errors.js'
-import { Testnet, type TestnetNode, type TestnetProgress } from '../testnet/index.js'
+import { FULL_CHECK_MAX_NODES, Testnet, type TestnetNode, type TestnetProgress } from '../testnet/index.js'
 import { integerOption } from './options.js'
 import { table } from './output.js'
 
@@ -28,7 +28,7 @@ export function registerTestnet (program: Command): void {
       err(nat
         ? `starting ${opts.nodes} daemons in ${dir}, ${Testnet.publicShare(opts.nodes)} public and ${opts.nodes - Testnet.publicShare(opts.nodes)} behind NAT routers …`
         : `starting ${opts.nodes} daemons in ${dir} …`)
-      const nodes = await testnet.start(progressPrinter(err, nat), abort.signal)
+      const nodes = await testnet.start(progressPrinter(err, opts.nodes, nat), abort.signal)
 
       const first = nodes[0]
       if (nat) {
@@ -57,15 +57,18 @@ export function registerTestnet (program: Command): void {
     })
 }
 
-function progressPrinter (write: (line: string) => void, nat = false): (p: TestnetProgress) => void {
+function progressPrinter (write: (line: string) => void, nodes: number, nat = false): (p: TestnetProgress) => void {
   let lastDht = -1
   return progress => {
     switch (progress.stage) {
       case 'node-started':
         write(`  [${progress.started}/${progress.total}] ${progress.node.name} up: ${progress.node.peerId} (${where(progress.node)})`)
         break
+      case 'nodes-up':
+        write(`  all daemons up in ${(progress.elapsedMs / 1000).toFixed(1)} s; now ${nat ? 'waiting for their connections and relay reservations' : 'DHT lookups between them'}`)
+        break
       case 'dht':
-        if (progress.found !== lastDht) write(`  DHT: ${progress.found}/${progress.total} lookups succeed`)
+        if (progress.found !== lastDht) write(`  DHT: ${progress.found}/${progress.total} lookups succeed${progress.failedAttempts > 0 ? ` (${progress.failedAttempts} failed attempts retried)` : ''}`)
         lastDht = progress.found
         break
       case 'topology':
@@ -75,7 +78,11 @@ function progressPrinter (write: (line: string) => void, nat = false): (p: Testn
         if (progress.connected === progress.total) write(`  ${progress.connected}/${progress.total} nodes connected to node-0`)
         break
       case 'ready':
-        write(`ready in ${(progress.elapsedMs / 1000).toFixed(1)} s: ${nat ? 'every node is up and connected to node-0 (the bootstrap)' : 'every node finds every other node through the DHT'}`)
+        write(`ready in ${(progress.elapsedMs / 1000).toFixed(1)} s: ${nat
+          ? 'every node is up and connected to node-0 (the bootstrap), and every node behind a NAT holds a relay reservation'
+          : progress.allPairs
+            ? 'every node finds every other node through the DHT'
+            : `every node found ${progress.lookups / nodes} others and was found by ${progress.lookups / nodes} others through the DHT (${progress.lookups} lookups in rounds; every pair is checked up to ${FULL_CHECK_MAX_NODES} nodes)`}`)
         break
     }
   }

@@ -27,6 +27,7 @@ import { Pubsub, pubsubService } from './pubsub.js'
 import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
+import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
@@ -36,6 +37,7 @@ export type { Reachability, ReachabilityStatus } from './reachability.js'
 export type { RelayServerStats } from './relay.js'
 export { RELAYED_CONNECTIONS_OK } from './constants.js'
 export { dialProtocolFindingPeer } from './dial.js'
+export type { AttemptOutcome, Connectivity, ReconnectStatus as NodeStatus } from './reconnect.js'
 
 export interface OctetServices {
   identify: Identify
@@ -74,7 +76,7 @@ export interface NodeInit {
   relayService?: RelayLimits
   /** UPnP / NAT-PMP port mapping on the home router; default off */
   upnp?: boolean
-  /** default: silent */
+  /** default: silent; where the reconnect loop says that the node lost or regained the network */
   log?: Logger
 }
 
@@ -167,8 +169,9 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  const node = new OctetNode(libp2p, init, subnets)
+  const node: OctetNode = new OctetNode(libp2p, init, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log, routingTableSize: () => node.routingTableSize() }))
   await node.startReachability()
+  node.startReconnecting()
   return node
 }
 
@@ -197,7 +200,8 @@ export class OctetNode {
   /** reachability changes apply one after another */
   private applying: Promise<void> = Promise.resolve()
 
-  constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets) {
+  /** @param reconnector keeps the node connected (src/node/reconnect.ts) */
+  constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets, private readonly reconnector: Reconnector) {
     this.pubsub = new Pubsub(libp2p)
     this.log = init.log ?? createLogger('silent')
     // AutoNAT's verdicts live in libp2p's address manager, which its public interface leaves out
@@ -238,6 +242,15 @@ export class OctetNode {
       relayAddresses: this.relayClient.relayAddresses(),
       relayService: this.relayGate?.stats() ?? { offered: false, disabled: true }
     }
+  }
+
+  startReconnecting (): void {
+    this.reconnector.start()
+  }
+
+  /** Peer count, bootstrap peers and what the reconnect loop did last and does next. */
+  status (): ReconnectStatus & { routingTableSize: number } {
+    return { ...this.reconnector.status(), routingTableSize: this.routingTableSize() }
   }
 
   get peerId (): string {
@@ -314,6 +327,7 @@ export class OctetNode {
   }
 
   async stop (): Promise<void> {
+    await this.reconnector.stop()
     this.pubsub.stop()
     await this.applying
     await this.libp2p.stop()

@@ -5,6 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
+import { availableParallelism } from 'node:os'
 import { setTimeout as delayFor } from 'node:timers/promises'
 import { OctetError } from '../errors.js'
 import { dataDirPaths } from '../datadir.js'
@@ -13,14 +14,41 @@ import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket, socketFetch, urlFetch, type ApiFe
 import { Topology, type NetHost } from './netns.js'
 import { assertNetnsSupported } from './netns-host.js'
 
-export const NODE_START_TIMEOUT = 30 * SECOND
+/**
+ * How long one daemon may take from spawn to ready. Normally 1–2 s; measured while starting
+ * 50 on the 2-core machine with other work on it (load average above 30), the last ones took
+ * more than 30 s: loading Node and the module graph is slow on a starved CPU.
+ */
+export const NODE_START_TIMEOUT = 60 * SECOND
+/** The least time readiness may take before the testnet gives up; more for many nodes (readyTimeout). */
 export const DHT_READY_TIMEOUT = 60 * SECOND
 /** How long every node of a NAT testnet has to connect to the bootstrap node once all are up. */
 export const BOOTSTRAP_READY_TIMEOUT = 30 * SECOND
 /** Pause between two looks at a node's peers (a local socket round trip: cheap). */
 const BOOTSTRAP_POLL_INTERVAL = 100
+
+/**
+ * CPU time a readiness lookup may cost across the daemons it touches (the HTTP request, the DHT
+ * walk, the Noise handshake and identify of the connection it ends in). Measured ~150 ms on
+ * 2 cores (14 nodes, 182 lookups in 27 s); at 50 nodes the daemons' own background work (DHT
+ * self-queries, mailbox collection, prekey publishing, gossipsub) took the whole machine and
+ * 350 lookups did not finish in 148 s at 500 ms, so 1 s each. The deadline beyond
+ * DHT_READY_TIMEOUT grows by this per lookup, divided among the CPUs, since the lookups run a
+ * bounded number at a time and so take time in proportion to their count.
+ */
+export const DHT_READY_CPU_TIME_PER_LOOKUP = SECOND
+/** Up to this many nodes, readiness checks every ordered pair; beyond, rounds (see waitForDht). */
+export const FULL_CHECK_MAX_NODES = 16
+/** Daemons started at once per CPU (node-0 starts alone first). */
+export const LAUNCH_CONCURRENCY_PER_CPU = 2
+/** Readiness lookups in flight per CPU. */
+export const LOOKUP_CONCURRENCY_PER_CPU = 4
 const STOP_TIMEOUT = 10 * SECOND
-const LOOKUP_TIMEOUT = 10 * SECOND
+/**
+ * One readiness lookup over HTTP: longer than the daemon's own DHT lookup timeout (15 s), so a
+ * slow walk on a busy machine ends with the daemon's answer instead of being cut off at 10 s.
+ */
+const LOOKUP_TIMEOUT = 20 * SECOND
 /** Pause before a pair whose DHT lookup failed tries again: doubled after each failure, up to the max. */
 const DHT_RETRY_DELAY = 250
 const DHT_RETRY_DELAY_MAX = 2 * SECOND
@@ -85,10 +113,20 @@ export interface TestnetNode {
 
 export type TestnetProgress =
   | { stage: 'node-started', node: TestnetNode, started: number, total: number }
-  | { stage: 'dht', found: number, total: number }
   | { stage: 'topology', publicHosts: number, homes: number, elapsedMs: number }
+  | { stage: 'nodes-up', elapsedMs: number }
   | { stage: 'bootstrap', connected: number, total: number }
-  | { stage: 'ready', elapsedMs: number }
+  | { stage: 'dht', found: number, total: number, failedAttempts: number, allPairs: boolean }
+  | { stage: 'ready', elapsedMs: number, lookups: number, allPairs: boolean }
+
+/** One DHT lookup of the readiness check, retried until it succeeds. */
+interface Pair {
+  from: TestnetNode
+  to: TestnetNode
+  failures: number
+  /** ms since the epoch before which it is not retried */
+  notBefore: number
+}
 
 /** One launch of a node's daemon; a restart replaces it. */
 interface Running {
@@ -103,9 +141,9 @@ interface Running {
 }
 
 /**
- * N real daemons as child processes on 127.0.0.1, the first the bootstrap
- * peer of the others, mDNS off. Ready only once every node has found every
- * other node through a DHT query. Single nodes can be stopped and started
+ * N real daemons as child processes on 127.0.0.1, mDNS off; each bootstraps
+ * from the first and from one other node already up. Ready once the nodes
+ * found each other through DHT queries (every pair up to FULL_CHECK_MAX_NODES). Single nodes can be stopped and started
  * again on their data directory (a peer going offline and coming back).
  * With `nat`, each daemon runs in a network namespace of its own instead (some
  * public, the others behind NAT routers), is reached through its api.sock, and
@@ -150,19 +188,28 @@ export class Testnet {
       onProgress({ stage: 'node-started', node: first, started: 1, total: nodes })
       const bootstrap = tcpAddresses(first)
       let started = 1
-      await Promise.all(Array.from({ length: nodes - 1 }, async (_, k) => {
-        const node = await this.launch(k + 1, bootstrap, signal)
+      // a few at a time: 49 daemons starting at once on 2 cores each took longer than the
+      // start timeout to load, and a bootstrap peer busy with that answered nobody in time
+      await forEachBounded(Array.from({ length: nodes - 1 }, (_, k) => k + 1), launchConcurrency(), async index => {
+        // node-0 and one other node already up: node-0 alone, busy with the handshakes of every
+        // newcomer, let a 50-node start's later daemons time out dialling it (10 s)
+        // in a NAT testnet only a public node can be dialled from every home
+        const up = this.running.filter(r => r.index !== 0 && r.info != null && isAlive(r.child) && r.info.placement?.reach !== 'nat')
+        const other = up[Math.floor(Math.random() * up.length)]?.info
+        const node = await this.launch(index, other == null ? bootstrap : [...bootstrap, ...tcpAddresses(other)], signal)
         onProgress({ stage: 'node-started', node, started: ++started, total: nodes })
-      }))
+      })
       // keep the table in node order whatever order they came up in
       this.running.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+      onProgress({ stage: 'nodes-up', elapsedMs: Date.now() - startedAt })
       if (this.options.nat === true) await this.waitForBootstrap(onProgress, signal)
       else await this.waitForDht(onProgress, signal)
     } catch (err) {
       await this.stop()
       throw err
     }
-    onProgress({ stage: 'ready', elapsedMs: Date.now() - startedAt })
+    const lookups = readinessOffsets(nodes).length * nodes
+    onProgress({ stage: 'ready', elapsedMs: Date.now() - startedAt, lookups, allPairs: lookups === nodes * (nodes - 1) })
     return this.nodes
   }
 
@@ -336,49 +383,68 @@ export class Testnet {
   }
 
   /**
-   * Every node looks every other node up in the DHT. Each pair retries on its own, soon after
-   * a failed lookup, until the deadline: a lookup that fails does so within a second or so,
-   * while the slowest of 90 concurrent ones takes several, and waiting for a whole round
-   * before any retry added a second round (measured on 10 nodes: 0.8–1.7 s after the first
-   * attempts were all done; with retries per pair, none).
+   * Nodes look each other up in the DHT: every ordered pair up to FULL_CHECK_MAX_NODES nodes;
+   * beyond, rounds of n lookups (round k: node i looks up node i+k, k = 1, 2, 4, … and n/2),
+   * in which every node searches once and is found once. Every pair costs a DHT walk that
+   * ends in a new Noise connection: measured on this 2-core machine, 14 nodes' 182 lookups took
+   * 27 s, and 870 for 30 nodes ran at ~3 s each with other work on the machine — n·(n−1)
+   * grows past any sensible wait (2,450 pairs at 50 nodes), while the rounds still show every
+   * node both searching and being found at several distances. `dht` progress says which.
+   * Lookups run at most LOOKUP_CONCURRENCY_PER_CPU per CPU at a time: all at once (870 HTTP
+   * requests for 30 nodes) starved the daemons on 2 cores so badly that a lookup or even
+   * GET /v1/peers took more than 10 s to answer, and 863 of 870 still failed after 60 s. A
+   * failed lookup goes back into the queue after a pause that doubles per failure, so the
+   * others go on meanwhile. The deadline grows with the number of lookups (readyTimeout).
    */
   private async waitForDht (onProgress: (p: TestnetProgress) => void, signal?: AbortSignal): Promise<void> {
     const nodes = this.nodes
-    const pairs = nodes.flatMap(from => nodes.filter(to => to !== from).map(to => ({ from, to })))
+    const n = nodes.length
+    const pairs: Pair[] = []
+    for (const k of readinessOffsets(n)) {
+      for (let i = 0; i < n; i++) pairs.push({ from: nodes[i] as TestnetNode, to: nodes[(i + k) % n] as TestnetNode, failures: 0, notBefore: 0 })
+    }
     const total = pairs.length
-    const deadline = Date.now() + DHT_READY_TIMEOUT
+    const timeoutMs = readyTimeout(total)
+    const deadline = Date.now() + timeoutMs
     const tokens = new Map<string, string>()
     for (const node of nodes) tokens.set(node.name, (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim())
     let found = 0
+    let failedAttempts = 0
     let reportedAt = Date.now()
-    onProgress({ stage: 'dht', found, total })
-    const failed: typeof pairs = []
-    await Promise.all(pairs.map(async pair => {
-      const token = tokens.get(pair.from.name) ?? ''
-      let delay = DHT_RETRY_DELAY
-      while (signal?.aborted !== true) {
-        if (await lookup(this.apiOf(pair.from), pair.to.peerId, token, signal)) {
+    onProgress({ stage: 'dht', found, total, failedAttempts, allPairs: total === n * (n - 1) })
+    const queue = pairs
+    const worker = async (): Promise<void> => {
+      while (signal?.aborted !== true && Date.now() < deadline) {
+        const now = Date.now()
+        const index = queue.findIndex(p => p.notBefore <= now)
+        if (index === -1) {
+          if (queue.length === 0) return
+          // only pairs waiting out their retry pause are left
+          await sleep(Math.min(...queue.map(p => p.notBefore)) - now, signal)
+          continue
+        }
+        const [pair] = queue.splice(index, 1) as [Pair]
+        if (await lookup(this.apiOf(pair.from), pair.to.peerId, tokens.get(pair.from.name) ?? '', signal)) {
           found++
           // progress at most once per interval, and always the last
           if (found === total || Date.now() - reportedAt >= DHT_PROGRESS_INTERVAL) {
             reportedAt = Date.now()
-            onProgress({ stage: 'dht', found, total })
+            onProgress({ stage: 'dht', found, total, failedAttempts, allPairs: total === n * (n - 1) })
           }
-          return
+        } else {
+          failedAttempts++
+          pair.notBefore = Date.now() + Math.min(DHT_RETRY_DELAY * 2 ** pair.failures, DHT_RETRY_DELAY_MAX)
+          pair.failures++
+          queue.push(pair)
         }
-        if (Date.now() + delay > deadline) {
-          failed.push(pair)
-          return
-        }
-        await sleep(delay, signal)
-        delay = Math.min(delay * 2, DHT_RETRY_DELAY_MAX)
       }
-    }))
+    }
+    await Promise.all(Array.from({ length: lookupConcurrency() }, worker))
     if (signal?.aborted === true) throw new OctetError('TESTNET_NOT_READY', 'aborted while waiting for the DHT')
-    if (failed.length > 0) {
-      onProgress({ stage: 'dht', found, total })
-      const example = failed[0]
-      throw new OctetError('TESTNET_NOT_READY', `after ${DHT_READY_TIMEOUT / SECOND} s, ${failed.length} of ${total} DHT lookups still fail (e.g. ${example?.from.name} cannot find ${example?.to.name}); see the daemons' logs in ${this.options.dir}`)
+    if (found < total) {
+      onProgress({ stage: 'dht', found, total, failedAttempts, allPairs: total === n * (n - 1) })
+      const example = queue[0]
+      throw new OctetError('TESTNET_NOT_READY', `after ${Math.round(timeoutMs / SECOND)} s, ${total - found} of ${total} DHT lookups still fail (e.g. ${example?.from.name} cannot find ${example?.to.name}); see the daemons' logs in ${this.options.dir}`)
     }
   }
 
@@ -453,6 +519,49 @@ function tcpAddresses (node: TestnetNode): string[] {
   return node.addresses.filter(a => a.includes('/tcp/') && !a.includes('/ws'))
 }
 
+/** How long `lookups` readiness lookups may take: at least DHT_READY_TIMEOUT, more the more lookups run a bounded number at a time. */
+export function readyTimeout (lookups: number): number {
+  return DHT_READY_TIMEOUT + Math.round(lookups * DHT_READY_CPU_TIME_PER_LOOKUP / availableParallelism())
+}
+
+/**
+ * Ring offsets of the readiness rounds for n nodes: 1 … n−1 (every ordered pair) up to
+ * FULL_CHECK_MAX_NODES nodes; beyond, the powers of two below n and n/2, so each node looks
+ * up nodes near and far along the ring (launch order, unrelated to DHT distance).
+ */
+export function readinessOffsets (n: number): number[] {
+  if (n <= FULL_CHECK_MAX_NODES) return Array.from({ length: Math.max(0, n - 1) }, (_, i) => i + 1)
+  const offsets = new Set<number>()
+  for (let k = 1; k < n; k *= 2) offsets.add(k)
+  offsets.add(Math.floor(n / 2))
+  return [...offsets].sort((a, b) => a - b)
+}
+
+function launchConcurrency (): number {
+  return Math.max(2, LAUNCH_CONCURRENCY_PER_CPU * availableParallelism())
+}
+
+function lookupConcurrency (): number {
+  return Math.max(4, LOOKUP_CONCURRENCY_PER_CPU * availableParallelism())
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects (the others run on to their end). */
+async function forEachBounded<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failed = false
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T
+      try {
+        await fn(item)
+      } catch (err) {
+        failed = true
+        throw err
+      }
+    }
+  }))
+}
+
 /** Resolves after `ms`, or at once when `signal` aborts. */
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   await delayFor(ms, undefined, { signal }).catch(() => {})
@@ -472,7 +581,7 @@ async function lookup (api: ApiFetch, peerId: string, token: string, signal?: Ab
   }
 }
 
-/** Whether the node behind `api` lists `peerId` among its connected peers. */
+/** Whether the node behind `api` has a relay address: a relay holds a reservation for it. */
 async function holdsRelayReservation (api: ApiFetch, token: string, signal?: AbortSignal): Promise<boolean> {
   const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
   try {
@@ -488,6 +597,7 @@ async function holdsRelayReservation (api: ApiFetch, token: string, signal?: Abo
   }
 }
 
+/** Whether the node behind `api` lists `peerId` among its connected peers. */
 async function isConnectedTo (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
   const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
   try {

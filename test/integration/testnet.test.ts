@@ -132,6 +132,33 @@ describe('octet testnet', () => {
     expect(await processesUsing(dir)).toEqual([])
   })
 
+  it('starts 30 daemons, ready once every node found and was found by 6 others through the DHT, and stops them all on SIGINT', async () => {
+    const dir = await cleanup.tempDir('octet-testnet-')
+    const startedAt = Date.now()
+    const testnet = TestnetProcess.start(['--nodes', '30', '--base-port', '0', '--dir', dir, '--log-level', 'warn'])
+    const rows = await waitFor(async () => {
+      if (testnet.child.exitCode != null) throw new Error(`testnet exited with ${testnet.child.exitCode}:\n${testnet.output}`)
+      return testnet.stdout.includes('press Ctrl-C') ? testnet.rows() : undefined
+    }, { timeoutMs: 240_000, intervalMs: 250, what: 'the 30-node testnet to be ready' }).catch((err: Error) => {
+      // how far it got: the progress lines say whether starting or the lookups took the time
+      throw new Error(`${err.message}\n${testnet.stderr.split('\n').filter(l => !/^\s+\[\d+\/30\]/.test(l)).slice(-8).join('\n')}`)
+    })
+    const readyMs = Date.now() - startedAt
+    // rounds at offsets 1, 2, 4, 8, 15, 16 along the ring: 6 × 30 lookups
+    expect(testnet.stderr).toContain('DHT: 180/180 lookups succeed')
+    expect(testnet.stderr).toMatch(/ready in [\d.]+ s: every node found 6 others and was found by 6 others/)
+    expect(rows).toHaveLength(30)
+    const pids = await Promise.all(rows.map(async r => Number((await readFile(join(r.dataDir, 'daemon.lock'), 'utf8')).trim())))
+    for (const pid of pids) expect(isAlive(pid)).toBe(true)
+    console.log(`30-node testnet: ${testnet.stderr.match(/ready in [\d.]+ s/)?.[0] ?? '?'} (${readyMs} ms from spawn)`)
+
+    testnet.child.kill('SIGINT')
+    const [code, signal] = await testnet.exited
+    expect({ code, signal }, testnet.output).toEqual({ code: 0, signal: null })
+    for (const pid of pids) expect(isAlive(pid), `daemon pid ${pid}`).toBe(false)
+    expect(await processesUsing(dir)).toEqual([])
+  }, 300_000)
+
   it('exits non-zero naming the node that failed to start, and leaves no daemon running', async () => {
     const dir = await cleanup.tempDir('octet-testnet-')
     // node-1's API port is base + 1*3 + 2: hold it, and make sure the others are free

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { ConnectedPeer, NetworkStanding, PeerSummary } from '../../node/index.js'
+import type { ConnectedPeer, NetworkStanding, NodeStatus, PeerSummary } from '../../node/index.js'
 import { OctetError } from '../../errors.js'
 import { clientGone } from '../signal.js'
 import { peerIdSchema, peerSummarySchema, stringArray } from '../schemas.js'
@@ -13,7 +13,38 @@ export interface NodeView {
   connectedPeers: () => ConnectedPeer[]
   findPeerInDht: (peerId: string, signal?: AbortSignal) => Promise<PeerSummary>
   hangUp: (peerId: string, signal?: AbortSignal) => Promise<boolean>
+  status: () => NodeStatus & { routingTableSize: number }
 }
+
+const epochMs = { type: 'number', description: 'ms since the epoch' } as const
+
+const statusSchema = {
+  type: 'object',
+  required: ['peerId', 'peers', 'minPeers', 'connectivity', 'routingTableSize', 'bootstrap', 'reconnect'],
+  properties: {
+    peerId: { type: 'string' },
+    peers: { type: 'integer', description: 'distinct peers with an open connection' },
+    minPeers: { type: 'integer', description: 'below this many peers the node keeps dialling its bootstrap and known peers' },
+    connectivity: { type: 'string', enum: ['isolated', 'low', 'ok'], description: 'isolated: no peer; low: fewer than minPeers' },
+    routingTableSize: { type: 'integer', description: 'peers in the DHT routing table' },
+    bootstrap: { ...stringArray, description: 'configured bootstrap peers' },
+    reconnect: {
+      type: 'object',
+      required: ['attempts', 'consecutiveFailures'],
+      description: 'the reconnect loop; a field is absent until it has a value',
+      properties: {
+        attempts: { type: 'integer', description: 'bootstrap/reconnect attempts since start' },
+        consecutiveFailures: { type: 'integer', description: 'attempts in a row that brought no new connection (drives the backoff)' },
+        lastAttemptAt: epochMs,
+        lastOutcome: { type: 'string', enum: ['connected', 'failed', 'no-new-peers'] },
+        lastError: { type: 'string', description: 'first dial error of the last attempt that had one' },
+        lastConnectedAt: { ...epochMs, description: 'last time a peer connected (ms since the epoch)' },
+        nextAttemptAt: { ...epochMs, description: 'next attempt (ms since the epoch); absent while the node has minPeers' },
+        routingRefreshAt: { ...epochMs, description: 'last self-lookup after a reconnection (ms since the epoch)' }
+      }
+    }
+  }
+} as const
 
 export interface NodeRoutesInit {
   node: NodeView
@@ -87,6 +118,17 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
       relayAddresses: standing.relayAddresses,
       relayService: standing.relayService
     }
+  })
+
+  app.get('/v1/status', {
+    schema: {
+      summary: 'Connectivity: peer count, bootstrap peers, and what the reconnect loop did last and does next',
+      tags: ['node'],
+      response: { 200: statusSchema }
+    }
+  }, async () => {
+    const { peers, minPeers, connectivity, routingTableSize, bootstrap, ...reconnect } = node.status()
+    return { peerId: node.peerId, peers, minPeers, connectivity, routingTableSize, bootstrap, reconnect }
   })
 
   app.get('/v1/peers', {

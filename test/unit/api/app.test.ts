@@ -6,7 +6,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { buildApi } from '../../../src/api/app.js'
 import type { NodeView } from '../../../src/api/routes/node.js'
 import { OctetError } from '../../../src/errors.js'
-import type { ConnectedPeer, NetworkStanding, PeerSummary } from '../../../src/node/index.js'
+import type { ConnectedPeer, NetworkStanding, NodeStatus, PeerSummary } from '../../../src/node/index.js'
 
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvwxyz'
 
@@ -45,6 +45,22 @@ class FakeNode implements NodeView {
   async hangUp (peerId: string): Promise<boolean> {
     this.hungUp.push(peerId)
     return this.peers.some(p => p.peerId === peerId)
+  }
+
+  status (): NodeStatus & { routingTableSize: number } {
+    return {
+      peers: this.peers.length,
+      minPeers: 3,
+      connectivity: 'low',
+      routingTableSize: 1,
+      bootstrap: [`/ip4/127.0.0.1/tcp/5000/p2p/${known}`],
+      attempts: 4,
+      consecutiveFailures: 0,
+      lastAttemptAt: 1_700_000_001_000,
+      lastOutcome: 'failed',
+      lastError: 'ECONNREFUSED',
+      nextAttemptAt: 1_700_000_002_000
+    }
   }
 }
 
@@ -129,6 +145,21 @@ describe('routes and errors', () => {
     const res = await get('/v1/peers')
     expect(res.status).toBe(200)
     expect(res.body.peers).toEqual([{ peerId: known, addresses: ['/ip4/127.0.0.1/tcp/5000'], direction: 'outbound', openedAt: 1_700_000_000_000 }])
+  })
+
+  it('reports connectivity and the reconnect loop on /v1/status, behind the token', async () => {
+    expect((await get('/v1/status', {})).status).toBe(401)
+    const res = await get('/v1/status')
+    expect(res.status).toBe(200)
+    expect(res.body).toEqual({
+      peerId: self,
+      peers: 1,
+      minPeers: 3,
+      connectivity: 'low',
+      routingTableSize: 1,
+      bootstrap: [`/ip4/127.0.0.1/tcp/5000/p2p/${known}`],
+      reconnect: { attempts: 4, consecutiveFailures: 0, lastAttemptAt: 1_700_000_001_000, lastOutcome: 'failed', lastError: 'ECONNREFUSED', nextAttemptAt: 1_700_000_002_000 }
+    })
   })
 
   const badIds: Array<{ name: string, id: string, status: number }> = [

@@ -1,0 +1,123 @@
+import { createServer } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
+
+const cleanup = new Cleanup()
+afterEach(async () => { await cleanup.run() })
+
+interface Status {
+  peerId: string
+  peers: number
+  minPeers: number
+  connectivity: 'isolated' | 'low' | 'ok'
+  routingTableSize: number
+  bootstrap: string[]
+  reconnect: { attempts: number, consecutiveFailures: number, lastAttemptAt?: number, lastOutcome?: string, lastError?: string, nextAttemptAt?: number, routingRefreshAt?: number }
+}
+
+/** Within this long of its peers' return, a node that lost them must be back in the network (reconnect backoff is capped at 30 s, but it is short here: the peers were gone for seconds). */
+const BACK_WITHIN = 15_000
+
+/** A TCP port that was free a moment ago, for a daemon that must come back on the same address. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  if (typeof address !== 'object' || address == null) throw new Error('no port')
+  return address.port
+}
+
+async function status (daemon: DaemonProcess): Promise<Status> {
+  const res = await daemon.api<Status>('GET', '/v1/status')
+  expect(res.status).toBe(200)
+  return res.body
+}
+
+/** Polls until `from` finds `to` through a DHT lookup; returns ms taken. */
+async function dhtFinds (from: DaemonProcess, to: DaemonProcess, timeoutMs: number): Promise<number> {
+  const startedAt = Date.now()
+  await waitFor(async () => (await from.api('GET', `/v1/dht/peers/${to.info.peerId}`)).status === 200 ? true : undefined,
+    { timeoutMs, intervalMs: 200, what: `a DHT lookup of ${to.info.peerId} from ${from.info.peerId}` })
+  return Date.now() - startedAt
+}
+
+async function startOnPort (dataDir: string, port: number, bootstrap: string[] = []): Promise<DaemonProcess> {
+  return await DaemonProcess.start({ dataDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], bootstrap }, cleanup)
+}
+
+describe('a node is never isolated for good', () => {
+  it('a daemon whose bootstrap peer was down at its start joins, and finds peers in the DHT, soon after the bootstrap peer returns', async () => {
+    const port = await freePort()
+    const bDir = await cleanup.tempDir('octet-reconnect-b-')
+    // B once, to learn its PeerId; then down
+    const first = await startOnPort(bDir, port)
+    const bAddress = first.tcpAddress
+    await first.stop()
+
+    // A and C start while their only bootstrap peer is down
+    const [a, c] = await Promise.all([
+      DaemonProcess.start({ dataDir: await cleanup.tempDir('octet-reconnect-a-'), bootstrap: [bAddress] }, cleanup),
+      DaemonProcess.start({ dataDir: await cleanup.tempDir('octet-reconnect-c-'), bootstrap: [bAddress] }, cleanup)
+    ])
+    // alone, and saying so: the failed attempt, its error and the next one
+    const alone = await waitFor(async () => {
+      const s = await status(a)
+      return s.reconnect.lastOutcome === 'failed' ? s : undefined
+    }, { timeoutMs: 10_000, what: 'a failed reconnect attempt on A' })
+    expect(alone).toMatchObject({ peers: 0, connectivity: 'isolated', bootstrap: [bAddress] })
+    expect(alone.reconnect.lastError).toMatch(/ECONNREFUSED/)
+    expect(alone.reconnect.nextAttemptAt).toBeGreaterThan(alone.reconnect.lastAttemptAt ?? Infinity)
+    const cli = await runCli(['status', '--json', '--data-dir', a.options.dataDir])
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(JSON.parse(cli.stdout)).toMatchObject({ peers: 0, connectivity: 'isolated', bootstrap: [bAddress], reconnect: { lastOutcome: 'failed' } })
+    const table = await runCli(['status', '--data-dir', a.options.dataDir])
+    expect(table.stdout).toMatch(/^connectivity\s+isolated/m)
+    expect(table.stdout).toMatch(/^lastError\s+.*ECONNREFUSED/m)
+
+    // B comes back on its data directory and address
+    const b = await startOnPort(bDir, port)
+    const backAt = Date.now()
+    await waitFor(async () => (await status(a)).peers > 0 ? true : undefined, { timeoutMs: BACK_WITHIN, what: 'A to connect to B again' })
+    const connectedMs = Date.now() - backAt
+    // A and C never met: only a DHT walk through B brings A to C
+    await dhtFinds(a, c, BACK_WITHIN - (Date.now() - backAt))
+    const lookupMs = Date.now() - backAt
+    const back = await status(a)
+    expect(back.connectivity).not.toBe('isolated')
+    expect(back.reconnect.lastOutcome).toBe('connected')
+    expect(a.output.join('')).toContain('connected to the network again')
+    // one warning for the failures, not one per attempt
+    expect(a.output.join('').match(/no connection to any bootstrap or known peer/g)).toHaveLength(1)
+    console.log(`reconnect after the bootstrap peer's return: connected in ${connectedMs} ms, DHT lookup through it in ${lookupMs} ms`)
+    expect(b.exited).toBe(false)
+  })
+
+  it('a node whose peers all go away gets back into the network by itself once they return', async () => {
+    const [bPort, cPort] = [await freePort(), await freePort()]
+    const bDir = await cleanup.tempDir('octet-reconnect-b-')
+    const cDir = await cleanup.tempDir('octet-reconnect-c-')
+    let b = await startOnPort(bDir, bPort)
+    const a = await DaemonProcess.start({ dataDir: await cleanup.tempDir('octet-reconnect-a-'), bootstrap: [b.tcpAddress] }, cleanup)
+    let c = await startOnPort(cDir, cPort, [b.tcpAddress])
+    await dhtFinds(a, c, 20_000)
+
+    // every peer of A goes away
+    await Promise.all([b.stop(), c.stop()])
+    await waitFor(async () => (await status(a)).connectivity === 'isolated' ? true : undefined, { timeoutMs: 10_000, what: 'A to see that it is alone' })
+
+    // B comes back on its data directory and address, with no bootstrap peer: nobody is told
+    // to dial A. A's reconnect loop or B's (each dials the peers its peer store knows) moves
+    // first — or, for an outage this short, libp2p's own reconnect queue, which redials peers
+    // kad-dht tagged keep-alive (its closest) five times over ~30 s and at start, then gives up
+    b = await startOnPort(bDir, bPort)
+    const backAt = Date.now()
+    await waitFor(async () => (await status(a)).peers > 0 ? true : undefined, { timeoutMs: BACK_WITHIN, what: 'A to have a peer again' })
+    const connectedMs = Date.now() - backAt
+    // and the DHT works for A again: C returns (bootstrapping from B) and A finds it
+    c = await startOnPort(cDir, cPort, [b.tcpAddress])
+    const lookupMs = await dhtFinds(a, c, BACK_WITHIN)
+    console.log(`back in the network ${connectedMs} ms after a peer returned; DHT lookup of the next one to return: ${lookupMs} ms`)
+    expect((await status(a)).connectivity).not.toBe('isolated')
+  })
+})
