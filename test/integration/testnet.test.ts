@@ -139,7 +139,7 @@ describe('octet testnet', () => {
     const rows = await waitFor(async () => {
       if (testnet.child.exitCode != null) throw new Error(`testnet exited with ${testnet.child.exitCode}:\n${testnet.output}`)
       return testnet.stdout.includes('press Ctrl-C') ? testnet.rows() : undefined
-    }, { timeoutMs: 240_000, intervalMs: 250, what: 'the 30-node testnet to be ready' }).catch((err: Error) => {
+    }, { timeoutMs: 400_000, intervalMs: 250, what: 'the 30-node testnet to be ready' }).catch((err: Error) => {
       // how far it got: the progress lines say whether starting or the lookups took the time
       throw new Error(`${err.message}\n${testnet.stderr.split('\n').filter(l => !/^\s+\[\d+\/30\]/.test(l)).slice(-8).join('\n')}`)
     })
@@ -157,7 +157,9 @@ describe('octet testnet', () => {
     expect({ code, signal }, testnet.output).toEqual({ code: 0, signal: null })
     for (const pid of pids) expect(isAlive(pid), `daemon pid ${pid}`).toBe(false)
     expect(await processesUsing(dir)).toEqual([])
-  }, 300_000)
+    // the testnet's own readiness deadline (60 s + 90 s for 180 lookups on 2 cores) decides
+    // first; this is only the outer bound, for a machine busy with other work
+  }, 450_000)
 
   it('exits non-zero naming the node that failed to start, and leaves no daemon running', async () => {
     const dir = await cleanup.tempDir('octet-testnet-')
