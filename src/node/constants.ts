@@ -35,3 +35,32 @@ export const RELAYED_CONNECTIONS_OK = { runOnLimitedConnection: true } as const
 
 /** How long a DHT query that found no peer at all holds its caller (src/node/routing-guard.ts). */
 export const EMPTY_QUERY_PAUSE = 1 * SECOND
+
+/** UDP port of the STUN responder on public nodes, and the port peers ask theirs on (RFC 5389's default). */
+export const DEFAULT_STUN_PORT = 3478
+/**
+ * STUN answers per source IP: ICE sends a few Binding requests per gathering (with
+ * retransmissions) and a keep-alive every few seconds; the burst covers several peer
+ * connections set up at once, the rate keeps a spoofed flood from making us a reflector.
+ */
+export const STUN_RATE_PER_SECOND = 5
+export const STUN_RATE_BURST = 40
+/** Source IPs whose buckets are remembered; beyond, the longest-unseen is forgotten. */
+export const STUN_RATE_SOURCES_TRACKED = 4096
+
+/**
+ * An explicit upgrade of a relayed connection to WebRTC (signalling over the relay, ICE, DTLS)
+ * that has not finished by then is given up. Measured: 0.1–1.2 s when it works.
+ */
+export const WEBRTC_UPGRADE_TIMEOUT = 10 * SECOND
+/**
+ * A new WebRTC connection must carry a ping stream within this long or it is aborted:
+ * @libp2p/webrtc 6.0.33 emits connections whose ICE never connected (docs/hole-punching.md).
+ */
+export const WEBRTC_GUARD_TIMEOUT = 3 * SECOND
+/** After a failed upgrade to a peer (e.g. a symmetric NAT), the next try waits this long. */
+export const WEBRTC_RETRY_AFTER = 10 * 60 * SECOND
+/** Peers whose last failed upgrade is remembered (bounded: a peer may connect once and leave). */
+export const WEBRTC_FAILURES_TRACKED = 1024
+/** The signalling protocol of @libp2p/webrtc (private-to-private): a peer that handles it can be upgraded. */
+export const WEBRTC_SIGNALING_PROTOCOL = '/webrtc-signaling/0.0.1'
