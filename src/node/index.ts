@@ -27,6 +27,8 @@ import { Pubsub, pubsubService } from './pubsub.js'
 import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
+import { StunServer } from './stun.js'
+import { DirectUpgrader, isCircuitHolder, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
@@ -74,6 +76,15 @@ export interface NodeInit {
   relayService?: RelayLimits
   /** UPnP / NAT-PMP port mapping on the home router; default off */
   upnp?: boolean
+  /**
+   * WebRTC: listen on `/webrtc` (announced as `…/p2p-circuit/webrtc` once we hold relay
+   * reservations) and upgrade relayed connections to direct ones; default off
+   */
+  webrtc?: boolean
+  /** UDP port of the STUN responder run while this node is public; 0 or undefined: none */
+  stunPort?: number
+  /** called with the name of each hole-punching counter as it goes up (`holepunch.*`) */
+  count?: CountHook
   /** default: silent */
   log?: Logger
 }
@@ -107,16 +118,27 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   const optional: Record<string, unknown> = {}
   if (init.relayService != null) optional.relay = relayServerService(init.relayService)
   if (init.upnp === true) optional.upnp = uPnPNAT()
+  const transports: NonNullable<Libp2pOptions['transports']> = [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT })]
+  const listen = init.listen.map(a => a.toString())
+  // set once libp2p exists: the ICE configuration is asked for at each WebRTC connection
+  let started: Libp2p | undefined
+  if (init.webrtc === true) {
+    // the STUN server: a relay we hold a reservation on (connected, so up), else a bootstrap peer
+    transports.push(webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
+    // always, not only once private: the listener announces nothing until there are
+    // `/p2p-circuit` addresses to put `/webrtc` behind, and then at once
+    listen.push('/webrtc')
+  }
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
     start: false,
     addresses: {
-      listen: init.listen.map(a => a.toString()),
+      listen,
       announceFilter: addrs => addressesWorthSharing(addrs, loopbackOnly)
     },
-    transports: [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT })],
+    transports,
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -157,6 +179,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
       ...optional
     }
   })
+  started = libp2p
   pauseEmptyQueries(libp2p.peerRouting)
   try {
     await libp2p.start()
@@ -190,6 +213,9 @@ export class OctetNode {
   private readonly reachability: ReachabilityTracker
   private readonly relayClient: RelayClient
   private readonly relayGate: RelayServerGate | undefined
+  private readonly stun: StunServer | undefined
+  /** relayed → WebRTC upgrades and the guard on WebRTC connections; undefined when WebRTC is off */
+  readonly direct: DirectUpgrader | undefined
   private readonly log: Logger
   /** reachability changes apply one after another */
   private applying: Promise<void> = Promise.resolve()
@@ -203,6 +229,9 @@ export class OctetNode {
     this.relayClient = new RelayClient(libp2p, this.log)
     const relay = libp2p.services.relay as CircuitRelayService | undefined
     this.relayGate = relay == null || init.relayService == null ? undefined : new RelayServerGate(libp2p, relay, init.relayService, this.log)
+    this.stun = init.stunPort != null && init.stunPort > 0 ? new StunServer(init.stunPort, this.log) : undefined
+    this.direct = init.webrtc === true ? new DirectUpgrader(libp2p, this.log, init.count) : undefined
+    this.direct?.start()
   }
 
   /** Applies what is known now and follows every change of reachability. */
@@ -226,6 +255,13 @@ export class OctetNode {
       await this.relayClient.apply(reachability)
     } catch (err) {
       this.log.warn({ err, reachability }, 'could not apply the relay settings for this reachability')
+    }
+    // peers behind NATs ask public octet nodes for their mapped address (WebRTC's ICE)
+    try {
+      if (reachability === 'public') await this.stun?.start()
+      else await this.stun?.stop()
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'no STUN responder: peers behind NATs must find another for direct connections')
     }
   }
 
@@ -312,7 +348,9 @@ export class OctetNode {
 
   async stop (): Promise<void> {
     this.pubsub.stop()
+    this.direct?.stop()
     await this.applying
+    await this.stun?.stop()
     await this.libp2p.stop()
   }
 }

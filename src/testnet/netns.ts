@@ -282,6 +282,12 @@ function natRules (): string {
     ':INPUT ACCEPT [0:0]',
     ':FORWARD DROP [0:0]',
     ':OUTPUT ACCEPT [0:0]',
+    // the router itself takes nothing unsolicited from the WAN, like a home router. Accepted
+    // (and answered with a port unreachable), a peer's early UDP hole-punching packet to our
+    // mapped port would leave a confirmed conntrack entry for exactly the tuple the outgoing
+    // mapping needs; MASQUERADE would then pick another port and WebRTC's ICE never connects
+    `-A INPUT -i ${IF.wan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+    `-A INPUT -i ${IF.wan} -j DROP`,
     '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
     `-A FORWARD -i ${IF.lan} -o ${IF.wan} -j ACCEPT`,
     `-A FORWARD -i ${IF.lan} -o ${IF.lan} -j ACCEPT`,
