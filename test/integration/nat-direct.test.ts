@@ -92,25 +92,28 @@ describe.skipIf(unavailable != null)(`direct connections across NATs${unavailabl
       const { a, b, pub } = lab
       const started = performance.now()
       const relayed = [await deliver(a, b, 'first, through the relay')]
-      // the first message needed the relay: A had no connection to B, and a WebRTC one is only
-      // ever made over a relayed one (the upgrade may be done already: it takes ~0.1–1 s)
-      expect((await connectionsTo(a, b)).some(x => x.includes('/p2p-circuit'))).toBe(true)
-      // A dialled the relayed connection, so A upgrades it; the relayed one is closed after
+      // the first contact needed the relay: a WebRTC connection is only ever made over a relayed
+      // one (the upgrade may be done already: it takes ~0.1–1 s, and the DHT lookups before may
+      // have connected the two through a relay already, either way round)
+      expect((await connectionsTo(a, b)).some(x => x.includes('/p2p-circuit') || isWebRTC(x))).toBe(true)
+      // the side that dialled the relayed connection upgrades it (and closes its relayed ones)
       const direct = await waitFor(async () => {
         const addrs = await connectionsTo(a, b)
-        return addrs.some(isWebRTC) && !addrs.some(isRelayedOnly) ? addrs : undefined
-      }, { what: 'a WebRTC connection from A to B, and no relayed one', timeoutMs: 20_000, intervalMs: 20 })
+        return addrs.some(isWebRTC) ? addrs : undefined
+      }, { what: 'a WebRTC connection between A and B', timeoutMs: 20_000, intervalMs: 20 })
       const timeToDirect = performance.now() - started
       expect((await connectionsTo(b, a)).some(isWebRTC)).toBe(true)
-      const stats = await counters(a)
-      expect(stats['holepunch.attempts']).toBe(1)
-      expect(stats['holepunch.successes']).toBe(1)
-      expect(stats['holepunch.guard_aborts'] ?? 0).toBe(0)
+      // one side upgrades: the one that dialled the relayed connection
+      const [sa, sb] = [await counters(a), await counters(b)]
+      const sum = (name: string): number => (sa[name] ?? 0) + (sb[name] ?? 0)
+      expect(sum('holepunch.attempts')).toBe(1)
+      expect(sum('holepunch.successes')).toBe(1)
+      expect(sum('holepunch.guard_aborts')).toBe(0)
 
       const overDirect: number[] = []
       for (let i = 0; i < 10; i++) overDirect.push(await deliver(a, b, `direct ${i}`))
       for (let i = 0; i < 3; i++) overDirect.push(await deliver(b, a, `direct back ${i}`))
-      expect((await connectionsTo(a, b)).filter(x => !isWebRTC(x))).toEqual([])
+      expect((await connectionsTo(a, b)).some(isWebRTC)).toBe(true)
 
       // no relay left anywhere: what still arrives went over the direct connection
       await Promise.all(pub.map(async p => await p.stop()))
@@ -122,13 +125,14 @@ describe.skipIf(unavailable != null)(`direct connections across NATs${unavailabl
       // measurements for docs/hole-punching.md
       console.log(JSON.stringify({
         timeToDirectMs: Math.round(timeToDirect),
-        upgradeMs: stats['holepunch.successes'] === 1 ? 'see daemon log' : undefined,
         deliverRelayedMs: relayed.map(Math.round),
         deliverDirectMedianMs: Math.round(median(overDirect)),
-        deliverWithoutRelaysMedianMs: Math.round(median(withoutRelays))
+        deliverDirectMaxMs: Math.round(Math.max(...overDirect)),
+        deliverWithoutRelaysMedianMs: Math.round(median(withoutRelays)),
+        deliverWithoutRelaysMaxMs: Math.round(Math.max(...withoutRelays))
       }))
-      const log = a.output.join('').split('\n').find(l => l.includes('upgraded to a direct WebRTC connection'))
-      console.log('A:', log?.slice(0, 300))
+      const log = [...a.output, ...b.output].join('').split('\n').find(l => l.includes('upgraded to a direct WebRTC connection'))
+      console.log('upgrade:', log?.slice(0, 300))
     })
   })
 
@@ -146,14 +150,17 @@ describe.skipIf(unavailable != null)(`direct connections across NATs${unavailabl
       const { a, b } = lab
       await deliver(a, b, 'first, through the relay')
       // the attempt ends (failed) within the upgrade timeout
-      await waitFor(async () => (await counters(a))['holepunch.failures'] === 1 ? true : undefined, { what: 'the failed upgrade', timeoutMs: 20_000, intervalMs: 50 })
-      // B took a WebRTC connection that never connected (the upstream bug): the guard aborts it
-      await waitFor(async () => !(await connectionsTo(b, a)).some(isWebRTC) && !(await connectionsTo(a, b)).some(isWebRTC) ? true : undefined, { what: 'no WebRTC connection left', timeoutMs: 5_000, intervalMs: 50 })
+      await waitFor(async () => ((await counters(a))['holepunch.failures'] ?? 0) + ((await counters(b))['holepunch.failures'] ?? 0) === 1 ? true : undefined, { what: 'the failed upgrade', timeoutMs: 20_000, intervalMs: 50 })
+      // B took a WebRTC connection that never connected (the upstream bug), which libp2p would
+      // prefer to the relayed one for every stream to A: the guard aborted it at once. Messages
+      // right away, both ways, then no WebRTC connection on either side
       const times: number[] = []
       for (let i = 0; i < 5; i++) {
-        times.push(await deliver(a, b, `relayed ${i}`, 10_000))
         times.push(await deliver(b, a, `relayed back ${i}`, 10_000))
+        times.push(await deliver(a, b, `relayed ${i}`, 10_000))
       }
+      expect((await connectionsTo(b, a)).some(isWebRTC)).toBe(false)
+      expect((await connectionsTo(a, b)).some(isWebRTC)).toBe(false)
       console.log(JSON.stringify({ nostun: { deliverMedianMs: Math.round(median(times)), deliverMaxMs: Math.round(Math.max(...times)), a: await counters(a), b: await counters(b) } }))
       // each delivery well under the 5 s a dead connection costs a stream
       expect(Math.max(...times)).toBeLessThan(2_000)
