@@ -28,7 +28,7 @@ import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { StunServer } from './stun.js'
-import { DirectUpgrader, isCircuitHolder, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
+import { DirectUpgrader, isCircuitHolder, isWebRTC, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
@@ -139,6 +139,11 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
       announceFilter: addrs => addressesWorthSharing(addrs, loopbackOnly)
     },
     transports,
+    // a peer's `…/p2p-circuit/webrtc` addresses are for the upgrade only (DirectUpgrader dials
+    // them itself, past this gate): dialled like any other address — a first contact whose plain
+    // relayed dial failed, or DCUtR — a WebRTC attempt that cannot connect holds the dial for
+    // seconds and leaves a dead connection behind
+    connectionGater: { denyDialMultiaddr: addr => isWebRTC(addr) },
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,

@@ -7,11 +7,12 @@
  *   connection: one STUN server, a public octet node (a relay we hold a
  *   reservation on, else a bootstrap peer), which answers on UDP
  *   DEFAULT_STUN_PORT (src/node/stun.ts). Never a third-party server.
- * - DCUtR upgrades by itself when the relay's address is public. Where it
- *   will not try (a relay on a private range: LANs, the lab), and as the one
- *   path octet controls, the side that dialled the relayed connection dials
- *   the peer's `…/p2p-circuit/webrtc/p2p/<peer>` address once identify says
- *   the peer speaks the WebRTC signalling protocol (`DirectUpgrader`).
+ * - The side that dialled the relayed connection dials the peer's
+ *   `…/p2p-circuit/webrtc/p2p/<peer>` address once identify says the peer
+ *   speaks the WebRTC signalling protocol (`DirectUpgrader`). This is the only
+ *   way octet makes WebRTC connections: the connection gater keeps such
+ *   addresses out of every other dial, DCUtR's included (DCUtR would only try
+ *   where the relay's address is public, and its TCP attempts never punch).
  * - @libp2p/webrtc 6.0.33 emits connections whose ICE never connected (when
  *   the signalling is aborted or ends early); libp2p then prefers them to
  *   the relayed one and every stream to that peer stalls. Every new WebRTC
