@@ -64,3 +64,9 @@ export const WEBRTC_RETRY_AFTER = 10 * 60 * SECOND
 export const WEBRTC_FAILURES_TRACKED = 1024
 /** The signalling protocol of @libp2p/webrtc (private-to-private): a peer that handles it can be upgraded. */
 export const WEBRTC_SIGNALING_PROTOCOL = '/webrtc-signaling/0.0.1'
+/**
+ * After an upgrade, the relayed connections to the peer are closed this much later, not at once:
+ * a dial or stream that was already under way may just have been handed one of them (closed at
+ * once, it fails with "Remote closed connection during opening" and the message is postponed).
+ */
+export const WEBRTC_RELAYED_CLOSE_DELAY = 10 * SECOND

@@ -25,8 +25,8 @@ import { OctetError, errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { ipOf, isCircuit } from './addresses.js'
 import {
-  DEFAULT_STUN_PORT, WEBRTC_FAILURES_TRACKED, WEBRTC_GUARD_TIMEOUT, WEBRTC_RETRY_AFTER,
-  WEBRTC_SIGNALING_PROTOCOL, WEBRTC_UPGRADE_TIMEOUT
+  DEFAULT_STUN_PORT, WEBRTC_FAILURES_TRACKED, WEBRTC_GUARD_TIMEOUT, WEBRTC_RELAYED_CLOSE_DELAY,
+  WEBRTC_RETRY_AFTER, WEBRTC_SIGNALING_PROTOCOL, WEBRTC_UPGRADE_TIMEOUT
 } from './constants.js'
 
 export interface IceServer { urls: string[] }
@@ -211,7 +211,9 @@ export class DirectUpgrader {
       this.count('holepunch.successes')
       this.failedAt.delete(key)
       this.log.info({ peer: key, ms }, 'relayed connection upgraded to a direct WebRTC connection')
-      await this.closeRelayed(peer)
+      const timer = setTimeout(() => { void this.closeRelayed(peer) }, WEBRTC_RELAYED_CLOSE_DELAY)
+      timer.unref()
+      this.stopping.signal.addEventListener('abort', () => { clearTimeout(timer) }, { once: true })
     } catch (err) {
       if (this.stopping.signal.aborted) return
       this.stats.failures++
@@ -229,10 +231,13 @@ export class DirectUpgrader {
 
   /**
    * The relayed connections to a peer we now reach directly hold a circuit (and its data
-   * budget) on a relay for nothing; libp2p already prefers the direct one. Closed
-   * gracefully: streams under way finish first.
+   * budget) on a relay for nothing, and long-lived streams on them (gossipsub's) would keep
+   * using the relay; libp2p already prefers the direct connection for new streams. Closed
+   * WEBRTC_RELAYED_CLOSE_DELAY after the upgrade, gracefully: streams under way finish first.
    */
   private async closeRelayed (peer: PeerId): Promise<void> {
+    // only while the direct connection is still there: otherwise the relay is all we have
+    if (this.stopping.signal.aborted || !this.libp2p.getConnections(peer).some(c => isWebRTC(c.remoteAddr) && c.status === 'open')) return
     await Promise.all(this.libp2p.getConnections(peer).filter(isRelayed).map(async c => {
       try {
         await c.close({ signal: AbortSignal.timeout(WEBRTC_GUARD_TIMEOUT) })
