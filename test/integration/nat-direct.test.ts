@@ -84,7 +84,7 @@ describe.skipIf(unavailable != null)(`direct connections across NATs${unavailabl
     beforeAll(async () => { lab = await startLab(cleanup, []) })
     afterAll(async () => {
       const dump = process.env.OCTET_TEST_DUMP
-      if (dump != null) for (const [n, d] of [['a', lab.a], ['b', lab.b], ['pub0', lab.pub[0]]] as const) writeFileSync(`${dump}-${n}.log`, d?.output.join('') ?? '')
+      if (dump != null) for (const [n, d] of [['a', lab.a], ['b', lab.b], ['pub0', lab.pub[0]]] as const) writeFileSync(`${dump}-stun-${n}.log`, d?.output.join('') ?? '')
       await cleanup.run()
     })
 
@@ -142,7 +142,7 @@ describe.skipIf(unavailable != null)(`direct connections across NATs${unavailabl
     beforeAll(async () => { lab = await startLab(cleanup, ['--stun-port', '0']) })
     afterAll(async () => {
       const dump = process.env.OCTET_TEST_DUMP
-      if (dump != null) for (const [n, d] of [['a', lab.a], ['b', lab.b], ['pub0', lab.pub[0]]] as const) writeFileSync(`${dump}-${n}.log`, d?.output.join('') ?? '')
+      if (dump != null) for (const [n, d] of [['a', lab.a], ['b', lab.b], ['pub0', lab.pub[0]]] as const) writeFileSync(`${dump}-nostun-${n}.log`, d?.output.join('') ?? '')
       await cleanup.run()
     })
 
