@@ -222,7 +222,9 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
       circuitBytes: parseInteger('relay circuit bytes', pick('relayCircuitBytes') ?? DEFAULT_RELAY_LIMITS.circuitBytes, 1024, Number.MAX_SAFE_INTEGER)
     },
     upnp: parseBoolean('upnp', pick('upnp') ?? false),
-    webrtc: parseBoolean('webrtc', pick('webrtc') ?? true),
+    // off by default: data channels of a fresh WebRTC connection may stall for seconds
+    // (docs/hole-punching.md, "Why off by default")
+    webrtc: parseBoolean('webrtc', pick('webrtc') ?? false),
     stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535)
   }
 }

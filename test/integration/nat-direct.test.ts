@@ -35,7 +35,7 @@ async function startLab (cleanup: Cleanup, publicArgs: string[]): Promise<Lab> {
   const bootstrap = [pub0.tcpAddress]
   const pub1 = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'pub1' }, bootstrap, extraArgs: args }, cleanup)
   const [a, b] = await Promise.all(['home0-0', 'home1-0'].map(async host =>
-    await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host }, bootstrap }, cleanup))) as [DaemonProcess, DaemonProcess]
+    await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host }, bootstrap, extraArgs: ['--webrtc'] }, cleanup))) as [DaemonProcess, DaemonProcess]
   for (const home of [a, b]) {
     await waitFor(async () => {
       const id = (await home.api<Identity>('GET', '/v1/identity')).body

@@ -48,7 +48,8 @@ describe.skipIf(unavailable != null)(`octet across NATs${unavailable != null ? `
     const bootstrap = [pub0.tcpAddress]
     pub = [pub0, ...await Promise.all(['pub1', 'pub2'].map(async host =>
       await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host }, bootstrap, extraArgs: publicArgs }, cleanup)))]
-    // relays only: the upgrade to direct WebRTC connections has its own tests (nat-direct.test.ts)
+    // relays only (WebRTC is off by default; said here so a default change keeps this test's
+    // meaning): the upgrade to direct WebRTC connections has its own tests (nat-direct.test.ts)
     ;[a, b, c] = await Promise.all(['home0-0', 'home1-0', 'home2-0'].map(async host =>
       await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host }, bootstrap, extraArgs: ['--no-webrtc'] }, cleanup))) as [DaemonProcess, DaemonProcess, DaemonProcess]
   })

@@ -40,11 +40,11 @@ describe('WebRTC addresses', () => {
 })
 
 describe('WebRTC settings', () => {
-  it('is on by default, with STUN on 3478; OCTET_WEBRTC=false and a STUN port of 0 turn them off', () => {
+  it('WebRTC is off by default, STUN on 3478; OCTET_WEBRTC and the STUN port set them', () => {
     const dataDir = '/nonexistent/octet-webrtc-test'
-    expect(loadDaemonConfig({ dataDir }, {})).toMatchObject({ webrtc: true, stunPort: 3478 })
-    expect(loadDaemonConfig({ dataDir }, { OCTET_WEBRTC: 'false', OCTET_STUN_PORT: '0' })).toMatchObject({ webrtc: false, stunPort: 0 })
-    expect(loadDaemonConfig({ dataDir, webrtc: true }, { OCTET_WEBRTC: 'false' }).webrtc).toBe(true)
+    expect(loadDaemonConfig({ dataDir }, {})).toMatchObject({ webrtc: false, stunPort: 3478 })
+    expect(loadDaemonConfig({ dataDir }, { OCTET_WEBRTC: 'true', OCTET_STUN_PORT: '0' })).toMatchObject({ webrtc: true, stunPort: 0 })
+    expect(loadDaemonConfig({ dataDir, webrtc: false }, { OCTET_WEBRTC: 'true' }).webrtc).toBe(false)
     expect(() => loadDaemonConfig({ dataDir, stunPort: '70000' }, {})).toThrow(/STUN port/)
   })
 })
