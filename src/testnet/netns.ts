@@ -282,14 +282,14 @@ function natRules (): string {
     ':INPUT ACCEPT [0:0]',
     ':FORWARD DROP [0:0]',
     ':OUTPUT ACCEPT [0:0]',
-    // the router itself takes nothing unsolicited from the WAN. Accepted (and answered by the
+    // the router itself takes no unsolicited UDP from the WAN. Accepted (and answered by the
     // stack with a port unreachable), a peer's early UDP hole-punching packet to our mapped port
     // would leave a confirmed conntrack entry for exactly the tuple the outgoing mapping needs;
     // MASQUERADE would then pick another port and WebRTC's ICE never connects. Rejected here,
-    // the packet dies before conntrack confirms its entry; the sender still hears "refused"
-    `-A INPUT -i ${IF.wan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
-    `-A INPUT -i ${IF.wan} -p tcp -j REJECT --reject-with tcp-reset`,
-    `-A INPUT -i ${IF.wan} -j REJECT`,
+    // the packet dies before conntrack confirms its entry; the sender still hears "unreachable".
+    // TCP is left as it was (the stack answers with a reset): nothing punches TCP from Node
+    `-A INPUT -i ${IF.wan} -p udp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+    `-A INPUT -i ${IF.wan} -p udp -j REJECT`,
     '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
     `-A FORWARD -i ${IF.lan} -o ${IF.wan} -j ACCEPT`,
     `-A FORWARD -i ${IF.lan} -o ${IF.lan} -j ACCEPT`,
