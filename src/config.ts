@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
+import { DEFAULT_STUN_PORT } from './node/constants.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -11,6 +12,8 @@ export type LogLevel = typeof LOG_LEVELS[number]
 export const DEFAULT_TCP_PORT = 4710
 export const DEFAULT_WS_PORT = 4711
 export const DEFAULT_API_PORT = 4780
+/** RFC 5389's STUN port; peers ask public octet nodes on it (src/node/constants.ts) */
+export { DEFAULT_STUN_PORT } from './node/constants.js'
 export const DEFAULT_LISTEN = [
   `/ip4/0.0.0.0/tcp/${DEFAULT_TCP_PORT}`,
   `/ip4/0.0.0.0/tcp/${DEFAULT_WS_PORT}/ws`
@@ -78,6 +81,10 @@ export interface DaemonConfig {
   relayLimits: RelayLimits
   /** ask the home router for a port mapping (UPnP / NAT-PMP) */
   upnp: boolean
+  /** direct connections between peers behind NATs: relayed connections upgraded to WebRTC */
+  webrtc: boolean
+  /** UDP port of the STUN responder a public node runs for peers behind NATs; 0: none */
+  stunPort: number
 }
 
 /**
@@ -101,12 +108,14 @@ export interface RawSettings {
   relayCircuitDuration?: unknown
   relayCircuitBytes?: unknown
   upnp?: unknown
+  webrtc?: unknown
+  stunPort?: unknown
 }
 
 const SETTING_KEYS = [
   'dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
-  'relayCircuitDuration', 'relayCircuitBytes', 'upnp'
+  'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort'
 ] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
@@ -125,7 +134,9 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   relayMaxCircuitsPerPeer: 'OCTET_RELAY_MAX_CIRCUITS_PER_PEER',
   relayCircuitDuration: 'OCTET_RELAY_CIRCUIT_DURATION',
   relayCircuitBytes: 'OCTET_RELAY_CIRCUIT_BYTES',
-  upnp: 'OCTET_UPNP'
+  upnp: 'OCTET_UPNP',
+  webrtc: 'OCTET_WEBRTC',
+  stunPort: 'OCTET_STUN_PORT'
 }
 
 export function defaultDataDir (): string {
@@ -210,7 +221,11 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
       circuitDurationMs: 1000 * parseInteger('relay circuit duration (seconds)', pick('relayCircuitDuration') ?? DEFAULT_RELAY_LIMITS.circuitDurationMs / 1000, 1, 7 * 24 * 3600),
       circuitBytes: parseInteger('relay circuit bytes', pick('relayCircuitBytes') ?? DEFAULT_RELAY_LIMITS.circuitBytes, 1024, Number.MAX_SAFE_INTEGER)
     },
-    upnp: parseBoolean('upnp', pick('upnp') ?? false)
+    upnp: parseBoolean('upnp', pick('upnp') ?? false),
+    // off by default: data channels of a fresh WebRTC connection may stall for seconds
+    // (docs/hole-punching.md, "Why off by default")
+    webrtc: parseBoolean('webrtc', pick('webrtc') ?? false),
+    stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535)
   }
 }
 

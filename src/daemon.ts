@@ -98,6 +98,8 @@ export class Daemon {
     await datastore.open()
     this.cleanups.push({ name: 'datastore', run: async () => { await datastore.close() } })
 
+    // one set of counters for /v1/stats: the node's (hole punching) and the messenger's
+    const counters = new Counters()
     this.node = await createNode({
       privateKey,
       listen: config.listen,
@@ -110,6 +112,9 @@ export class Daemon {
       reachability: config.reachability,
       relayService: config.relayService ? config.relayLimits : undefined,
       upnp: config.upnp,
+      webrtc: config.webrtc,
+      stunPort: config.stunPort,
+      count: name => { counters.increment(name) },
       log
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
@@ -134,7 +139,7 @@ export class Daemon {
       bundles: this.prekeys,
       libp2p: this.node.libp2p,
       events,
-      counters: new Counters(),
+      counters,
       log,
       inboundRate: this.overrides.inboundRate,
       mailbox: { client: this.mailbox, replicas: config.mailboxReplicas, collect: this.overrides.collect }

@@ -21,11 +21,14 @@ export function registerDaemon (program: Command): void {
     .option('--relay-circuit-duration <seconds>', 'a relayed connection is closed after this long (env OCTET_RELAY_CIRCUIT_DURATION) [default: 1800]')
     .option('--relay-circuit-bytes <bytes>', 'a relayed connection is closed after this many bytes each way (env OCTET_RELAY_CIRCUIT_BYTES) [default: 4194304]')
     .option('--upnp', 'ask the router for a port mapping with UPnP / NAT-PMP (env OCTET_UPNP=true) [default: off]')
+    .option('--webrtc', 'upgrade relayed connections to direct WebRTC ones through NATs (env OCTET_WEBRTC=true) [default: off]')
+    .option('--no-webrtc', 'stay on relays, never upgrade to WebRTC (env OCTET_WEBRTC=false)')
+    .option('--stun-port <port>', 'UDP port of the STUN responder this node runs while public, 0 for none (env OCTET_STUN_PORT) [default: 3478]')
     .action(async (_options, command: Command) => {
       const opts = command.optsWithGlobals<{
         dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string,
         reachability?: string, relayService: boolean, relayMaxReservations?: string, relayMaxCircuits?: string, relayMaxCircuitsPerPeer?: string,
-        relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean
+        relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean, webrtc?: boolean, stunPort?: string
       }>()
       // commander gives --no-x options a default of true: only an explicit flag counts as one
       const explicit = <T>(name: string, value: T): T | undefined => command.getOptionValueSource(name) === 'cli' ? value : undefined
@@ -44,7 +47,9 @@ export function registerDaemon (program: Command): void {
         relayMaxCircuitsPerPeer: opts.relayMaxCircuitsPerPeer,
         relayCircuitDuration: opts.relayCircuitDuration,
         relayCircuitBytes: opts.relayCircuitBytes,
-        upnp: opts.upnp
+        upnp: opts.upnp,
+        webrtc: explicit('webrtc', opts.webrtc),
+        stunPort: opts.stunPort
       }
       const config = loadDaemonConfig(flags)
       const log = createLogger(config.logLevel)

@@ -144,9 +144,15 @@ export function dialRank (addr: Multiaddr, subnets: LocalSubnets, selfOnLoopback
   return 3
 }
 
-/** TCP before WebSockets within a rank: the same reach, less framing. */
+/**
+ * TCP before WebSockets within a rank: the same reach, less framing. A relayed WebRTC
+ * address (`…/p2p-circuit/webrtc`) after the plain relayed one: a first contact goes through
+ * the relay, which always works, and is upgraded afterwards (src/node/webrtc.ts); dialled
+ * first, a WebRTC address that cannot connect (symmetric NAT) would hold the dial for seconds.
+ */
 function transportRank (addr: Multiaddr): number {
   const text = addr.toString()
+  if (text.includes('/webrtc')) return 2
   return text.includes('/ws') ? 1 : 0
 }
 

@@ -64,3 +64,38 @@ export const RECONNECT_CHECK_INTERVAL = MINUTE
 export const RECONNECT_KNOWN_PEERS_PER_ATTEMPT = 8
 /** After a new connection, how long the self-lookup waits for the peer to enter the DHT routing table (identify runs first). */
 export const ROUTING_TABLE_ENTRY_WAIT = 5 * SECOND
+
+/** UDP port of the STUN responder on public nodes, and the port peers ask theirs on (RFC 5389's default). */
+export const DEFAULT_STUN_PORT = 3478
+/**
+ * STUN answers per source IP: ICE sends a few Binding requests per gathering (with
+ * retransmissions) and a keep-alive every few seconds; the burst covers several peer
+ * connections set up at once, the rate keeps a spoofed flood from making us a reflector.
+ */
+export const STUN_RATE_PER_SECOND = 5
+export const STUN_RATE_BURST = 40
+/** Source IPs whose buckets are remembered; beyond, the longest-unseen is forgotten. */
+export const STUN_RATE_SOURCES_TRACKED = 4096
+
+/**
+ * An explicit upgrade of a relayed connection to WebRTC (signalling over the relay, ICE, DTLS)
+ * that has not finished by then is given up. Measured: 0.1–1.2 s when it works.
+ */
+export const WEBRTC_UPGRADE_TIMEOUT = 10 * SECOND
+/**
+ * A new WebRTC connection must carry a ping stream within this long or it is aborted:
+ * @libp2p/webrtc 6.0.33 emits connections whose ICE never connected (docs/hole-punching.md).
+ */
+export const WEBRTC_GUARD_TIMEOUT = 3 * SECOND
+/** After a failed upgrade to a peer (e.g. a symmetric NAT), the next try waits this long. */
+export const WEBRTC_RETRY_AFTER = 10 * 60 * SECOND
+/** Peers whose last failed upgrade is remembered (bounded: a peer may connect once and leave). */
+export const WEBRTC_FAILURES_TRACKED = 1024
+/** The signalling protocol of @libp2p/webrtc (private-to-private): a peer that handles it can be upgraded. */
+export const WEBRTC_SIGNALING_PROTOCOL = '/webrtc-signaling/0.0.1'
+/**
+ * After an upgrade, the relayed connections to the peer are closed this much later, not at once:
+ * a dial or stream that was already under way may just have been handed one of them (closed at
+ * once, it fails with "Remote closed connection during opening" and the message is postponed).
+ */
+export const WEBRTC_RELAYED_CLOSE_DELAY = 10 * SECOND

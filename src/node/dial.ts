@@ -21,17 +21,13 @@ let subnets: LocalSubnets | undefined
  *   store may hold none or only stale ones — a LAN address of another network,
  *   learnt before the peer had a relay — and then the peer's current addresses
  *   are looked up in the DHT first (its relays announce its circuit addresses).
- * - A dial that fails anyway looks the peer up and is tried once more.
+ * - A dial that fails anyway uses a connection that opened meanwhile, or
+ *   looks the peer up and is tried once more.
  */
 export async function dialProtocolFindingPeer (libp2p: OctetLibp2p, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
   const options = { signal, ...RELAYED_CONNECTIONS_OK }
-  for (const connection of openConnections(libp2p, peer)) {
-    try {
-      return await connection.newStream(protocol, options)
-    } catch (err) {
-      if (signal.aborted) throw err
-    }
-  }
+  const onOpenConnection = await streamOnOpenConnection(libp2p, peer, protocol, options)
+  if (onOpenConnection != null) return onOpenConnection
 
   const known = await knownAddresses(libp2p, peer)
   let promising = promisingAddresses(libp2p, peer, known)
@@ -40,11 +36,27 @@ export async function dialProtocolFindingPeer (libp2p: OctetLibp2p, peer: PeerId
     return await libp2p.dialProtocol(promising.length > 0 ? promising : peer, protocol, options)
   } catch (err) {
     if (signal.aborted) throw err
+    // a circuit can close while it opens (the relay or the peer dropped a duplicate when both
+    // ends dialled at once): the connection that won may be there now, or a second try works
+    const meanwhile = await streamOnOpenConnection(libp2p, peer, protocol, options)
+    if (meanwhile != null) return meanwhile
     const fresh = promisingAddresses(libp2p, peer, await lookUp(libp2p, peer, signal) ?? [])
+    const retry = fresh.length > 0 ? fresh : promising
     // nobody knows a way that can work: the first error says what went wrong
-    if (fresh.length === 0) throw err
-    return await libp2p.dialProtocol(fresh, protocol, options)
+    if (retry.length === 0) throw err
+    return await libp2p.dialProtocol(retry, protocol, options)
   }
+}
+
+async function streamOnOpenConnection (libp2p: Libp2p, peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream | undefined> {
+  for (const connection of openConnections(libp2p, peer)) {
+    try {
+      return await connection.newStream(protocol, { ...options, ...RELAYED_CONNECTIONS_OK })
+    } catch (err) {
+      if (options.signal.aborted) throw err
+    }
+  }
+  return undefined
 }
 
 function openConnections (libp2p: Libp2p, peer: PeerId): Connection[] {

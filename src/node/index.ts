@@ -28,6 +28,8 @@ import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
+import { StunServer } from './stun.js'
+import { DirectUpgrader, isCircuitHolder, isWebRTC, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
 import './stack-fixes.js'
 
@@ -76,6 +78,15 @@ export interface NodeInit {
   relayService?: RelayLimits
   /** UPnP / NAT-PMP port mapping on the home router; default off */
   upnp?: boolean
+  /**
+   * WebRTC: listen on `/webrtc` (announced as `…/p2p-circuit/webrtc` once we hold relay
+   * reservations) and upgrade relayed connections to direct ones; default off
+   */
+  webrtc?: boolean
+  /** UDP port of the STUN responder run while this node is public; 0 or undefined: none */
+  stunPort?: number
+  /** called with the name of each hole-punching counter as it goes up (`holepunch.*`) */
+  count?: CountHook
   /** default: silent; where the reconnect loop says that the node lost or regained the network */
   log?: Logger
 }
@@ -109,18 +120,33 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   const optional: Record<string, unknown> = {}
   if (init.relayService != null) optional.relay = relayServerService(init.relayService)
   if (init.upnp === true) optional.upnp = uPnPNAT()
+  const transports: NonNullable<Libp2pOptions['transports']> = [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT })]
+  const listen = init.listen.map(a => a.toString())
+  // set once libp2p exists: the ICE configuration (asked for at each WebRTC connection) and the
+  // DHT's address mapper (which looks at our connections) need it
+  let started: Libp2p | undefined
+  if (init.webrtc === true) {
+    // the STUN server: a relay we hold a reservation on (connected, so up), else a bootstrap peer
+    transports.push(webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
+    // always, not only once private: the listener announces nothing until there are
+    // `/p2p-circuit` addresses to put `/webrtc` behind, and then at once
+    listen.push('/webrtc')
+  }
 
-  // the DHT's address mapper looks at our connections, which exist only once libp2p does
-  let libp2pRef: Libp2p | undefined
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
     start: false,
     addresses: {
-      listen: init.listen.map(a => a.toString()),
+      listen,
       announceFilter: addrs => addressesWorthSharing(addrs, loopbackOnly)
     },
-    transports: [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT })],
+    transports,
+    // a peer's `…/p2p-circuit/webrtc` addresses are for the upgrade only (DirectUpgrader dials
+    // them itself, past this gate): dialled like any other address — a first contact whose plain
+    // relayed dial failed, or DCUtR — a WebRTC attempt that cannot connect holds the dial for
+    // seconds and leaves a dead connection behind
+    connectionGater: { denyDialMultiaddr: addr => isWebRTC(addr) },
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
@@ -144,7 +170,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         protocol: DHT_PROTOCOL,
         // nodes of a testnet or a LAN are reached on private addresses, which stay in; a peer
         // with a public or relayed address keeps its LAN addresses to its LAN (src/node/addresses.ts)
-        peerInfoMapper: dhtPeerInfoMapper(() => loopbackOnly, peer => libp2pRef?.getConnections(peer).map(c => c.remoteAddr) ?? []),
+        peerInfoMapper: dhtPeerInfoMapper(() => loopbackOnly, peer => started?.getConnections(peer).map(c => c.remoteAddr) ?? []),
         clientMode: false,
         // kad-dht holds every query until its first self-query has found K = 20 peers or timed
         // out (5 s): in a network smaller than 20 that stalls each node's first lookup for 5 s.
@@ -161,7 +187,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
       ...optional
     }
   })
-  libp2pRef = libp2p
+  started = libp2p
   pauseEmptyQueries(libp2p.peerRouting)
   try {
     await libp2p.start()
@@ -196,6 +222,9 @@ export class OctetNode {
   private readonly reachability: ReachabilityTracker
   private readonly relayClient: RelayClient
   private readonly relayGate: RelayServerGate | undefined
+  private readonly stun: StunServer | undefined
+  /** relayed → WebRTC upgrades and the guard on WebRTC connections; undefined when WebRTC is off */
+  readonly direct: DirectUpgrader | undefined
   private readonly log: Logger
   /** reachability changes apply one after another */
   private applying: Promise<void> = Promise.resolve()
@@ -210,6 +239,9 @@ export class OctetNode {
     this.relayClient = new RelayClient(libp2p, this.log)
     const relay = libp2p.services.relay as CircuitRelayService | undefined
     this.relayGate = relay == null || init.relayService == null ? undefined : new RelayServerGate(libp2p, relay, init.relayService, this.log)
+    this.stun = init.stunPort != null && init.stunPort > 0 ? new StunServer(init.stunPort, this.log) : undefined
+    this.direct = init.webrtc === true ? new DirectUpgrader(libp2p, this.log, init.count) : undefined
+    this.direct?.start()
   }
 
   /** Applies what is known now and follows every change of reachability. */
@@ -233,6 +265,13 @@ export class OctetNode {
       await this.relayClient.apply(reachability)
     } catch (err) {
       this.log.warn({ err, reachability }, 'could not apply the relay settings for this reachability')
+    }
+    // peers behind NATs ask public octet nodes for their mapped address (WebRTC's ICE)
+    try {
+      if (reachability === 'public') await this.stun?.start()
+      else await this.stun?.stop()
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'no STUN responder: peers behind NATs must find another for direct connections')
     }
   }
 
@@ -329,7 +368,9 @@ export class OctetNode {
   async stop (): Promise<void> {
     await this.reconnector.stop()
     this.pubsub.stop()
+    this.direct?.stop()
     await this.applying
+    await this.stun?.stop()
     await this.libp2p.stop()
   }
 }

@@ -52,6 +52,12 @@ export interface TopologyOptions {
   signal?: AbortSignal
   /** first two octets of the public /16 (default DEFAULT_PUBLIC_NET) */
   publicNet?: string
+  /**
+   * Routers reject unsolicited UDP from the WAN to themselves (port unreachable) instead of
+   * letting their stack answer it: what UDP hole punching (WebRTC) needs, see natRules().
+   * Default off, so the relay-only tests run on the topology they were written for.
+   */
+  rejectUnsolicitedUdp?: boolean
 }
 
 export interface NetHost {
@@ -88,7 +94,7 @@ export class Topology {
   private readonly children = new Set<ChildProcess>()
   private destroying: Promise<void> | undefined
 
-  private constructor (spec: TopologySpec, publicNet: string) {
+  private constructor (spec: TopologySpec, publicNet: string, private readonly rejectUnsolicitedUdp: boolean) {
     this.id = `${NETNS_PREFIX}-${process.pid}-${++topologiesMade}`
     this.internet = `${this.id}-inet`
     this.publicHosts = Array.from({ length: spec.publicHosts }, (_, k) => ({
@@ -115,7 +121,7 @@ export class Topology {
     if (!/^\d{1,3}\.\d{1,3}$/.test(publicNet)) throw new OctetError('INVALID_CONFIG', `publicNet must be the first two octets of a /16, like ${DEFAULT_PUBLIC_NET}; got "${publicNet}"`)
     assertNetnsSupported()
     await sweepStaleNamespaces()
-    const topology = new Topology(spec, publicNet)
+    const topology = new Topology(spec, publicNet, options.rejectUnsolicitedUdp === true)
     live.add(topology)
     installHooks()
     try {
@@ -181,7 +187,7 @@ export class Topology {
       // forwarding is a per-namespace setting: on here, and nowhere else. Written to /proc by a
       // shell in the namespace rather than with sysctl, which minimal systems lack (procps)
       mustRun('ip', ['netns', 'exec', router.namespace, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'], { signal }),
-      mustRun('ip', ['netns', 'exec', router.namespace, 'iptables-restore'], { input: natRules(), signal }),
+      mustRun('ip', ['netns', 'exec', router.namespace, 'iptables-restore'], { input: natRules(this.rejectUnsolicitedUdp), signal }),
       ...home.hosts.map(async host => await ipIn(host.namespace, [
         'link set lo up',
         `addr add ${host.address}/24 dev ${IF.eth}`,
@@ -276,12 +282,21 @@ function lines (commands: string[]): string {
  * accepted too: with br_netfilter loaded, frames bridged between two hosts of one home pass
  * through FORWARD as well.
  */
-function natRules (): string {
+function natRules (rejectUnsolicitedUdp: boolean): string {
   return lines([
     '*filter',
     ':INPUT ACCEPT [0:0]',
     ':FORWARD DROP [0:0]',
     ':OUTPUT ACCEPT [0:0]',
+    // the router itself takes no unsolicited UDP from the WAN. Accepted (and answered by the
+    // stack with a port unreachable), a peer's early UDP hole-punching packet to our mapped port
+    // would leave a confirmed conntrack entry for exactly the tuple the outgoing mapping needs;
+    // MASQUERADE would then pick another port and WebRTC's ICE never connects. Rejected here,
+    // the packet dies before conntrack confirms its entry; the sender still hears "unreachable".
+    // TCP is left as it was (the stack answers with a reset): nothing punches TCP from Node
+    ...(rejectUnsolicitedUdp
+      ? [`-A INPUT -i ${IF.wan} -p udp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`, `-A INPUT -i ${IF.wan} -p udp -j REJECT`]
+      : []),
     '-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
     `-A FORWARD -i ${IF.lan} -o ${IF.wan} -j ACCEPT`,
     `-A FORWARD -i ${IF.lan} -o ${IF.lan} -j ACCEPT`,
