@@ -43,8 +43,9 @@ ENV OCTET_DATA_DIR=/data \
     OCTET_API=0.0.0.0:4780 \
     OCTET_LOG_LEVEL=info
 
-# 4710 libp2p TCP, 4711 libp2p WebSockets, 4780 HTTP API (publish it on 127.0.0.1 only)
-EXPOSE 4710 4711 4780
+# 4710 libp2p TCP, 4711 libp2p WebSockets, 4780 HTTP API (publish it on 127.0.0.1 only),
+# 3478/udp STUN for peers behind NATs (answered while this node is public)
+EXPOSE 4710 4711 4780 3478/udp
 
 # /v1/health needs no token
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
