@@ -188,10 +188,6 @@ export class RelayClient {
     this.log.info({ relays: RELAY_RESERVATIONS_WANTED }, 'this node is behind a NAT: looking for relays')
   }
 
-  get active (): boolean {
-    return this.listening
-  }
-
   /** Our addresses through relays that hold a reservation for us. */
   relayAddresses (): string[] {
     return this.libp2p.getMultiaddrs().filter(isCircuit).map(a => a.toString())
