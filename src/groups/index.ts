@@ -53,7 +53,7 @@ import { KeyedLock } from '../lock.js'
 import type { Logger } from '../logger.js'
 import type { Messenger, NewEvent, PairwiseDelivery, PairwiseKind } from '../messaging/index.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
-import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p, type Pubsub, type PubsubMessage, type Verdict } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p, type Pubsub, type PubsubMessage, type Verdict } from '../node/index.js'
 import type { Store, StoreOp } from '../store/database.js'
 import {
   ControlType,
@@ -941,7 +941,7 @@ export class GroupService {
     const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(HISTORY_DIAL_TIMEOUT)])
     let stream: Stream
     try {
-      stream = await this.init.libp2p.dialProtocol(parsePeerId(peer), HISTORY_PROTOCOL, { signal, ...RELAYED_CONNECTIONS_OK })
+      stream = await dialProtocolFindingPeer(this.init.libp2p, parsePeerId(peer), HISTORY_PROTOCOL, signal)
     } catch (err) {
       throw new OctetError('PEER_UNREACHABLE', `cannot reach ${peer}: ${errorMessage(err)}`, { cause: err })
     }

@@ -2,7 +2,7 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
-import { RELAYED_CONNECTIONS_OK, parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { Store } from '../store/database.js'
 import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
 import {
@@ -436,7 +436,7 @@ export class MailboxService {
     const id = parsePeerId(mailboxPeer)
     const dialTimeout = AbortSignal.timeout(this.options.dialTimeout)
     try {
-      return await this.components.libp2p.dialProtocol(id, MAILBOX_PROTOCOL, { signal: this.signalFor(dialTimeout, signal), ...RELAYED_CONNECTIONS_OK })
+      return await dialProtocolFindingPeer(this.components.libp2p, id, MAILBOX_PROTOCOL, this.signalFor(dialTimeout, signal))
     } catch (err) {
       throw this.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach the mailbox ${mailboxPeer}: ${errorMessage(err)}`, { cause: err })
