@@ -179,3 +179,13 @@ export async function waitFor<T> (check: () => Promise<T | undefined>, { timeout
 export async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   await waitFor(async () => await check() ? true : undefined, { what, timeoutMs, intervalMs: 25 })
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

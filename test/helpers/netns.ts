@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { netnsUnavailableReason } from '../../src/testnet/netns-host.js'
 import type { NetHost, Topology } from '../../src/testnet/netns.js'
@@ -65,4 +65,9 @@ export async function connectFrom (topology: Topology, host: NetHost | string, a
     socket.once('error', err => { console.log('error ' + err.code); clearTimeout(timer) })`
   const result = await topology.exec(host, process.execPath, ['-e', script], { timeoutMs: timeoutMs + 10_000 })
   return result.stdout.trim() as ConnectOutcome
+}
+
+/** Network namespaces as `ip netns list` shows them: checked apart from the code under test. */
+export function listedNamespaces (): string[] {
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map(l => l.split(' ')[0] ?? '').filter(l => l !== '')
 }

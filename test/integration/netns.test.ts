@@ -3,27 +3,14 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Topology, sweepStaleNamespaces } from '../../src/testnet/netns.js'
-import { Cleanup, DaemonProcess, ROOT, waitFor } from '../helpers/daemon.js'
-import { ProbeServer, connectFrom, skipUnlessNetns } from '../helpers/netns.js'
+import { Cleanup, DaemonProcess, ROOT, isAlive, waitFor } from '../helpers/daemon.js'
+import { ProbeServer, connectFrom, listedNamespaces, skipUnlessNetns } from '../helpers/netns.js'
 
 const unavailable = skipUnlessNetns()
 /** An unanswered SYN is retried for a minute or more: a connection that got nowhere in this time is blocked. */
 const BLOCKED_AFTER = 1_500
 const PORT = 7000
 const DIST_NETNS = join(ROOT, 'dist', 'testnet', 'netns.js')
-
-function namespacesListed (): string[] {
-  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map(l => l.split(' ')[0] ?? '').filter(l => l !== '')
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe.skipIf(unavailable != null)(`NAT topology in network namespaces${unavailable != null ? ` (skipped: ${unavailable})` : ''}`, () => {
   let topology: Topology
@@ -43,7 +30,7 @@ describe.skipIf(unavailable != null)(`NAT topology in network namespaces${unavai
     expect(buildMs).toBeLessThan(2_000)
     expect(topology.namespaces).toHaveLength(1 + 2 + 2 + 3)
     for (const ns of topology.namespaces) expect(ns.startsWith(`oct-${process.pid}-`)).toBe(true)
-    expect(namespacesListed()).toEqual(expect.arrayContaining(topology.namespaces))
+    expect(listedNamespaces()).toEqual(expect.arrayContaining(topology.namespaces))
     expect(topology.hosts.map(h => `${h.name} ${h.kind} ${h.address}`)).toEqual([
       'pub0 public 198.18.1.1', 'pub1 public 198.18.1.2', 'home0-0 home 10.1.0.2', 'home0-1 home 10.1.0.3', 'home1-0 home 10.1.1.2'
     ])
@@ -109,14 +96,14 @@ describe.skipIf(unavailable != null)(`removing the namespaces${unavailable != nu
     await topology.destroy()
     console.log(`topology of ${topology.namespaces.length} namespaces destroyed in ${(performance.now() - started).toFixed(0)} ms (one process inside, stopped with SIGTERM)`)
     expect(server.child.exitCode != null || server.child.signalCode != null).toBe(true)
-    expect(namespacesListed().filter(ns => ns.startsWith(`${topology.id}-`))).toEqual([])
+    expect(listedNamespaces().filter(ns => ns.startsWith(`${topology.id}-`))).toEqual([])
     await topology.destroy()
   })
 
   it('an aborted build leaves nothing behind', async () => {
-    const before = namespacesListed()
+    const before = listedNamespaces()
     await expect(Topology.create({ publicHosts: 1, homes: [{ hosts: 1 }] }, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'NETNS_FAILED' })
-    expect(namespacesListed()).toEqual(before)
+    expect(listedNamespaces()).toEqual(before)
   })
 
   /** A child process that builds a topology with the built module, prints its namespaces, then does `then`. */
@@ -151,7 +138,7 @@ describe.skipIf(unavailable != null)(`removing the namespaces${unavailable != nu
       const { child, namespaces, sleeper } = await childWithTopology(then)
       if (child.exitCode == null && child.signalCode == null) await once(child, 'exit')
       expect(then === 'throw' ? child.exitCode : child.signalCode, then).toBe(then === 'throw' ? 1 : 'SIGTERM')
-      const left = namespacesListed()
+      const left = listedNamespaces()
       expect(namespaces.filter(ns => left.includes(ns)), then).toEqual([])
       // a process inside got SIGTERM on the way out
       await waitUntil(() => !isAlive(sleeper), `the process inside to end (${then})`)
@@ -162,12 +149,12 @@ describe.skipIf(unavailable != null)(`removing the namespaces${unavailable != nu
     const { child, namespaces, sleeper } = await childWithTopology('wait')
     child.kill('SIGKILL')
     await once(child, 'exit')
-    expect(namespacesListed()).toEqual(expect.arrayContaining(namespaces))
+    expect(listedNamespaces()).toEqual(expect.arrayContaining(namespaces))
     expect(isAlive(sleeper)).toBe(true)
 
     const swept = await sweepStaleNamespaces()
     expect(swept).toEqual(expect.arrayContaining(namespaces))
-    const left = namespacesListed()
+    const left = listedNamespaces()
     expect(namespaces.filter(ns => left.includes(ns))).toEqual([])
     await waitUntil(() => !isAlive(sleeper), 'the orphan inside to be killed')
   })

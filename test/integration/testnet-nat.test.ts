@@ -5,8 +5,8 @@ import { chmod, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { socketFetch } from '../../src/api-socket.js'
-import { CLI, Cleanup, runCli, waitFor } from '../helpers/daemon.js'
-import { skipUnlessNetns } from '../helpers/netns.js'
+import { CLI, Cleanup, isAlive, runCli, waitFor } from '../helpers/daemon.js'
+import { listedNamespaces, skipUnlessNetns } from '../helpers/netns.js'
 
 const unavailable = skipUnlessNetns()
 const cleanup = new Cleanup()
@@ -45,8 +45,7 @@ class NatTestnet {
 
   /** Namespaces of this testnet process, as `ip netns list` shows them. */
   namespaces (): string[] {
-    return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n')
-      .map(l => l.split(' ')[0] ?? '').filter(ns => ns.startsWith(`oct-${this.child.pid}-`))
+    return listedNamespaces().filter(ns => ns.startsWith(`oct-${this.child.pid}-`))
   }
 
   async ready (): Promise<Row[]> {
@@ -68,15 +67,6 @@ async function apiOverSocket<T> (row: Row, path: string): Promise<T> {
 
 async function daemonPids (rows: Row[]): Promise<number[]> {
   return await Promise.all(rows.map(async r => Number((await readFile(join(r.dataDir, 'daemon.lock'), 'utf8')).trim())))
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe.skipIf(unavailable != null)(`octet testnet --nat${unavailable != null ? ` (skipped: ${unavailable})` : ''}`, () => {

@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { CLI, Cleanup, waitFor } from '../helpers/daemon.js'
+import { CLI, Cleanup, isAlive, waitFor } from '../helpers/daemon.js'
 
 const cleanup = new Cleanup()
 afterEach(async () => { await cleanup.run() })
@@ -60,15 +60,6 @@ async function processesUsing (dir: string): Promise<number[]> {
     } catch {} // gone meanwhile
   }
   return pids
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const withoutP2p = (addr: string): string => addr.replace(/\/p2p\/[^/]+$/, '')
