@@ -184,8 +184,29 @@ describe('loadDaemonConfig', () => {
     { name: 'config file: a string', file: '"listen"', code: 'INVALID_CONFIG' },
     { name: 'config file: unknown key (a typo)', file: { listn: ['/ip4/127.0.0.1/tcp/1'] }, code: 'INVALID_CONFIG' },
     { name: 'config file: sets dataDir', file: { dataDir: '/elsewhere' }, code: 'INVALID_CONFIG' },
-    { name: 'data dir flag: empty string', flags: { dataDir: ' ' }, code: 'INVALID_CONFIG' }
+    { name: 'data dir flag: empty string', flags: { dataDir: ' ' }, code: 'INVALID_CONFIG' },
+    { name: 'reachability: unknown mode', flags: { reachability: 'nat' }, code: 'INVALID_CONFIG' },
+    { name: 'reachability: not a string in the file', file: { reachability: true }, code: 'INVALID_CONFIG' },
+    { name: 'relay service: not a boolean', env: { OCTET_RELAY_SERVICE: 'sometimes' }, code: 'INVALID_CONFIG' },
+    { name: 'relay max reservations: negative', flags: { relayMaxReservations: '-1' }, code: 'INVALID_CONFIG' },
+    { name: 'relay max circuits: not a number', env: { OCTET_RELAY_MAX_CIRCUITS: 'many' }, code: 'INVALID_CONFIG' },
+    { name: 'relay max circuits per peer: a fraction', file: { relayMaxCircuitsPerPeer: 2.5 }, code: 'INVALID_CONFIG' },
+    { name: 'relay circuit duration: zero seconds', flags: { relayCircuitDuration: '0' }, code: 'INVALID_CONFIG' },
+    { name: 'relay circuit bytes: below 1 KiB', env: { OCTET_RELAY_CIRCUIT_BYTES: '100' }, code: 'INVALID_CONFIG' },
+    { name: 'upnp: not a boolean', file: { upnp: 'please' }, code: 'INVALID_CONFIG' }
   ]
+
+  it('takes reachability and relay limits from flags, environment and file, in that order', async () => {
+    await writeConfig({ reachability: 'private', relayMaxCircuits: 10 })
+    const load = (flags: RawSettings, env: NodeJS.ProcessEnv = {}): ReturnType<typeof loadDaemonConfig> => loadDaemonConfig({ dataDir, ...flags }, env)
+    expect(load({}).reachability).toBe('private')
+    expect(load({ reachability: 'public' }, { OCTET_REACHABILITY: 'auto' }).reachability).toBe('public')
+    expect(load({}, { OCTET_RELAY_MAX_CIRCUITS: '20', OCTET_RELAY_CIRCUIT_DURATION: '60', OCTET_RELAY_SERVICE: 'false' })).toMatchObject({
+      relayService: false,
+      relayLimits: { maxCircuits: 20, circuitDurationMs: 60_000, maxReservations: 64, maxCircuitsPerPeer: 8, circuitBytes: 4 * 1024 * 1024 }
+    })
+    expect(load({}).relayLimits.maxCircuits).toBe(10)
+  })
 
   it.each(bad)('refuses $name with $code', async (c) => {
     if (c.file !== undefined) await writeConfig(c.file)
