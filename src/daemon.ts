@@ -12,6 +12,7 @@ import type { Logger } from './logger.js'
 import { MailboxService, type MailboxServiceOptions } from './mailbox/index.js'
 import { Counters, EventLog, Messenger, type MessengerInit } from './messaging/index.js'
 import { createNode, type NodeInit, type OctetNode } from './node/index.js'
+import { PeerRecordCache } from './node/peer-record-cache.js'
 import { SignalCrypto } from './crypto/index.js'
 import { GroupService } from './groups/index.js'
 import { PrekeyService, prekeySelectors, prekeyValidators } from './prekeys/index.js'
@@ -94,9 +95,13 @@ export class Daemon {
     const store = await Store.open(config.dataDir)
     this.cleanups.push({ name: 'store', run: async () => { await store.close() } })
 
-    const datastore = new LevelDatastore(databasePaths(config.dataDir).libp2p)
-    await datastore.open()
-    this.cleanups.push({ name: 'datastore', run: async () => { await datastore.close() } })
+    const levelDatastore = new LevelDatastore(databasePaths(config.dataDir).libp2p)
+    await levelDatastore.open()
+    this.cleanups.push({ name: 'datastore', run: async () => { await levelDatastore.close() } })
+    const datastore = new PeerRecordCache(levelDatastore, {
+      onFlushError: err => { log.warn({ err }, 'could not write peer records to the datastore; trying again') }
+    })
+    this.cleanups.push({ name: 'peer records', run: async () => { await datastore.close() } })
 
     // one set of counters for /v1/stats: the node's (hole punching) and the messenger's
     const counters = new Counters()

@@ -22,7 +22,7 @@ import type { ReachabilityMode, RelayLimits } from '../config.js'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
 import { createLogger, type Logger } from '../logger.js'
 import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isLoopbackOnly } from './addresses.js'
-import { DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
+import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
 import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
@@ -150,6 +150,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     peerDiscovery,
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL },
     connectionManager: {
       maxConnections: MAX_CONNECTIONS,
       dialTimeout: DIAL_TIMEOUT,
