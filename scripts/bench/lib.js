@@ -68,9 +68,10 @@ export async function bareNode () {
 
 /**
  * One `octet daemon` on 127.0.0.1 with every port picked by the OS: the time from spawn
- * to its "ready" message over IPC, and its RSS then. SIGTERM after, waiting for its exit.
+ * to its "ready" message over IPC, and its RSS then; with `idleMs`, also the CPU it used
+ * over that long afterwards, alone (idleCpuMs). SIGTERM after, waiting for its exit.
  */
-export async function singleDaemon (dataDir, nodeFlags = []) {
+export async function singleDaemon (dataDir, nodeFlags = [], { idleMs = 0 } = {}) {
   const startedAt = performance.now()
   const child = spawn(process.execPath, [...nodeFlags, CLI, 'daemon', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--no-mdns', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']
@@ -84,10 +85,15 @@ export async function singleDaemon (dataDir, nodeFlags = []) {
   const readyMs = performance.now() - startedAt
   const { rss } = memoryOf(child.pid)
   const cpuMs = cpuMsOf(child.pid)
+  let idleCpuMs
+  if (idleMs > 0) {
+    await new Promise(resolveIdle => setTimeout(resolveIdle, idleMs))
+    idleCpuMs = cpuMsOf(child.pid) - cpuMs
+  }
   const exited = once(child, 'exit')
   child.kill('SIGTERM')
   await exited
-  return { readyMs, rss, cpuMs }
+  return { readyMs, rss, cpuMs, idleCpuMs }
 }
 
 export function machine () {

@@ -1,5 +1,6 @@
-// octet benchmarks: `npm run bench` runs them all, `npm run bench -- testnet` those whose
-// name contains "testnet". Each benchmark is a module beside this file exporting `name`,
+// octet benchmarks: `npm run bench` runs them all, `npm run bench -- testnet` the one named
+// "testnet", `npm run bench -- net` every one whose name contains "net". Each benchmark is a
+// module beside this file exporting `name`,
 // `description` and `async run({ log })` → { rows: [{ metric, value, unit, note }],
 // targets?: [{ target, value, pass }] }. Results are printed and written to
 // bench-results/<name>.json. Add a benchmark: write its module, list it in BENCHMARKS
@@ -24,6 +25,7 @@ if (process.env.UV_THREADPOOL_SIZE == null) {
 
 const BENCHMARKS = [
   { name: 'testnet', load: () => import('./testnet.js') },
+  { name: 'testnet-large', load: () => import('./testnet-large.js') },
   { name: 'messaging', load: () => import('./messaging.js') },
   { name: 'mailbox', load: () => import('./mailbox.js') },
   { name: 'groups', load: () => import('./groups.js') },
@@ -35,7 +37,9 @@ const RESULTS_DIR = join(ROOT, 'bench-results')
 async function main () {
   const filters = process.argv.slice(2).filter(arg => !arg.startsWith('-'))
   const verbose = process.argv.includes('--verbose')
-  const chosen = BENCHMARKS.filter(b => filters.length === 0 || filters.some(f => b.name.includes(f)))
+  // a benchmark's full name picks only it (`testnet`, not also `testnet-large`); a part of one, all that contain it
+  const picks = (b, f) => BENCHMARKS.some(x => x.name === f) ? b.name === f : b.name.includes(f)
+  const chosen = BENCHMARKS.filter(b => filters.length === 0 || filters.some(f => picks(b, f)))
   if (chosen.length === 0) {
     process.stderr.write(`bench: no benchmark matches ${filters.join(', ')}; known: ${BENCHMARKS.map(b => b.name).join(', ')}\n`)
     process.exitCode = 2
