@@ -29,7 +29,8 @@ const BENCHMARKS = [
   { name: 'messaging', load: () => import('./messaging.js') },
   { name: 'mailbox', load: () => import('./mailbox.js') },
   { name: 'groups', load: () => import('./groups.js') },
-  { name: 'nat', load: () => import('./nat.js') }
+  { name: 'nat', load: () => import('./nat.js') },
+  { name: 'faults', load: () => import('./faults.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')
