@@ -24,7 +24,10 @@ export interface DaemonInfo {
   apiUrl: string
   /** `<data dir>/api.sock`, the same API on a Unix socket; absent when the path is too long for one */
   apiSocket?: string
+  /** announced addresses (see OctetNode.announceAddresses) */
   addresses: string[]
+  /** bound listen addresses, dialable before AutoNAT confirms a public one */
+  listenAddresses: string[]
   dataDir: string
 }
 
@@ -238,6 +241,7 @@ export class Daemon {
       apiUrl: this.apiUrl,
       ...(this.apiSocket != null ? { apiSocket: this.apiSocket } : {}),
       addresses: this.node.announceAddresses(),
+      listenAddresses: this.node.listenAddresses(),
       dataDir: this.config.dataDir
     }
   }

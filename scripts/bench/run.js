@@ -30,6 +30,7 @@ const BENCHMARKS = [
   { name: 'mailbox', load: () => import('./mailbox.js') },
   { name: 'groups', load: () => import('./groups.js') },
   { name: 'nat', load: () => import('./nat.js') },
+  { name: 'autonat', load: () => import('./autonat.js') },
   { name: 'faults', load: () => import('./faults.js') }
 ]
 

@@ -1,6 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { autoNAT } from '@libp2p/autonat'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
@@ -181,8 +181,14 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
         selectors: init.dhtSelectors
       }),
       pubsub: pubsubService(),
-      // asks peers to dial our public addresses back: what makes a node `public`
-      autonat: autoNAT(),
+      // asks peers to dial our public addresses back: what makes a node `public`. AutoNAT v2,
+      // not v1: @libp2p/autonat 3.0's server dials the address to verify without `force`, so
+      // when it is already connected to the asker on that address (the asker dialled it) it
+      // gets that connection back, reports success and closes it. Measured with six public
+      // nodes on public addresses (test/integration/autonat.test.ts): under v1 their
+      // connections were closed again and again and none was confirmed in 100 s; under v2,
+      // which dials back on a new connection with a nonce, all were within seconds
+      autonat: autoNATv2(),
       // once a relayed connection exists, tries to replace it with a direct one (hole punching)
       dcutr: dcutr(),
       ...optional
@@ -213,6 +219,14 @@ function translateStartError (err: unknown, listen: Multiaddr[]): Error {
   return new OctetError('INTERNAL', `the libp2p node failed to start: ${text}`, { cause: err })
 }
 
+/** The parts of libp2p's components that its public interface leaves out and the node reads. */
+interface InternalComponents {
+  /** AutoNAT's verdicts */
+  addressManager: { getAddressesWithMetadata: () => Array<{ multiaddr: Multiaddr, verified: boolean }> }
+  /** the addresses listeners are bound to */
+  transportManager: { getAddrs: () => Multiaddr[] }
+}
+
 /**
  * The node as the rest of the daemon sees it: a PeerId, addresses, peers and
  * DHT lookups, with no libp2p types in the signatures.
@@ -227,6 +241,7 @@ export class OctetNode {
   /** relayed → WebRTC upgrades and the guard on WebRTC connections; undefined when WebRTC is off */
   readonly direct: DirectUpgrader | undefined
   private readonly log: Logger
+  private readonly transportManager: InternalComponents['transportManager']
   /** reachability changes apply one after another */
   private applying: Promise<void> = Promise.resolve()
 
@@ -235,7 +250,8 @@ export class OctetNode {
     this.pubsub = new Pubsub(libp2p)
     this.log = init.log ?? createLogger('silent')
     // AutoNAT's verdicts live in libp2p's address manager, which its public interface leaves out
-    const addressManager = (libp2p as unknown as { components: { addressManager: { getAddressesWithMetadata: () => Array<{ multiaddr: Multiaddr, verified: boolean }> } } }).components.addressManager
+    const { addressManager, transportManager } = (libp2p as unknown as { components: InternalComponents }).components
+    this.transportManager = transportManager
     this.reachability = new ReachabilityTracker(init.reachability ?? 'auto', { addresses: () => addressManager.getAddressesWithMetadata() }, subnets)
     this.relayClient = new RelayClient(libp2p, this.log)
     const relay = libp2p.services.relay as CircuitRelayService | undefined
@@ -297,12 +313,17 @@ export class OctetNode {
     return this.libp2p.peerId.toString()
   }
 
-  /** Addresses libp2p was asked to listen on, as bound (port 0 resolved). */
+  /**
+   * Where this node listens, as bound (port 0 resolved), with our /p2p/ PeerId: what an
+   * operator gives others to bootstrap from. libp2p 3 announces a public address only once
+   * AutoNAT has confirmed it, so until then a public node's announced list is empty while
+   * these are already dialable.
+   */
   listenAddresses (): string[] {
-    return this.libp2p.getMultiaddrs().map(a => a.toString())
+    return this.transportManager.getAddrs().map(a => a.encapsulate(`/p2p/${this.peerId}`).toString())
   }
 
-  /** Addresses other peers should dial: the listen addresses with our /p2p/ PeerId. */
+  /** Addresses other peers are told to dial: confirmed or private listen addresses, relay addresses; see addressesWorthSharing. */
   announceAddresses (): string[] {
     return this.libp2p.getMultiaddrs().map(a => a.toString())
   }

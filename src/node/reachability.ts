@@ -2,9 +2,9 @@
  * Where this node stands: can peers dial it (`public`), is it behind a NAT
  * (`private`), or is it too early to say (`unknown`)?
  *
- * - `public`: AutoNAT (`@libp2p/autonat`) had a peer dial one of our public
- *   addresses back, and libp2p's address manager marked it verified; or the
- *   operator said so (`--reachability public`).
+ * - `public`: AutoNAT v2 (`@libp2p/autonat-v2`) had peers in four different
+ *   /8s dial one of our public addresses back, and libp2p's address manager
+ *   marked it verified; or the operator said so (`--reachability public`).
  * - `private`: peers observe us (identify's observed address) at an IP that
  *   is none of this host's own: something between us and them translates
  *   addresses, and no public address of ours was verified; or the operator
@@ -13,7 +13,8 @@
  *   our own address and nothing is public.
  *
  * AutoNAT by design tests only globally routable addresses, so in a lab
- * network on private ranges (the NAT testnet) the public hosts are declared.
+ * network on private ranges (the NAT testnet) the public hosts are declared;
+ * test/integration/autonat.test.ts builds a lab on public ranges instead.
  */
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ReachabilityMode } from '../config.js'

@@ -58,6 +58,14 @@ export interface TopologyOptions {
    * Default off, so the relay-only tests run on the topology they were written for.
    */
   rejectUnsolicitedUdp?: boolean
+  /**
+   * Public hosts and routers each in a /8 of its own, on addresses libp2p counts as public
+   * (see spreadAddress), instead of one private-range /16. AutoNAT only tests public
+   * addresses, and only counts a confirmation once per first octet of the peer that gave it
+   * (four needed): this is the internet as AutoNAT needs to see it. The addresses exist only
+   * inside the topology's namespaces. Exclusive with publicNet.
+   */
+  spreadPublic?: boolean
 }
 
 export interface NetHost {
@@ -94,16 +102,23 @@ export class Topology {
   private readonly children = new Set<ChildProcess>()
   private destroying: Promise<void> | undefined
 
-  private constructor (spec: TopologySpec, publicNet: string, private readonly rejectUnsolicitedUdp: boolean) {
+  /** the prefix length of public addresses: the shared /16, or /32 each when spread (every destination is then on-link) */
+  private readonly publicPrefix: number
+
+  private constructor (spec: TopologySpec, publicNet: string, private readonly rejectUnsolicitedUdp: boolean, spread: boolean) {
     this.id = `${NETNS_PREFIX}-${process.pid}-${++topologiesMade}`
     this.internet = `${this.id}-inet`
+    this.publicPrefix = spread ? 32 : 16
+    const publicAddress = (segment: 1 | 2, index: number): string => spread
+      ? spreadAddress(segment === 1 ? index : spec.publicHosts + index)
+      : `${publicNet}.${segment}.${index + 1}`
     this.publicHosts = Array.from({ length: spec.publicHosts }, (_, k) => ({
-      name: `pub${k}`, namespace: `${this.id}-pub${k}`, address: `${publicNet}.1.${k + 1}`, kind: 'public' as const
+      name: `pub${k}`, namespace: `${this.id}-pub${k}`, address: publicAddress(1, k), kind: 'public' as const
     }))
     this.homes = spec.homes.map((home, h) => ({
       index: h,
       lan: `${HOME_NET}.${h}.0/24`,
-      router: { name: `home${h}-router`, namespace: `${this.id}-h${h}r`, address: `${publicNet}.2.${h + 1}`, lanAddress: `${HOME_NET}.${h}.1`, kind: 'router' as const, home: h },
+      router: { name: `home${h}-router`, namespace: `${this.id}-h${h}r`, address: publicAddress(2, h), lanAddress: `${HOME_NET}.${h}.1`, kind: 'router' as const, home: h },
       hosts: Array.from({ length: home.hosts }, (_, m) => ({
         name: `home${h}-${m}`, namespace: `${this.id}-h${h}n${m}`, address: `${HOME_NET}.${h}.${m + 2}`, kind: 'home' as const, home: h
       }))
@@ -119,9 +134,10 @@ export class Topology {
     validateSpec(spec)
     const publicNet = options.publicNet ?? DEFAULT_PUBLIC_NET
     if (!/^\d{1,3}\.\d{1,3}$/.test(publicNet)) throw new OctetError('INVALID_CONFIG', `publicNet must be the first two octets of a /16, like ${DEFAULT_PUBLIC_NET}; got "${publicNet}"`)
+    if (options.spreadPublic === true && options.publicNet != null) throw new OctetError('INVALID_CONFIG', 'a topology has either spreadPublic or publicNet, not both')
     assertNetnsSupported()
     await sweepStaleNamespaces()
-    const topology = new Topology(spec, publicNet, options.rejectUnsolicitedUdp === true)
+    const topology = new Topology(spec, publicNet, options.rejectUnsolicitedUdp === true, options.spreadPublic === true)
     live.add(topology)
     installHooks()
     try {
@@ -166,7 +182,8 @@ export class Topology {
     ], signal))
     await step(async () => await Promise.all([
       ...this.publicHosts.map(async host => await ipIn(host.namespace, [
-        'link set lo up', `addr add ${host.address}/16 dev ${IF.eth}`, `link set ${IF.eth} up`
+        'link set lo up', `addr add ${host.address}/${this.publicPrefix} dev ${IF.eth}`, `link set ${IF.eth} up`,
+        ...this.onLinkRoute(IF.eth)
       ], signal)),
       ...this.homes.map(async home => await this.buildHome(home, signal))
     ]))
@@ -176,8 +193,9 @@ export class Topology {
     const { router } = home
     await ipIn(router.namespace, [
       'link set lo up',
-      `addr add ${router.address}/16 dev ${IF.wan}`,
+      `addr add ${router.address}/${this.publicPrefix} dev ${IF.wan}`,
       `link set ${IF.wan} up`,
+      ...this.onLinkRoute(IF.wan),
       `link add ${IF.lan} type bridge`,
       `addr add ${router.lanAddress}/24 dev ${IF.lan}`,
       `link set ${IF.lan} up`,
@@ -195,6 +213,11 @@ export class Topology {
         `route add default via ${router.lanAddress}`
       ], signal))
     ])
+  }
+
+  /** Spread addresses share no subnet: the whole internet is one link, every address on it reached directly. */
+  private onLinkRoute (dev: string): string[] {
+    return this.publicPrefix === 32 ? [`route add default dev ${dev}`] : []
   }
 
   /**
@@ -250,6 +273,17 @@ export class Topology {
     deleteNamespacesSync(this.namespaces)
     live.delete(this)
   }
+}
+
+/**
+ * First octets for spread public addresses: 11–99, which libp2p's isPrivate() counts as public
+ * (10 is private; 100 holds carrier-grade NAT's 100.64/10). Address i is `<octet>.<n>.0.1`,
+ * the n-th round through the octets, so 89 hosts get a /8 each before any two share one.
+ */
+const SPREAD_OCTETS = Array.from({ length: 89 }, (_, i) => i + 11)
+
+export function spreadAddress (index: number): string {
+  return `${SPREAD_OCTETS[index % SPREAD_OCTETS.length] ?? 11}.${Math.floor(index / SPREAD_OCTETS.length)}.0.1`
 }
 
 function validateSpec (spec: TopologySpec): void {

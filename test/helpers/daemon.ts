@@ -110,9 +110,10 @@ export class DaemonProcess {
     return this.child.exitCode != null || this.child.signalCode != null
   }
 
-  /** The first TCP address with /p2p/, for other daemons to bootstrap from. */
+  /** The first TCP address with /p2p/, for other daemons to bootstrap from: announced, or bound (a public address AutoNAT has not confirmed yet). */
   get tcpAddress (): string {
-    const addr = this.info.addresses.find(a => a.includes('/tcp/') && !a.includes('/ws'))
+    const tcp = (a: string): boolean => a.includes('/tcp/') && !a.includes('/ws') && !a.includes('/p2p-circuit')
+    const addr = this.info.addresses.find(tcp) ?? this.info.listenAddresses.find(tcp)
     if (addr == null) throw new Error('daemon has no TCP address')
     return addr
   }
