@@ -106,8 +106,17 @@ export class Daemon {
     })
     this.cleanups.push({ name: 'peer records', run: async () => { await datastore.close() } })
 
-    // one set of counters for /v1/stats: the node's (hole punching) and the messenger's
+    // one set of counters for /v1/stats: the node's (hole punching), the store's and the messenger's
     const counters = new Counters()
+    store.onHealthChange(health => {
+      if (health.writable) {
+        counters.increment('store.resumed')
+        log.info('the disk takes writes again: writing resumed')
+      } else {
+        counters.increment('store.disk-full')
+        log.error({ err: health.error.cause }, 'the disk is full: writes are refused (507 DISK_FULL) until space is freed; reads go on')
+      }
+    })
     this.node = await createNode({
       privateKey,
       listen: config.listen,
@@ -130,7 +139,15 @@ export class Daemon {
       log.warn({ bootstrap: config.bootstrap.map(a => a.toString()) }, 'no bootstrap peer answered yet; lookups fail until one does (the node keeps dialling, see `octet status`)')
     }
 
-    this.crypto = await SignalCrypto.open({ store, privateKey, peerId: this.node.peerId })
+    this.crypto = await SignalCrypto.open({
+      store,
+      privateKey,
+      peerId: this.node.peerId,
+      onFlushError: err => {
+        counters.increment('signal.flush-failed')
+        log.warn({ err }, 'could not write Signal session state; it goes with the next stored message, which is not acknowledged until it is on disk')
+      }
+    })
     this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log })
     await this.prekeys.start()
     this.cleanups.push({ name: 'prekeys', run: async () => { await this.prekeys.stop() } })
@@ -168,7 +185,7 @@ export class Daemon {
     await this.groups.start()
     this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, groups: this.groups, mailboxStats: () => this.mailbox.stats(), log, version: VERSION })
+    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, groups: this.groups, mailboxStats: () => this.mailbox.stats(), storeHealth: () => store.status(), log, version: VERSION })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })

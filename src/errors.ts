@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'DAEMON_ALREADY_RUNNING'
   | 'ADDRESS_IN_USE'
   | 'STORE_VERSION_MISMATCH'
+  // the data directory's disk is full: writes wait for space, reads go on
+  | 'DISK_FULL'
   | 'NODE_VERSION_UNSUPPORTED'
   // talking to a daemon
   | 'DAEMON_NOT_RUNNING'

@@ -11,6 +11,7 @@ import { eventRoutes } from './routes/events.js'
 import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
 import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
+import type { StoreHealth } from '../store/database.js'
 
 /** Request bodies above this are refused with 413 before they are parsed. */
 export const API_BODY_LIMIT = 64 * 1024
@@ -27,6 +28,8 @@ export interface ApiInit {
   mailboxStats?: MailboxRoutesInit['stats']
   /** group routes (/v1/groups…) */
   groups?: GroupService
+  /** whether the database takes writes; /v1/health says `degraded` when it does not */
+  storeHealth?: () => StoreHealth
 }
 
 declare module 'fastify' {
@@ -82,7 +85,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     return errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}; see GET /v1/openapi.json`)
   })
 
-  await app.register(nodeRoutes, { node: init.node, version: init.version, startedAt: init.startedAt ?? Date.now() })
+  await app.register(nodeRoutes, { node: init.node, version: init.version, startedAt: init.startedAt ?? Date.now(), storeHealth: init.storeHealth })
   if (init.messenger != null) {
     const messenger = init.messenger
     await app.register(messageRoutes, { messenger })

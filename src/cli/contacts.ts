@@ -47,6 +47,18 @@ export function registerContacts (program: Command): void {
       })
   }
 
+  contacts.command('reset-session')
+    .description('start the session with a peer over and send again the messages it could not decrypt (failed: DECRYPT_FAILED, NO_SESSION, REPLAYED)')
+    .argument('<peer>', 'PeerId or contact name')
+    .option('--json', 'print JSON')
+    .action(async (peerArg: string, _o, command: Command) => {
+      const { client, json } = await clientFor(command)
+      const peer = await resolvePeer(client, peerArg)
+      const result = await client.request<{ peerId: string, requeued: number }>('POST', `/v1/contacts/${peer}/reset-session`)
+      if (json) return printJson(result)
+      process.stdout.write(`session with ${result.peerId} reset; ${result.requeued} failed message(s) queued again\n`)
+    })
+
   program.command('safety')
     .description('show the safety number to compare with a contact out of band')
     .argument('<peer>', 'PeerId or contact name')

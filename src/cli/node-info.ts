@@ -14,7 +14,7 @@ interface Identity {
   relayService: { offered: boolean, disabled?: boolean, reservations?: number, circuits?: number }
 }
 interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
-interface Health { status: string, version: string, uptimeSeconds: number }
+interface Health { status: 'ok' | 'degraded', version: string, uptimeSeconds: number, reasons?: Array<{ code: string, message: string, since: number }> }
 interface Status {
   peers: number
   minPeers: number
@@ -70,7 +70,9 @@ export function registerNodeInfo (program: Command): void {
         client.request<Status>('GET', '/v1/status')
       ])
       const status = {
-        running: health.status === 'ok',
+        running: true,
+        health: health.status,
+        ...(health.reasons != null ? { reasons: health.reasons } : {}),
         version: health.version,
         uptimeSeconds: health.uptimeSeconds,
         peerId: id.peerId,
@@ -92,6 +94,7 @@ export function registerNodeInfo (program: Command): void {
       const now = Date.now()
       const rows: Array<[string, string]> = [
         ['running', String(status.running)],
+        ['health', health.status === 'ok' ? 'ok' : `degraded: ${(health.reasons ?? []).map(r => `${r.code} since ${ago(now, r.since)}: ${r.message}`).join('; ')}`],
         ['version', status.version],
         ['uptimeSeconds', String(status.uptimeSeconds)],
         ['peerId', status.peerId],

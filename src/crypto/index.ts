@@ -92,6 +92,12 @@ export interface SignalCryptoOptions {
   peerId: string
   /** ms since the Unix epoch; injectable for tests */
   now?: () => number
+  /**
+   * A background write of Signal state failed. The state is not lost: it
+   * rides with the next batch that stores a message (which fails, and so is
+   * not acknowledged, while the disk is full). Log and count it.
+   */
+  onFlushError?: (err: unknown) => void
 }
 
 export interface MaintenanceReport {
@@ -156,7 +162,7 @@ export class SignalCrypto {
       // a bundle signed by another key than the PeerId's would be refused by every peer
       throw new OctetError('INVALID_CONFIG', `the crypto module needs the Ed25519 private key of ${peerId}`)
     }
-    const db = new CryptoSublevels(store)
+    const db = new CryptoSublevels(store, options.onFlushError)
 
     const stored = await db.local.get(IDENTITY_KEY)
     let identity: IdentityKeyPair
@@ -186,6 +192,10 @@ export class SignalCrypto {
 
     const crypto = new SignalCrypto(db, identity, state.registrationId, privateKey, peerId, now)
     await crypto.maintain()
+    // state given back by batches that failed while the disk was full goes to disk when space is back
+    store.onHealthChange(health => {
+      if (health.writable) void crypto.flushWrites().catch(err => options.onFlushError?.(err))
+    })
     return crypto
   }
 

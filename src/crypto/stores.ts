@@ -89,10 +89,11 @@ export class CryptoSublevels {
   /** read and written on every group message: cached, written behind like sessions */
   readonly senderKeys: WriteBehindRecords<SenderKeyRecord>
 
-  constructor (store: Store) {
+  /** `onFlushError`: a write-behind flush failed (its writes wait for the next batch; see WriteBehindRecords.restore) */
+  constructor (store: Store, onFlushError?: (err: unknown) => void) {
     this.local = store.bytes('signal-local')
     this.state = store.records<LocalState>('signal-state')
-    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'), SESSION_CODEC)
+    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'), SESSION_CODEC, onFlushError)
     this.identities = new CachedRecords<Uint8Array>(store.bytes('signal-identities'))
     this.pendingIdentities = store.bytes('signal-identities-pending')
     this.preKeys = store.bytes('signal-prekeys')
@@ -100,7 +101,11 @@ export class CryptoSublevels {
     this.signedPreKeys = store.bytes('signal-signed-prekeys')
     this.kyberPreKeys = store.bytes('signal-kyber-prekeys')
     this.kyberUsed = store.records<number>('signal-kyber-used')
-    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'), SENDER_KEY_CODEC)
+    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'), SENDER_KEY_CODEC, onFlushError)
+    store.onFailed(ops => {
+      this.sessions.restore(ops)
+      this.senderKeys.restore(ops)
+    })
   }
 }
 

@@ -16,6 +16,8 @@ export const MAX_INBOUND_DM_STREAMS = 4
 /** Retry backoff after a failed delivery: doubles from the first to the cap, with jitter. */
 export const RETRY_FIRST_DELAY = 1 * SECOND
 export const RETRY_MAX_DELAY = 60 * SECOND
+/** A recipient whose disk was full is tried again at least this often (see DISK_FULL_REASON). */
+export const PEER_DISK_FULL_RETRY_DELAY = 3 * SECOND
 /** A message that could not be delivered for this long is marked failed. */
 export const MESSAGE_TTL = 7 * DAY
 

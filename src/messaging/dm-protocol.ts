@@ -8,6 +8,13 @@ import { MAX_FRAME_BYTES } from '../wire/limits.js'
 import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
 import type { Counters } from './stats.js'
 
+/**
+ * The reason of a RATE_LIMITED ack from a receiver whose disk is full: the
+ * envelope was not kept and should come again (the sender retries it soon,
+ * not with the growing backoff of a rate limit).
+ */
+export const DISK_FULL_REASON = 'DISK_FULL'
+
 export interface AckResult {
   status: AckStatusValue
   reason?: string
@@ -274,7 +281,12 @@ export class DmTransport {
           if (frame.envelope == null) throw new OctetError('MALFORMED_FRAME', 'an ack arrived on an inbound stream')
           return frame.envelope
         })
-        const results = await this.init.onEnvelopes(remotePeer, envelopes)
+        const results = await this.init.onEnvelopes(remotePeer, envelopes).catch((err: unknown) => {
+          if (!isOctetError(err, 'DISK_FULL')) throw err
+          // nothing of them was kept: "try again later", so the sender keeps them in its outbox
+          counters.increment('dm.deferred.DISK_FULL', envelopes.length)
+          return envelopes.map((): AckResult => ({ status: AckStatus.RATE_LIMITED, reason: DISK_FULL_REASON }))
+        })
         const acks = envelopes.flatMap((envelope, i) => {
           const result = results[i] ?? { status: AckStatus.REJECTED }
           const answers = result.items ?? [{ id: envelope.id, status: result.status, reason: result.reason }]

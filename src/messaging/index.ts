@@ -13,7 +13,7 @@ import { EventLog, type NewEvent } from './events.js'
 import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
-import { Sender, type BundleSource, type MailboxClient } from './sender.js'
+import { Sender, failedForLostSession, type BundleSource, type MailboxClient } from './sender.js'
 import { Counters } from './stats.js'
 
 export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, PairwiseKind } from './records.js'
@@ -388,6 +388,43 @@ export class Messenger {
     await this.sender.release(peer)
     this.init.log.info({ peer, released }, 'identity change accepted')
     return await this.addContact(peer)
+  }
+
+  /**
+   * Forgets the Signal session with a peer and sends again, in order, every
+   * message to it that failed because the peer could not use our session
+   * (refused with DECRYPT_FAILED, NO_SESSION or REPLAYED). The next send
+   * starts a session from a fresh bundle (a changed identity key is caught
+   * there); the messages keep their ids, so one the peer did store comes
+   * back as a duplicate and is marked delivered, never shown twice.
+   */
+  async resetSession (peerText: string): Promise<{ peerId: string, requeued: number }> {
+    const peer = this.checkPeer(peerText)
+    const { db } = this
+    await this.init.crypto.resetSession(peer)
+    const requeued = await db.peerLock.run(peer, async () => {
+      const ids: string[] = []
+      for await (const id of db.timeline.values({ gt: `${peer}!`, lt: `${peer}!\xff` })) ids.push(id)
+      const failed = (await db.messagesById(ids))
+        .filter((m): m is MessageRecord => m != null && m.direction === 'out' && m.status === 'failed' && failedForLostSession(m.reason))
+        .sort((a, b) => a.seq - b.seq)
+      const at = this.now()
+      const ops: StoreOp[] = []
+      const newEvents: NewEvent[] = []
+      for (const message of failed) {
+        const { reason: _reason, ...rest } = message
+        ops.push(
+          db.putStatus({ ...rest, status: 'queued', updatedAt: at }),
+          db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
+        )
+        newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'queued' } })
+      }
+      await this.events.commit(ops, newEvents, at)
+      return failed.length
+    })
+    this.init.log.info({ peer, requeued }, 'session reset; failed messages queued again')
+    this.sender.kick(peer)
+    return { peerId: peer, requeued }
   }
 
   private checkPeer (text: string): string {

@@ -113,6 +113,9 @@ export class Receiver {
     const { db, events, now } = this.init
     // one peer's envelopes one batch at a time: its conversation is read, changed and written back
     return await db.peerLock.run(authenticatedSender, async () => {
+      // nothing decrypted could be kept: refuse the lot before it moves the Signal session (DISK_FULL:
+      // the transport asks the sender to retry, the mailbox collector leaves them in the mailboxes)
+      db.store.assertWritable()
       const batch = new Batch()
       // one read for the whole burst: which of these were seen before
       const seenKeys = envelopes.map(e => db.seenKey(e.sender, messageIdToHex(e.id)))
@@ -226,6 +229,8 @@ export class Receiver {
           return this.refuse('UNSUPPORTED_KIND', item.sender, item.id)
       }
     } catch (err) {
+      // a handler that could not store is no reason to refuse for good: the whole batch is retried
+      if (isOctetError(err, 'DISK_FULL')) throw err
       return this.refuse(isOctetError(err) ? err.code : 'MALFORMED_FRAME', item.sender, item.id, AckStatus.REJECTED, err)
     }
     return { status: AckStatus.ACCEPTED }

@@ -5,8 +5,8 @@ import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, batchItemSize, encodeBatch, encodeEnvelope, encodePlaintext, encodeReceipt, messageIdFromHex, newMessageId, type Ack, type BatchItem, type BatchItemKind, type Envelope } from '../wire/codec.js'
 import { MAX_BATCH_ITEMS, MAX_BATCH_PLAINTEXT_BYTES, WIRE_VERSION } from '../wire/limits.js'
-import { MAX_SESSION_RESETS, MESSAGE_TTL, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
-import type { DmTransport, OutboundEnvelope } from './dm-protocol.js'
+import { MAX_SESSION_RESETS, MESSAGE_TTL, PEER_DISK_FULL_RETRY_DELAY, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
+import { DISK_FULL_REASON, type DmTransport, type OutboundEnvelope } from './dm-protocol.js'
 import type { KeyedEntry } from './outbox-index.js'
 import type { EventLog, NewEvent } from './events.js'
 import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
@@ -128,11 +128,18 @@ export class Sender {
           }
         } catch (err) {
           if (this.stopped) return
+          // our own disk is full: nothing can be recorded; the pass starts over once it takes writes
+          if (!this.init.db.store.writable) throw err
           if (isOctetError(err, 'PEER_UNREACHABLE') || isOctetError(err, 'TIMEOUT')) await this.deposit(peer)
           await this.postpone(peer, err)
         }
       }
     } catch (err) {
+      if (!this.init.db.store.writable) {
+        this.init.log.warn({ peer }, 'outbox waits: the disk is full')
+        void this.init.db.store.whenWritable().then(() => { this.kick(peer) })
+        return
+      }
       // the store failed under us: try the whole pass again later rather than stall the peer
       this.init.log.error({ peer, err }, 'outbox pass failed')
       this.scheduleRetry(peer, queue, RETRY_MAX_DELAY)
@@ -268,7 +275,9 @@ export class Sender {
       }
       // not a failure of the message: it stays in the outbox and the pass is retried later
       if (result.ack.status === AckStatus.RATE_LIMITED) {
-        failure ??= new OctetError('RATE_LIMITED', 'the peer asked us to slow down')
+        failure ??= result.ack.reason === DISK_FULL_REASON
+          ? new OctetError('DISK_FULL', 'the recipient cannot store messages now (its disk is full); they are sent again')
+          : new OctetError('RATE_LIMITED', 'the peer asked us to slow down')
         return
       }
       this.applyAck(keyed, message, result.ack, ops, newEvents)
@@ -302,7 +311,7 @@ export class Sender {
         break
       default:
         ops.push(db.delOp(db.outbox, keyed.key))
-        setStatus('failed', `refused by the recipient (${ack.reason === '' ? ack.status : ack.reason})`)
+        setStatus('failed', refusalReason(ack.reason === '' ? String(ack.status) : ack.reason))
         counters.increment('dm.refused')
     }
   }
@@ -379,7 +388,9 @@ export class Sender {
     const due = (await db.outboxFor(peer)).filter(({ entry }) => entry.nextAttemptAt <= at)
     // one retry time for the whole peer: its messages go out again together, in order
     const attempts = Math.max(0, ...due.map(({ entry }) => entry.attempts)) + 1
-    const retryAt = identityChanged ? Number.MAX_SAFE_INTEGER : at + retryDelay(attempts)
+    // a recipient with a full disk takes them as soon as it has space again: no growing backoff
+    const delay = isOctetError(err, 'DISK_FULL') ? Math.min(retryDelay(attempts), PEER_DISK_FULL_RETRY_DELAY) : retryDelay(attempts)
+    const retryAt = identityChanged ? Number.MAX_SAFE_INTEGER : at + delay
     for (const { key, entry } of due) {
       const message = entry.payload.kind === 'text' ? await db.message(entry.payload.messageId) : undefined
       if (at - entry.createdAt > MESSAGE_TTL) {
@@ -411,6 +422,22 @@ export class Sender {
 
 /** Refusals that say our session with the peer cannot be used any more. */
 const SESSION_LOST_REASONS: ReadonlySet<string> = new Set(['NO_SESSION', 'DECRYPT_FAILED', 'REPLAYED'])
+
+/** The `reason` of a message the recipient refused for good, naming its code. */
+function refusalReason (code: string): string {
+  return `refused by the recipient (${code})`
+}
+
+/**
+ * Whether a failed message's `reason` is a refusal for a session the peer
+ * could not use, which a fresh session cures (see Messenger.resetSession):
+ * also the messages a receiver with a full disk refused that way, before
+ * receivers asked to retry instead.
+ */
+export function failedForLostSession (reason: string | undefined): boolean {
+  const code = reason == null ? undefined : /^refused by the recipient \(([A-Z_]+)\)$/.exec(reason)?.[1]
+  return code != null && SESSION_LOST_REASONS.has(code)
+}
 
 /** Consecutive items in groups that each fit one Batch (by item count and encoded size). */
 export function packBatches (items: BatchItem[]): BatchItem[][] {

@@ -93,8 +93,13 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
     del: async () => {}
   })
 
-  /** key → value to write, or undefined to delete */
-  private readonly pending = new Map<string, V | undefined>()
+  /** key → value to write (undefined: delete), with the version it was given */
+  private readonly pending = new Map<string, Written<V>>()
+  /** key → version of its newest value, pending, being written or written (one number per key ever written) */
+  private readonly newest = new Map<string, number>()
+  /** what each operation handed out by takeWrites carries, to take it back if its batch fails */
+  private readonly handedOut = new WeakMap<StoreOp, Written<V> & { key: string }>()
+  private version = 0
   private sink: WriteSink | undefined
   private flushScheduled = false
 
@@ -109,7 +114,8 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
   }
 
   async get (key: string): Promise<V | undefined> {
-    if (this.pending.has(key)) return this.pending.get(key)
+    const pending = this.pending.get(key)
+    if (pending != null) return pending.value
     return await this.cache.get(key)
   }
 
@@ -126,22 +132,47 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
   }
 
   private defer (key: string, value: V | undefined): void {
-    this.pending.set(key, value)
+    const version = ++this.version
+    this.newest.set(key, version)
+    this.pending.set(key, { value, version })
     if (this.flushScheduled) return
     this.flushScheduled = true
     setTimeout(() => {
       this.flushScheduled = false
+      // a failed flush gave its writes back (restore): they go with the next batch that takes them
       void this.flush().catch(this.onFlushError)
     }, FLUSH_DELAY).unref()
   }
 
   /** The pending writes as batch operations; they are the caller's to commit now. */
   takeWrites (): StoreOp[] {
-    const ops: StoreOp[] = [...this.pending].map(([key, value]) => value == null
-      ? { type: 'del', sublevel: this.sublevel, key }
-      : { type: 'put', sublevel: this.sublevel, key, value: this.codec.encode(value) })
+    const ops = [...this.pending].map(([key, written]) => {
+      const op: StoreOp = written.value == null
+        ? { type: 'del', sublevel: this.sublevel, key }
+        : { type: 'put', sublevel: this.sublevel, key, value: this.codec.encode(written.value) }
+      this.handedOut.set(op, { key, ...written })
+      return op
+    })
     this.pending.clear()
     return ops
+  }
+
+  /**
+   * A batch that held some of our writes failed (Store.onFailed): nothing of
+   * it is on disk, while the cache already shows those values and whatever
+   * was derived from them (a Signal session advanced by a message whose
+   * storage failed). Each write whose key was not written anew since goes
+   * back to pending, so the next batch that takes pending writes (the next
+   * message received or sent) carries it: nothing that depends on this
+   * state can be acknowledged or leave the node before it is on disk.
+   */
+  restore (ops: StoreOp[]): void {
+    for (const op of ops) {
+      const written = this.handedOut.get(op)
+      if (written == null || this.newest.get(written.key) !== written.version) continue
+      if (this.pending.has(written.key)) continue
+      this.pending.set(written.key, { value: written.value, version: written.version })
+    }
   }
 
   /** Commits whatever is pending through the sink. */
@@ -149,4 +180,9 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
     const ops = this.takeWrites()
     if (ops.length > 0 && this.sink != null) await this.sink(ops)
   }
+}
+
+interface Written<V> {
+  value: V | undefined
+  version: number
 }

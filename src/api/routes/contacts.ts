@@ -76,4 +76,19 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
       response: { 200: contactResponse }
     }
   }, async request => ({ contact: await messenger.acceptIdentity(request.params.peer) }))
+
+  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/reset-session', {
+    schema: {
+      summary: 'Start the Signal session with a peer over and send again the messages it refused because it could not decrypt them (failed with DECRYPT_FAILED, NO_SESSION or REPLAYED)',
+      tags: ['contacts'],
+      params: peerParams,
+      response: {
+        200: {
+          type: 'object',
+          required: ['peerId', 'requeued'],
+          properties: { peerId: { type: 'string' }, requeued: { type: 'integer', description: 'failed messages queued again, in order' } }
+        }
+      }
+    }
+  }, async request => await messenger.resetSession(request.params.peer))
 }

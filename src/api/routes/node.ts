@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { ConnectedPeer, NetworkStanding, NodeStatus, PeerSummary } from '../../node/index.js'
 import { OctetError } from '../../errors.js'
+import type { StoreHealth } from '../../store/database.js'
 import { clientGone } from '../signal.js'
 import { peerIdSchema, peerSummarySchema, stringArray } from '../schemas.js'
 
@@ -50,23 +51,42 @@ export interface NodeRoutesInit {
   node: NodeView
   version: string
   startedAt: number
+  storeHealth?: () => StoreHealth
 }
 
-export async function nodeRoutes (app: FastifyInstance, { node, version, startedAt }: NodeRoutesInit): Promise<void> {
+export async function nodeRoutes (app: FastifyInstance, { node, version, startedAt, storeHealth }: NodeRoutesInit): Promise<void> {
   app.get('/v1/health', {
     config: { public: true },
     schema: {
-      summary: 'Liveness check; needs no token',
+      summary: 'Liveness check; needs no token. `degraded`: the daemon runs and serves reads, but something (see `reasons`) keeps it from working fully',
       tags: ['node'],
       response: {
         200: {
           type: 'object',
           required: ['status', 'version', 'uptimeSeconds'],
-          properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, uptimeSeconds: { type: 'number' } }
+          properties: {
+            status: { type: 'string', enum: ['ok', 'degraded'] },
+            version: { type: 'string' },
+            uptimeSeconds: { type: 'number' },
+            reasons: {
+              type: 'array',
+              description: 'why the daemon is degraded, with what to do; absent when ok',
+              items: {
+                type: 'object',
+                required: ['code', 'message', 'since'],
+                properties: { code: { type: 'string', enum: ['DISK_FULL'] }, message: { type: 'string' }, since: epochMs }
+              }
+            }
+          }
         }
       }
     }
-  }, async () => ({ status: 'ok', version, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }))
+  }, async () => {
+    const uptimeSeconds = Math.round((Date.now() - startedAt) / 1000)
+    const store = storeHealth?.()
+    if (store == null || store.writable) return { status: 'ok', version, uptimeSeconds }
+    return { status: 'degraded', version, uptimeSeconds, reasons: [{ code: store.reason, message: store.error.message, since: store.since }] }
+  })
 
   app.get('/v1/identity', {
     schema: {
