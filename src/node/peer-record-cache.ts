@@ -37,6 +37,8 @@ export class PeerRecordCache extends BaseDatastore {
   private readonly onFlushError: (err: Error) => void
   private timer: NodeJS.Timeout | undefined
   private flushing: Promise<void> = Promise.resolve()
+  /** after close(): writes go straight to the store, and nothing is scheduled */
+  private closed = false
 
   constructor (private readonly store: Datastore, options: PeerRecordCacheOptions = {}) {
     super()
@@ -47,10 +49,11 @@ export class PeerRecordCache extends BaseDatastore {
 
   override async put (key: Key, value: Uint8Array, options?: AbortOptions): Promise<Key> {
     const name = key.toString()
-    if (!isPeerRecord(name)) return await this.store.put(key, value, options)
+    // libp2p may still settle a peer-store update after the daemon closed this cache
+    if (!isPeerRecord(name) || this.closed) return await this.store.put(key, value, options)
     this.remember(name, key, value)
     this.dirty.add(name)
-    this.timer ??= setTimeout(() => { void this.flush().catch(() => {}) }, this.flushInterval)
+    this.scheduleFlush()
     this.evict()
     return key
   }
@@ -117,7 +120,7 @@ export class PeerRecordCache extends BaseDatastore {
       } catch (err) {
         // written again by the next flush, unless a newer put or a delete came meanwhile
         for (const name of names) if (this.records.has(name)) this.dirty.add(name)
-        this.timer ??= setTimeout(() => { void this.flush().catch(() => {}) }, this.flushInterval)
+        this.scheduleFlush()
         this.onFlushError(err as Error)
         throw err
       }
@@ -125,11 +128,20 @@ export class PeerRecordCache extends BaseDatastore {
     await this.flushing
   }
 
-  /** Stops the write-behind timer and writes what is pending. */
+  /** Writes what is pending; from now on writes go straight to the store and nothing is retried later. */
   async close (): Promise<void> {
+    this.closed = true
     await this.flush()
-    clearTimeout(this.timer)
-    this.timer = undefined
+  }
+
+  /**
+   * Unref'd: a pending write-behind never keeps the process alive (a daemon whose start failed
+   * must exit); close() writes what is pending. Never after close: the store may be closed too.
+   */
+  private scheduleFlush (): void {
+    if (this.closed || this.timer != null) return
+    this.timer = setTimeout(() => { void this.flush().catch(() => {}) }, this.flushInterval)
+    this.timer.unref()
   }
 
   /** Map order is recency order: a use moves the record to the end. */

@@ -102,6 +102,15 @@ describe('PeerRecordCache', () => {
     await cache.close()
   })
 
+  it('after close, writes go straight to LevelDB: a peer-store update libp2p settles late is neither lost nor left to a timer', async () => {
+    const cache = new PeerRecordCache(level, { flushInterval: 60_000 })
+    await cache.put(peerKey('a'), bytes('before'))
+    await cache.close()
+    expect(text(await level.get(peerKey('a')))).toBe('before')
+    await cache.put(peerKey('b'), bytes('late'))
+    expect(text(await level.get(peerKey('b')))).toBe('late')
+  })
+
   it('keeps records whose write failed and writes them at the next flush', async () => {
     const errors: Error[] = []
     const cache = new PeerRecordCache(level, { flushInterval: 60_000, onFlushError: err => { errors.push(err) } })
