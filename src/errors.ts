@@ -12,6 +12,10 @@ export type ErrorCode =
   | 'DAEMON_ALREADY_RUNNING'
   | 'ADDRESS_IN_USE'
   | 'STORE_VERSION_MISMATCH'
+  /** the state is damaged or gone (octet doctor reports, octet doctor --repair recovers) */
+  | 'STATE_DAMAGED'
+  /** identity.key and the state belong to different nodes, or one of them is missing */
+  | 'STATE_MISMATCH'
   | 'NODE_VERSION_UNSUPPORTED'
   // talking to a daemon
   | 'DAEMON_NOT_RUNNING'
