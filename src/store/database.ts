@@ -223,8 +223,28 @@ function lastPerKey (ops: StoreOp[]): StoreOp[] {
  * which LevelDB skips without such a note.
  */
 export async function levelDamage (db: Pick<ClassicLevel, 'getProperty'>, path: string): Promise<string[]> {
+  // LevelDB compacts in the background right after open and then deletes the tables it merged:
+  // a table listed a moment ago may be gone for good reason (seen in tests after a SIGKILL).
+  // It installs the new version before it deletes the old files, so a listing made after a
+  // file went missing no longer names it; damage is what fresh listings go on showing
+  let found: string[] = []
+  for (let listing = 0; listing < TABLE_LISTINGS; listing++) {
+    found = await tableDamage(parseTables(db.getProperty('leveldb.sstables')), path)
+    if (found.length === 0) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  const log = await readFile(join(path, 'LOG'), 'utf8').catch(() => '')
+  const dropped = log.split('\n').filter(line => line.includes('(ignoring error)'))
+  if (dropped.length > 0) found.push(`LevelDB dropped ${dropped.length} damaged part(s) of the write-ahead log of ${path} (${dropped[0]?.replace(/^.*\(ignoring error\) /, '')})`)
+  return found
+}
+
+const TABLE_LISTINGS = 5
+
+/** Tables of a listing whose file is missing or has another size than the manifest says. */
+async function tableDamage (tables: Array<{ number: number, size: number }>, path: string): Promise<string[]> {
   const found: string[] = []
-  for (const table of parseTables(db.getProperty('leveldb.sstables'))) {
+  for (const table of tables) {
     const file = join(path, `${String(table.number).padStart(6, '0')}.ldb`)
     let size: number | undefined
     try {
@@ -234,9 +254,6 @@ export async function levelDamage (db: Pick<ClassicLevel, 'getProperty'>, path: 
     }
     if (size !== table.size) found.push(`table ${file} is ${size == null ? 'missing' : `${size} bytes`}, LevelDB's manifest says ${table.size}`)
   }
-  const log = await readFile(join(path, 'LOG'), 'utf8').catch(() => '')
-  const dropped = log.split('\n').filter(line => line.includes('(ignoring error)'))
-  if (dropped.length > 0) found.push(`LevelDB dropped ${dropped.length} damaged part(s) of the write-ahead log of ${path} (${dropped[0]?.replace(/^.*\(ignoring error\) /, '')})`)
   return found
 }
 

@@ -185,7 +185,8 @@ describe('damaged state (daemon processes)', () => {
     await daemon.kill()
     const { messages } = await history(dir)
     expect(messages).toHaveLength(MESSAGES + 20)
-    expect((await doctor(dir)).code).toBe(0)
+    const report = await doctor(dir)
+    expect(report.code, report.stdout + report.stderr).toBe(0)
   })
 
   it('an existing data directory open to others is tightened, with a warning; a new one is private from the start', async () => {
