@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
 import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket } from './api-socket.js'
 import { isLoopbackHost, type DaemonConfig } from './config.js'
-import { DaemonLock, dataDirPaths, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
+import { DaemonLock, dataDirPaths, loadOrCreateApiToken, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import type { Logger } from './logger.js'
 import { MailboxService, type MailboxServiceOptions } from './mailbox/index.js'
@@ -16,7 +16,8 @@ import { PeerRecordCache } from './node/peer-record-cache.js'
 import { SignalCrypto } from './crypto/index.js'
 import { GroupService } from './groups/index.js'
 import { PrekeyService, prekeySelectors, prekeyValidators } from './prekeys/index.js'
-import { Store, databasePaths } from './store/database.js'
+import { databasePaths } from './store/database.js'
+import { CheckedState } from './store/integrity.js'
 import { VERSION } from './version.js'
 
 export interface DaemonInfo {
@@ -84,7 +85,9 @@ export class Daemon {
 
   private async startParts (): Promise<void> {
     const { config, log } = this
-    await prepareDataDir(config.dataDir)
+    await prepareDataDir(config.dataDir, paths => {
+      log.warn({ paths }, 'the data directory was open to other users; it is now 0700 and its database files 0600')
+    })
 
     const lock = await DaemonLock.acquire(config.dataDir)
     this.cleanups.push({ name: 'lock', run: async () => { await lock.release() } })
@@ -92,11 +95,11 @@ export class Daemon {
     const warnLoosened = (path: string, mode: number): void => {
       log.warn({ path, mode: mode.toString(8) }, 'secret file was readable by others; its mode is now 0600')
     }
-    const privateKey = await loadOrCreateIdentity(config.dataDir, { onLoosened: warnLoosened })
+    // identity.key and the state, checked to be whole and to belong together (or refused)
+    const state = await CheckedState.open(config.dataDir, { log, onLoosened: warnLoosened })
+    const { privateKey, store } = state
+    this.cleanups.push({ name: 'store', run: async () => { await state.close() } })
     const token = await loadOrCreateApiToken(config.dataDir, { onLoosened: warnLoosened })
-
-    const store = await Store.open(config.dataDir)
-    this.cleanups.push({ name: 'store', run: async () => { await store.close() } })
 
     const levelDatastore = new LevelDatastore(databasePaths(config.dataDir).libp2p)
     await levelDatastore.open()

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rm, stat, writeFile, access, constants as fsConstants } from 'node:fs/promises'
+import { chmod, mkdir, open, readFile, readdir, rm, stat, writeFile, access, constants as fsConstants } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -7,9 +7,11 @@ import type { PrivateKey } from '@libp2p/interface'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 
 /** The files of a data directory (DESIGN.md, "Data directory and daemon interface"). */
-export function dataDirPaths (dataDir: string): { identity: string, token: string, apiUrl: string, apiSocket: string, lock: string, db: string } {
+export function dataDirPaths (dataDir: string): { identity: string, token: string, apiUrl: string, apiSocket: string, lock: string, db: string, marker: string } {
   return {
     identity: join(dataDir, 'identity.key'),
+    // which identity the state belongs to and how far it got (src/store/integrity.ts)
+    marker: join(dataDir, 'state.marker'),
     token: join(dataDir, 'api.token'),
     apiUrl: join(dataDir, 'api.url'),
     // the same API on a Unix socket (0600): reachable from the host when the daemon runs in
@@ -21,11 +23,16 @@ export function dataDirPaths (dataDir: string): { identity: string, token: strin
 }
 
 const SECRET_MODE = 0o600
+const PRIVATE_DIR_MODE = 0o700
 
-/** Creates the data directory (0700) and checks that this process may write in it. */
-export async function prepareDataDir (dataDir: string): Promise<void> {
+/**
+ * Creates the data directory (0700) and checks that this process may write in
+ * it. An existing one is tightened (see tightenDataDir); `onTightened` hears
+ * what had been open to others.
+ */
+export async function prepareDataDir (dataDir: string, onTightened: (paths: string[]) => void = () => {}): Promise<void> {
   try {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    await mkdir(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE })
     await access(dataDir, fsConstants.W_OK | fsConstants.X_OK)
     // access() trusts permission bits; a probe write also catches read-only mounts
     const probe = join(dataDir, `.write-test-${process.pid}`)
@@ -34,6 +41,48 @@ export async function prepareDataDir (dataDir: string): Promise<void> {
   } catch (err) {
     throw new OctetError('DATA_DIR_UNWRITABLE',
       `data directory ${dataDir} is not writable (${systemErrorCode(err) ?? errorMessage(err)}); fix its permissions or choose another with --data-dir`, { cause: err })
+  }
+  const tightened = await tightenDataDir(dataDir)
+  if (tightened.length > 0) onTightened(tightened)
+}
+
+/**
+ * The data directory and `db/` hold message plaintext and the Signal identity
+ * key: directories 0700, the files of the databases 0600. Returns what had to
+ * be tightened. Files LevelDB creates later follow the daemon's umask (0077,
+ * set by `octet daemon`).
+ */
+export async function tightenDataDir (dataDir: string): Promise<string[]> {
+  const tightened: string[] = []
+  // the owner's bits stay as they are (0700 for directories, 0600 for files as created)
+  const tighten = async (path: string): Promise<void> => {
+    const current = (await stat(path)).mode & 0o777
+    if ((current & 0o077) === 0) return
+    await chmod(path, current & 0o700)
+    tightened.push(path)
+  }
+  const walk = async (dir: string): Promise<void> => {
+    await tighten(dir)
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) await walk(path)
+      else if (entry.isFile()) await tighten(path)
+    }
+  }
+  await tighten(dataDir)
+  const { db, marker } = dataDirPaths(dataDir)
+  if (await exists(db)) await walk(db)
+  if (await exists(marker)) await tighten(marker)
+  return tightened
+}
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch (err) {
+    if (systemErrorCode(err) === 'ENOENT') return false
+    throw err
   }
 }
 
@@ -59,14 +108,25 @@ export interface SecretOptions {
   onLoosened?: (path: string, mode: number) => void
 }
 
+export interface IdentityOptions extends SecretOptions {
+  /**
+   * Whether a missing key may be made (default true). False once state exists
+   * for some identity: a new key there would start a new node on old history.
+   */
+  create?: boolean
+}
+
 /** The node's libp2p Ed25519 key: created on first start, reused after, so the PeerId is stable. */
-export async function loadOrCreateIdentity (dataDir: string, options: SecretOptions = {}): Promise<PrivateKey> {
+export async function loadOrCreateIdentity (dataDir: string, options: IdentityOptions = {}): Promise<PrivateKey> {
   const path = dataDirPaths(dataDir).identity
   let bytes: Uint8Array
   try {
     bytes = await readFile(path)
   } catch (err) {
     if (systemErrorCode(err) !== 'ENOENT') throw secretError(path, err)
+    if (options.create === false) {
+      throw new OctetError('STATE_MISMATCH', `identity key ${path} is missing`)
+    }
     const key = await generateKeyPair('Ed25519')
     await writeSecret(path, privateKeyToProtobuf(key))
     return key

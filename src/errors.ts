@@ -14,6 +14,10 @@ export type ErrorCode =
   | 'STORE_VERSION_MISMATCH'
   // the data directory's disk is full: writes wait for space, reads go on
   | 'DISK_FULL'
+  /** the state is damaged or gone (octet doctor reports, octet doctor --repair recovers) */
+  | 'STATE_DAMAGED'
+  /** identity.key and the state belong to different nodes, or one of them is missing */
+  | 'STATE_MISMATCH'
   | 'NODE_VERSION_UNSUPPORTED'
   // talking to a daemon
   | 'DAEMON_NOT_RUNNING'

@@ -53,6 +53,9 @@ export function registerDaemon (program: Command): void {
       }
       const config = loadDaemonConfig(flags)
       const log = createLogger(config.logLevel)
+      // the data directory holds message plaintext and keys: whatever this process creates
+      // there (LevelDB's new tables and logs too) is its owner's alone
+      process.umask(0o077)
       // a bug in one request or peer handler must not take the node down with it
       process.on('unhandledRejection', err => { log.error({ err }, 'unhandled rejection') })
       // listen for the stop signal before starting: a supervisor may send SIGTERM as soon as it

@@ -3,6 +3,7 @@ import { isOctetError, errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
 import { registerContacts } from './contacts.js'
 import { registerDaemon } from './daemon.js'
+import { EXIT_STATE_DAMAGED, registerDoctor } from './doctor.js'
 import { registerGroups } from './groups.js'
 import { registerMailbox } from './mailbox.js'
 import { registerMessages } from './messages.js'
@@ -24,6 +25,7 @@ export function buildProgram (): Command {
   registerGroups(program)
   registerMailbox(program)
   registerTestnet(program)
+  registerDoctor(program)
   return program
 }
 
@@ -42,7 +44,8 @@ export async function main (argv: string[]): Promise<void> {
     }
     process.stderr.write(`octet: ${errorMessage(err)}\n`)
     if (!isOctetError(err) && process.env.OCTET_DEBUG != null) process.stderr.write(`${String((err as Error).stack)}\n`)
-    process.exitCode = isOctetError(err) ? 1 : 70
+    // damaged state gets an exit code of its own: a supervisor should not restart into it
+    process.exitCode = isOctetError(err, 'STATE_DAMAGED') || isOctetError(err, 'STATE_MISMATCH') ? EXIT_STATE_DAMAGED : isOctetError(err) ? 1 : 70
   }
 }
 

@@ -1,8 +1,8 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Level } from 'level'
+import { ClassicLevel } from 'classic-level'
 import type { AbstractBatchOperation, AbstractSublevel } from 'abstract-level'
-import { OctetError, isOctetError, systemErrorCode } from '../errors.js'
+import { OctetError, errorMessage, isOctetError, systemErrorCode } from '../errors.js'
 import { SPACE_CHECK_INTERVAL, diskFullError, hasRoomToResume, isNoSpaceError } from './space.js'
 
 /**
@@ -13,8 +13,13 @@ export const STORE_VERSION = 1
 const VERSION_KEY = 'store-version'
 /** Written to find out whether the disk takes writes again. */
 const PROBE_KEY = 'space-probe'
+/** The PeerId whose state this is: written when the state is created, checked at every start. */
+const OWNER_KEY = 'owner'
+/** Raised and synced now and then (see checkpoint()); a state whose checkpoint went back lost writes. */
+const CHECKPOINT_KEY = 'checkpoint'
 
-type Root = Level<string, unknown>
+// classic-level, not the portable `level`: octet needs LevelDB's own properties and repair
+type Root = ClassicLevel<string, unknown>
 /** A sublevel whose values are JSON records. */
 export type RecordSublevel<V> = AbstractSublevel<Root, string | Buffer | Uint8Array, string, V>
 /** A sublevel whose values are raw bytes. */
@@ -57,15 +62,26 @@ export class Store {
   private spaceTimer: NodeJS.Timeout | undefined
   private resuming = false
   private closed = false
+  private readonly meta: RecordSublevel<unknown>
+  /** batches committed since the last checkpoint() */
+  private uncheckpointed = 0
 
-  private constructor (private readonly db: Root, private readonly path: string) {
+  private constructor (private readonly db: Root, readonly path: string) {
     this.guardWrites()
+    this.meta = this.records<unknown>('meta')
   }
 
-  static async open (dataDir: string): Promise<Store> {
+  /**
+   * Opens octet's state. With `create` (a new data directory, unit tests) a
+   * missing database is made and stamped with the store version; without, a
+   * missing or unreadable one is STATE_DAMAGED: LevelDB would otherwise make a
+   * new one on top of what is left, and delete the old tables as it goes;
+   * and what LevelDB shows of damage (levelDamage) is STATE_DAMAGED too.
+   */
+  static async open (dataDir: string, { create = true }: { create?: boolean } = {}): Promise<Store> {
     const path = databasePaths(dataDir).state
-    await mkdir(path, { recursive: true })
-    const db: Root = new Level<string, unknown>(path, { valueEncoding: 'json' })
+    if (create) await mkdir(path, { recursive: true })
+    const db: Root = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json', createIfMissing: create })
     try {
       await db.open()
     } catch (err) {
@@ -73,7 +89,10 @@ export class Store {
     }
     const store = new Store(db, path)
     try {
-      await store.checkVersion()
+      // before the first read: a read of a truncated table fails with less to say
+      const damage = create ? [] : await levelDamage(db, path)
+      if (damage.length > 0) throw new OctetError('STATE_DAMAGED', damage.join('; '))
+      await store.checkVersion(create)
     } catch (err) {
       await store.close()
       throw err
@@ -81,17 +100,84 @@ export class Store {
     return store
   }
 
-  private async checkVersion (): Promise<void> {
-    const meta = this.records<number>('meta')
-    const version = await meta.get(VERSION_KEY)
+  private async checkVersion (create: boolean): Promise<void> {
+    const version = await this.meta.get(VERSION_KEY)
     if (version == null) {
-      await meta.put(VERSION_KEY, STORE_VERSION)
+      if (!create) throw new OctetError('STATE_DAMAGED', `the database at ${this.path} has no store version: it lost records`)
+      await this.meta.put(VERSION_KEY, STORE_VERSION)
       return
     }
     if (version !== STORE_VERSION) {
       throw new OctetError('STORE_VERSION_MISMATCH',
-        `the database was written by store version ${version}, this octet reads version ${STORE_VERSION}; use a matching octet release or a new --data-dir`)
+        `the database was written by store version ${String(version)}, this octet reads version ${STORE_VERSION}; use a matching octet release or a new --data-dir`)
     }
+  }
+
+  /** The PeerId this state belongs to; undefined for a state from before owners were recorded. */
+  async owner (): Promise<string | undefined> {
+    const owner = await this.meta.get(OWNER_KEY)
+    return typeof owner === 'string' ? owner : undefined
+  }
+
+  async setOwner (peerId: string): Promise<void> {
+    await this.meta.put(OWNER_KEY, peerId)
+  }
+
+  /** The last checkpoint written (0: none yet). */
+  async lastCheckpoint (): Promise<number> {
+    const checkpoint = await this.meta.get(CHECKPOINT_KEY)
+    return typeof checkpoint === 'number' ? checkpoint : 0
+  }
+
+  /** Whether anything was committed since the last checkpoint. */
+  get changedSinceCheckpoint (): boolean {
+    return this.uncheckpointed > 0
+  }
+
+  /**
+   * Raises the checkpoint by one in a synced write and returns it. LevelDB
+   * applies writes in order and the sync flushes its write-ahead log, so once
+   * this returns everything committed before it is on disk: a marker that
+   * records this checkpoint is never ahead of the database, whatever crashes.
+   */
+  async checkpoint (): Promise<number> {
+    this.uncheckpointed = 0
+    const next = await this.lastCheckpoint() + 1
+    // a sublevel's put takes no `sync`: a batch of one through the root does
+    const op = { type: 'put', sublevel: this.meta, key: CHECKPOINT_KEY, value: next }
+    await this.db.batch([op] as unknown as Array<AbstractBatchOperation<Root, string, unknown>>, { sync: true })
+    return next
+  }
+
+  /** What LevelDB shows of damage right after open (see levelDamage). */
+  async structuralDamage (): Promise<string[]> {
+    return await levelDamage(this.db, this.path)
+  }
+
+  /**
+   * Reads every record and counts them per sublevel: proof that each table
+   * can be read, and the figures `octet doctor` compares. A read error is
+   * STATE_DAMAGED.
+   */
+  async census (): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {}
+    const iterator = this.db.iterator({ values: false, keyEncoding: 'utf8' })
+    try {
+      for (;;) {
+        const entries = await iterator.nextv(10_000)
+        if (entries.length === 0) break
+        for (const [key] of entries) {
+          // sublevel keys are `!name!key`
+          const name = key.startsWith('!') ? key.slice(1, key.indexOf('!', 1)) : ''
+          counts[name] = (counts[name] ?? 0) + 1
+        }
+      }
+    } catch (err) {
+      throw new OctetError('STATE_DAMAGED', `reading the database at ${this.path} failed: ${errorMessage(err)}`, { cause: err })
+    } finally {
+      await iterator.close()
+    }
+    return counts
   }
 
   records<V> (name: string): RecordSublevel<V> {
@@ -123,6 +209,7 @@ export class Store {
       for (const listener of this.failedListeners) listener(last)
       throw err
     }
+    this.uncheckpointed++
     for (const listener of this.committedListeners) listener(last)
   }
 
@@ -278,12 +365,76 @@ function lastPerKey (ops: StoreOp[]): StoreOp[] {
   return ops.filter((op, i) => latest.get(op.sublevel)?.get(op.key) === i)
 }
 
-function translateOpenError (err: unknown, path: string): Error {
-  // classic-level wraps the OS error: LEVEL_LOCKED when another process holds the LOCK file
+/**
+ * What LevelDB itself shows of damage right after open, without reading every
+ * record: tables whose size differs from what its manifest says (truncated or
+ * replaced), and records of the write-ahead log it dropped as corrupt while
+ * recovering. The binding offers no `paranoid_checks`, which would refuse the
+ * latter: with it off LevelDB only notes "(ignoring error)" in its LOG, which
+ * this reads. A process that crashed mid-write leaves a torn last record,
+ * which LevelDB skips without such a note.
+ */
+export async function levelDamage (db: Pick<ClassicLevel, 'getProperty'>, path: string): Promise<string[]> {
+  // LevelDB compacts in the background right after open and then deletes the tables it merged:
+  // a table listed a moment ago may be gone for good reason (seen in tests after a SIGKILL).
+  // It installs the new version before it deletes the old files, so a listing made after a
+  // file went missing no longer names it; damage is what fresh listings go on showing
+  let found: string[] = []
+  for (let listing = 0; listing < TABLE_LISTINGS; listing++) {
+    found = await tableDamage(parseTables(db.getProperty('leveldb.sstables')), path)
+    if (found.length === 0) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  const log = await readFile(join(path, 'LOG'), 'utf8').catch(() => '')
+  const dropped = log.split('\n').filter(line => line.includes('(ignoring error)'))
+  if (dropped.length > 0) found.push(`LevelDB dropped ${dropped.length} damaged part(s) of the write-ahead log of ${path} (${dropped[0]?.replace(/^.*\(ignoring error\) /, '')})`)
+  return found
+}
+
+const TABLE_LISTINGS = 5
+
+/** Tables of a listing whose file is missing or has another size than the manifest says. */
+async function tableDamage (tables: Array<{ number: number, size: number }>, path: string): Promise<string[]> {
+  const found: string[] = []
+  for (const table of tables) {
+    const file = join(path, `${String(table.number).padStart(6, '0')}.ldb`)
+    let size: number | undefined
+    try {
+      size = (await stat(file)).size
+    } catch (err) {
+      if (systemErrorCode(err) !== 'ENOENT') throw err
+    }
+    if (size !== table.size) found.push(`table ${file} is ${size == null ? 'missing' : `${size} bytes`}, LevelDB's manifest says ${table.size}`)
+  }
+  return found
+}
+
+/** `leveldb.sstables` lists each level's tables as ` <number>:<size>[<smallest> .. <largest>]`. */
+export function parseTables (property: string): Array<{ number: number, size: number }> {
+  return [...property.matchAll(/^\s*(\d+):(\d+)\[/gm)].map(m => ({ number: Number(m[1]), size: Number(m[2]) }))
+}
+
+/**
+ * Maps a failed open of any octet LevelDB database to an OctetError. Missing
+ * files, a missing CURRENT or MANIFEST and corrupt tables are STATE_DAMAGED
+ * (LevelDB says "Corruption", "does not exist", or an IO error on a file of
+ * its own); permissions and the like stay DATA_DIR_UNWRITABLE.
+ */
+export function translateOpenError (err: unknown, path: string): Error {
+  // classic-level wraps LevelDB's status: LEVEL_LOCKED when another process holds the LOCK file
   const code = systemErrorCode(err)
   const cause = err instanceof Error ? (err.cause as unknown) : undefined
-  if (code === 'LEVEL_LOCKED' || systemErrorCode(cause) === 'LEVEL_LOCKED') {
+  const causeCode = systemErrorCode(cause)
+  const detail = cause instanceof Error ? cause.message : errorMessage(err)
+  if (code === 'LEVEL_LOCKED' || causeCode === 'LEVEL_LOCKED') {
     return new OctetError('DAEMON_ALREADY_RUNNING', `the database at ${path} is in use by another process; stop the other octet daemon or use another --data-dir`, { cause: err })
   }
-  return new OctetError('DATA_DIR_UNWRITABLE', `cannot open the database at ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  if (/does not exist \(create_if_missing is false\)/.test(detail)) {
+    // CURRENT names the manifest; without it LevelDB sees no database (and would make a new one)
+    return new OctetError('STATE_DAMAGED', `the database at ${path} is damaged: its CURRENT file is missing`, { cause: err })
+  }
+  if (causeCode === 'LEVEL_CORRUPTION' || (causeCode === 'LEVEL_IO_ERROR' && /No such file or directory/.test(detail))) {
+    return new OctetError('STATE_DAMAGED', `the database at ${path} is damaged: ${detail}`, { cause: err })
+  }
+  return new OctetError('DATA_DIR_UNWRITABLE', `cannot open the database at ${path}: ${detail}`, { cause: err })
 }
