@@ -63,7 +63,7 @@ export function registerDoctor (program: Command): void {
 }
 
 function examinationJson (found: Examination): object {
-  return { dataDir: found.dataDir, peerId: found.peerId, marker: found.marker, checkpoint: found.checkpoint, counts: found.counts, findings: found.findings }
+  return { dataDir: found.dataDir, peerId: found.peerId, marker: found.marker, checkpoint: found.checkpoint, counts: found.counts, findings: found.findings, libp2pProblems: found.libp2pProblems }
 }
 
 function repairJson (outcome: RepairOutcome): object {
@@ -90,6 +90,10 @@ function describe (found: Examination): string {
   } else {
     lines.push('verdict         damaged:')
     for (const finding of found.findings) lines.push(`  - ${finding.message}`)
+  }
+  if (found.libp2pProblems.length > 0) {
+    lines.push("libp2p's data   damaged (known peers and DHT records: the next start, or --repair, repairs it):")
+    for (const problem of found.libp2pProblems) lines.push(`  - ${problem}`)
   }
   const counts = found.counts
   if (counts != null || marker != null) {

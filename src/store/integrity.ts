@@ -77,8 +77,12 @@ export interface Examination {
   checkpoint?: number
   /** records per sublevel, when examined with `census` and readable */
   counts?: Record<string, number>
-  /** whether db/libp2p needs LevelDB's repair */
-  libp2pDamaged: boolean
+  /**
+   * What LevelDB shows of damage in db/libp2p. Not findings: its peers and DHT records are
+   * learnt again from the network, so a start repairs it with a warning instead of refusing
+   * (a full disk tears its write-ahead log like any other, see store/space.ts).
+   */
+  libp2pProblems: string[]
 }
 
 export async function readMarker (dataDir: string): Promise<MarkerFile | undefined> {
@@ -153,7 +157,7 @@ export async function isNew (dataDir: string, marker: MarkerFile | undefined): P
  * Never repairs and never throws for damage: it is reported in `findings`.
  */
 export async function examine (dataDir: string, options: SecretOptions & { census?: boolean } = {}): Promise<Examination> {
-  const found: Examination = { dataDir, findings: [], libp2pDamaged: false }
+  const found: Examination = { dataDir, findings: [], libp2pProblems: [] }
   const damaged = (message: string): void => {
     if (!found.findings.some(f => f.message === message)) found.findings.push({ code: 'STATE_DAMAGED', message })
   }
@@ -209,20 +213,17 @@ export async function examine (dataDir: string, options: SecretOptions & { censu
     }
   }
 
-  // libp2p's datastore is peers and DHT records, all learnt again from the network; still,
-  // LevelDB must not quietly start it over on top of damaged files
+  // libp2p's datastore is peers and DHT records, all learnt again from the network: its damage
+  // is repaired rather than refused (libp2pProblems), but never quietly started over by LevelDB
   if (await hasFiles(paths.libp2p)) {
     const datastore = new ClassicLevel(paths.libp2p, { createIfMissing: false })
     try {
       await datastore.open()
-      const problems = await levelDamage(datastore, paths.libp2p)
-      for (const message of problems) damaged(message)
-      found.libp2pDamaged = problems.length > 0
+      found.libp2pProblems.push(...await levelDamage(datastore, paths.libp2p))
     } catch (err) {
       const translated = translateOpenError(err, paths.libp2p)
       if (!isOctetError(translated, 'STATE_DAMAGED')) throw translated
-      damaged(translated.message)
-      found.libp2pDamaged = true
+      found.libp2pProblems.push(translated.message)
     } finally {
       await datastore.close()
     }
@@ -290,6 +291,10 @@ export class CheckedState {
       await store?.close()
       await recordDamage(dataDir, found.marker, found.findings)
       throw stateError(dataDir, found.findings)
+    }
+    if (found.libp2pProblems.length > 0) {
+      await ClassicLevel.repair(databasePaths(dataDir).libp2p)
+      log.warn({ problems: found.libp2pProblems }, "libp2p's datastore (known peers and DHT records, learnt again from the network) was damaged; repaired it")
     }
     try {
       if (found.marker == null) {
@@ -390,10 +395,10 @@ export async function repairState (dataDir: string, options: SecretOptions = {})
     throw stateError(dataDir, findings)
   }
   const paths = databasePaths(dataDir)
-  if (findings.length === 0) return { examination, repaired: false, after: examination.counts ?? {} }
+  if (findings.length === 0 && examination.libp2pProblems.length === 0) return { examination, repaired: false, after: examination.counts ?? {} }
 
-  if (await hasFiles(paths.state)) await ClassicLevel.repair(paths.state)
-  if (examination.libp2pDamaged) await ClassicLevel.repair(paths.libp2p)
+  if (findings.length > 0 && await hasFiles(paths.state)) await ClassicLevel.repair(paths.state)
+  if (examination.libp2pProblems.length > 0) await ClassicLevel.repair(paths.libp2p)
   // a repair may lose the version stamp with the rest of a table: made again like a new state's
   const store = await Store.open(dataDir, { create: true })
   try {
