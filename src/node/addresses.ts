@@ -165,3 +165,35 @@ export function dialAddressSorter (subnets: LocalSubnets, selfOnLoopback: () => 
     return Math.sign(order) as -1 | 0 | 1
   }
 }
+
+/**
+ * The network a connection's bytes come from, for limits that fresh PeerIds
+ * cannot dodge (a PeerId costs a key pair; an address block does not come
+ * free): an IPv4 address by its /24, an IPv6 address by its /48 (what one
+ * site is usually given), an IPv4-mapped IPv6 address as the IPv4 it
+ * carries. One rule, no exceptions:
+ * - a relayed connection comes from its relay's address, so it counts
+ *   against the relay's prefix (the peer's own address is hidden behind
+ *   the relay; the relay limits circuits per peer itself);
+ * - loopback is a prefix like any other: every peer of a local testnet is
+ *   127.0.0.1 and shares one prefix, whose limits are sized for that.
+ * 'unknown' for an address without an IP (DNS, memory transports).
+ */
+export function networkPrefix (addr: Multiaddr): string {
+  const ip = ipOf(addr)
+  if (ip == null) return 'unknown'
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1]
+  const v4 = isIPv4(ip) ? ip : mapped
+  if (v4 != null) return `${v4.split('.').slice(0, 3).join('.')}.0/24`
+  if (!isIPv6(ip)) return 'unknown'
+  return `${expandIPv6(ip).slice(0, 3).join(':')}::/48`
+}
+
+/** The 8 groups of an IPv6 address, written out (no ::), lower case, without leading zeros. */
+function expandIPv6 (ip: string): string[] {
+  const [head = '', tail] = ip.toLowerCase().split('%')[0]!.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail == null || tail === '' ? [] : tail.split(':')
+  const groups = tail == null ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+  return groups.map(g => parseInt(g, 16).toString(16))
+}
