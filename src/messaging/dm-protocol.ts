@@ -6,7 +6,7 @@ import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type
 import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
 import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
-import type { Counters } from './stats.js'
+import type { Refusals } from '../refusals.js'
 
 export interface AckResult {
   status: AckStatusValue
@@ -182,7 +182,7 @@ class DmChannel {
 export interface DmTransportInit {
   libp2p: OctetLibp2p
   log: Logger
-  counters: Counters
+  refusals: Refusals
   onEnvelopes: EnvelopeHandler
 }
 
@@ -257,7 +257,7 @@ export class DmTransport {
    */
   private async handleInbound (stream: Stream, connection: Connection): Promise<void> {
     const remotePeer = connection.remotePeer.toString()
-    const { counters, log } = this.init
+    const { refusals } = this.init
     const reader = new FrameReader(stream, MAX_FRAME_BYTES)
     this.inbound.add(stream)
     try {
@@ -285,8 +285,7 @@ export class DmTransport {
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
     } catch (err) {
       const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
-      counters.increment(`dm.rejected.${code}`)
-      log.warn({ peer: remotePeer, code, err: errorMessage(err) }, 'closed a bad inbound dm stream')
+      refusals.refuse({ counter: `dm.rejected.${code}`, peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'closed a bad inbound dm stream' })
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       reader.dispose()
