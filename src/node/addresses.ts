@@ -182,18 +182,31 @@ export function dialAddressSorter (subnets: LocalSubnets, selfOnLoopback: () => 
 export function networkPrefix (addr: Multiaddr): string {
   const ip = ipOf(addr)
   if (ip == null) return 'unknown'
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1]
-  const v4 = isIPv4(ip) ? ip : mapped
-  if (v4 != null) return `${v4.split('.').slice(0, 3).join('.')}.0/24`
+  if (isIPv4(ip)) return ipv4Prefix(ip.split('.').map(Number))
   if (!isIPv6(ip)) return 'unknown'
-  return `${expandIPv6(ip).slice(0, 3).join(':')}::/48`
+  const groups = ipv6Groups(ip)
+  // ::ffff:a.b.c.d
+  if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
+    const [high = 0, low = 0] = groups.slice(6)
+    return ipv4Prefix([high >> 8, high & 0xff, low >> 8, low & 0xff])
+  }
+  return `${groups.slice(0, 3).map(g => g.toString(16)).join(':')}::/48`
 }
 
-/** The 8 groups of an IPv6 address, written out (no ::), lower case, without leading zeros. */
-function expandIPv6 (ip: string): string[] {
-  const [head = '', tail] = ip.toLowerCase().split('%')[0]!.split('::')
+function ipv4Prefix (octets: number[]): string {
+  return `${octets.slice(0, 3).join('.')}.0/24`
+}
+
+/** The 8 groups of an IPv6 address (a trailing dotted IPv4 part read as two groups). */
+function ipv6Groups (ip: string): number[] {
+  const text = ip.toLowerCase().split('%')[0] ?? ''
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  const plain = dotted == null
+    ? text
+    : text.slice(0, dotted.index) + [[1, 2], [3, 4]].map(([h = 0, l = 0]) => ((Number(dotted[h]) << 8) | Number(dotted[l])).toString(16)).join(':')
+  const [head = '', tail] = plain.split('::')
   const left = head === '' ? [] : head.split(':')
   const right = tail == null || tail === '' ? [] : tail.split(':')
   const groups = tail == null ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
-  return groups.map(g => parseInt(g, 16).toString(16))
+  return groups.map(g => parseInt(g, 16))
 }
