@@ -15,7 +15,8 @@ import { createNode, type NodeInit, type OctetNode } from './node/index.js'
 import { PeerRecordCache } from './node/peer-record-cache.js'
 import { SignalCrypto } from './crypto/index.js'
 import { GroupService } from './groups/index.js'
-import { PrekeyService, prekeySelectors, prekeyValidators } from './prekeys/index.js'
+import { PrekeyService, prekeySelectors, prekeyValidators, reportingValidators } from './prekeys/index.js'
+import { Refusals } from './refusals.js'
 import { databasePaths } from './store/database.js'
 import { CheckedState } from './store/integrity.js'
 import { VERSION } from './version.js'
@@ -120,13 +121,19 @@ export class Daemon {
         log.error({ err: health.error.cause }, 'the disk is full: writes are refused (507 DISK_FULL) until space is freed; reads go on')
       }
     })
+    // every protocol counts and logs what it refuses from peers through this one
+    const refusals = new Refusals(counters, log)
+    // flushed once the protocols stopped: what they refused up to the end is in the log
+    this.cleanups.push({ name: 'refusals', run: async () => { refusals.flush() } })
     this.node = await createNode({
       privateKey,
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,
       datastore,
-      dhtValidators: prekeyValidators,
+      dhtValidators: reportingValidators(prekeyValidators, (code, err) => {
+        refusals.refuse({ counter: `dht.rejected.${code}`, level: 'info', fields: { code, err: errorMessage(err) }, message: 'refused a DHT record' })
+      }),
       dhtSelectors: prekeySelectors,
       connectionEncrypters: this.overrides.connectionEncrypters,
       reachability: config.reachability,
@@ -151,11 +158,11 @@ export class Daemon {
         log.warn({ err }, 'could not write Signal session state; it goes with the next stored message, which is not acknowledged until it is on disk')
       }
     })
-    this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log })
+    this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log, refusals })
     await this.prekeys.start()
     this.cleanups.push({ name: 'prekeys', run: async () => { await this.prekeys.stop() } })
 
-    this.mailbox = new MailboxService({ libp2p: this.node.libp2p, store, privateKey, log, options: { replicas: config.mailboxReplicas, ...this.overrides.mailbox } })
+    this.mailbox = new MailboxService({ libp2p: this.node.libp2p, store, privateKey, log, refusals, options: { replicas: config.mailboxReplicas, ...this.overrides.mailbox } })
     await this.mailbox.start()
     this.cleanups.push({ name: 'mailbox', run: async () => { await this.mailbox.stop() } })
 
@@ -168,6 +175,7 @@ export class Daemon {
       libp2p: this.node.libp2p,
       events,
       counters,
+      refusals,
       log,
       inboundRate: this.overrides.inboundRate,
       mailbox: { client: this.mailbox, replicas: config.mailboxReplicas, collect: this.overrides.collect }

@@ -11,7 +11,8 @@ export const description = 'full disks, damaged state, floods: accepted, deliver
 /** One module per area; each adds itself here. */
 const SCENARIO_MODULES = [
   async () => await import('./faults/disk-full.js'),
-  async () => await import('./faults/damage.js')
+  async () => await import('./faults/damage.js'),
+  async () => await import('./faults/floods.js')
 ]
 
 export async function run ({ log = () => {} } = {}) {

@@ -54,6 +54,7 @@ import type { Logger } from '../logger.js'
 import type { Messenger, NewEvent, PairwiseDelivery, PairwiseKind } from '../messaging/index.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p, type Pubsub, type PubsubMessage, type Verdict } from '../node/index.js'
+import type { Refusal } from '../refusals.js'
 import type { Store, StoreOp } from '../store/database.js'
 import {
   ControlType,
@@ -453,8 +454,7 @@ export class GroupService {
       else await this.onControl(sender, plaintext)
     } catch (err) {
       const code = isOctetError(err) ? err.code : 'INTERNAL'
-      this.count(`group.rejected.${code}`)
-      this.log.warn({ peer: sender, kind, code, err: errorMessage(err) }, 'refused a group envelope')
+      this.refuse({ counter: `group.rejected.${code}`, peer: sender, fields: { peer: sender, kind, code, err: errorMessage(err) }, message: 'refused a group envelope' })
       throw err
     }
   }
@@ -751,8 +751,8 @@ export class GroupService {
   }
 
   private refuseGossip (code: string, groupId: string, message: PubsubMessage, err: unknown): Verdict {
-    this.count(`group.rejected.${code}`)
-    this.log.warn({ groupId, via: message.propagationSource, code, err: typeof err === 'string' ? err : errorMessage(err) }, 'rejected a group message')
+    const via = message.propagationSource.toString()
+    this.refuse({ counter: `group.rejected.${code}`, peer: via, fields: { groupId, via, code, err: typeof err === 'string' ? err : errorMessage(err) }, message: 'rejected a group message' })
     return 'reject'
   }
 
@@ -885,8 +885,7 @@ export class GroupService {
   }
 
   private refuseHeld (code: string, groupId: string, message: GroupMessage, err: unknown): void {
-    this.count(`group.rejected.${code}`)
-    this.log.warn({ groupId, sender: message.sender, seq: message.seq, code, err: typeof err === 'string' ? err : errorMessage(err) }, 'refused a group message')
+    this.refuse({ counter: `group.rejected.${code}`, peer: message.sender, fields: { groupId, sender: message.sender, seq: message.seq, code, err: typeof err === 'string' ? err : errorMessage(err) }, message: 'refused a group message' })
   }
 
   // ================================================================ catch-up
@@ -968,8 +967,7 @@ export class GroupService {
         if (result === 'stored') stored++
         if (typeof result === 'object') {
           // a member can withhold, not forge: a bad one here is worth knowing about
-          this.count(`group.history.rejected.${result.code}`)
-          this.log.warn({ groupId, peer, sender: message.sender, seq: message.seq, code: result.code }, 'refused a message from catch-up')
+          this.refuse({ counter: `group.history.rejected.${result.code}`, peer, fields: { groupId, peer, sender: message.sender, seq: message.seq, code: result.code }, message: 'refused a message from catch-up' })
         }
       }
     })
@@ -986,11 +984,16 @@ export class GroupService {
     }
     this.track(serveHistory(stream, remote, backend)
       .then(outcome => {
-        this.count(`group.history.served.${HistoryStatus[outcome.status] ?? outcome.status}`)
-        this.count('group.history.served-messages', outcome.sent)
+        if (outcome.status === HistoryStatus.HISTORY_OK) {
+          this.count('group.history.served.HISTORY_OK')
+          this.count('group.history.served-messages', outcome.sent)
+        } else if (outcome.status !== HistoryStatus.HISTORY_NOT_A_MEMBER) {
+          // (a non-member was counted and logged where it was found out)
+          const code = String(outcome.status).replace(/^HISTORY_/, '')
+          this.refuse({ counter: `group.history.refused.${code}`, level: 'debug', peer: remote, fields: { peer: remote, code }, message: 'refused a group history request' })
+        }
       }, (err: unknown) => {
-        this.count(`group.history.bad-request.${isOctetError(err) ? err.code : 'STREAM_ERROR'}`)
-        this.log.debug({ peer: remote, err: errorMessage(err) }, 'closed a bad group history stream')
+        this.refuse({ counter: `group.history.bad-request.${isOctetError(err) ? err.code : 'STREAM_ERROR'}`, level: 'debug', peer: remote, fields: { peer: remote, err: errorMessage(err) }, message: 'closed a bad group history stream' })
       })
       .finally(() => { this.inbound.delete(stream) }))
   }
@@ -1001,8 +1004,7 @@ export class GroupService {
     if (record?.state !== 'joined') return { status: HistoryStatus.HISTORY_UNKNOWN_GROUP, reason: 'not a member of this group', messages: [] }
     const doc = this.db.doc(record)
     if (!doc.members.includes(peer)) {
-      this.count('group.history.refused.NOT_A_MEMBER')
-      this.log.info({ groupId: request.groupId, peer }, 'refused group history to a non-member')
+      this.refuse({ counter: 'group.history.refused.NOT_A_MEMBER', level: 'info', peer, fields: { groupId: request.groupId, peer }, message: 'refused group history to a non-member' })
       return { status: HistoryStatus.HISTORY_NOT_A_MEMBER, reason: 'you are not in the member list', messages: [] }
     }
     const since = record.memberSince[peer] ?? doc.version
@@ -1052,6 +1054,11 @@ export class GroupService {
 
   private count (name: string, by = 1): void {
     this.init.messenger.counters.increment(name, by)
+  }
+
+  /** Counts and logs a refusal of a peer's input (see Refusals: a flood is a few lines with counts). */
+  private refuse (refusal: Refusal): void {
+    this.init.messenger.refusals.refuse(refusal)
   }
 
   /** Work that stop() waits for. */

@@ -77,6 +77,24 @@ export const WRITE_TIMEOUT = 10 * SECOND
 /** STOREs from one remote peer: a steady rate and a burst (token bucket). */
 export const STORE_RATE_PER_SECOND = 2
 export const STORE_BURST = 60
+/**
+ * STOREs from one network prefix (an IPv4 /24, an IPv6 /48, a relay's
+ * prefix for relayed connections: src/node/addresses.ts networkPrefix), all
+ * its PeerIds together: a PeerId costs nothing to make, addresses do. Four
+ * peers' worth, so that a household or a local testnet (one prefix: every
+ * node is 127.0.0.1) stores as freely as before.
+ */
+export const PREFIX_STORE_RATE_PER_SECOND = 4 * STORE_RATE_PER_SECOND
+export const PREFIX_STORE_BURST = 4 * STORE_BURST
+/**
+ * Bytes (charged as the quotas charge them) one prefix may have stored here
+ * per DEFAULT_TTL: a budget that refills over an envelope's lifetime, so
+ * that what one prefix holds at any time stays under twice this, and no
+ * fewer than 4 prefixes can fill MAX_TOTAL_BYTES, without writing down who
+ * stored what. 32 MiB is ~20,000 1 KiB messages a week for the recipients
+ * this node keeps mail for.
+ */
+export const PREFIX_MAX_BYTES = 32 * MiB
 /** FETCHes and DELETEs from one remote peer (each costs a signature check and a scan). */
 export const PROOF_RATE_PER_SECOND = 1
 export const PROOF_BURST = 30

@@ -2,7 +2,9 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
+import { networkPrefix } from '../node/addresses.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { Refusals } from '../refusals.js'
 import type { Store } from '../store/database.js'
 import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
 import {
@@ -23,6 +25,9 @@ import {
   MAX_OUTBOUND_MAILBOX_STREAMS,
   MAX_SEALED_BYTES,
   MAX_TOTAL_BYTES,
+  PREFIX_MAX_BYTES,
+  PREFIX_STORE_BURST,
+  PREFIX_STORE_RATE_PER_SECOND,
   PROBE_TIMEOUT,
   PROOF_BURST,
   PROOF_RATE_PER_SECOND,
@@ -41,10 +46,10 @@ import {
   WATCH_RETRY_MAX_DELAY,
   WATCH_TTL
 } from './constants.js'
-import { isCloser, sortByDistance } from './distance.js'
+import { isCloser, kadId, sortByDistance } from './distance.js'
 import { signProof } from './proof.js'
 import { callDelete, callFetch, callStore, serveMailbox, type FetchedEnvelope, type MailboxBackend, type ServeOutcome } from './protocol.js'
-import { MailboxStore, type MailboxUsage } from './store.js'
+import { MailboxStore, chargedBytes, type MailboxUsage } from './store.js'
 import { WatchClient, type NotifyListener, type WatchClientCounters } from './watch-client.js'
 import { WatcherRegistry } from './watchers.js'
 
@@ -64,6 +69,16 @@ export interface MailboxServiceOptions {
   /** STOREs per remote peer: tokens a second and burst */
   storeRatePerSecond?: number
   storeBurst?: number
+  /** STOREs per network prefix (all its PeerIds together), and bytes a prefix may store per ttl */
+  prefixStoreRatePerSecond?: number
+  prefixStoreBurst?: number
+  prefixMaxBytes?: number
+  /**
+   * A STORE is taken only when this node ranks among the `replicas +
+   * closestSlack` peers closest to the recipient in its routing table
+   * (default: replicas, see closestRank)
+   */
+  closestSlack?: number
   /** FETCHes and DELETEs per remote peer */
   proofRatePerSecond?: number
   proofBurst?: number
@@ -98,6 +113,8 @@ export interface MailboxServiceComponents {
   /** this node's libp2p key: signs the proofs of our own FETCHes and DELETEs */
   privateKey: PrivateKey
   log: Logger
+  /** where refusals are counted (/v1/stats) and logged; by default counted in `counters` and logged here only */
+  refusals?: Refusals
   options?: MailboxServiceOptions
 }
 
@@ -111,6 +128,8 @@ export interface StoreResult {
   reason: string
   /** envelopes the mailbox now holds for the recipient (when accepted) */
   count: number
+  /** accepted, and it held these bytes already (absent otherwise, and from mailboxes that do not say) */
+  duplicate?: true
 }
 
 export interface HandoffReport {
@@ -120,10 +139,19 @@ export interface HandoffReport {
   moved: number
 }
 
+/**
+ * Why a STORE was refused, as counted (`mailbox.store.refused.<code>` in
+ * /v1/stats). On the wire the prefix limits answer RATE_LIMITED and
+ * QUOTA_EXCEEDED, and NOT_CLOSEST answers BAD_REQUEST (the STORE went to the
+ * wrong mailbox), each with its reason: the statuses of mailbox.proto stay
+ * what every version knows.
+ */
+export type StoreRefusal = 'QUOTA_EXCEEDED' | 'RATE_LIMITED' | 'BAD_REQUEST' | 'NOT_CLOSEST' | 'PREFIX_RATE_LIMITED' | 'PREFIX_QUOTA'
+
 /** Counters since start, for logs, the API and tests. */
 export interface MailboxCounters {
   storesAccepted: number
-  storesRefused: { QUOTA_EXCEEDED: number, RATE_LIMITED: number, BAD_REQUEST: number }
+  storesRefused: Record<StoreRefusal, number>
   /** FETCHes answered with OK, and the envelopes they carried */
   fetches: number
   envelopesServed: number
@@ -164,7 +192,7 @@ const STOPPED = (): OctetError => new OctetError('UNAVAILABLE', 'the mailbox ser
 export class MailboxService {
   private readonly tally: MailboxCounters = {
     storesAccepted: 0,
-    storesRefused: { QUOTA_EXCEEDED: 0, RATE_LIMITED: 0, BAD_REQUEST: 0 },
+    storesRefused: { QUOTA_EXCEEDED: 0, RATE_LIMITED: 0, BAD_REQUEST: 0, NOT_CLOSEST: 0, PREFIX_RATE_LIMITED: 0, PREFIX_QUOTA: 0 },
     fetches: 0,
     envelopesServed: 0,
     deletes: 0,
@@ -183,6 +211,10 @@ export class MailboxService {
 
   private readonly options: Required<Omit<MailboxServiceOptions, 'now'>> & { now: () => number }
   private readonly storeLimiter: RateLimiter
+  private readonly prefixStoreLimiter: RateLimiter
+  /** bytes per prefix, refilled over a ttl (see PREFIX_MAX_BYTES) */
+  private readonly prefixBytes: RateLimiter
+  private readonly refusals: Refusals
   private readonly proofLimiter: RateLimiter
   private readonly watchLimiter: RateLimiter
   /** serving: who watches for what we store */
@@ -211,6 +243,10 @@ export class MailboxService {
       maxTotalBytes: MAX_TOTAL_BYTES,
       storeRatePerSecond: STORE_RATE_PER_SECOND,
       storeBurst: STORE_BURST,
+      prefixStoreRatePerSecond: PREFIX_STORE_RATE_PER_SECOND,
+      prefixStoreBurst: PREFIX_STORE_BURST,
+      prefixMaxBytes: PREFIX_MAX_BYTES,
+      closestSlack: given.replicas ?? MAILBOX_REPLICAS,
       proofRatePerSecond: PROOF_RATE_PER_SECOND,
       proofBurst: PROOF_BURST,
       replicas: MAILBOX_REPLICAS,
@@ -233,6 +269,9 @@ export class MailboxService {
     }
     // the rate limits run on wall-clock time: the injected clock moves stored envelopes' ages only
     this.storeLimiter = new RateLimiter(this.options.storeRatePerSecond, this.options.storeBurst)
+    this.prefixStoreLimiter = new RateLimiter(this.options.prefixStoreRatePerSecond, this.options.prefixStoreBurst)
+    this.prefixBytes = new RateLimiter(this.options.prefixMaxBytes * 1000 / this.options.ttl, this.options.prefixMaxBytes)
+    this.refusals = components.refusals ?? new Refusals({ increment: () => {} }, this.log)
     this.proofLimiter = new RateLimiter(this.options.proofRatePerSecond, this.options.proofBurst)
     this.watchLimiter = new RateLimiter(this.options.watchRatePerSecond, this.options.watchBurst)
     this.watchers = new WatcherRegistry({ perPeer: this.options.maxWatchesPerPeer, total: this.options.maxWatches, ttl: this.options.watchTtl })
@@ -370,7 +409,8 @@ export class MailboxService {
       accepted: response.status === MailboxStatus.OK,
       status: statusName(response.status),
       reason: response.reason,
-      count: response.count
+      count: response.count,
+      ...(response.status === MailboxStatus.OK && response.duplicate ? { duplicate: true } : {})
     }
   }
 
@@ -447,10 +487,16 @@ export class MailboxService {
 
   /**
    * For each recipient we hold envelopes for: when we are no longer among the
-   * `replicas` peers closest to its key (peers joined nearer to it), store
-   * its envelopes at those peers and drop each copy that at least one of
-   * them accepted. What no peer took stays (and is tried again next round).
-   * Concurrent callers share one round.
+   * `replicas` peers closest to its key (peers joined nearer to it), move
+   * its envelopes to those peers. A handoff moves a copy, never multiplies
+   * it: each envelope goes to the closest of them that did not hold it yet
+   * (the others answer `duplicate`), and ours is dropped once one took it
+   * or all held it already. So envelopes that should not be here (taken
+   * within the closeness slack, or before these checks existed) cannot
+   * spread, and the receiving peers apply their own checks (closeness,
+   * prefix and peer limits, quotas) to what we hand them, as to any STORE.
+   * What no peer took stays (and is tried again next round). Concurrent
+   * callers share one round.
    */
   async handoff (signal?: AbortSignal): Promise<HandoffReport> {
     this.assertRunning()
@@ -487,6 +533,7 @@ export class MailboxService {
     return report
   }
 
+  /** `targets` closest first. */
   private async handOver (mailbox: MailboxStore, recipient: string, targets: string[], signal: AbortSignal): Promise<number> {
     let moved = 0
     let after: string | undefined
@@ -495,17 +542,31 @@ export class MailboxService {
     while (!signal.aborted && skip.size < targets.length) {
       const page = await mailbox.list(recipient, { after, limit: 100 })
       for (const envelope of page.envelopes) {
-        const results = await Promise.all(targets.filter(t => !skip.has(t)).map(async target => {
-          try {
-            const result = await this.store(target, recipient, envelope.sealed, signal)
-            if (!result.accepted) skip.add(target)
-            return result.accepted
-          } catch {
-            skip.add(target)
-            return false
+        let placed = false
+        let heldByAll = true
+        for (const target of targets) {
+          if (signal.aborted) break
+          if (skip.has(target)) {
+            heldByAll = false
+            continue
           }
-        }))
-        if (results.some(Boolean)) {
+          let result: StoreResult
+          try {
+            result = await this.store(target, recipient, envelope.sealed, signal)
+          } catch {
+            result = { accepted: false, status: 'BAD_REQUEST', reason: '', count: 0 }
+          }
+          if (!result.accepted) {
+            skip.add(target)
+            heldByAll = false
+            continue
+          }
+          if (result.duplicate !== true) {
+            placed = true
+            break
+          }
+        }
+        if (placed || (heldByAll && !signal.aborted)) {
           const deleted = await mailbox.delete(recipient, [envelope.id])
           moved += deleted
           this.tally.handedOff += deleted
@@ -542,18 +603,20 @@ export class MailboxService {
   }
 
   private readonly onStream = (stream: Stream, connection: Connection): void => {
-    const task = this.serve(stream, connection.remotePeer.toString())
+    const task = this.serve(stream, connection.remotePeer.toString(), networkPrefix(connection.remoteAddr))
       .finally(() => { this.inbound.delete(stream) })
     this.inbound.set(stream, task)
   }
 
-  private async serve (stream: Stream, remotePeer: string): Promise<void> {
+  private async serve (stream: Stream, remotePeer: string, prefix: string): Promise<void> {
     const mailbox = this.mailbox
     if (!this.running || mailbox == null) {
       stream.abort(STOPPED())
       return
     }
     let internal: unknown
+    // why our own checks refused a STORE, where the wire status alone does not say
+    let refusal: StoreRefusal | undefined
     const guarded = <A extends unknown[], R>(step: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
       try {
         return await step(...args)
@@ -567,19 +630,35 @@ export class MailboxService {
       remotePeer,
       admit: (op) => {
         const limiter = op === 'STORE' ? this.storeLimiter : op === 'WATCH' ? this.watchLimiter : this.proofLimiter
-        const admitted = limiter.tryTake(remotePeer)
-        if (!admitted) {
-          this.tally.rateLimited++
-          this.log.debug({ peer: remotePeer, op }, 'mailbox request rate-limited')
+        if (!limiter.tryTake(remotePeer)) return false
+        // fresh PeerIds get fresh buckets above; the prefix they come from does not
+        if (op === 'STORE' && !this.prefixStoreLimiter.tryTake(prefix)) {
+          refusal = 'PREFIX_RATE_LIMITED'
+          return false
         }
-        return admitted
+        return true
       },
       store: guarded(async (recipient: string, sealed: Uint8Array) => {
-        const result = await mailbox.put(recipient, sealed)
+        const rank = this.closestRank(recipient, remotePeer)
+        if (rank != null) {
+          refusal = 'NOT_CLOSEST'
+          return { status: MailboxStatus.BAD_REQUEST, reason: `this mailbox is not among the ${rank} peers closest to ${recipient} by its routing table; store at the closest peers` }
+        }
+        const cost = chargedBytes(sealed.byteLength)
+        if (!this.prefixBytes.tryTake(prefix, cost)) {
+          refusal = 'PREFIX_QUOTA'
+          return { status: MailboxStatus.QUOTA_EXCEEDED, reason: `your network (${prefix}) stored its share of this mailbox for now (${this.options.prefixMaxBytes} bytes per ${Math.round(this.options.ttl / 1000)} s)` }
+        }
+        const result = await mailbox.put(recipient, sealed).catch((err: unknown) => {
+          this.prefixBytes.refund(prefix, cost)
+          throw err
+        })
+        // only what is held now counts against the prefix
+        if (result.status !== 'stored') this.prefixBytes.refund(prefix, cost)
         if (result.status === 'quota') return { status: MailboxStatus.QUOTA_EXCEEDED, reason: result.reason }
         // a duplicate was announced when it first came
         if (result.status === 'stored') this.notifyWatchers(recipient, result.count)
-        return { status: MailboxStatus.OK, count: result.count }
+        return { status: MailboxStatus.OK, count: result.count, duplicate: result.status === 'duplicate' }
       }),
       page: guarded(async (recipient: string, after: string | undefined, limit: number, maxBytes: number) =>
         await mailbox.list(recipient, { after, limit, maxBytes })),
@@ -591,7 +670,7 @@ export class MailboxService {
       }
     }
     try {
-      this.count(await serveMailbox(stream, backend, { timeout: this.options.requestTimeout }), remotePeer)
+      this.count(await serveMailbox(stream, backend, { timeout: this.options.requestTimeout }), remotePeer, refusal)
     } catch (err) {
       if (!this.running) return
       if (internal != null) {
@@ -599,8 +678,30 @@ export class MailboxService {
         return
       }
       this.tally.badFrames++
-      this.log.debug({ peer: remotePeer, code: isOctetError(err) ? err.code : undefined, err: errorMessage(err) }, 'reset a bad mailbox stream')
+      const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
+      this.refusals.refuse({ counter: `mailbox.bad-stream.${code}`, level: 'debug', peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'reset a bad mailbox stream' })
     }
+  }
+
+  /**
+   * undefined when this node may hold envelopes for `recipient`: it ranks
+   * among the `replicas + closestSlack` peers closest to the recipient's key
+   * in its own routing table (or the table holds fewer). Otherwise that
+   * number, for the refusal. The recipient and the storing peer are left out
+   * of the ranking, as a sender's lookup leaves them out: neither is a
+   * mailbox for this recipient. The slack (CLOSEST_SLACK's reasoning, see
+   * the option) keeps honest stores from being refused over differences
+   * between the sender's walk and our table.
+   */
+  private closestRank (recipient: string, storer: string): number | undefined {
+    const wanted = this.options.replicas + this.options.closestSlack
+    const table = routingTable(this.components.libp2p.services.dht)
+    if (table == null) return undefined
+    const key = kadId(recipient)
+    const exclude = [parsePeerId(recipient), parsePeerId(storer)]
+    const closer = table.closestPeers(key, { count: wanted, exclude })
+      .filter(peer => isCloser(recipient, peer.toString(), this.self))
+    return closer.length >= wanted ? wanted : undefined
   }
 
   /** Runs on the store path: synchronous, and a failure is a count and a debug line, never the store's. */
@@ -611,13 +712,19 @@ export class MailboxService {
     if (failed > 0) this.log.debug({ failed }, 'a mailbox notify could not be queued')
   }
 
-  private count (outcome: ServeOutcome, remotePeer: string): void {
+  /**
+   * Counts a served request, and every refusal through `refusals` (one place
+   * for /v1/stats and the log). A refused STORE is logged without the
+   * storing peer: who stores for whom is what a mailbox must not write down.
+   */
+  private count (outcome: ServeOutcome, remotePeer: string, refusal: StoreRefusal | undefined): void {
     const c = this.tally
     const { op, status } = outcome
     if (op === MailboxOp.WATCH) {
       if (status !== MailboxStatus.OK) {
         c.watchesRefused++
-        this.log.debug({ peer: remotePeer, status, reason: outcome.reason }, 'refused a mailbox watch')
+        if (status === MailboxStatus.RATE_LIMITED) c.rateLimited++
+        this.refusals.refuse({ counter: `mailbox.watch.refused.${status}`, level: 'debug', peer: remotePeer, fields: { peer: remotePeer, status, reason: outcome.reason }, message: 'refused a mailbox watch' })
       } else {
         c.watchesAccepted++
       }
@@ -628,15 +735,24 @@ export class MailboxService {
       return
     }
     if (op === MailboxOp.STORE) {
-      if (status === MailboxStatus.OK) c.storesAccepted++
-      else if (status === MailboxStatus.QUOTA_EXCEEDED || status === MailboxStatus.RATE_LIMITED || status === MailboxStatus.BAD_REQUEST) c.storesRefused[status]++
+      if (status === MailboxStatus.OK) {
+        c.storesAccepted++
+        return
+      }
+      const code: StoreRefusal | undefined = refusal ?? (status === MailboxStatus.QUOTA_EXCEEDED || status === MailboxStatus.RATE_LIMITED || status === MailboxStatus.BAD_REQUEST ? status : undefined)
+      if (code == null) return
+      c.storesRefused[code]++
+      if (code === 'RATE_LIMITED' || code === 'PREFIX_RATE_LIMITED') c.rateLimited++
+      this.refusals.refuse({ counter: `mailbox.store.refused.${code}`, level: code === 'QUOTA_EXCEEDED' || code === 'PREFIX_QUOTA' ? 'info' : 'debug', peer: remotePeer, fields: { code, reason: outcome.reason }, message: 'refused a mailbox store' })
       return
     }
     if (status === MailboxStatus.UNAUTHORIZED) {
       c.unauthorized++
-      this.log.info({ peer: remotePeer, op }, 'refused a mailbox request whose proof does not verify')
-    } else if (status === MailboxStatus.BAD_REQUEST) {
-      c.badRequests++
+      this.refusals.refuse({ counter: `mailbox.${op === MailboxOp.FETCH ? 'fetch' : 'delete'}.refused.UNAUTHORIZED`, level: 'info', peer: remotePeer, fields: { peer: remotePeer, op }, message: 'refused a mailbox request whose proof does not verify' })
+    } else if (status === MailboxStatus.BAD_REQUEST || status === MailboxStatus.RATE_LIMITED) {
+      if (status === MailboxStatus.BAD_REQUEST) c.badRequests++
+      else c.rateLimited++
+      this.refusals.refuse({ counter: `mailbox.${op === MailboxOp.FETCH ? 'fetch' : 'delete'}.refused.${status}`, level: 'debug', peer: remotePeer, fields: { peer: remotePeer, op, reason: outcome.reason }, message: 'refused a mailbox request' })
     } else if (status === MailboxStatus.OK && op === MailboxOp.FETCH) {
       c.fetches++
       c.envelopesServed += outcome.count
@@ -750,6 +866,17 @@ function refusalError (mailbox: string, op: string, response: MailboxResponse): 
     default:
       return new OctetError('MALFORMED_FRAME', `the mailbox ${mailbox} answered our ${op} with ${response.status}`)
   }
+}
+
+/** The part of kad-dht's routing table we read, which its public types do not expose. */
+interface RoutingTableView {
+  size: number
+  closestPeers: (kadId: Uint8Array, options: { count: number, exclude: PeerId[] }) => PeerId[]
+}
+
+function routingTable (dht: unknown): RoutingTableView | undefined {
+  const table = (dht as { routingTable?: Partial<RoutingTableView> }).routingTable
+  return typeof table?.closestPeers === 'function' && typeof table.size === 'number' ? table as RoutingTableView : undefined
 }
 
 /** kad-dht's routing table size, which its public types do not expose; undefined when unknown. */

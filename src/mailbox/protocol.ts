@@ -43,7 +43,8 @@ import { envelopeId, type Page } from './store.js'
  * MAX_MAILBOX_FRAME_BYTES):
  *
  *   STORE   caller → MailboxRequest{STORE, recipient, sealed}, closes its end
- *           mailbox → MailboxResponse{OK count | QUOTA_EXCEEDED reason | RATE_LIMITED | BAD_REQUEST}, closes
+ *           mailbox → MailboxResponse{OK count duplicate | QUOTA_EXCEEDED reason | RATE_LIMITED | BAD_REQUEST}, closes
+ *           (BAD_REQUEST too when this mailbox is not among the peers closest to the recipient)
  *
  *   FETCH   caller → MailboxRequest{FETCH, recipient, limit}
  *   DELETE  caller → MailboxRequest{DELETE, recipient, ids}
@@ -93,7 +94,8 @@ export interface MailboxBackend {
   remotePeer: string
   /** Whether the remote peer may make another request of this kind now (rate limit). */
   admit: (op: Op) => boolean
-  store: (recipient: string, sealed: Uint8Array) => Promise<{ status: MailboxStatus, reason?: string, count?: number }>
+  /** `duplicate`: OK, and these bytes were held already */
+  store: (recipient: string, sealed: Uint8Array) => Promise<{ status: MailboxStatus, reason?: string, count?: number, duplicate?: boolean }>
   page: (recipient: string, after: string | undefined, limit: number, maxBytes: number) => Promise<Page>
   delete: (recipient: string, ids: Uint8Array[]) => Promise<number>
   /**
@@ -182,13 +184,13 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
     const invalid = requestProblem(request)
 
     if (op === MailboxOp.STORE) {
-      if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, 'too many STOREs from this peer; slow down')
+      if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, 'too many STOREs from this peer or its network; slow down')
       if (invalid != null) return await refuse(MailboxStatus.BAD_REQUEST, invalid)
       // nobody would ever fetch it: a recipient asks the peers closest to it, never itself
       if (request.recipient === backend.self) return await refuse(MailboxStatus.BAD_REQUEST, 'this mailbox is the recipient; deliver to it directly')
       const result = await backend.store(request.recipient, request.sealed)
       const response = { status: result.status, reason: result.reason ?? '', count: result.count ?? 0 }
-      await respond(response)
+      await respond({ ...response, duplicate: result.duplicate === true })
       return { op, ...response }
     }
 

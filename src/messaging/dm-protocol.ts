@@ -6,7 +6,7 @@ import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type
 import { writeFrames, FrameReader } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
 import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
-import type { Counters } from './stats.js'
+import type { Refusals } from '../refusals.js'
 
 /**
  * The reason of a RATE_LIMITED ack from a receiver whose disk is full: the
@@ -189,7 +189,7 @@ class DmChannel {
 export interface DmTransportInit {
   libp2p: OctetLibp2p
   log: Logger
-  counters: Counters
+  refusals: Refusals
   onEnvelopes: EnvelopeHandler
 }
 
@@ -264,7 +264,7 @@ export class DmTransport {
    */
   private async handleInbound (stream: Stream, connection: Connection): Promise<void> {
     const remotePeer = connection.remotePeer.toString()
-    const { counters, log } = this.init
+    const { refusals } = this.init
     const reader = new FrameReader(stream, MAX_FRAME_BYTES)
     this.inbound.add(stream)
     try {
@@ -284,7 +284,7 @@ export class DmTransport {
         const results = await this.init.onEnvelopes(remotePeer, envelopes).catch((err: unknown) => {
           if (!isOctetError(err, 'DISK_FULL')) throw err
           // nothing of them was kept: "try again later", so the sender keeps them in its outbox
-          counters.increment('dm.deferred.DISK_FULL', envelopes.length)
+          refusals.refuse({ counter: 'dm.deferred.DISK_FULL', by: envelopes.length, peer: remotePeer, level: 'info', message: 'asked the sender to retry later: the disk is full' })
           return envelopes.map((): AckResult => ({ status: AckStatus.RATE_LIMITED, reason: DISK_FULL_REASON }))
         })
         const acks = envelopes.flatMap((envelope, i) => {
@@ -297,8 +297,7 @@ export class DmTransport {
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
     } catch (err) {
       const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
-      counters.increment(`dm.rejected.${code}`)
-      log.warn({ peer: remotePeer, code, err: errorMessage(err) }, 'closed a bad inbound dm stream')
+      refusals.refuse({ counter: `dm.rejected.${code}`, peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'closed a bad inbound dm stream' })
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       reader.dispose()

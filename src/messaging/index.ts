@@ -15,6 +15,7 @@ import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
 import { Sender, failedForLostSession, type BundleSource, type MailboxClient } from './sender.js'
 import { Counters } from './stats.js'
+import { Refusals } from '../refusals.js'
 
 export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, PairwiseKind } from './records.js'
 export type { GroupEnvelopeHandler } from './receiver.js'
@@ -33,6 +34,8 @@ export interface MessengerInit {
   libp2p: OctetLibp2p
   events: EventLog
   counters: Counters
+  /** counts and logs refusals of peers' input (one line per kind and interval); by default into `counters` and `log` */
+  refusals?: Refusals
   log: Logger
   now?: () => number
   /** inbound envelopes per peer; defaults in constants.ts */
@@ -86,6 +89,8 @@ export interface HistoryQuery {
 export class Messenger {
   readonly events: EventLog
   readonly counters: Counters
+  /** how refusals of peers' input are counted and logged: the groups module uses it too */
+  readonly refusals: Refusals
   private readonly db: MessagingStore
   private readonly transport: DmTransport
   private readonly sender: Sender
@@ -100,13 +105,14 @@ export class Messenger {
     this.counters = init.counters
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
+    this.refusals = init.refusals ?? new Refusals(init.counters, init.log)
     // session state is written behind, through the event log's ordered commits (see WriteBehindRecords)
     init.crypto.setWriteSink(async ops => await init.events.commit(ops))
     this.receiver = new Receiver({
-      peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, log, now: this.now, inboundRate: init.inboundRate,
+      peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
     })
-    this.transport = new DmTransport({ libp2p: init.libp2p, log, counters: init.counters, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
+    this.transport = new DmTransport({ libp2p: init.libp2p, log, refusals: this.refusals, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
     if (init.mailbox != null) {
       this.collector = new MailboxCollector({

@@ -11,6 +11,7 @@ import type { AckResult, ItemAck } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import { RateLimiter } from './rate-limit.js'
 import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
+import type { Refusals } from '../refusals.js'
 import type { Counters } from './stats.js'
 
 export interface ReceiverInit {
@@ -19,6 +20,7 @@ export interface ReceiverInit {
   crypto: SignalCrypto
   events: EventLog
   counters: Counters
+  refusals: Refusals
   log: Logger
   now: () => number
   inboundRate?: { perSecond: number, burst: number }
@@ -344,8 +346,7 @@ export class Receiver {
 
   /** Counts and logs a refused envelope or batch item (`id` in hex), and says why in its ack. */
   private refuse (code: string, peer: string, id: string, status: AckResult['status'] = AckStatus.REJECTED, err?: unknown): AckResult {
-    this.init.counters.increment(`dm.rejected.${code}`)
-    this.init.log.warn({ peer, code, id, err: err != null ? errorMessage(err) : undefined }, 'refused an inbound envelope')
+    this.init.refusals.refuse({ counter: `dm.rejected.${code}`, peer, fields: { peer, code, id, err: err != null ? errorMessage(err) : undefined }, message: 'refused an inbound envelope' })
     return { status, reason: code }
   }
 }

@@ -165,3 +165,48 @@ export function dialAddressSorter (subnets: LocalSubnets, selfOnLoopback: () => 
     return Math.sign(order) as -1 | 0 | 1
   }
 }
+
+/**
+ * The network a connection's bytes come from, for limits that fresh PeerIds
+ * cannot dodge (a PeerId costs a key pair; an address block does not come
+ * free): an IPv4 address by its /24, an IPv6 address by its /48 (what one
+ * site is usually given), an IPv4-mapped IPv6 address as the IPv4 it
+ * carries. One rule, no exceptions:
+ * - a relayed connection comes from its relay's address, so it counts
+ *   against the relay's prefix (the peer's own address is hidden behind
+ *   the relay; the relay limits circuits per peer itself);
+ * - loopback is a prefix like any other: every peer of a local testnet is
+ *   127.0.0.1 and shares one prefix, whose limits are sized for that.
+ * 'unknown' for an address without an IP (DNS, memory transports).
+ */
+export function networkPrefix (addr: Multiaddr): string {
+  const ip = ipOf(addr)
+  if (ip == null) return 'unknown'
+  if (isIPv4(ip)) return ipv4Prefix(ip.split('.').map(Number))
+  if (!isIPv6(ip)) return 'unknown'
+  const groups = ipv6Groups(ip)
+  // ::ffff:a.b.c.d
+  if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
+    const [high = 0, low = 0] = groups.slice(6)
+    return ipv4Prefix([high >> 8, high & 0xff, low >> 8, low & 0xff])
+  }
+  return `${groups.slice(0, 3).map(g => g.toString(16)).join(':')}::/48`
+}
+
+function ipv4Prefix (octets: number[]): string {
+  return `${octets.slice(0, 3).join('.')}.0/24`
+}
+
+/** The 8 groups of an IPv6 address (a trailing dotted IPv4 part read as two groups). */
+function ipv6Groups (ip: string): number[] {
+  const text = ip.toLowerCase().split('%')[0] ?? ''
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  const plain = dotted == null
+    ? text
+    : text.slice(0, dotted.index) + [[1, 2], [3, 4]].map(([h = 0, l = 0]) => ((Number(dotted[h]) << 8) | Number(dotted[l])).toString(16)).join(':')
+  const [head = '', tail] = plain.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail == null || tail === '' ? [] : tail.split(':')
+  const groups = tail == null ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+  return groups.map(g => parseInt(g, 16))
+}

@@ -6,6 +6,7 @@ import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { Refusals } from '../refusals.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { PeerBudget } from './budget.js'
 import {
@@ -31,13 +32,15 @@ import { readBundle, serveBundle } from './protocol.js'
 import { prekeyRecordKey } from './records.js'
 
 export { PREKEY_PROTOCOL } from './constants.js'
-export { prekeyRecordKey, prekeySelectors, prekeyValidators } from './records.js'
+export { prekeyRecordKey, prekeySelectors, prekeyValidators, reportingValidators } from './records.js'
 export type { VerifiedBundle } from '../crypto/bundle.js'
 
 export interface PrekeyServiceComponents {
   libp2p: OctetLibp2p
   crypto: SignalCrypto
   log: Logger
+  /** where refusals are counted (/v1/stats) and logged; by default logged here only */
+  refusals?: Refusals
 }
 
 /** Counters since start, for logs, the API and tests. */
@@ -68,9 +71,11 @@ export class PrekeyService {
   private lifecycle: Promise<void> = Promise.resolve()
   private background: Promise<void> | undefined
   private readonly log: Logger
+  private readonly refusals: Refusals
 
   constructor (private readonly components: PrekeyServiceComponents) {
     this.log = components.log.child({ module: 'prekeys' })
+    this.refusals = components.refusals ?? new Refusals({ increment: () => {} }, this.log)
   }
 
   get stats (): Readonly<PrekeyStats> {
@@ -306,7 +311,7 @@ export class PrekeyService {
         const withOneTimePrekey = this.budget.tryTake(remotePeer)
         if (!withOneTimePrekey) {
           this.counters.rateLimited++
-          this.log.debug({ peer: remotePeer }, 'one-time prekey budget used up; serving a bundle without one')
+          this.refusals.refuse({ counter: 'prekeys.refused.ONE_TIME_PREKEY_BUDGET', level: 'debug', peer: remotePeer, fields: { peer: remotePeer }, message: 'one-time prekey budget used up; serving a bundle without one' })
         }
         try {
           return await this.components.crypto.createBundle({ withOneTimePrekey })
@@ -323,7 +328,8 @@ export class PrekeyService {
       }
       if (!this.running) return
       this.counters.badRequests++
-      this.log.debug({ peer: remotePeer, err: errorMessage(err), code: isOctetError(err) ? err.code : undefined }, 'prekey stream failed')
+      const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
+      this.refusals.refuse({ counter: `prekeys.rejected.${code}`, level: 'debug', peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'prekey stream failed' })
     }
   }
 

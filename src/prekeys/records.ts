@@ -82,3 +82,19 @@ export const prekeyValidators: Validators = {
 export const prekeySelectors: Selectors = {
   [PREKEY_RECORD_NAMESPACE]: selectPrekeyRecord
 }
+
+/**
+ * The same validators, each refusal told to `onRefused` (with the error's
+ * code) before it is thrown on to kad-dht: the DHT's refusals of bad records
+ * are the part of its abuse octet can see, and count.
+ */
+export function reportingValidators (validators: Validators, onRefused: (code: string, err: unknown) => void): Validators {
+  return Object.fromEntries(Object.entries(validators).map(([namespace, validate]) => [namespace, async (key: Uint8Array, value: Uint8Array) => {
+    try {
+      await validate(key, value)
+    } catch (err) {
+      onRefused(err instanceof OctetError ? err.code : 'INVALID_RECORD', err)
+      throw err
+    }
+  }]))
+}

@@ -703,6 +703,7 @@ export interface MailboxResponse {
   envelopes: StoredEnvelope[]
   more: boolean
   count: number
+  duplicate: boolean
 }
 
 export namespace MailboxResponse {
@@ -742,6 +743,11 @@ export namespace MailboxResponse {
           w.uint32(obj.count)
         }
 
+        if ((obj.duplicate != null && obj.duplicate !== false)) {
+          w.uint32(48)
+          w.bool(obj.duplicate)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -751,7 +757,8 @@ export namespace MailboxResponse {
           reason: '',
           envelopes: [],
           more: false,
-          count: 0
+          count: 0,
+          duplicate: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -784,6 +791,10 @@ export namespace MailboxResponse {
             }
             case 5: {
               obj.count = reader.uint32()
+              break
+            }
+            case 6: {
+              obj.duplicate = reader.bool()
               break
             }
             default: {
@@ -851,6 +862,13 @@ export namespace MailboxResponse {
               }
               break
             }
+            case 6: {
+              yield {
+                field: `${prefix}.duplicate`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -901,6 +919,11 @@ export namespace MailboxResponse {
     value: number
   }
 
+  export interface MailboxResponseDuplicateFieldEvent {
+    field: '$.duplicate'
+    value: boolean
+  }
+
   export function encode (obj: Partial<MailboxResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, MailboxResponse.codec())
   }
@@ -909,7 +932,7 @@ export namespace MailboxResponse {
     return decodeMessage(buf, MailboxResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MailboxResponse>): Generator<MailboxResponseStatusFieldEvent | MailboxResponseReasonFieldEvent | MailboxResponseEnvelopesIdFieldEvent | MailboxResponseEnvelopesSealedFieldEvent | MailboxResponseEnvelopesStoredAtFieldEvent | MailboxResponseMoreFieldEvent | MailboxResponseCountFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MailboxResponse>): Generator<MailboxResponseStatusFieldEvent | MailboxResponseReasonFieldEvent | MailboxResponseEnvelopesIdFieldEvent | MailboxResponseEnvelopesSealedFieldEvent | MailboxResponseEnvelopesStoredAtFieldEvent | MailboxResponseMoreFieldEvent | MailboxResponseCountFieldEvent | MailboxResponseDuplicateFieldEvent> {
     return streamMessage(buf, MailboxResponse.codec(), opts)
   }
 }

@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isBehindNat, isLoopbackOnly } from '../../../src/node/addresses.js'
+import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isBehindNat, isLoopbackOnly, networkPrefix } from '../../../src/node/addresses.js'
 
 const RELAY = '12D3KooWKvBkCiJdZHsdNNruMcxxHWjvoUEdAiA7kdT5n2gobrh9'
 const PEER = '12D3KooWRJ3CSBhu2aRU8Jw78Qe7ikiyqHQYh2rXuKKAk9hWoxT7'
@@ -66,5 +66,23 @@ describe('dial order', () => {
   it.skipIf(own == null)('tries a neighbour on our own LAN before anything else', () => {
     const neighbour = `/ip4/${own?.address ?? ''}/tcp/4710`
     expect(sort(['/ip4/1.2.3.4/tcp/4710', circuit, neighbour], false)).toEqual([neighbour, '/ip4/1.2.3.4/tcp/4710', circuit])
+  })
+})
+
+describe('the network prefix a connection comes from (per-prefix mailbox limits)', () => {
+  it.each([
+    ['IPv4 by its /24', '/ip4/203.0.113.77/tcp/4710', '203.0.113.0/24'],
+    ['a neighbour in the same /24 shares it', '/ip4/203.0.113.5/tcp/1234', '203.0.113.0/24'],
+    ['the next /24 does not', '/ip4/203.0.114.5/tcp/4710', '203.0.114.0/24'],
+    ['loopback is a prefix like any other: a whole local testnet is one', '/ip4/127.0.0.1/tcp/4710', '127.0.0.0/24'],
+    ['another loopback /24 is another prefix', '/ip4/127.0.1.9/tcp/4710', '127.0.1.0/24'],
+    ['IPv6 by its /48', '/ip6/2001:db8:abcd:12:1::7/tcp/4710', '2001:db8:abcd::/48'],
+    ['IPv6 written short', '/ip6/2001:db8::1/tcp/4710', '2001:db8:0::/48'],
+    ['IPv6 loopback', '/ip6/::1/tcp/4710', '0:0:0::/48'],
+    ['an IPv4-mapped IPv6 address as its IPv4', '/ip6/::ffff:198.51.100.7/tcp/4710', '198.51.100.0/24'],
+    ['a relayed connection counts against its relay\'s prefix', circuit, '198.51.100.0/24'],
+    ['no IP, no prefix of its own', '/dns4/example.org/tcp/4710', 'unknown']
+  ])('%s', (_name, addr, prefix) => {
+    expect(networkPrefix(ma(addr))).toBe(prefix)
   })
 })
