@@ -4,6 +4,8 @@ import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
+import { answerClientError } from './api/errors.js'
+import { apiHostCheck } from './api/hosts.js'
 import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket } from './api-socket.js'
 import { isLoopbackHost, type DaemonConfig } from './config.js'
 import { DaemonLock, dataDirPaths, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
@@ -165,7 +167,16 @@ export class Daemon {
     await this.groups.start()
     this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, groups: this.groups, mailboxStats: () => this.mailbox.stats(), log, version: VERSION })
+    this.api = await buildApi({
+      token,
+      node: this.node,
+      messenger: this.messenger,
+      groups: this.groups,
+      mailboxStats: () => this.mailbox.stats(),
+      log,
+      version: VERSION,
+      hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts)
+    })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })
@@ -189,7 +200,9 @@ export class Daemon {
     }
     // we hold daemon.lock: a socket file here was left by a daemon that died without stopping
     await rm(path, { force: true })
-    const server = createServer((req, res) => { this.api.routing(req, res) })
+    // as on TCP (src/api/app.ts): Node's own refusals in octet's error shape; no Host check here
+    const server = createServer({ requireHostHeader: false }, (req, res) => { this.api.routing(req, res) })
+    server.on('clientError', answerClientError)
     // bind() creates the file with mode 0777 & ~umask: a umask of 0177 makes it 0600 from its
     // first instant, so no client of another user can connect in between. umask is process-wide,
     // so it is set only around the synchronous bind (listen() binds before it returns); the

@@ -28,6 +28,9 @@ export type ErrorCode =
   | 'PEER_NOT_FOUND'
   | 'PEER_UNREACHABLE'
   | 'INVALID_PEER_ID'
+  | 'HOST_NOT_ALLOWED'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   // wire and crypto (input from peers)
   | 'FRAME_TOO_LARGE'
   | 'MALFORMED_FRAME'
