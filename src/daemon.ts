@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
 import { answerClientError } from './api/errors.js'
 import { apiHostCheck } from './api/hosts.js'
+import type { SseLimits } from './api/routes/events.js'
 import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket } from './api-socket.js'
 import { isLoopbackHost, type DaemonConfig } from './config.js'
 import { DaemonLock, dataDirPaths, loadOrCreateApiToken, loadOrCreateIdentity, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
@@ -42,6 +43,8 @@ export interface DaemonOverrides {
   mailbox?: MailboxServiceOptions
   /** collecting from our mailboxes: the periodic interval, and whether to watch them for notifies */
   collect?: { interval?: number, notify?: boolean }
+  /** how far an event stream client may fall behind (small in tests) */
+  sse?: Partial<SseLimits>
 }
 
 /** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
@@ -175,7 +178,8 @@ export class Daemon {
       mailboxStats: () => this.mailbox.stats(),
       log,
       version: VERSION,
-      hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts)
+      hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts),
+      sse: this.overrides.sse
     })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()

@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'HOST_NOT_ALLOWED'
   | 'HEADERS_TOO_LARGE'
   | 'REQUEST_TIMEOUT'
+  | 'EVENTS_PRUNED'
   // wire and crypto (input from peers)
   | 'FRAME_TOO_LARGE'
   | 'MALFORMED_FRAME'

@@ -8,7 +8,7 @@ import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
 import { groupRoutes } from './routes/groups.js'
 import { contactRoutes } from './routes/contacts.js'
-import { eventRoutes } from './routes/events.js'
+import { eventRoutes, type SseLimits } from './routes/events.js'
 import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
 import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
@@ -31,6 +31,8 @@ export interface ApiInit {
   groups?: GroupService
   /** the Host names requests over TCP may use; default: loopback names only (src/api/hosts.ts) */
   hostCheck?: HostCheck
+  /** how far an event stream client may fall behind (defaults in routes/events.ts; tests shrink them) */
+  sse?: Partial<SseLimits>
 }
 
 declare module 'fastify' {
@@ -112,7 +114,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     const messenger = init.messenger
     await app.register(messageRoutes, { messenger })
     await app.register(contactRoutes, { messenger })
-    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters })
+    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters, limits: init.sse })
     if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
   if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })
