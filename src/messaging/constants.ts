@@ -10,6 +10,8 @@ export const ACK_TIMEOUT = 15 * SECOND
 export const DIAL_TIMEOUT = 20 * SECOND
 /** An inbound stream with no frame for this long is closed; the sender opens a new one. */
 export const INBOUND_IDLE_TIMEOUT = 5 * MINUTE
+/** Closing a stream waits this long for the peer to close its side too; then the stream is reset. */
+export const STREAM_CLOSE_TIMEOUT = 1 * SECOND
 /** Parallel DM streams a peer may open to us (one is normal; more are reconnects). */
 export const MAX_INBOUND_DM_STREAMS = 4
 
