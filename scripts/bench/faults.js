@@ -9,7 +9,9 @@ export const name = 'faults'
 export const description = 'full disks, damaged state, floods: accepted, delivered, lost (must be 0), memory and log growth, time to recover'
 
 /** One module per area; each adds itself here. */
-const SCENARIO_MODULES = []
+const SCENARIO_MODULES = [
+  () => import('./faults/bounds.js')
+]
 
 export async function run ({ log = () => {} } = {}) {
   const rows = []
