@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -70,6 +71,11 @@ export interface DaemonConfig {
   dataDir: string
   listen: Multiaddr[]
   api: ApiAddress
+  /**
+   * Host names (or addresses) requests over TCP may give in their Host header, besides loopback
+   * names and the address the API listens on (DNS rebinding, src/api/hosts.ts); lower case
+   */
+  apiAllowedHosts: string[]
   bootstrap: Multiaddr[]
   mdns: boolean
   logLevel: LogLevel
@@ -95,6 +101,7 @@ export interface RawSettings {
   dataDir?: unknown
   listen?: unknown
   api?: unknown
+  apiAllowedHosts?: unknown
   bootstrap?: unknown
   mdns?: unknown
   logLevel?: unknown
@@ -113,7 +120,7 @@ export interface RawSettings {
 }
 
 const SETTING_KEYS = [
-  'dataDir', 'listen', 'api', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas',
+  'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
   'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort'
 ] as const
@@ -123,6 +130,7 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   dataDir: 'OCTET_DATA_DIR',
   listen: 'OCTET_LISTEN',
   api: 'OCTET_API',
+  apiAllowedHosts: 'OCTET_API_ALLOWED_HOSTS',
   bootstrap: 'OCTET_BOOTSTRAP',
   mdns: 'OCTET_MDNS',
   logLevel: 'OCTET_LOG_LEVEL',
@@ -208,6 +216,7 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     dataDir,
     listen: parseMultiaddrList('listen', pick('listen') ?? DEFAULT_LISTEN),
     api: parseApiAddress(pick('api') ?? DEFAULT_API),
+    apiAllowedHosts: parseHostList(pick('apiAllowedHosts') ?? []),
     bootstrap: parseBootstrapList(pick('bootstrap') ?? []),
     mdns: parseBoolean('mdns', pick('mdns') ?? true),
     logLevel: parseLogLevel(pick('logLevel') ?? 'info'),
@@ -305,6 +314,17 @@ export function parseApiAddress (value: unknown): ApiAddress {
     throw new OctetError('INVALID_ADDRESS', `invalid api address "${value}": expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:${DEFAULT_API_PORT} (port 0 picks a free one)`)
   }
   return { host, port }
+}
+
+/** Names as a Host header carries them, without port: `bridge.example`, `192.0.2.7`, `::1` or `[::1]`. */
+function parseHostList (value: unknown): string[] {
+  return listSetting('api allowed hosts', value).map(text => {
+    const host = text.toLowerCase().replace(/^\[(.*)\]$/, '$1')
+    if (isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/.test(host)) {
+      throw new OctetError('INVALID_CONFIG', `api allowed host "${text}" is not a host name or IP address (no scheme, no port), e.g. octet.example or 192.0.2.7`)
+    }
+    return host
+  })
 }
 
 function parseBoolean (name: string, value: unknown): boolean {

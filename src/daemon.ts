@@ -4,6 +4,9 @@ import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
+import { answerClientError } from './api/errors.js'
+import { apiHostCheck } from './api/hosts.js'
+import type { SseLimits } from './api/routes/events.js'
 import { UNIX_SOCKET_PATH_MAX, fitsUnixSocket } from './api-socket.js'
 import { isLoopbackHost, type DaemonConfig } from './config.js'
 import { DaemonLock, dataDirPaths, loadOrCreateApiToken, prepareDataDir, removeApiUrl, writeApiUrl } from './datadir.js'
@@ -45,6 +48,8 @@ export interface DaemonOverrides {
   mailbox?: MailboxServiceOptions
   /** collecting from our mailboxes: the periodic interval, and whether to watch them for notifies */
   collect?: { interval?: number, notify?: boolean }
+  /** how far an event stream client may fall behind (small in tests) */
+  sse?: Partial<SseLimits>
 }
 
 /** Sent over the IPC channel to a supervising process (the testnet) once the daemon serves. */
@@ -196,7 +201,18 @@ export class Daemon {
     await this.groups.start()
     this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
 
-    this.api = await buildApi({ token, node: this.node, messenger: this.messenger, groups: this.groups, mailboxStats: () => this.mailbox.stats(), storeHealth: () => store.status(), log, version: VERSION })
+    this.api = await buildApi({
+      token,
+      node: this.node,
+      messenger: this.messenger,
+      groups: this.groups,
+      mailboxStats: () => this.mailbox.stats(),
+      storeHealth: () => store.status(),
+      log,
+      version: VERSION,
+      hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts),
+      sse: this.overrides.sse
+    })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })
@@ -220,7 +236,9 @@ export class Daemon {
     }
     // we hold daemon.lock: a socket file here was left by a daemon that died without stopping
     await rm(path, { force: true })
-    const server = createServer((req, res) => { this.api.routing(req, res) })
+    // as on TCP (src/api/app.ts): Node's own refusals in octet's error shape; no Host check here
+    const server = createServer({ requireHostHeader: false }, (req, res) => { this.api.routing(req, res) })
+    server.on('clientError', answerClientError)
     // bind() creates the file with mode 0777 & ~umask: a umask of 0177 makes it 0600 from its
     // first instant, so no client of another user can connect in between. umask is process-wide,
     // so it is set only around the synchronous bind (listen() binds before it returns); the

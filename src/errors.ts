@@ -34,6 +34,10 @@ export type ErrorCode =
   | 'PEER_NOT_FOUND'
   | 'PEER_UNREACHABLE'
   | 'INVALID_PEER_ID'
+  | 'HOST_NOT_ALLOWED'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
+  | 'EVENTS_PRUNED'
   // wire and crypto (input from peers)
   | 'FRAME_TOO_LARGE'
   | 'MALFORMED_FRAME'

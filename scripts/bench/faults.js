@@ -12,7 +12,8 @@ export const description = 'full disks, damaged state, floods: accepted, deliver
 const SCENARIO_MODULES = [
   async () => await import('./faults/disk-full.js'),
   async () => await import('./faults/damage.js'),
-  async () => await import('./faults/floods.js')
+  async () => await import('./faults/floods.js'),
+  async () => await import('./faults/bounds.js')
 ]
 
 export async function run ({ log = () => {} } = {}) {

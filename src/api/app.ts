@@ -1,17 +1,19 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { tokensMatch } from '../datadir.js'
 import type { Logger } from '../logger.js'
-import { errorBody, makeErrorHandler } from './errors.js'
+import { answerClientError, errorBody, makeErrorHandler } from './errors.js'
+import { HostCheck } from './hosts.js'
 import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
 import { groupRoutes } from './routes/groups.js'
 import { contactRoutes } from './routes/contacts.js'
-import { eventRoutes } from './routes/events.js'
+import { eventRoutes, type SseLimits } from './routes/events.js'
 import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
 import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
 import type { StoreHealth } from '../store/database.js'
+import { validatorCompiler } from './validation.js'
 
 /** Request bodies above this are refused with 413 before they are parsed. */
 export const API_BODY_LIMIT = 64 * 1024
@@ -30,6 +32,10 @@ export interface ApiInit {
   groups?: GroupService
   /** whether the database takes writes; /v1/health says `degraded` when it does not */
   storeHealth?: () => StoreHealth
+  /** the Host names requests over TCP may use; default: loopback names only (src/api/hosts.ts) */
+  hostCheck?: HostCheck
+  /** how far an event stream client may fall behind (defaults in routes/events.ts; tests shrink them) */
+  sse?: Partial<SseLimits>
 }
 
 declare module 'fastify' {
@@ -64,10 +70,31 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     // one line per request would drown the node's own logs; errors are logged by the error handler
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: API_BODY_LIMIT,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // requests Node refuses itself (malformed, headers too large) get octet's error shape too
+    clientErrorHandler: answerClientError,
+    // a missing Host is answered by the Host check below, in octet's shape, not by Node with an empty 400
+    http: { requireHostHeader: false }
   })
+  app.setValidatorCompiler(validatorCompiler)
+  const hostCheck = init.hostCheck ?? new HostCheck([])
   const openapi = new OpenApiCollector()
   app.addHook('onRoute', route => { openapi.onRoute(route) })
+
+  // before the token: a page that rebound its name to us learns nothing, not even 401
+  app.addHook('onRequest', async (request, reply) => {
+    // over the Unix socket (api.sock, no remote address) no web page can reach us: nothing to check
+    if (request.raw.socket.remoteAddress == null) return
+    const host = request.headers.host
+    if (host == null || host === '') {
+      void reply.code(400)
+      return await reply.send(errorBody('BAD_REQUEST', 'a Host header is required'))
+    }
+    if (!hostCheck.allows(host)) {
+      void reply.code(403)
+      return await reply.send(errorBody('HOST_NOT_ALLOWED', `Host "${host}" is not an address this API listens on; if you reach it under that name, allow it with --api-allowed-host (env OCTET_API_ALLOWED_HOSTS)`))
+    }
+  })
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.public === true) return
@@ -90,7 +117,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     const messenger = init.messenger
     await app.register(messageRoutes, { messenger })
     await app.register(contactRoutes, { messenger })
-    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters })
+    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters, limits: init.sse })
     if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
   if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { OctetError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -9,6 +11,10 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   INVALID_ADDRESS: 400,
   INVALID_MULTIADDR: 400,
   UNAUTHORIZED: 401,
+  HOST_NOT_ALLOWED: 403,
+  REQUEST_TIMEOUT: 408,
+  EVENTS_PRUNED: 410,
+  HEADERS_TOO_LARGE: 431,
   NOT_FOUND: 404,
   PEER_NOT_FOUND: 404,
   CONFLICT: 409,
@@ -69,4 +75,28 @@ export function makeErrorHandler (log: Logger) {
     void reply.code(status)
     return errorBody(code, message)
   }
+}
+
+/**
+ * Node's HTTP server refuses some requests before fastify sees them: a
+ * malformed request line or header (400), headers over the size limit (431),
+ * a request that took too long to arrive (408). Its own answers have no body;
+ * these are the same refusals in octet's error shape. Installed as the
+ * server's `clientError` listener (which makes Node leave the answer to us).
+ */
+export function answerClientError (err: Error & { code?: string }, socket: Duplex): void {
+  // the client is gone, or an answer is already on its way: nothing to say
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? ['HEADERS_TOO_LARGE', 'request headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : ['BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`]
+  const status = statusForCode(code)
+  const body = JSON.stringify(errorBody(code, message))
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
 }

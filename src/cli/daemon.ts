@@ -9,6 +9,7 @@ export function registerDaemon (program: Command): void {
     .description('run an octet node: libp2p, the DHT and the HTTP API')
     .option('--listen <multiaddr>', 'listen address, repeatable (env OCTET_LISTEN, comma-separated) [default: /ip4/0.0.0.0/tcp/4710 and /ip4/0.0.0.0/tcp/4711/ws]', collect)
     .option('--api <host:port>', 'HTTP API address; port 0 picks a free one (env OCTET_API) [default: 127.0.0.1:4780]')
+    .option('--api-allowed-host <host>', 'a name the API may be reached by over TCP besides loopback names and its listen address (the Host header is checked), repeatable (env OCTET_API_ALLOWED_HOSTS, comma-separated)', collect)
     .option('--bootstrap <multiaddr>', 'peer to join the network through, with /p2p/<PeerId>, repeatable (env OCTET_BOOTSTRAP)', collect)
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env OCTET_LOG_LEVEL) [default: info]')
@@ -26,7 +27,7 @@ export function registerDaemon (program: Command): void {
     .option('--stun-port <port>', 'UDP port of the STUN responder this node runs while public, 0 for none (env OCTET_STUN_PORT) [default: 3478]')
     .action(async (_options, command: Command) => {
       const opts = command.optsWithGlobals<{
-        dataDir?: string, listen?: string[], api?: string, bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string,
+        dataDir?: string, listen?: string[], api?: string, apiAllowedHost?: string[], bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string,
         reachability?: string, relayService: boolean, relayMaxReservations?: string, relayMaxCircuits?: string, relayMaxCircuitsPerPeer?: string,
         relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean, webrtc?: boolean, stunPort?: string
       }>()
@@ -36,6 +37,7 @@ export function registerDaemon (program: Command): void {
         dataDir: opts.dataDir,
         listen: opts.listen,
         api: opts.api,
+        apiAllowedHosts: opts.apiAllowedHost,
         bootstrap: opts.bootstrap,
         mdns: explicit('mdns', opts.mdns),
         logLevel: opts.logLevel,

@@ -10,6 +10,8 @@ export const ACK_TIMEOUT = 15 * SECOND
 export const DIAL_TIMEOUT = 20 * SECOND
 /** An inbound stream with no frame for this long is closed; the sender opens a new one. */
 export const INBOUND_IDLE_TIMEOUT = 5 * MINUTE
+/** Closing a stream waits this long for the peer to close its side too; then the stream is reset. */
+export const STREAM_CLOSE_TIMEOUT = 1 * SECOND
 /** Parallel DM streams a peer may open to us (one is normal; more are reconnects). */
 export const MAX_INBOUND_DM_STREAMS = 4
 
@@ -59,3 +61,21 @@ export const NOTIFY_DEBOUNCE = 50
  */
 export const NOTIFY_FETCH_RATE_PER_SECOND = 0.4
 export const NOTIFY_FETCH_BURST = 10
+
+/**
+ * Events are kept this long for replay to event stream clients (Last-Event-ID): a bridge that
+ * was away up to a week catches up with nothing missed, the same week a sender retries
+ * (MESSAGE_TTL) and a mailbox keeps a sealed copy. Older events are deleted; the state they
+ * told of (messages, statuses, contacts) stays in the database.
+ */
+export const EVENT_RETENTION = 7 * DAY
+/** At most this many events are kept, however young: a flood cannot fill the disk with them. */
+export const EVENT_RETENTION_COUNT = 100_000
+/**
+ * Ids of envelopes received (dedup) are remembered this long: twice the time a sender goes on
+ * retrying a message (MESSAGE_TTL) and a mailbox holds a copy of it, so a late copy of a message
+ * is still recognised. (A copy later than that fails to decrypt anyway: its message key is spent.)
+ */
+export const SEEN_RETENTION = 2 * MESSAGE_TTL
+/** How often old events and dedup entries are pruned (and once at start). */
+export const PRUNE_INTERVAL = 1 * HOUR

@@ -3,9 +3,9 @@ import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { AckStatus, decodeDmFrame, encodeDmFrame, messageIdToHex, type Ack, type AckStatusValue, type Envelope, type MessageId } from '../wire/codec.js'
-import { writeFrames, FrameReader } from '../wire/framing.js'
+import { writeFrames, FrameReader, untilClosed } from '../wire/framing.js'
 import { MAX_FRAME_BYTES } from '../wire/limits.js'
-import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS } from './constants.js'
+import { ACK_TIMEOUT, DIAL_TIMEOUT, DM_PROTOCOL, INBOUND_IDLE_TIMEOUT, MAX_INBOUND_DM_STREAMS, STREAM_CLOSE_TIMEOUT } from './constants.js'
 import type { Refusals } from '../refusals.js'
 
 /**
@@ -181,7 +181,7 @@ class DmChannel {
     this.pending.clear()
     this.batches.clear()
     this.reader.dispose()
-    await this.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { this.stream.abort(new Error('close timed out')) })
+    await this.stream.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT) }).catch(() => { this.stream.abort(new OctetError('TIMEOUT', 'close timed out')) })
     this.onClosed(this)
   }
 }
@@ -191,6 +191,8 @@ export interface DmTransportInit {
   log: Logger
   refusals: Refusals
   onEnvelopes: EnvelopeHandler
+  /** an inbound stream with no frame for this long is ended (default INBOUND_IDLE_TIMEOUT; short in tests) */
+  idleTimeout?: number
 }
 
 /**
@@ -269,7 +271,7 @@ export class DmTransport {
     this.inbound.add(stream)
     try {
       while (true) {
-        const frames = await reader.nextBatch(AbortSignal.timeout(INBOUND_IDLE_TIMEOUT)).catch((err: unknown) => {
+        const frames = await reader.nextBatch(AbortSignal.timeout(this.init.idleTimeout ?? INBOUND_IDLE_TIMEOUT)).catch((err: unknown) => {
           // an idle peer is closed quietly; it opens a new stream when it has something to say
           if (isOctetError(err)) throw err
           if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return []
@@ -294,7 +296,14 @@ export class DmTransport {
         })
         await writeFrames(stream, acks, AbortSignal.timeout(ACK_TIMEOUT))
       }
-      await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
+      // a peer that does not close its side in turn would hold the stream half-open for ever,
+      // one of its MAX_INBOUND_DM_STREAMS: it is reset instead
+      const closing = AbortSignal.timeout(STREAM_CLOSE_TIMEOUT)
+      // close() ends our side only; the stream is gone once the peer ends its side too
+      await stream.close({ signal: closing }).then(async () => { await untilClosed(stream, closing) }).catch((err: unknown) => {
+        refusals.refuse({ counter: 'dm.reset.close-timeout', peer: remotePeer, level: 'info', message: 'reset a DM stream whose peer did not close its side' })
+        stream.abort(new OctetError('TIMEOUT', `the peer did not close the stream within ${STREAM_CLOSE_TIMEOUT} ms: ${errorMessage(err)}`))
+      })
     } catch (err) {
       const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
       refusals.refuse({ counter: `dm.rejected.${code}`, peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'closed a bad inbound dm stream' })

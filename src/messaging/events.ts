@@ -27,6 +27,8 @@ export interface NewEvent {
 }
 
 const pad = (n: number): string => String(n).padStart(16, '0')
+/** Events read and deleted per database batch while pruning. */
+const PRUNE_CHUNK = 1000
 
 interface PendingCommit {
   ops: StoreOp[]
@@ -54,7 +56,9 @@ export class EventLog {
   private constructor (
     private readonly store: Store,
     private readonly events: RecordSublevel<OctetEvent>,
-    private lastId: number
+    private lastId: number,
+    /** the oldest id still stored; lastId + 1 when none is */
+    private firstId: number
   ) {
     // every SSE client is one listener
     this.emitter.setMaxListeners(0)
@@ -64,11 +68,43 @@ export class EventLog {
     const events = store.records<OctetEvent>('events')
     let lastId = 0
     for await (const event of events.values({ reverse: true, limit: 1 })) lastId = event.id
-    return new EventLog(store, events, lastId)
+    let firstId = lastId + 1
+    for await (const event of events.values({ limit: 1 })) firstId = event.id
+    return new EventLog(store, events, lastId, firstId)
   }
 
   get latestId (): number {
     return this.lastId
+  }
+
+  /** The oldest event still kept (older ones were pruned); latestId + 1 when the log is empty. */
+  get oldestId (): number {
+    return this.firstId
+  }
+
+  /**
+   * Deletes events that committed before `olderThan` (ms) or that are not
+   * among the newest `keep`. The newest event always stays: the next id is
+   * taken from it after a restart, so ids never start again from 1. Ids have
+   * no gaps, so the newest `keep` are simply those above latestId − keep.
+   * Returns how many were deleted; `stopped` ends the work between batches.
+   */
+  async prune (olderThan: number, keep: number, stopped: () => boolean = () => false): Promise<number> {
+    let deleted = 0
+    while (!stopped()) {
+      const keepFrom = Math.max(this.lastId - keep + 1, 1)
+      const doomed: number[] = []
+      for await (const event of this.events.values({ gte: pad(this.firstId), limit: PRUNE_CHUNK })) {
+        // in commit order, so `at` only grows: the first one to keep ends the pruning
+        if (event.id >= this.lastId || (event.at >= olderThan && event.id >= keepFrom)) break
+        doomed.push(event.id)
+      }
+      if (doomed.length === 0) break
+      await this.store.batch(doomed.map(id => ({ type: 'del', sublevel: this.events, key: pad(id) })))
+      this.firstId = (doomed.at(-1) ?? this.firstId) + 1
+      deleted += doomed.length
+    }
+    return deleted
   }
 
   /**

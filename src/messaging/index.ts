@@ -12,6 +12,7 @@ import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
 import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
+import { Retention } from './retention.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
 import { Sender, failedForLostSession, type BundleSource, type MailboxClient } from './sender.js'
 import { Counters } from './stats.js'
@@ -98,6 +99,7 @@ export class Messenger {
   private readonly lock = new KeyedLock()
   private readonly now: () => number
   private readonly collector: MailboxCollector | undefined
+  private readonly retention: Retention
 
   constructor (private readonly init: MessengerInit) {
     this.now = init.now ?? Date.now
@@ -114,6 +116,7 @@ export class Messenger {
     })
     this.transport = new DmTransport({ libp2p: init.libp2p, log, refusals: this.refusals, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
+    this.retention = new Retention({ events: init.events, db: this.db, counters: init.counters, log, now: this.now })
     if (init.mailbox != null) {
       this.collector = new MailboxCollector({
         peerId: init.peerId,
@@ -133,9 +136,11 @@ export class Messenger {
     await this.transport.start()
     await this.sender.start()
     this.collector?.start()
+    this.retention.start()
   }
 
   async stop (): Promise<void> {
+    await this.retention.stop()
     await this.collector?.stop()
     this.sender.stop()
     await this.transport.stop()

@@ -104,6 +104,9 @@ function withStatus (message: MessageRecord | undefined, status: MessageStatusRe
   return merged
 }
 
+/** Dedup entries read per step while pruning. */
+const SEEN_PRUNE_CHUNK = 1000
+
 /** Messages kept in memory after they were written: two send windows. */
 const RECENT_MESSAGES = 1024
 
@@ -190,6 +193,29 @@ export class MessagingStore {
 
   seenKey (sender: string, id: string): string {
     return `${sender}!${id}`
+  }
+
+  /**
+   * Deletes dedup entries of envelopes received before `olderThan` (ms). Keys
+   * are sender and id, not time, so this reads the whole table, a chunk at a
+   * time; it runs rarely (messaging/retention.ts). Returns how many went.
+   */
+  async pruneSeen (olderThan: number, stopped: () => boolean = () => false): Promise<number> {
+    let deleted = 0
+    let after: string | undefined
+    while (!stopped()) {
+      const doomed: string[] = []
+      let read = 0
+      for await (const [key, receivedAt] of this.seen.iterator(after == null ? { limit: SEEN_PRUNE_CHUNK } : { gt: after, limit: SEEN_PRUNE_CHUNK })) {
+        read++
+        after = key
+        if (receivedAt < olderThan) doomed.push(key)
+      }
+      if (doomed.length > 0) await this.store.batch(doomed.map(key => this.delOp(this.seen, key)))
+      deleted += doomed.length
+      if (read < SEEN_PRUNE_CHUNK) break
+    }
+    return deleted
   }
 
   putOp<V> (sublevel: RecordSublevel<V>, key: string, value: V): StoreOp {

@@ -1,19 +1,27 @@
-import { MINUTE, SECOND } from '../units.js'
+import { MiB, MINUTE, SECOND } from '../units.js'
 
 /** octet's own overlay: a private Kademlia DHT, not the public IPFS one. */
 export const PROTOCOL_PREFIX = '/octet'
 export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`
 
 /**
- * Loopback peers are this machine: rate-limiting their inbound connections protects nothing.
- * In libp2p 3.3.11 (ConnectionManager.acceptIncomingConnection) an allowed address skips every
- * inbound limit: maxIncomingPendingConnections (10), inboundConnectionThreshold (5/s per host)
- * and maxConnections. Measured: 29 daemons started at once against one bootstrap node on
- * 127.0.0.1 all got their connection (it had 29 peers), so a testnet's burst needs no other
- * tuning. From other hosts those limits still apply, and a dial refused in a burst is retried
- * by the reconnect loop (reconnect.ts) instead of being lost for good.
+ * libp2p's limits on inbound connections, per source IP per second and in their handshake at
+ * once (its own defaults, stated here). They hold for every address, loopback included: there
+ * used to be an allow list for 127.0.0.0/8 and ::1, and in libp2p 3.3 an allowed address skips
+ * every inbound check, MAX_CONNECTIONS too (measured: 600 loopback connections accepted, +350 MB).
  */
-export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+export const INBOUND_CONNECTIONS_PER_SECOND_PER_HOST = 5
+export const MAX_PENDING_INBOUND_CONNECTIONS = 10
+/**
+ * A local testnet (every listen address a loopback one) sees all its peers come from 127.0.0.1:
+ * the per-host rate is then the rate of the whole testnet. These are sized for the largest one
+ * `octet testnet` starts (100 nodes, src/cli/testnet.ts): each other node may dial a node in the
+ * same second (the readiness lookups, a restart of every node), and each handshake may be
+ * pending at once. A burst beyond is no failure either: the refused dial is retried by the
+ * reconnect loop (reconnect.ts) or the lookup that made it.
+ */
+export const LOCAL_INBOUND_CONNECTIONS_PER_SECOND = 100
+export const LOCAL_MAX_PENDING_INBOUND_CONNECTIONS = 100
 
 /**
  * How often libp2p's connection monitor pings each connection (its default is 10 s). Each ping
@@ -26,8 +34,21 @@ export const LOOPBACK_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
  */
 export const CONNECTION_PING_INTERVAL = MINUTE
 
+/**
+ * The most a yamux stream lets its peer send ahead of what we read (its receive window grows
+ * from 256 KiB up to this while we read fast; yamux's default ceiling is 16 MiB). With a
+ * FrameReader pausing at 1 MiB held (src/wire/framing.ts), a stream costs at most about
+ * 2 MiB however its peer writes. 1 MiB in flight is 10 MB/s per stream at 100 ms round trip.
+ */
+export const MAX_STREAM_WINDOW = 1 * MiB
+
 export const DIAL_TIMEOUT = 10 * SECOND
 export const DHT_LOOKUP_TIMEOUT = 15 * SECOND
+/**
+ * Connections at once, inbound and outbound, from any address: loopback peers count like any
+ * other. Beyond it inbound connections are refused and libp2p prunes the least useful ones.
+ * A 100-node local testnet needs at most 99 per node.
+ */
 export const MAX_CONNECTIONS = 300
 
 /**

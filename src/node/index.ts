@@ -22,7 +22,7 @@ import type { ReachabilityMode, RelayLimits } from '../config.js'
 import { OctetError, errorMessage, systemErrorCode } from '../errors.js'
 import { createLogger, type Logger } from '../logger.js'
 import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isLoopbackOnly } from './addresses.js'
-import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, LOOPBACK_ALLOW, MAX_CONNECTIONS, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
+import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, INBOUND_CONNECTIONS_PER_SECOND_PER_HOST, LOCAL_INBOUND_CONNECTIONS_PER_SECOND, LOCAL_MAX_PENDING_INBOUND_CONNECTIONS, MAX_CONNECTIONS, MAX_PENDING_INBOUND_CONNECTIONS, MAX_STREAM_WINDOW, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
 import { pauseEmptyQueries } from './routing-guard.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
@@ -148,13 +148,15 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     // seconds and leaves a dead connection behind
     connectionGater: { denyDialMultiaddr: addr => isWebRTC(addr) },
     connectionEncrypters: init.connectionEncrypters ?? [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW } })],
     peerDiscovery,
     connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL },
     connectionManager: {
       maxConnections: MAX_CONNECTIONS,
+      // the same limits for every address; a local testnet's burst is met by their size
+      inboundConnectionThreshold: loopbackOnly ? LOCAL_INBOUND_CONNECTIONS_PER_SECOND : INBOUND_CONNECTIONS_PER_SECOND_PER_HOST,
+      maxIncomingPendingConnections: loopbackOnly ? LOCAL_MAX_PENDING_INBOUND_CONNECTIONS : MAX_PENDING_INBOUND_CONNECTIONS,
       dialTimeout: DIAL_TIMEOUT,
-      allow: LOOPBACK_ALLOW,
       addressSorter: dialAddressSorter(subnets, () => loopbackOnly)
     },
     services: {

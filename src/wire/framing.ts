@@ -5,8 +5,14 @@ import { OctetError } from '../errors.js'
 
 /** A varint length prefix never needs more than this many bytes for our limits. */
 const MAX_PREFIX_BYTES = 5
-/** Frames parsed but not yet consumed before the stream is paused (backpressure to the peer). */
-const HIGH_WATER_FRAMES = 1024
+/**
+ * Bytes received but not yet consumed (parsed frames and a partial one) at which the stream is
+ * paused, so the peer's writes wait (backpressure) instead of piling up here. Counted in bytes,
+ * not frames: 1,024 frames were anything from 1 MiB to 64 MiB per stream, depending on what the
+ * peer chose to send. 1 MiB still holds a whole send window of ordinary messages (512 sealed
+ * 1 KiB texts are ~750 KiB), so a receiver keeps storing full bursts in one database batch.
+ */
+export const HIGH_WATER_BYTES = 1024 * 1024
 
 /**
  * Length-prefixed frames from a libp2p 3 message stream, parsed as the bytes
@@ -22,6 +28,8 @@ export class FrameReader {
   private failure: Error | undefined
   private wake: (() => void) | undefined
   private paused = false
+  /** bytes of `frames` */
+  private framedBytes = 0
 
   constructor (private readonly stream: Stream, private readonly maxLength: number) {
     stream.addEventListener('message', this.onMessage)
@@ -37,11 +45,16 @@ export class FrameReader {
     } catch (err) {
       this.failure = err as Error
     }
-    if (this.frames.length >= HIGH_WATER_FRAMES && !this.paused) {
+    if (this.bufferedBytes >= HIGH_WATER_BYTES && !this.paused) {
       this.paused = true
       this.stream.pause()
     }
     this.notify()
+  }
+
+  /** What this reader holds: frames not yet taken by nextBatch and the start of the next one. */
+  get bufferedBytes (): number {
+    return this.framedBytes + this.buffer.byteLength
   }
 
   private readonly onEnd = (): void => {
@@ -76,6 +89,7 @@ export class FrameReader {
       const prefix = encodingLength(length)
       if (this.buffer.byteLength < prefix + length) return
       this.frames.push(this.buffer.sublist(prefix, prefix + length))
+      this.framedBytes += length
       this.buffer.consume(prefix + length)
     }
   }
@@ -97,6 +111,7 @@ export class FrameReader {
       })
     }
     const batch = this.frames.splice(0, this.frames.length)
+    this.framedBytes = 0
     if (this.paused) {
       this.paused = false
       this.stream.resume()

@@ -193,8 +193,19 @@ describe('loadDaemonConfig', () => {
     { name: 'relay max circuits per peer: a fraction', file: { relayMaxCircuitsPerPeer: 2.5 }, code: 'INVALID_CONFIG' },
     { name: 'relay circuit duration: zero seconds', flags: { relayCircuitDuration: '0' }, code: 'INVALID_CONFIG' },
     { name: 'relay circuit bytes: below 1 KiB', env: { OCTET_RELAY_CIRCUIT_BYTES: '100' }, code: 'INVALID_CONFIG' },
-    { name: 'upnp: not a boolean', file: { upnp: 'please' }, code: 'INVALID_CONFIG' }
+    { name: 'upnp: not a boolean', file: { upnp: 'please' }, code: 'INVALID_CONFIG' },
+    { name: 'api allowed host: a URL, not a host', env: { OCTET_API_ALLOWED_HOSTS: 'http://octet.example' }, code: 'INVALID_CONFIG' },
+    { name: 'api allowed host: with a port', flags: { apiAllowedHosts: ['octet.example:4780'] }, code: 'INVALID_CONFIG' },
+    { name: 'api allowed hosts: not a list of strings', file: { apiAllowedHosts: [1] }, code: 'INVALID_CONFIG' }
   ]
+
+  it('takes the API allowed hosts from flags, environment and file, in that order, lower case', async () => {
+    await writeConfig({ apiAllowedHosts: ['file.example'] })
+    const load = (flags: RawSettings, env: NodeJS.ProcessEnv = {}): string[] => loadDaemonConfig({ dataDir, ...flags }, env).apiAllowedHosts
+    expect(load({})).toEqual(['file.example'])
+    expect(load({}, { OCTET_API_ALLOWED_HOSTS: 'Bridge.Example, 192.0.2.7,[2001:db8::1]' })).toEqual(['bridge.example', '192.0.2.7', '2001:db8::1'])
+    expect(load({ apiAllowedHosts: ['flag.example'] }, { OCTET_API_ALLOWED_HOSTS: 'env.example' })).toEqual(['flag.example'])
+  })
 
   it('takes reachability and relay limits from flags, environment and file, in that order', async () => {
     await writeConfig({ reachability: 'private', relayMaxCircuits: 10 })

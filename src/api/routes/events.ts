@@ -1,21 +1,156 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
+import { OctetError } from '../../errors.js'
+import { EVENT_RETENTION, EVENT_RETENTION_COUNT } from '../../messaging/constants.js'
 import type { Counters, EventLog, OctetEvent } from '../../messaging/index.js'
+import { DAY, MiB, SECOND } from '../../units.js'
 
-const HEARTBEAT_INTERVAL = 15_000
+const HEARTBEAT_INTERVAL = 15 * SECOND
+/** Stored events read per step when a client catches up. */
+const REPLAY_PAGE = 256
+
+/** How far an event stream client may fall behind before it is let go. */
+export interface SseLimits {
+  /**
+   * Bytes written to a client and not yet taken by it, past which nothing more is written:
+   * later events wait in the log (on disk), not in memory.
+   */
+  maxBufferedBytes: number
+  /** A client that takes nothing for this long while that much waits is disconnected. */
+  stallTimeout: number
+  /** After the goodbye, how long it has to take what was queued before the connection is cut. */
+  closeGrace: number
+}
+
+/**
+ * 1 MiB is a couple of thousand events: a client that reads at all never gets near it. A
+ * client that reads nothing costs at most that much memory for 30 s, then nothing.
+ */
+export const DEFAULT_SSE_LIMITS: SseLimits = { maxBufferedBytes: 1 * MiB, stallTimeout: 30 * SECOND, closeGrace: 10 * SECOND }
+
+/**
+ * One client of the event stream. Live events are written as they come while
+ * the client keeps up; once more than `maxBufferedBytes` wait for it, writing
+ * stops and it catches up from the log as it reads (the same path as a replay
+ * after Last-Event-ID). A client that takes nothing for `stallTimeout` gets a
+ * `stream.closed` event naming the id to resume after and is disconnected.
+ */
+class EventStream {
+  private live = false
+  private closed = false
+
+  constructor (
+    private readonly res: ServerResponse,
+    private readonly events: EventLog,
+    private lastSent: number,
+    private readonly limits: SseLimits,
+    private readonly onSlow: (resumeAfter: number) => void,
+    private readonly onClose: () => void
+  ) {}
+
+  private get behind (): boolean {
+    return this.res.writableLength > this.limits.maxBufferedBytes
+  }
+
+  private write (event: OctetEvent): void {
+    if (event.id <= this.lastSent) return
+    this.lastSent = event.id
+    this.res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
+  }
+
+  /** An event just committed. */
+  onEvent (event: OctetEvent): void {
+    if (!this.live || this.closed) return
+    this.write(event)
+    if (this.behind) {
+      this.live = false
+      void this.catchUp()
+    }
+  }
+
+  heartbeat (): void {
+    if (!this.behind) this.res.write(': keep-alive\n\n')
+  }
+
+  /** Writes stored events after the last one sent, never more than the limit at once, until caught up. */
+  async catchUp (): Promise<void> {
+    while (!this.closed) {
+      if (this.behind) {
+        if (!await this.drained()) {
+          this.letGo()
+          return
+        }
+        continue
+      }
+      for await (const event of this.events.since(this.lastSent, REPLAY_PAGE)) {
+        if (this.closed) return
+        this.write(event)
+        if (this.behind) break
+      }
+      // caught up: later events come through onEvent. None slips in between: the log
+      // publishes an event only once it is stored, and this check and the switch run
+      // without a pause, so an event is either read above or published after the switch
+      if (!this.behind && this.lastSent >= this.events.latestId) {
+        this.live = true
+        return
+      }
+    }
+  }
+
+  /** True once the client took what was queued; false when it took nothing for stallTimeout or went away. */
+  private async drained (): Promise<boolean> {
+    return await new Promise<boolean>(resolve => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer)
+        this.res.off('drain', onDrain)
+        this.res.off('close', onGone)
+        resolve(ok)
+      }
+      const onDrain = (): void => { done(true) }
+      const onGone = (): void => { done(false) }
+      const timer = setTimeout(onGone, this.limits.stallTimeout)
+      this.res.on('drain', onDrain)
+      this.res.on('close', onGone)
+    })
+  }
+
+  /** Says goodbye with the id to resume after (Last-Event-ID), then disconnects. */
+  private letGo (): void {
+    if (this.closed || this.res.destroyed) return
+    this.onSlow(this.lastSent)
+    const goodbye = { reason: 'SLOW_CLIENT', resumeAfter: this.lastSent, message: `the client read nothing for ${this.limits.stallTimeout / SECOND} s while ${this.res.writableLength} bytes waited; reconnect with Last-Event-ID: ${this.lastSent} to get every later event` }
+    // the connection goes with the stream (it would otherwise stay open for another request);
+    // a client that never reads never lets the goodbye out either: cut it off after the grace.
+    // The socket is taken now: a finished response lets go of it
+    const socket = this.res.socket
+    this.res.end(`event: stream.closed\ndata: ${JSON.stringify(goodbye)}\n\n`, () => { socket?.end() })
+    const cut = setTimeout(() => { socket?.destroy() }, this.limits.closeGrace)
+    socket?.once('close', () => { clearTimeout(cut) })
+    this.close()
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.onClose()
+  }
+}
 
 /**
  * `GET /v1/events`: Server-Sent Events. Each event carries its id; a client
  * that reconnects with Last-Event-ID (or ?after=) gets every later event from
- * the log first, then live ones, with nothing skipped or repeated.
+ * the log first, then live ones, with nothing skipped or repeated. Events
+ * older than the retention (messaging/constants.ts) are gone: asking for
+ * them is answered 410 EVENTS_PRUNED, not with a silent gap.
  */
-export async function eventRoutes (app: FastifyInstance, { events, counters }: { events: EventLog, counters: Counters }): Promise<void> {
+export async function eventRoutes (app: FastifyInstance, { events, counters, limits: given }: { events: EventLog, counters: Counters, limits?: Partial<SseLimits> }): Promise<void> {
+  const limits: SseLimits = { ...DEFAULT_SSE_LIMITS, ...given }
   // an event stream never ends by itself: without this, closing the server would wait for
   // every connected client to hang up (a daemon with a bridge attached could not stop)
-  const streams = new Map<ServerResponse, () => void>()
+  const streams = new Map<ServerResponse, EventStream>()
   app.addHook('preClose', async () => {
-    for (const [res, stop] of streams) {
-      stop()
+    for (const [res, stream] of streams) {
+      stream.close()
       res.end()
     }
   })
@@ -23,13 +158,17 @@ export async function eventRoutes (app: FastifyInstance, { events, counters }: {
   app.get<{ Querystring: { after?: number }, Headers: { 'last-event-id'?: string } }>('/v1/events', {
     schema: {
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
+      description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.`,
       tags: ['events'],
       headers: { type: 'object', properties: { 'last-event-id': { type: 'string', pattern: '^[0-9]{1,15}$' } } },
       querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } } }
     }
   }, async (request, reply) => {
     const header = request.headers['last-event-id']
-    let lastSent = header != null ? Number(header) : request.query.after ?? events.latestId
+    const after = header != null ? Number(header) : request.query.after ?? events.latestId
+    if (after + 1 < events.oldestId) {
+      throw new OctetError('EVENTS_PRUNED', `events ${after + 1} to ${events.oldestId - 1} are no longer kept (events are kept ${EVENT_RETENTION / DAY} days, at most ${EVENT_RETENTION_COUNT}); reload state from the API and resume with ?after=${events.oldestId - 1}, or connect without Last-Event-ID for new events only`)
+    }
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, {
@@ -38,30 +177,23 @@ export async function eventRoutes (app: FastifyInstance, { events, counters }: {
       connection: 'keep-alive',
       'x-accel-buffering': 'no'
     })
-    const write = (event: OctetEvent): void => {
-      if (event.id <= lastSent || res.writableEnded || res.destroyed) return
-      lastSent = event.id
-      res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
-    }
-    // subscribe before reading the log: what commits meanwhile is buffered, not lost
-    let buffer: OctetEvent[] | undefined = []
-    const unsubscribe = events.subscribe(event => { if (buffer != null) buffer.push(event); else write(event) })
-    const heartbeat = setInterval(() => { res.write(': keep-alive\n\n') }, HEARTBEAT_INTERVAL)
-    const stop = (): void => {
+    const stream = new EventStream(res, events, after, limits, resumeAfter => {
+      counters.increment('api.sse.slow-disconnects')
+      request.log.warn({ resumeAfter }, 'event stream client fell behind and was disconnected')
+    }, () => {
       streams.delete(res)
       unsubscribe()
       clearInterval(heartbeat)
-    }
-    streams.set(res, stop)
-    res.once('close', stop)
+    })
+    // subscribe before reading the log: an event committed meanwhile is either read from
+    // the log or written live (see EventStream.catchUp), never lost
+    const unsubscribe = events.subscribe(event => { stream.onEvent(event) })
+    const heartbeat = setInterval(() => { stream.heartbeat() }, HEARTBEAT_INTERVAL)
+    streams.set(res, stream)
+    res.once('close', () => { stream.close() })
     counters.increment('api.sse.connections')
     res.write(': octet events\n\n')
-    for await (const event of events.since(lastSent)) {
-      if (res.destroyed || res.writableEnded) return
-      write(event)
-    }
-    for (const event of buffer) write(event)
-    buffer = undefined
+    await stream.catchUp()
   })
 
   app.get('/v1/stats', {
