@@ -32,7 +32,14 @@ describe('known-answer vectors', () => {
       hex: '08012803',
       encode: () => MailboxResponse.encode({ status: MailboxStatus.OK, count: 3 }),
       decode: bytes => MailboxResponse.decode(bytes),
-      value: { status: MailboxStatus.OK, reason: '', envelopes: [], more: false, count: 3 }
+      value: { status: MailboxStatus.OK, reason: '', envelopes: [], more: false, count: 3, duplicate: false }
+    },
+    {
+      name: 'answer to a STORE of bytes already held: OK, 3 held, duplicate (field 6)',
+      hex: '080128033001',
+      encode: () => MailboxResponse.encode({ status: MailboxStatus.OK, count: 3, duplicate: true }),
+      decode: bytes => MailboxResponse.decode(bytes),
+      value: { status: MailboxStatus.OK, reason: '', envelopes: [], more: false, count: 3, duplicate: true }
     },
     {
       name: 'NOTIFY: count 1',
@@ -82,7 +89,7 @@ describe('known-answer vectors', () => {
       hex: '08041202' + Buffer.from('no', 'ascii').toString('hex'),
       encode: () => MailboxResponse.encode({ status: MailboxStatus.UNAUTHORIZED, reason: 'no' }),
       decode: bytes => MailboxResponse.decode(bytes),
-      value: { status: MailboxStatus.UNAUTHORIZED, reason: 'no', envelopes: [], more: false, count: 0 }
+      value: { status: MailboxStatus.UNAUTHORIZED, reason: 'no', envelopes: [], more: false, count: 0, duplicate: false }
     }
   ]
 
