@@ -145,6 +145,20 @@ describe('damaged state (daemon processes)', () => {
     expect(left.length).toBeLessThan(MESSAGES)
   })
 
+  it("libp2p's datastore damaged (peers and DHT records, learnt again): doctor reports it, the start repairs it with a warning, no message lost", async () => {
+    const dir = await copyOf(inTables)
+    await rm(join(dir, 'db', 'libp2p', 'CURRENT'))
+    const report = await doctor(dir)
+    expect(report.stdout).toMatch(/libp2p's data\s+damaged/)
+    const daemon = await DaemonProcess.start({ dataDir: dir }, cleanup)
+    expect(daemon.output.join('')).toContain("libp2p's datastore (known peers and DHT records, learnt again from the network) was damaged; repaired it")
+    const { status, body } = await daemon.api<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peerB}/messages?limit=1000`)
+    expect(status).toBe(200)
+    expect(body.messages).toHaveLength(MESSAGES)
+    await daemon.stop()
+    expect((await doctor(dir)).stdout).not.toMatch(/libp2p's data/)
+  })
+
   it('identity.key deleted: refused, and doctor --repair does not adopt the state for a new key', async () => {
     const dir = await copyOf(inTables)
     await rm(join(dir, 'identity.key'))

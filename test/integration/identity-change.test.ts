@@ -3,7 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ContactView, MessageRecord, OctetEvent } from '../../src/messaging/index.js'
 import { databasePaths } from '../../src/store/database.js'
-import { Cleanup, waitFor } from '../helpers/daemon.js'
+import { Cleanup, runCli, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
 
 interface SafetyNumberView {
@@ -102,11 +102,16 @@ describe('a contact whose Signal identity changed (reinstall, same PeerId)', () 
   const stat = async (node: InProcessDaemon, name: string): Promise<number> =>
     (await node.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters[name] ?? 0
 
-  /** Stops C, deletes its state database (Signal keys, sessions, messages), starts it again: same PeerId, same port. */
+  /**
+   * Stops C, deletes its state database (Signal keys, sessions, messages), starts it again: same
+   * PeerId, same port. A state gone next to its identity is refused at start (it was not made new),
+   * so C's operator says so with `octet doctor --repair`, which starts the state over empty.
+   */
   const reinstallC = async (): Promise<void> => {
     const peerId = c.peerId
     await c.stop()
     await rm(databasePaths(c.options.dataDir).state, { recursive: true, force: true })
+    expect((await runCli(['doctor', '--repair', '--data-dir', c.options.dataDir])).code).toBe(0)
     c = await InProcessDaemon.start({ ...c.options, listen: [`/ip4/127.0.0.1/tcp/${cPort}`] }, cleanup)
     expect(c.peerId).toBe(peerId)
     // nothing of the old state is left
