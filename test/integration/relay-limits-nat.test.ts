@@ -7,15 +7,17 @@ import { skipUnlessNetns } from '../helpers/netns.js'
 // which wants reservations on two relays, and two public nodes. pub0 relays with room for one
 // reservation only; pub1 turned the relay service off. Exactly one home gets pub0's one place,
 // nobody gets a place on pub1, and the full relay keeps refusing the other home for as long as
-// it asks. The circuit limits (total, per peer) are shown on loopback in relay.test.ts.
+// it asks. pub0 also takes one circuit per peer: a second one to the same home is refused (the
+// message it was for still arrives, through mailboxes). Limits in detail: relay.test.ts.
 const unavailable = skipUnlessNetns()
 
 interface Identity {
   peerId: string
   reachability: string
   relayAddresses: string[]
-  relayService: { offered: boolean, reservations?: number }
+  relayService: { offered: boolean, reservations?: number, circuits?: number, refusedCircuits?: number }
 }
+interface Message { id: string, status: string }
 
 /** How long the full relay is watched refusing the second home, which keeps asking meanwhile (its relay discovery retries every few seconds). */
 const WATCH_MS = 10_000
@@ -26,6 +28,7 @@ describe.skipIf(unavailable != null)(`relay limits across NATs${unavailable != n
   let relay: DaemonProcess
   let noRelay: DaemonProcess
   let homes: DaemonProcess[] = []
+  let holder: Identity
 
   const identity = async (d: DaemonProcess): Promise<Identity> => (await d.api<Identity>('GET', '/v1/identity')).body
   const relaysOf = (id: Identity): string[] => [...new Set(id.relayAddresses.map(a => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)?.[1] ?? ''))].filter(p => p !== '')
@@ -34,7 +37,7 @@ describe.skipIf(unavailable != null)(`relay limits across NATs${unavailable != n
     topology = await Topology.create({ publicHosts: 2, homes: [{ hosts: 1 }, { hosts: 1 }] }, { signal: AbortSignal.timeout(10_000) })
     cleanup.add(async () => { await topology.destroy() })
     // the lab's internet is a private range, which AutoNAT never tests: the public nodes say what they are
-    relay = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'pub0' }, extraArgs: ['--reachability', 'public', '--relay-max-reservations', '1'] }, cleanup)
+    relay = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'pub0' }, extraArgs: ['--reachability', 'public', '--relay-max-reservations', '1', '--relay-max-circuits-per-peer', '1'] }, cleanup)
     noRelay = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), netns: { topology, host: 'pub1' }, bootstrap: [relay.tcpAddress], extraArgs: ['--reachability', 'public', '--no-relay-service'] }, cleanup)
     const bootstrap = [relay.tcpAddress, noRelay.tcpAddress]
     homes = await Promise.all(['home0-0', 'home1-0'].map(async host =>
@@ -49,7 +52,7 @@ describe.skipIf(unavailable != null)(`relay limits across NATs${unavailable != n
     for (const home of homes) {
       await waitFor(async () => (await identity(home)).reachability === 'private' ? true : undefined, { what: 'home private', timeoutMs: 30_000 })
     }
-    const holder = await waitFor(async () => {
+    holder = await waitFor(async () => {
       const ids = await Promise.all(homes.map(identity))
       return ids.find(id => relaysOf(id).includes(relay.info.peerId))
     }, { what: 'a home holding a reservation on pub0', timeoutMs: 30_000, intervalMs: 200 })
@@ -64,5 +67,27 @@ describe.skipIf(unavailable != null)(`relay limits across NATs${unavailable != n
       }
       await new Promise(resolve => setTimeout(resolve, 250))
     }
+  })
+
+  it('a relay with room for one circuit per peer refuses a second circuit to the same home; that message still arrives', async () => {
+    const target = homes.find(h => h.info.peerId === holder.peerId) as DaemonProcess
+    const other = homes.find(h => h.info.peerId !== holder.peerId) as DaemonProcess
+    const send = async (from: DaemonProcess, text: string): Promise<Message> => {
+      const res = await from.api<{ message: Message }>('POST', '/v1/messages', { to: target.info.peerId, text })
+      expect(res.status).toBe(202)
+      return res.body.message
+    }
+    const delivered = async (from: DaemonProcess, id: string): Promise<void> => {
+      await waitFor(async () => (await from.api<{ message: Message }>('GET', `/v1/messages/${id}`)).body.message.status === 'delivered' ? true : undefined,
+        { what: `message ${id} delivered`, timeoutMs: 30_000, intervalMs: 100 })
+    }
+    // the other home's circuit to the holder takes the holder's one place
+    await delivered(other, (await send(other, 'through the relay')).id)
+    expect((await identity(relay)).relayService.circuits).toBe(1)
+    // pub1 cannot dial a home directly: its circuit through pub0 would be the holder's second
+    await delivered(noRelay, (await send(noRelay, 'the relay has no room for this circuit')).id)
+    const stats = (await identity(relay)).relayService
+    expect(stats.refusedCircuits).toBeGreaterThanOrEqual(1)
+    expect(stats.circuits).toBe(1)
   })
 })
