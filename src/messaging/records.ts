@@ -201,17 +201,27 @@ export class MessagingStore {
    * time; it runs rarely (messaging/retention.ts). Returns how many went.
    */
   async pruneSeen (olderThan: number, stopped: () => boolean = () => false): Promise<number> {
+    return await this.pruneOlder(this.seen, receivedAt => receivedAt, olderThan, stopped)
+  }
+
+  /** Idempotency keys past their TTL answer nothing any more (see Messenger.send): they go too. */
+  async pruneIdempotency (olderThan: number, stopped: () => boolean = () => false): Promise<number> {
+    return await this.pruneOlder(this.idempotency, record => record.createdAt, olderThan, stopped)
+  }
+
+  /** Deletes the entries of `sublevel` whose time is before `olderThan`, a chunk at a time. */
+  private async pruneOlder<V> (sublevel: RecordSublevel<V>, timeOf: (value: V) => number, olderThan: number, stopped: () => boolean): Promise<number> {
     let deleted = 0
     let after: string | undefined
     while (!stopped()) {
       const doomed: string[] = []
       let read = 0
-      for await (const [key, receivedAt] of this.seen.iterator(after == null ? { limit: SEEN_PRUNE_CHUNK } : { gt: after, limit: SEEN_PRUNE_CHUNK })) {
+      for await (const [key, value] of sublevel.iterator(after == null ? { limit: SEEN_PRUNE_CHUNK } : { gt: after, limit: SEEN_PRUNE_CHUNK })) {
         read++
         after = key
-        if (receivedAt < olderThan) doomed.push(key)
+        if (timeOf(value) < olderThan) doomed.push(key)
       }
-      if (doomed.length > 0) await this.store.batch(doomed.map(key => this.delOp(this.seen, key)))
+      if (doomed.length > 0) await this.store.batch(doomed.map(key => this.delOp(sublevel, key)))
       deleted += doomed.length
       if (read < SEEN_PRUNE_CHUNK) break
     }

@@ -1,6 +1,6 @@
 import { errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { EVENT_RETENTION, EVENT_RETENTION_COUNT, PRUNE_INTERVAL, SEEN_RETENTION } from './constants.js'
+import { EVENT_RETENTION, EVENT_RETENTION_COUNT, IDEMPOTENCY_TTL, PRUNE_INTERVAL, SEEN_RETENTION } from './constants.js'
 import type { EventLog } from './events.js'
 import type { MessagingStore } from './records.js'
 import type { Counters } from './stats.js'
@@ -18,12 +18,14 @@ export interface RetentionInit {
 export interface PruneReport {
   events: number
   seen: number
+  idempotency: number
 }
 
 /**
- * Keeps the event log and the dedup table from growing for ever: prunes both
- * at start and then every PRUNE_INTERVAL, to the retention in constants.ts.
- * Counted in /v1/stats as `retention.events.pruned` and `retention.seen.pruned`.
+ * Keeps the event log and the dedup tables (received envelopes, Idempotency-Keys)
+ * from growing for ever: prunes them at start and then every PRUNE_INTERVAL, to
+ * the retention in constants.ts. Counted in /v1/stats as
+ * `retention.events.pruned`, `retention.seen.pruned`, `retention.idempotency.pruned`.
  */
 export class Retention {
   private timer: NodeJS.Timeout | undefined
@@ -52,17 +54,19 @@ export class Retention {
     const { events, db, counters, log } = this.init
     const now = this.init.now()
     const stopped = (): boolean => this.stopped
-    const report: PruneReport = { events: 0, seen: 0 }
+    const report: PruneReport = { events: 0, seen: 0, idempotency: 0 }
     try {
       report.events = await events.prune(now - EVENT_RETENTION, EVENT_RETENTION_COUNT, stopped)
       report.seen = await db.pruneSeen(now - SEEN_RETENTION, stopped)
+      report.idempotency = await db.pruneIdempotency(now - IDEMPOTENCY_TTL, stopped)
     } catch (err) {
       // the next round tries again; nothing is lost by pruning late
       log.warn({ err: errorMessage(err) }, 'pruning old events and dedup entries failed')
     }
     counters.increment('retention.events.pruned', report.events)
     counters.increment('retention.seen.pruned', report.seen)
-    if (report.events + report.seen > 0) log.info(report, 'pruned old events and dedup entries')
+    counters.increment('retention.idempotency.pruned', report.idempotency)
+    if (report.events + report.seen + report.idempotency > 0) log.info(report, 'pruned old events and dedup entries')
     return report
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import { EVENT_RETENTION, SEEN_RETENTION } from '../../../src/messaging/constants.js'
+import { EVENT_RETENTION, IDEMPOTENCY_TTL, SEEN_RETENTION } from '../../../src/messaging/constants.js'
 import { EventLog, type OctetEvent } from '../../../src/messaging/events.js'
 import { MessagingStore } from '../../../src/messaging/records.js'
 import { Retention } from '../../../src/messaging/retention.js'
@@ -52,7 +52,7 @@ describe('Retention', () => {
     const counters = new Counters()
     const retention = new Retention({ events, db, counters, log: pino({ level: 'silent' }), now: () => NOW })
 
-    expect(await retention.pruneOnce()).toEqual({ events: 2, seen: 2 })
+    expect(await retention.pruneOnce()).toEqual({ events: 2, seen: 2, idempotency: 0 })
     expect(await stored(events)).toEqual(young.map(e => e.id))
     expect(events.oldestId).toBe(young[0]?.id)
     expect(await db.seen.get(db.seenKey('peerA', 'aa'))).toBeUndefined()
@@ -61,7 +61,21 @@ describe('Retention', () => {
     expect(counters.snapshot()).toMatchObject({ 'retention.events.pruned': 2, 'retention.seen.pruned': 2 })
     expect(old.every(e => e.id < (young[0]?.id ?? 0))).toBe(true)
     // a second round finds nothing more
-    expect(await retention.pruneOnce()).toEqual({ events: 0, seen: 0 })
+    expect(await retention.pruneOnce()).toEqual({ events: 0, seen: 0, idempotency: 0 })
+  })
+
+  it('deletes Idempotency-Keys past their TTL and keeps the younger ones', async () => {
+    const { db, events } = await open()
+    await db.batch([
+      db.putOp(db.idempotency, 'old', { messageId: 'm1', createdAt: NOW - IDEMPOTENCY_TTL - 1 }),
+      db.putOp(db.idempotency, 'young', { messageId: 'm2', createdAt: NOW - IDEMPOTENCY_TTL + HOUR })
+    ])
+    const counters = new Counters()
+    const retention = new Retention({ events, db, counters, log: pino({ level: 'silent' }), now: () => NOW })
+    expect(await retention.pruneOnce()).toEqual({ events: 0, seen: 0, idempotency: 1 })
+    expect(await db.idempotency.get('old')).toBeUndefined()
+    expect(await db.idempotency.get('young')).toEqual({ messageId: 'm2', createdAt: NOW - IDEMPOTENCY_TTL + HOUR })
+    expect(counters.snapshot()).toMatchObject({ 'retention.idempotency.pruned': 1 })
   })
 
   it('always keeps the newest event, so ids go on after a restart instead of starting again from 1', async () => {
