@@ -9,7 +9,7 @@ import {
   AckStatus, Kind, ReceiptType,
   decodeBatch, decodeDmFrame, decodeEnvelope, decodePlaintext, decodeReceipt,
   encodeBatch, encodeDmFrame, encodeEnvelope, encodePlaintext, encodeReceipt,
-  type Envelope
+  type BatchItem, type Envelope
 } from '../../../src/wire/codec.js'
 
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'))
@@ -71,7 +71,7 @@ describe('DM known-answer vectors', () => {
 
   it('a batch of a text and a receipt: items in field 1, each id, kind, timestamp, seq, plaintext', () => {
     const hex = `0a20${'0a'}10${ID_HEX}1001${'18'}${T_HEX}20072a0109` + `0a1d${'0a'}10${ID2_HEX}1002${'18'}81d095ffbc312008`
-    const items = [
+    const items: BatchItem[] = [
       { id: ID, kind: Kind.TEXT, timestamp: 1_700_000_000_000, seq: 7, plaintext: Uint8Array.of(9) },
       { id: ID2, kind: Kind.RECEIPT, timestamp: 1_700_000_000_001, seq: 8, plaintext: new Uint8Array(0) }
     ]
