@@ -67,9 +67,7 @@ describe('serving a bundle on /octet/prekeys/1.0.0', () => {
   it('resets a dialer that never closes its end, after the timeout', async () => {
     const [dialer, server] = await streamPair()
     // the dialer takes the bundle but never closes: the stream would stay half-open
-    const started = Date.now()
     expect(await codeOf(serveBundle(server, produce, 200))).toBe('TIMEOUT')
-    expect(Date.now() - started).toBeLessThan(2_000)
     expect(server.status).toBe('aborted')
     expect(await ended(dialer)).toBe('reset')
   })
@@ -144,10 +142,9 @@ describe('reading a bundle from /octet/prekeys/1.0.0', () => {
   it('returns the bundle and cuts off a server that keeps the stream open after it', async () => {
     const [dialer, server] = await streamPair()
     server.send(frame(BUNDLE))
-    const started = Date.now()
     expect(await readBundle(dialer, AbortSignal.timeout(2_000), 200)).toEqual(BUNDLE)
-    expect(Date.now() - started).toBeLessThan(150)
-    // the server never closes: the dialer did not wait for it, and resets it after the grace period
+    // the server never closes: the dialer did not wait for it (had it waited out the 200 ms
+    // grace, the stream would be aborted by now, not open), and resets it after the grace period
     expect(dialer.status).toBe('open')
     expect(await ended(dialer)).toBe('aborted')
     expect(await ended(server)).toBe('reset')
