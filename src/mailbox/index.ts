@@ -3,7 +3,7 @@ import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../messaging/rate-limit.js'
 import { networkPrefix } from '../node/addresses.js'
-import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, routingTableOf, type OctetLibp2p } from '../node/index.js'
 import { Refusals } from '../refusals.js'
 import type { Store } from '../store/database.js'
 import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
@@ -695,7 +695,7 @@ export class MailboxService {
    */
   private closestRank (recipient: string, storer: string): number | undefined {
     const wanted = this.options.replicas + this.options.closestSlack
-    const table = routingTable(this.components.libp2p.services.dht)
+    const table = routingTableOf(this.components.libp2p.services.dht)
     if (table == null) return undefined
     const key = kadId(recipient)
     const exclude = [parsePeerId(recipient), parsePeerId(storer)]
@@ -784,7 +784,7 @@ export class MailboxService {
     const { libp2p } = this.components
     const dht = libp2p.services.dht
     // kad-dht waits, with no limit but the signal, for a first peer when its routing table is empty
-    if (routingTableSize(dht) === 0) return []
+    if (routingTableOf(dht)?.size === 0) return []
     const timeout = AbortSignal.timeout(this.options.closestPeersTimeout)
     const answered = new Set<string>()
     const named = new Set<string>()
@@ -866,21 +866,4 @@ function refusalError (mailbox: string, op: string, response: MailboxResponse): 
     default:
       return new OctetError('MALFORMED_FRAME', `the mailbox ${mailbox} answered our ${op} with ${response.status}`)
   }
-}
-
-/** The part of kad-dht's routing table we read, which its public types do not expose. */
-interface RoutingTableView {
-  size: number
-  closestPeers: (kadId: Uint8Array, options: { count: number, exclude: PeerId[] }) => PeerId[]
-}
-
-function routingTable (dht: unknown): RoutingTableView | undefined {
-  const table = (dht as { routingTable?: Partial<RoutingTableView> }).routingTable
-  return typeof table?.closestPeers === 'function' && typeof table.size === 'number' ? table as RoutingTableView : undefined
-}
-
-/** kad-dht's routing table size, which its public types do not expose; undefined when unknown. */
-function routingTableSize (dht: unknown): number | undefined {
-  const size = (dht as { routingTable?: { size?: unknown } }).routingTable?.size
-  return typeof size === 'number' ? size : undefined
 }

@@ -25,6 +25,7 @@ import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSort
 import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, INBOUND_CONNECTIONS_PER_SECOND_PER_HOST, LOCAL_INBOUND_CONNECTIONS_PER_SECOND, LOCAL_MAX_PENDING_INBOUND_CONNECTIONS, MAX_CONNECTIONS, MAX_PENDING_INBOUND_CONNECTIONS, MAX_STREAM_WINDOW, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
 import { pauseEmptyQueries } from './routing-guard.js'
+import { routingTableOf } from './routing-table.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
@@ -38,6 +39,7 @@ export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
 export type { Reachability, ReachabilityStatus } from './reachability.js'
 export type { RelayServerStats } from './relay.js'
 export { RELAYED_CONNECTIONS_OK } from './constants.js'
+export { routingTableOf, type RoutingTableView } from './routing-table.js'
 export { dialProtocolFindingPeer } from './dial.js'
 export type { AttemptOutcome, Connectivity, ReconnectStatus as NodeStatus } from './reconnect.js'
 
@@ -343,9 +345,7 @@ export class OctetNode {
 
   /** Peers in the DHT routing table: what this node's lookups can start from. */
   routingTableSize (): number {
-    // the KadDHT interface does not expose the table; the implementation does
-    const dht = this.libp2p.services.dht as KadDHT & { routingTable?: { size: number } }
-    return dht.routingTable?.size ?? 0
+    return routingTableOf(this.libp2p.services.dht)?.size ?? 0
   }
 
   /**
