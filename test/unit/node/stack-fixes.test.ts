@@ -56,6 +56,15 @@ describe('the length-prefixed decoder fix', () => {
     }))
   })
 
+  it('is active: the length decoder it wraps never sees the empty buffer after the last whole frame (a renamed private field would leave it unwrapped)', () => {
+    const seen: number[] = []
+    const spy = (data: Uint8ArrayList): number => { seen.push(data.byteLength); return uint16BEDecode(data) }
+    const decoder = new LengthPrefixedDecoder({ lengthDecoder: spy, encodingLength: () => 2 })
+    expect(decodeAll(decoder, [Uint8Array.from([...frame16(Uint8Array.of(1)), ...frame16(Uint8Array.of(2, 3))])])).toEqual([Uint8Array.of(1), Uint8Array.of(2, 3)])
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen).not.toContain(0)
+  })
+
   it('still refuses a frame over the limit, and errors of the length decoder that are not RangeErrors', () => {
     const small = new LengthPrefixedDecoder({ lengthDecoder: uint16BEDecode, encodingLength: () => 2, maxDataLength: 10 })
     expect(() => decodeAll(small, [frame16(new Uint8Array(11))])).toThrow(/length/i)
