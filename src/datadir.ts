@@ -71,12 +71,13 @@ export async function tightenDataDir (dataDir: string): Promise<string[]> {
   }
   await tighten(dataDir)
   const { db, marker } = dataDirPaths(dataDir)
-  if (await exists(db)) await walk(db)
-  if (await exists(marker)) await tighten(marker)
+  if (await pathExists(db)) await walk(db)
+  if (await pathExists(marker)) await tighten(marker)
   return tightened
 }
 
-async function exists (path: string): Promise<boolean> {
+/** Whether `path` exists; errors other than ENOENT (permissions, I/O) are thrown, not taken for "no". */
+export async function pathExists (path: string): Promise<boolean> {
   try {
     await stat(path)
     return true

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { ClassicLevel } from 'classic-level'
-import { dataDirPaths, loadOrCreateIdentity, type SecretOptions } from '../datadir.js'
+import { dataDirPaths, loadOrCreateIdentity, pathExists, type SecretOptions } from '../datadir.js'
 import { OctetError, errorMessage, isOctetError, systemErrorCode, type ErrorCode } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { STORE_VERSION, Store, databasePaths, levelDamage, translateOpenError } from './database.js'
@@ -131,23 +131,13 @@ async function hasFiles (dir: string): Promise<boolean> {
   }
 }
 
-async function fileExists (path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch (err) {
-    if (systemErrorCode(err) === 'ENOENT') return false
-    throw err
-  }
-}
-
 /**
  * Whether nothing of a node is there yet, or only what a first start that was
  * cut short left (nothing was served from it: the marker is final before that).
  */
 export async function isNew (dataDir: string, marker: MarkerFile | undefined): Promise<boolean> {
   if (marker != null) return 'initializing' in marker
-  return !await hasFiles(databasePaths(dataDir).state) && !await fileExists(dataDirPaths(dataDir).identity)
+  return !await hasFiles(databasePaths(dataDir).state) && !await pathExists(dataDirPaths(dataDir).identity)
 }
 
 /**
