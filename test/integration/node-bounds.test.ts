@@ -1,13 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { multiaddr } from '@multiformats/multiaddr'
-import { LevelDatastore } from 'datastore-level'
 import { createLibp2p } from 'libp2p'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,9 +11,10 @@ import { DmTransport } from '../../src/messaging/dm-protocol.js'
 import { Counters } from '../../src/messaging/stats.js'
 import { Refusals } from '../../src/refusals.js'
 import { MAX_CONNECTIONS, MAX_STREAM_WINDOW } from '../../src/node/constants.js'
-import { RELAYED_CONNECTIONS_OK, createNode, type OctetNode } from '../../src/node/index.js'
+import { RELAYED_CONNECTIONS_OK, type OctetNode } from '../../src/node/index.js'
 import { FrameReader, HIGH_WATER_BYTES, writeFrames } from '../../src/wire/framing.js'
 import { KiB } from '../../src/units.js'
+import { startTestNode } from '../helpers/node.js'
 
 // Bounds a peer cannot talk its way past, on real libp2p nodes over TCP on 127.0.0.1: how much
 // a stream reader holds, how long an idle DM stream lives, how many connections loopback gets.
@@ -27,14 +23,7 @@ let a: OctetNode
 let b: OctetNode
 
 async function start (): Promise<OctetNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'octet-bounds-'))
-  cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  const datastore = new LevelDatastore(join(dir, 'libp2p'))
-  await datastore.open()
-  cleanups.push(async () => { await datastore.close() })
-  const node = await createNode({ privateKey: await generateKeyPair('Ed25519'), listen: [multiaddr('/ip4/127.0.0.1/tcp/0')], bootstrap: [], mdns: false, datastore })
-  cleanups.push(async () => { await node.stop() })
-  return node
+  return await startTestNode(cleanups)
 }
 
 beforeAll(async () => {

@@ -1,14 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { LevelDatastore } from 'datastore-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULT_RELAY_LIMITS, type ReachabilityMode, type RelayLimits } from '../../src/config.js'
-import { createNode, type OctetNode } from '../../src/node/index.js'
+import type { OctetNode } from '../../src/node/index.js'
+import { startTestNode } from '../helpers/node.js'
 
 // Circuit relay v2 as octet runs it, on loopback: who offers the hop protocol, what a relay
 // refuses beyond its limits, and a node that reserves on two relays and replaces one that
@@ -19,22 +15,7 @@ afterEach(async () => {
 })
 
 async function start (reachability: ReachabilityMode, relayService?: RelayLimits, bootstrap: string[] = []): Promise<OctetNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'octet-relay-'))
-  cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  const datastore = new LevelDatastore(join(dir, 'libp2p'))
-  await datastore.open()
-  cleanups.push(async () => { await datastore.close() })
-  const node = await createNode({
-    privateKey: await generateKeyPair('Ed25519'),
-    listen: [multiaddr('/ip4/127.0.0.1/tcp/0')],
-    bootstrap: bootstrap.map(a => multiaddr(a)),
-    mdns: false,
-    datastore,
-    reachability,
-    relayService
-  })
-  cleanups.push(async () => { await node.stop() })
-  return node
+  return await startTestNode(cleanups, { reachability, relayService, bootstrap })
 }
 
 async function until (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {

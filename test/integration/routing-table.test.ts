@@ -1,12 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { multiaddr } from '@multiformats/multiaddr'
-import { LevelDatastore } from 'datastore-level'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createNode, routingTableOf, type OctetNode } from '../../src/node/index.js'
+import { routingTableOf, type OctetNode } from '../../src/node/index.js'
 import { waitFor } from '../helpers/daemon.js'
+import { startTestNode } from '../helpers/node.js'
 
 // The guard of octet's one reach into kad-dht's private routing table (src/node/routing-table.ts):
 // on the kad-dht octet runs, the view exists and reads the table as it fills. An upstream rename
@@ -15,14 +10,7 @@ const cleanups: Array<() => Promise<void>> = []
 afterAll(async () => { for (const cleanup of cleanups.splice(0).reverse()) await cleanup() })
 
 async function start (bootstrap: string[] = []): Promise<OctetNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'octet-table-'))
-  cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  const datastore = new LevelDatastore(join(dir, 'libp2p'))
-  await datastore.open()
-  cleanups.push(async () => { await datastore.close() })
-  const node = await createNode({ privateKey: await generateKeyPair('Ed25519'), listen: [multiaddr('/ip4/127.0.0.1/tcp/0')], bootstrap: bootstrap.map(a => multiaddr(a)), mdns: false, datastore })
-  cleanups.push(async () => { await node.stop() })
-  return node
+  return await startTestNode(cleanups, { bootstrap })
 }
 
 describe("kad-dht's routing table as octet reads it", () => {

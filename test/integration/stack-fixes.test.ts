@@ -1,14 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
-import { multiaddr } from '@multiformats/multiaddr'
-import { LevelDatastore } from 'datastore-level'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createNode, type OctetNode } from '../../src/node/index.js'
+import type { OctetNode } from '../../src/node/index.js'
 import { FrameReader, writeFrames } from '../../src/wire/framing.js'
 import { KiB, MiB } from '../../src/units.js'
+import { startTestNode } from '../helpers/node.js'
 
 // The libp2p stack with octet's fixes to it (src/node/stack-fixes.ts) moves every byte, in
 // order, over a real connection: many small frames (one per chat message, where a window
@@ -20,13 +15,7 @@ let a: OctetNode
 let b: OctetNode
 
 async function start (): Promise<OctetNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'octet-stack-'))
-  cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  const datastore = new LevelDatastore(join(dir, 'libp2p'))
-  await datastore.open()
-  cleanups.push(async () => { await datastore.close() })
-  const node = await createNode({ privateKey: await generateKeyPair('Ed25519'), listen: [multiaddr('/ip4/127.0.0.1/tcp/0')], bootstrap: [], mdns: false, datastore })
-  cleanups.push(async () => { await node.stop() })
+  const node = await startTestNode(cleanups)
   await node.libp2p.start()
   return node
 }
