@@ -8,7 +8,7 @@
 // Needs root, iproute2 and iptables; skipped otherwise.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CLI, stats, tempDir } from './lib.js'
+import { CLI, netnsTopologyOrSkip, stats, tempDir } from './lib.js'
 
 export const name = 'autonat'
 export const description = 'time from start to a reachability verdict, AutoNAT v2 on public addresses vs public hosts declared'
@@ -19,12 +19,8 @@ const VERDICT_TIMEOUT = 120_000
 const POLL_INTERVAL = 100
 
 export async function run ({ log = () => {} } = {}) {
-  const { Topology, netnsUnavailableReason } = await import('../../dist/testnet/netns.js')
-  const unavailable = netnsUnavailableReason()
-  if (unavailable != null) {
-    log(`skipped: ${unavailable}`)
-    return { rows: [{ metric: 'skipped', value: '-', unit: '', note: unavailable }] }
-  }
+  const { Topology, skipped } = await netnsTopologyOrSkip(log)
+  if (skipped != null) return skipped
   const { socketFetch } = await import('../../dist/api-socket.js')
   const rows = []
   const add = (metric, value, unit, note = '') => { rows.push({ metric, value: Math.round(value * 10) / 10, unit, note }) }

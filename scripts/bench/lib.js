@@ -115,3 +115,15 @@ function safeRead (path) {
 export async function packageVersion () {
   return JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).version
 }
+
+/**
+ * The network-namespace Topology for a benchmark, or the rows it reports when this machine
+ * cannot build one (not Linux, not root, no iproute2 or iptables): `{ Topology }` or `{ skipped }`.
+ */
+export async function netnsTopologyOrSkip (log) {
+  const { Topology, netnsUnavailableReason } = await import('../../dist/testnet/netns.js')
+  const unavailable = netnsUnavailableReason()
+  if (unavailable == null) return { Topology }
+  log(`skipped: ${unavailable}`)
+  return { skipped: { rows: [{ metric: 'skipped', value: '-', unit: '', note: unavailable }] } }
+}

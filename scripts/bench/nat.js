@@ -14,7 +14,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CLI, cpuMsOf, tempDir } from './lib.js'
+import { CLI, cpuMsOf, netnsTopologyOrSkip, tempDir } from './lib.js'
 
 export const name = 'nat'
 export const description = 'A → B across two NATs through a relay (first message, then one at a time) vs two public peers directly; relay CPU per message; hole punching'
@@ -43,12 +43,8 @@ const LOGS_DIR = process.env.BENCH_NAT_LOGS
 
 export async function run ({ log = () => {} } = {}) {
   // dist/ is built by `npm run bench` (prebench)
-  const { Topology, netnsUnavailableReason } = await import('../../dist/testnet/netns.js')
-  const unavailable = netnsUnavailableReason()
-  if (unavailable != null) {
-    log(`skipped: ${unavailable}`)
-    return { rows: [{ metric: 'skipped', value: '-', unit: '', note: unavailable }] }
-  }
+  const { Topology, skipped } = await netnsTopologyOrSkip(log)
+  if (skipped != null) return skipped
   const { socketFetch } = await import('../../dist/api-socket.js')
   const { parseSse } = await import('../../dist/cli/sse.js')
 
