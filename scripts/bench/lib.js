@@ -127,3 +127,15 @@ export async function netnsTopologyOrSkip (log) {
   log(`skipped: ${unavailable}`)
   return { skipped: { rows: [{ metric: 'skipped', value: '-', unit: '', note: unavailable }] } }
 }
+
+/** One request to a daemon's HTTP API with its token: `{ status, body }` (the parsed JSON, or undefined when empty). */
+export async function apiRequest (url, token, method, path, body) {
+  const res = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
+    body: body != null ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(30_000)
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { connect } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CLI, MB, rssOf, tempDir } from '../lib.js'
+import { CLI, MB, apiRequest, rssOf, tempDir } from '../lib.js'
 
 const SLEEPERS = 20
 const TEXT_BYTES = 1024
@@ -200,14 +200,7 @@ class Daemon {
   }
 
   async api (method, path, body) {
-    const res = await fetch(this.apiUrl + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
-      body: body != null ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(30_000)
-    })
-    const text = await res.text()
-    return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+    return await apiRequest(this.apiUrl, this.token, method, path, body)
   }
 
   async stop () {

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { cp, mkdir, readdir, readFile, rm, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CLI, tempDir } from '../lib.js'
+import { CLI, apiRequest, tempDir } from '../lib.js'
 
 const MESSAGES = 2000
 const EXIT_STATE_DAMAGED = 65
@@ -42,14 +42,7 @@ async function stopDaemon (child, signal = 'SIGTERM') {
 }
 
 function apiOf (url, token) {
-  return async (method, path, body) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
-      body: body != null ? JSON.stringify(body) : undefined
-    })
-    return { status: res.status, body: await res.json() }
-  }
+  return async (method, path, body) => await apiRequest(url, token, method, path, body)
 }
 
 async function runCli (args) {

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { mkdtemp, open, readFile, rm, truncate } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI, MB, rssOf, tempDir } from '../lib.js'
+import { CLI, MB, apiRequest, rssOf, tempDir } from '../lib.js'
 
 const MESSAGES = 3000
 const CONCURRENCY = 50
@@ -133,12 +133,7 @@ async function startDaemon (dataDir, bootstrap, undo) {
 }
 
 async function api (daemon, method, path, body) {
-  const res = await fetch(daemon.url + path, {
-    method,
-    headers: { authorization: `Bearer ${daemon.token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
-    body: body != null ? JSON.stringify(body) : undefined
-  })
-  return { status: res.status, body: await res.json() }
+  return await apiRequest(daemon.url, daemon.token, method, path, body)
 }
 
 async function health (daemon) {
