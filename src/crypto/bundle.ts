@@ -2,7 +2,7 @@ import { KEMPublicKey, PreKeyBundle, PublicKey } from '@signalapp/libsignal-clie
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey as Libp2pPrivateKey } from '@libp2p/interface'
 import { OctetError } from '../errors.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../wire/prekeys.pb.js'
 import { BUNDLE_SIGNATURE_DOMAIN, MAX_BUNDLE_BYTES, MAX_CLOCK_SKEW, SIGNAL_DEVICE_ID } from './constants.js'
 import { owned } from './stores.js'
 

@@ -1,6 +1,6 @@
 import { Aes256GcmSiv, PrivateKey, PublicKey, hkdf } from '@signalapp/libsignal-client'
 import { OctetError } from '../errors.js'
-import { SealedEnvelope } from '../wire/mailbox.js'
+import { SealedEnvelope } from '../wire/mailbox.pb.js'
 import { owned } from './stores.js'
 
 /**

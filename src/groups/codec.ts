@@ -15,7 +15,7 @@ import {
   HistoryResponse as PbHistoryResponse,
   HistoryStatus,
   SenderKey as PbSenderKey
-} from '../wire/groups.js'
+} from '../wire/groups.pb.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import {
   GROUP_PAD_BLOCK_BYTES,
@@ -34,7 +34,7 @@ import {
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from '../wire/checked.js'
 import { isEd25519PeerId, isGroupId, membershipFromPb, membershipToPb, type MembershipDoc } from './membership.js'
 
-export { ControlType, HistoryStatus } from '../wire/groups.js'
+export { ControlType, HistoryStatus } from '../wire/groups.pb.js'
 
 type Bytes = Uint8Array | Uint8ArrayList
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)

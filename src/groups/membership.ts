@@ -27,7 +27,7 @@ import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import { canonicalPeerIdType } from '../wire/codec.js'
 import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
-import { Membership } from '../wire/groups.js'
+import { Membership } from '../wire/groups.pb.js'
 import {
   GROUP_ID_BYTES,
   HASH_BYTES,

@@ -6,7 +6,7 @@ import { networkPrefix } from '../node/addresses.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, routingTableOf, type OctetLibp2p } from '../node/index.js'
 import { Refusals } from '../refusals.js'
 import type { Store } from '../store/database.js'
-import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.js'
+import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.pb.js'
 import {
   CLIENT_MAX_FETCHED_BYTES,
   CLIENT_MAX_FETCHED_ENVELOPES,

@@ -17,7 +17,7 @@ import {
   MailboxResponse,
   MailboxStatus,
   SealedEnvelope
-} from '../wire/mailbox.js'
+} from '../wire/mailbox.pb.js'
 import {
   DEFAULT_FETCH_LIMIT,
   ENVELOPE_ID_BYTES,

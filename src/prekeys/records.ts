@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Selectors, Validators } from '@libp2p/kad-dht'
 import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import { OctetError } from '../errors.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../wire/prekeys.pb.js'
 import { PREKEY_RECORD_NAMESPACE } from './constants.js'
 
 const PREFIX = `/${PREKEY_RECORD_NAMESPACE}/`

@@ -22,7 +22,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError } from '../errors.js'
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from './checked.js'
-import * as pb from './envelope.js'
+import * as pb from './envelope.pb.js'
 import {
   MAX_ACK_REASON_BYTES,
   MAX_BATCH_ITEMS,
@@ -41,7 +41,7 @@ import {
 } from './limits.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-export { Kind, AckStatus, ReceiptType } from './envelope.js'
+export { Kind, AckStatus, ReceiptType } from './envelope.pb.js'
 type Kind = pb.Kind
 type AckStatus = pb.AckStatus
 type ReceiptType = pb.ReceiptType

@@ -21,7 +21,7 @@ import { createNode, type OctetNode } from '../../src/node/index.js'
 import { Refusals } from '../../src/refusals.js'
 import { Store } from '../../src/store/database.js'
 import { KiB } from '../../src/units.js'
-import { MailboxStatus, SealedEnvelope, type MailboxResponse } from '../../src/wire/mailbox.js'
+import { MailboxStatus, SealedEnvelope, type MailboxResponse } from '../../src/wire/mailbox.pb.js'
 import { until } from '../helpers/daemon.js'
 
 /*

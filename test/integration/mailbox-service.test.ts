@@ -20,7 +20,7 @@ import { callDelete, callFetch, callWatch, type Prover } from '../../src/mailbox
 import { envelopeId } from '../../src/mailbox/store.js'
 import { createNode, type OctetLibp2p, type OctetNode } from '../../src/node/index.js'
 import { Store, databasePaths } from '../../src/store/database.js'
-import { MailboxStatus, SealedEnvelope } from '../../src/wire/mailbox.js'
+import { MailboxStatus, SealedEnvelope } from '../../src/wire/mailbox.pb.js'
 
 /** Everything started is undone in afterAll, last first, even when a start failed halfway. */
 const cleanups: Array<() => Promise<void>> = []

@@ -22,7 +22,7 @@ import { ONE_TIME_PREKEY_BURST } from '../../src/prekeys/constants.js'
 import { PREKEY_PROTOCOL, PrekeyService, prekeyRecordKey, prekeySelectors, prekeyValidators } from '../../src/prekeys/index.js'
 import { validatePrekeyRecord } from '../../src/prekeys/records.js'
 import { Store } from '../../src/store/database.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../../src/wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../../src/wire/prekeys.pb.js'
 
 /** Everything started is undone in afterAll, last first, even when a start failed halfway. */
 const cleanups: Array<() => Promise<void>> = []

@@ -51,7 +51,7 @@ async function mailboxFlood ({ log }) {
   const { sortByDistance } = await import('../../../dist/mailbox/distance.js')
   const { callFetch, callStore } = await import('../../../dist/mailbox/protocol.js')
   const { signProof } = await import('../../../dist/mailbox/proof.js')
-  const { SealedEnvelope, MailboxStatus } = await import('../../../dist/wire/mailbox.js')
+  const { SealedEnvelope, MailboxStatus } = await import('../../../dist/wire/mailbox.pb.js')
   const work = await tempDir('octet-bench-floods-')
   const daemons = []
   const peers = []

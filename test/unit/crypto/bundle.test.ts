@@ -5,7 +5,7 @@ import { OctetError } from '../../../src/errors.js'
 import { signBundle } from '../../../src/crypto/bundle.js'
 import { BUNDLE_LIFETIME, MAX_BUNDLE_BYTES } from '../../../src/crypto/constants.js'
 import { MINUTE } from '../../../src/units.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.pb.js'
 import { Nodes, codeOf } from './helpers.js'
 
 const nodes = new Nodes()

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { MessageType } from '../../../src/crypto/index.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.pb.js'
 import { Nodes, codeOf, connect, str, text } from './helpers.js'
 
 const nodes = new Nodes()

@@ -26,7 +26,7 @@ import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
 import { WatcherRegistry } from '../../../src/mailbox/watchers.js'
 import { untilClosed } from '../../../src/wire/framing.js'
 import { Store } from '../../../src/store/database.js'
-import { MailboxChallenge, MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.js'
+import { MailboxChallenge, MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus, SealedEnvelope } from '../../../src/wire/mailbox.pb.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { until } from '../../helpers/daemon.js'
 

@@ -8,7 +8,7 @@ import { OctetError } from '../../../src/errors.js'
 import { serveMailbox, type MailboxBackend } from '../../../src/mailbox/protocol.js'
 import { WatchClient, type WatchClientInit } from '../../../src/mailbox/watch-client.js'
 import { WatcherRegistry, type WatchLimits } from '../../../src/mailbox/watchers.js'
-import { MailboxStatus } from '../../../src/wire/mailbox.js'
+import { MailboxStatus } from '../../../src/wire/mailbox.pb.js'
 import { until } from '../../helpers/daemon.js'
 
 let me: string

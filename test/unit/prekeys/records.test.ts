@@ -13,7 +13,7 @@ import {
   selectPrekeyRecord,
   validatePrekeyRecord
 } from '../../../src/prekeys/records.js'
-import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.js'
+import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.pb.js'
 import { Clock, Nodes, codeOf } from '../crypto/helpers.js'
 
 const nodes = new Nodes()

@@ -42,7 +42,7 @@ import {
 } from '../../../src/wire/limits.js'
 import { MAX_NOTIFY_FRAME_BYTES } from '../../../src/mailbox/constants.js'
 import { decodeNotify } from '../../../src/mailbox/protocol.js'
-import { MailboxNotify } from '../../../src/wire/mailbox.js'
+import { MailboxNotify } from '../../../src/wire/mailbox.pb.js'
 import { makePeerIds } from './helpers.js'
 
 const NUM_RUNS = 300

@@ -24,7 +24,7 @@ import {
   type Envelope,
   type Receipt
 } from '../../../src/wire/codec.js'
-import * as pb from '../../../src/wire/envelope.js'
+import * as pb from '../../../src/wire/envelope.pb.js'
 import {
   MAX_ACK_REASON_BYTES,
   MAX_BATCH_ITEMS,

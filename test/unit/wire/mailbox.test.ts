@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { isOctetError } from '../../../src/errors.js'
 import { MAX_DELETE_IDS, MAX_NOTIFY_FRAME_BYTES } from '../../../src/mailbox/constants.js'
 import { decodeNotify, decodeRequest, requestProblem } from '../../../src/mailbox/protocol.js'
-import { MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus } from '../../../src/wire/mailbox.js'
+import { MailboxNotify, MailboxOp, MailboxRequest, MailboxResponse, MailboxStatus } from '../../../src/wire/mailbox.pb.js'
 
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'))
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
