@@ -84,20 +84,6 @@ export function registerGroups (program: Command): void {
       process.stdout.write(describe(group, contacts) + '\n')
     })
 
-  groups.command('invite')
-    .description('as an admin, invite a peer; it becomes a member once it accepts')
-    .argument('<group>', 'group id or name')
-    .argument('<peer>', 'PeerId or contact name')
-    .option('--json', 'print JSON')
-    .action(async (groupArg: string, peerArg: string, _o, command: Command) => {
-      const { client, json } = await clientFor(command)
-      const id = await resolveGroup(client, groupArg)
-      const peerId = await resolvePeer(client, peerArg)
-      const { group } = await client.request<{ group: GroupView }>('POST', `/v1/groups/${id}/invites`, { peerId })
-      if (json) return printJson(group)
-      process.stdout.write(`invited ${peerId} to ${group.name}; it is added when it accepts\n`)
-    })
-
   for (const [name, description, done] of [
     ['accept', 'accept an invite; the admin then adds you', 'accepted; you join once the admin has added you'],
     ['decline', 'decline an invite', 'declined'],
@@ -116,19 +102,39 @@ export function registerGroups (program: Command): void {
       })
   }
 
-  groups.command('remove')
-    .description('as an admin, remove a member; the others move to new sender keys')
-    .argument('<group>', 'group id or name')
-    .argument('<peer>', 'PeerId or contact name')
-    .option('--json', 'print JSON')
-    .action(async (groupArg: string, peerArg: string, _o, command: Command) => {
-      const { client, json } = await clientFor(command)
-      const id = await resolveGroup(client, groupArg)
-      const peer = await resolvePeer(client, peerArg)
-      const { group } = await client.request<{ group: GroupView }>('DELETE', `/v1/groups/${id}/members/${peer}`)
-      if (json) return printJson(group)
-      process.stdout.write(`removed ${peer} from ${group.name} (version ${group.version}, key epoch ${group.keyEpoch})\n`)
-    })
+  // an admin's operations on one peer: the same arguments, request and printout
+  for (const { name, description, method, path, body, done } of [
+    {
+      name: 'invite',
+      description: 'as an admin, invite a peer; it becomes a member once it accepts',
+      method: 'POST',
+      path: (id: string) => `/v1/groups/${id}/invites`,
+      body: (peerId: string) => ({ peerId }),
+      done: (group: GroupView, peer: string) => `invited ${peer} to ${group.name}; it is added when it accepts`
+    },
+    {
+      name: 'remove',
+      description: 'as an admin, remove a member; the others move to new sender keys',
+      method: 'DELETE',
+      path: (id: string, peer: string) => `/v1/groups/${id}/members/${peer}`,
+      body: () => undefined,
+      done: (group: GroupView, peer: string) => `removed ${peer} from ${group.name} (version ${group.version}, key epoch ${group.keyEpoch})`
+    }
+  ] as const) {
+    groups.command(name)
+      .description(description)
+      .argument('<group>', 'group id or name')
+      .argument('<peer>', 'PeerId or contact name')
+      .option('--json', 'print JSON')
+      .action(async (groupArg: string, peerArg: string, _o, command: Command) => {
+        const { client, json } = await clientFor(command)
+        const id = await resolveGroup(client, groupArg)
+        const peer = await resolvePeer(client, peerArg)
+        const { group } = await client.request<{ group: GroupView }>(method, path(id, peer), body(peer))
+        if (json) return printJson(group)
+        process.stdout.write(done(group, peer) + '\n')
+      })
+  }
 
   groups.command('send')
     .description('send a text to a group')

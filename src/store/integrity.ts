@@ -294,10 +294,7 @@ export class CheckedState {
       }
       if (await store.owner() == null) await store.setOwner(peerId)
       const base = found.marker ?? { format: MARKER_FORMAT, peerId, storeVersion: STORE_VERSION, counts: await store.census(), countedAt: Date.now() }
-      const state = new CheckedState(dataDir, privateKey, store, { ...base, checkpoint: 0, writtenAt: 0, cleanStop: false }, log)
-      await state.advance({ cleanStop: false })
-      state.startTimer()
-      return state
+      return await CheckedState.begin(dataDir, privateKey, store, base, log)
     } catch (err) {
       await store.close()
       throw err
@@ -312,17 +309,21 @@ export class CheckedState {
     const store = await Store.open(dataDir, { create: true })
     try {
       await store.setOwner(peerId)
-      const counts = await store.census()
-      const state = new CheckedState(dataDir, privateKey, store, {
-        format: MARKER_FORMAT, peerId, storeVersion: STORE_VERSION, checkpoint: 0, counts, countedAt: Date.now(), writtenAt: 0, cleanStop: false
-      }, options.log)
-      await state.advance({ cleanStop: false })
-      state.startTimer()
-      return state
+      const base = { format: MARKER_FORMAT as typeof MARKER_FORMAT, peerId, storeVersion: STORE_VERSION, counts: await store.census(), countedAt: Date.now() }
+      return await CheckedState.begin(dataDir, privateKey, store, base, options.log)
     } catch (err) {
       await store.close()
       throw err
     }
+  }
+
+  /** A state just opened or created: its first synced checkpoint and marker, then one every CHECKPOINT_INTERVAL. */
+  private static async begin (dataDir: string, privateKey: PrivateKey, store: Store,
+    base: Omit<StateMarker, 'checkpoint' | 'writtenAt' | 'cleanStop'>, log: Logger): Promise<CheckedState> {
+    const state = new CheckedState(dataDir, privateKey, store, { ...base, checkpoint: 0, writtenAt: 0, cleanStop: false }, log)
+    await state.advance({ cleanStop: false })
+    state.startTimer()
+    return state
   }
 
   /** A synced checkpoint, then the marker that records it (never the other way round). */

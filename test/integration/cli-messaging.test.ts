@@ -73,4 +73,28 @@ describe('octet send / inbox / contacts / safety / chat', () => {
     const [code] = await once(chat, 'exit') as [number]
     expect(code).toBe(0)
   })
+
+  it('runs a group from the CLI: create, invite, accept, remove', async () => {
+    const created = await cli(a, 'groups', 'create', 'cli crew')
+    expect(created.code).toBe(0)
+    const groupId = created.stdout.slice(0, 32)
+    expect(groupId).toMatch(/^[0-9a-f]{32}$/)
+
+    const invited = await cli(a, 'groups', 'invite', 'cli crew', c.info.peerId)
+    expect(invited.stderr).toBe('')
+    expect(invited.stdout).toBe(`invited ${c.info.peerId} to cli crew; it is added when it accepts\n`)
+    await waitFor(async () => (await cli(c, 'groups', 'list')).stdout.includes(groupId) ? true : undefined, { what: 'the invite at C' })
+    expect((await cli(c, 'groups', 'accept', groupId)).code).toBe(0)
+    const joined = await waitFor(async () => {
+      const shown = JSON.parse((await cli(a, 'groups', 'show', groupId, '--json')).stdout) as { members: string[] }
+      return shown.members.includes(c.info.peerId) ? shown : undefined
+    }, { what: 'C a member' })
+    expect(joined.members).toHaveLength(2)
+
+    const removed = await cli(a, 'groups', 'remove', groupId, c.info.peerId)
+    expect(removed.stderr).toBe('')
+    expect(removed.stdout).toMatch(new RegExp(`^removed ${c.info.peerId} from cli crew \\(version \\d+, key epoch \\d+\\)\n$`))
+    const after = JSON.parse((await cli(a, 'groups', 'show', groupId, '--json')).stdout) as { members: string[] }
+    expect(after.members).toEqual([a.info.peerId])
+  })
 })
