@@ -32,6 +32,7 @@ import {
   MEMBERSHIP_CHAIN_LENGTH
 } from './constants.js'
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from '../wire/checked.js'
+import { paddingLength } from '../wire/padding.js'
 import { isEd25519PeerId, isGroupId, membershipFromPb, membershipToPb, type MembershipDoc } from './membership.js'
 
 export { ControlType, HistoryStatus } from '../wire/groups.pb.js'
@@ -260,19 +261,4 @@ export function decodeHistoryResponse (bytes: Bytes): HistoryResponse {
     if (r.status === HistoryStatus.HISTORY_UNSPECIFIED) malformed('a history response without a status')
     return { status: r.status as HistoryResponse['status'], reason: r.reason.slice(0, 512), messages: r.messages.map(m => new Uint8Array(m)), more: r.more }
   })
-}
-
-/** How many padding bytes make the encoding (unpaddedLength bytes without field 4) a multiple of block. */
-function paddingLength (unpaddedLength: number, block: number): number {
-  // field 4 adds one tag byte, a varint length, and the padding itself
-  for (let target = Math.ceil((unpaddedLength + 2) / block) * block; ; target += block) {
-    for (let varintBytes = 1; varintBytes <= 3; varintBytes++) {
-      const length = target - unpaddedLength - 1 - varintBytes
-      if (length >= 0 && varintLength(length) === varintBytes) return length
-    }
-  }
-}
-
-function varintLength (n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : 3
 }

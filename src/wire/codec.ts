@@ -23,6 +23,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError } from '../errors.js'
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from './checked.js'
 import * as pb from './envelope.pb.js'
+import { paddingLength } from './padding.js'
 import {
   MAX_ACK_REASON_BYTES,
   MAX_BATCH_ITEMS,
@@ -461,19 +462,4 @@ function checkSafeInteger (value: number, field: string, min: number): void {
 function uint64ToNumber (value: bigint, field: string): number {
   if (value > MAX_SAFE) malformed(`${field} ${value} is larger than 2^53-1`)
   return Number(value)
-}
-
-/** How many padding bytes make the encoded Plaintext (unpaddedLength bytes without field 4) a multiple of block. */
-function paddingLength (unpaddedLength: number, block: number): number {
-  // field 4 adds one tag byte, a varint length, and the padding itself
-  for (let target = Math.ceil((unpaddedLength + 2) / block) * block; ; target += block) {
-    for (let varintBytes = 1; varintBytes <= 3; varintBytes++) {
-      const length = target - unpaddedLength - 1 - varintBytes
-      if (length >= 0 && varintLength(length) === varintBytes) return length
-    }
-  }
-}
-
-function varintLength (n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : 3
 }
