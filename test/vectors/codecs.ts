@@ -13,6 +13,7 @@
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { PrivateKey as SignalPrivateKey } from '@signalapp/libsignal-client'
+import { streamPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { signBundle, verifyBundle, type VerifiedBundle } from '../../src/crypto/bundle.js'
 import { seal, unseal } from '../../src/crypto/seal.js'
@@ -30,6 +31,7 @@ import { envelopeId } from '../../src/mailbox/store.js'
 import { DM_PROTOCOL } from '../../src/messaging/constants.js'
 import { DHT_PROTOCOL } from '../../src/node/constants.js'
 import { PREKEY_PROTOCOL } from '../../src/prekeys/constants.js'
+import { readBundle, serveBundle } from '../../src/prekeys/protocol.js'
 import { peerIdOfRecordKey, prekeyRecordKey } from '../../src/prekeys/records.js'
 import {
   decodeBatch, decodeDmFrame, decodeEnvelope, decodePlaintext, decodeReceipt,
@@ -137,6 +139,23 @@ async function readFromStream (bytes: Uint8Array, maxLength: number): Promise<Ui
   return frames
 }
 
+/** /octet/prekeys/1.0.0 between two ends of an in-memory stream: what the dialer receives when the server serves `bundle`. */
+async function servedBytes (bundle: Uint8Array): Promise<Uint8Array> {
+  const [dialer, server] = await streamPair()
+  const received = new Uint8ArrayList()
+  dialer.addEventListener('message', event => { received.append(event.data) })
+  await Promise.all([serveBundle(server, async () => bundle), readBundle(dialer, AbortSignal.timeout(5_000))])
+  return received.subarray()
+}
+
+/** What the dialer's readBundle makes of `bytes` sent by a server that then closes. */
+async function readServed (bytes: Uint8Array): Promise<Uint8Array> {
+  const [dialer, server] = await streamPair()
+  server.send(bytes)
+  await server.close()
+  return await readBundle(dialer, AbortSignal.timeout(5_000))
+}
+
 // ---------------------------------------------------------------- the codecs
 
 const bundleFrom = (verified: VerifiedBundle): Record<string, unknown> => ({ ...verified })
@@ -186,6 +205,10 @@ export const codecs: Record<string, VectorCodec> = {
       ({ now: input.now, bundle: bundleFrom(await verifyBundle(bytes, input.bundle.peerId, input.now)) })
   },
   prekeyRecordKey: { encode: prekeyRecordKey, decode: peerIdOfRecordKey },
+  prekeysStream: {
+    encode: async (input: { bundle: Uint8Array }) => await servedBytes(input.bundle),
+    decode: async (bytes: Uint8Array) => ({ bundle: await readServed(bytes) })
+  },
 
   // groups (src/groups/codec.ts, src/groups/membership.ts)
   membership: {
