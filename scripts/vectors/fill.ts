@@ -1,9 +1,11 @@
 /**
  * Fills in the expected bytes of NEW known-answer vectors: every entry of
  * test/vectors/*.json whose `hex` (or `text`) is null gets what octet's
- * encoder gives for its input now ("" is a vector: the empty message). It never changes an expected value that is there:
- * that would be breaking compatibility, and has to be a deliberate hand edit.
- * Read what it wrote before committing it. The tests never run this.
+ * encoder gives for its input now ("" is a vector: the empty message). It
+ * never changes an expected value that is there: that would be breaking
+ * compatibility, and has to be a deliberate hand edit. Read what it wrote
+ * before committing it. The tests never run this, and an entry left at null
+ * fails them.
  *
  *   npx vitest run --config scripts/vectors/vitest.config.ts
  */
