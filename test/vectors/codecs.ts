@@ -100,12 +100,13 @@ export function signalKey (name: string): SignalPrivateKey {
 
 /** seal() with its fresh ephemeral key replaced by a fixed one, for once: the seal is then reproducible. */
 function withEphemeral<T> (ephemeral: SignalPrivateKey, run: () => T): T {
-  const generate = SignalPrivateKey.generate.bind(SignalPrivateKey)
-  SignalPrivateKey.generate = () => ephemeral
+  const generate = Object.getOwnPropertyDescriptor(SignalPrivateKey, 'generate')
+  if (generate == null) throw new Error('libsignal PrivateKey.generate is gone: seal() draws its key another way now')
+  Object.defineProperty(SignalPrivateKey, 'generate', { ...generate, value: () => ephemeral })
   try {
     return run()
   } finally {
-    SignalPrivateKey.generate = generate
+    Object.defineProperty(SignalPrivateKey, 'generate', generate)
   }
 }
 
@@ -158,8 +159,6 @@ async function readServed (bytes: Uint8Array): Promise<Uint8Array> {
 
 // ---------------------------------------------------------------- the codecs
 
-const bundleFrom = (verified: VerifiedBundle): Record<string, unknown> => ({ ...verified })
-
 const PROTOCOLS: Record<string, string> = {
   dm: DM_PROTOCOL, mailbox: MAILBOX_PROTOCOL, prekeys: PREKEY_PROTOCOL, groupHistory: HISTORY_PROTOCOL, kad: DHT_PROTOCOL
 }
@@ -202,7 +201,7 @@ export const codecs: Record<string, VectorCodec> = {
       return await signBundle({ ...rest, issuedAt: BigInt(issuedAt), expiresAt: BigInt(expiresAt) } as any, await signerOf(input.bundle.peerId))
     },
     decode: async (bytes: Uint8Array, input: { now: number, bundle: VerifiedBundle }) =>
-      ({ now: input.now, bundle: bundleFrom(await verifyBundle(bytes, input.bundle.peerId, input.now)) })
+      ({ now: input.now, bundle: { ...await verifyBundle(bytes, input.bundle.peerId, input.now) } })
   },
   prekeyRecordKey: { encode: prekeyRecordKey, decode: peerIdOfRecordKey },
   prekeysStream: {

@@ -121,6 +121,8 @@ describe('a seal as seal() makes it, with a fresh random key', () => {
     expect(outer.version).toBe(1)
     expect(outer.ephemeralKey.byteLength).toBe(33)
     expect(outer.ephemeralKey[0]).toBe(0x05)
+    // a fresh key indeed: the fixed one of the vector stood in for it only there
+    expect(toHex(outer.ephemeralKey)).not.toBe(keys.signal.sealEphemeral.public)
     expect(outer.ciphertext.byteLength).toBe(envelope.byteLength + 16)
     // field 1 = 1, field 2 of 33 bytes, field 3 of the ciphertext's length (two varint bytes here)
     expect(toHex(fresh.subarray(0, 5))).toBe('0801122105')
