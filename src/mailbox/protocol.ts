@@ -208,9 +208,7 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
     // knows which message the next frame is
     const nonce = new Uint8Array(randomBytes(NONCE_BYTES))
     await writeFrames(stream, [MailboxChallenge.encode({ nonce })], AbortSignal.timeout(writeTimeout))
-    const proofFrame = await expectFrame(frames, timeout, 'a proof')
-    if (proofFrame.byteLength > MAX_PROOF_FRAME_BYTES) throw new OctetError('FRAME_TOO_LARGE', `a proof of ${proofFrame.byteLength} bytes`)
-    const proof = decodeOrMalformed(() => MailboxProof.decode(proofFrame), 'MailboxProof')
+    const proof = decodeProof(await expectFrame(frames, timeout, 'a proof'))
     if (!admitted) return await refuse(MailboxStatus.RATE_LIMITED, `too many ${op}s from this peer; slow down`)
     if (invalid != null) return await refuse(MailboxStatus.BAD_REQUEST, invalid)
     const proved = await verifyProof({ mailbox: backend.self, recipient: request.recipient, op: op as ProofOp, nonce, ids: request.ids }, proof.signature)
@@ -478,9 +476,7 @@ export async function callDelete (stream: Stream, request: { recipient: string, 
 
 async function challenged (stream: Stream, frames: Frames, wait: () => AbortSignal, request: Partial<MailboxRequest>, prove: Prover): Promise<MailboxResponse> {
   await writeFrames(stream, [MailboxRequest.encode(request)], wait())
-  const frame = await expectFrame(frames, wait, 'a challenge')
-  const challenge = decodeOrMalformed(() => MailboxChallenge.decode(frame), 'MailboxChallenge')
-  if (challenge.nonce.byteLength !== NONCE_BYTES) throw new OctetError('MALFORMED_FRAME', `a challenge of ${challenge.nonce.byteLength} bytes; it is ${NONCE_BYTES}`)
+  const challenge = decodeChallenge(await expectFrame(frames, wait, 'a challenge'))
   const signature = await prove(challenge.nonce)
   await writeFrames(stream, [MailboxProof.encode({ signature: owned(signature) })], wait())
   await stream.close({ signal: wait() })
@@ -608,7 +604,21 @@ async function call<T> (stream: Stream, options: CallOptions & { keepOpen?: bool
   }
 }
 
-function decodeResponse (frame: Uint8ArrayList): MailboxResponse {
+/** A MailboxChallenge from a mailbox: MALFORMED_FRAME unless it decodes and its nonce is NONCE_BYTES long. */
+export function decodeChallenge (frame: Uint8Array | Uint8ArrayList): MailboxChallenge {
+  const challenge = decodeOrMalformed(() => MailboxChallenge.decode(frame), 'MailboxChallenge')
+  if (challenge.nonce.byteLength !== NONCE_BYTES) throw new OctetError('MALFORMED_FRAME', `a challenge of ${challenge.nonce.byteLength} bytes; it is ${NONCE_BYTES}`)
+  return challenge
+}
+
+/** A MailboxProof from a caller: FRAME_TOO_LARGE past MAX_PROOF_FRAME_BYTES, MALFORMED_FRAME when it does not decode. */
+export function decodeProof (frame: Uint8Array | Uint8ArrayList): MailboxProof {
+  if (frame.byteLength > MAX_PROOF_FRAME_BYTES) throw new OctetError('FRAME_TOO_LARGE', `a proof of ${frame.byteLength} bytes`)
+  return decodeOrMalformed(() => MailboxProof.decode(frame), 'MailboxProof')
+}
+
+/** A MailboxResponse from a mailbox: MALFORMED_FRAME without a status; a long reason is cut. */
+export function decodeResponse (frame: Uint8Array | Uint8ArrayList): MailboxResponse {
   const response = decodeOrMalformed(() => MailboxResponse.decode(frame, { limits: { envelopes: MAX_FETCH_LIMIT } }), 'MailboxResponse')
   if (response.status === MailboxStatus.STATUS_UNSPECIFIED) throw new OctetError('MALFORMED_FRAME', 'a mailbox answer without a status')
   if (response.reason.length > MAX_REASON_BYTES) response.reason = response.reason.slice(0, MAX_REASON_BYTES) + '…'
