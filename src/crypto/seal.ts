@@ -1,5 +1,6 @@
 import { Aes256GcmSiv, PrivateKey, PublicKey, hkdf } from '@signalapp/libsignal-client'
 import { OctetError } from '../errors.js'
+import { MAX_SEALED_BYTES } from '../wire/limits.js'
 import { SealedEnvelope } from '../wire/mailbox.pb.js'
 import { owned } from './stores.js'
 
@@ -22,7 +23,6 @@ import { owned } from './stores.js'
 export const SEAL_VERSION = 1
 const SEAL_LABEL = new TextEncoder().encode('octet-sealed-envelope-v1')
 const NONCE = new Uint8Array(12)
-const MAX_SEALED_BYTES = 70 * 1024
 
 function sealKey (shared: Uint8Array, ephemeral: Uint8Array, recipientKey: Uint8Array): Uint8Array<ArrayBuffer> {
   const salt = new Uint8Array(ephemeral.length + recipientKey.length)

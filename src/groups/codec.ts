@@ -27,11 +27,12 @@ import {
   MAX_GROUP_TEXT_BYTES,
   MAX_HISTORY_FRAME_BYTES,
   MAX_HISTORY_MESSAGES,
+  MAX_HISTORY_REASON_BYTES,
   MAX_KNOWN_SENDERS,
   MAX_MEMBERS,
   MEMBERSHIP_CHAIN_LENGTH
 } from './constants.js'
-import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from '../wire/checked.js'
+import { bytesToText, clipReason, decodeChecked, malformed, textToBytes, tooLarge } from '../wire/checked.js'
 import { paddingLength } from '../wire/padding.js'
 import { isEd25519PeerId, isGroupId, membershipFromPb, membershipToPb, type MembershipDoc } from './membership.js'
 
@@ -259,6 +260,6 @@ export function decodeHistoryResponse (bytes: Bytes): HistoryResponse {
   return decodeChecked('history response', bytes, MAX_HISTORY_FRAME_BYTES, buf => {
     const r = PbHistoryResponse.decode(buf, { limits: { messages: MAX_HISTORY_MESSAGES } })
     if (r.status === HistoryStatus.HISTORY_UNSPECIFIED) malformed('a history response without a status')
-    return { status: r.status as HistoryResponse['status'], reason: r.reason.slice(0, 512), messages: r.messages.map(m => new Uint8Array(m)), more: r.more }
+    return { status: r.status as HistoryResponse['status'], reason: clipReason(r.reason, MAX_HISTORY_REASON_BYTES), messages: r.messages.map(m => new Uint8Array(m)), more: r.more }
   })
 }

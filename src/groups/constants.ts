@@ -72,6 +72,8 @@ export const MAX_HISTORY_MESSAGES = 1000
 export const HISTORY_PAGE_BYTES = 96 * KiB
 /** One frame on /octet/group-history/1.0.0 (a page, or the request). */
 export const MAX_HISTORY_FRAME_BYTES = 128 * KiB
+/** HistoryResponse.reason, in UTF-8 bytes: a longer one is cut. */
+export const MAX_HISTORY_REASON_BYTES = 512
 /** Bytes one history answer carries in all (what the caller accepts). */
 export const MAX_HISTORY_BYTES = MAX_HISTORY_MESSAGES * MAX_GROUP_MESSAGE_BYTES
 /** Members asked for history when catching up (they each hold the whole group's recent messages). */

@@ -9,12 +9,6 @@ export const MAILBOX_PROTOCOL = `${PROTOCOL_PREFIX}/${MAILBOX_PROTOCOL_NAME}/${M
 // ------------------------------------------------------------------ wire
 
 /**
- * One sealed envelope (an encoded SealedEnvelope): an Envelope of at most
- * MAX_ENVELOPE_BYTES (63 KiB) plus the ephemeral key and the GCM-SIV tag.
- * The same bound src/crypto/seal.ts opens.
- */
-export const MAX_SEALED_BYTES = 70 * KiB
-/**
  * One frame on /octet/mailbox/1.0.0, without its length prefix. Larger than
  * the DM frame (MAX_FRAME_BYTES, 64 KiB) because a STORE request carries a
  * whole sealed envelope, and a FETCH page carries at least one.

@@ -6,6 +6,7 @@ import { networkPrefix } from '../node/addresses.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, routingTableOf, type OctetLibp2p } from '../node/index.js'
 import { Refusals } from '../refusals.js'
 import type { Store } from '../store/database.js'
+import { MAX_SEALED_BYTES } from '../wire/limits.js'
 import { MailboxOp, MailboxStatus, type MailboxResponse } from '../wire/mailbox.pb.js'
 import {
   CLIENT_MAX_FETCHED_BYTES,
@@ -23,7 +24,6 @@ import {
   MAX_FETCH_LIMIT,
   MAX_INBOUND_MAILBOX_STREAMS,
   MAX_OUTBOUND_MAILBOX_STREAMS,
-  MAX_SEALED_BYTES,
   MAX_TOTAL_BYTES,
   PREFIX_MAX_BYTES,
   PREFIX_STORE_BURST,

@@ -5,9 +5,9 @@ import { encode as encodeVarint } from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { decodeChecked } from '../wire/checked.js'
+import { clipReason, decodeChecked } from '../wire/checked.js'
 import { FrameReader, untilClosed, writeFrames } from '../wire/framing.js'
-import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
+import { MAX_PEER_ID_CHARS, MAX_SEALED_BYTES } from '../wire/limits.js'
 import {
   MailboxChallenge,
   MailboxNotify,
@@ -28,7 +28,6 @@ import {
   MAX_NOTIFY_FRAME_BYTES,
   MAX_PROOF_FRAME_BYTES,
   MAX_REASON_BYTES,
-  MAX_SEALED_BYTES,
   NONCE_BYTES,
   REQUEST_TIMEOUT,
   RESPONSE_TIMEOUT,
@@ -621,8 +620,7 @@ export function decodeProof (frame: Uint8Array | Uint8ArrayList): MailboxProof {
 export function decodeResponse (frame: Uint8Array | Uint8ArrayList): MailboxResponse {
   const response = decodeOrMalformed(() => MailboxResponse.decode(frame, { limits: { envelopes: MAX_FETCH_LIMIT } }), 'MailboxResponse')
   if (response.status === MailboxStatus.STATUS_UNSPECIFIED) throw new OctetError('MALFORMED_FRAME', 'a mailbox answer without a status')
-  if (response.reason.length > MAX_REASON_BYTES) response.reason = response.reason.slice(0, MAX_REASON_BYTES) + '…'
-  return response
+  return { ...response, reason: clipReason(response.reason, MAX_REASON_BYTES) }
 }
 
 function checkEnvelope (e: { id: Uint8Array, sealed: Uint8Array, storedAt: bigint }): FetchedEnvelope {

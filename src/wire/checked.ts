@@ -43,3 +43,17 @@ export function textToBytes (text: string): Uint8Array<ArrayBuffer> {
 export function bytesToText (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
 }
+
+/**
+ * A peer's free-text reason, cut to at most `maxBytes` UTF-8 bytes (on a
+ * character boundary, marked with '…'), so a long one cannot fill our logs
+ * or answers.
+ */
+export function clipReason (reason: string, maxBytes: number): string {
+  const bytes = Buffer.from(reason, 'utf8')
+  if (bytes.byteLength <= maxBytes) return reason
+  // a cut inside a multi-byte character would decode as U+FFFD: back up to its first byte
+  let end = maxBytes
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end).toString('utf8') + '…'
+}

@@ -41,5 +41,11 @@ export const PLAINTEXT_PAD_BLOCK_BYTES = 160
 export const MAX_RECEIPT_IDS = 512
 /** Ack.reason, in UTF-8 bytes. */
 export const MAX_ACK_REASON_BYTES = 256
+/**
+ * One sealed envelope (an encoded SealedEnvelope, see src/crypto/seal.ts): an
+ * Envelope of at most MAX_ENVELOPE_BYTES plus the ephemeral key and the
+ * GCM-SIV tag. What a mailbox stores and seal.ts opens.
+ */
+export const MAX_SEALED_BYTES = 70 * KiB
 /** A PeerId string (an Ed25519 PeerId in base58btc is 52 characters; CIDv1 forms are longer). */
 export const MAX_PEER_ID_CHARS = 128

@@ -9,7 +9,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 import { encode as encodeVarint } from 'uint8-varint'
-import { MAX_MAILBOX_FRAME_BYTES, MAX_SEALED_BYTES } from '../../../src/mailbox/constants.js'
+import { MAX_MAILBOX_FRAME_BYTES } from '../../../src/mailbox/constants.js'
+import { MAX_SEALED_BYTES } from '../../../src/wire/limits.js'
 import { signProof } from '../../../src/mailbox/proof.js'
 import {
   callDelete,
