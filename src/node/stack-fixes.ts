@@ -47,18 +47,18 @@ export interface StackFix {
   apply: () => void
 }
 
-/** The members of `fix`'s target that are missing, each named (`method decode`, `field recvWindow: number`). */
+/** The members of `fix`'s target that are missing, each named (`method decode()`, `field recvWindow (number)`). */
 function missingMembers (fix: StackFix): string[] {
   const missing: string[] = []
   const proto = fix.prototype as Record<string, unknown>
-  for (const method of fix.methods) if (typeof proto[method] !== 'function') missing.push(`method ${method}`)
+  for (const method of fix.methods) if (typeof proto[method] !== 'function') missing.push(`method ${method}()`)
   let instance: Record<string, unknown>
   try {
     instance = fix.instance() as Record<string, unknown>
   } catch (err) {
-    return [...missing, `a fresh instance to look for its fields in (${err instanceof Error ? err.message : String(err)})`]
+    return [...missing, `an instance to check its fields on (constructing one threw: ${err instanceof Error ? err.message : String(err)})`]
   }
-  for (const [field, type] of Object.entries(fix.fields)) if (typeof instance[field] !== type) missing.push(`field ${field}: ${type}`)
+  for (const [field, type] of Object.entries(fix.fields)) if (typeof instance[field] !== type) missing.push(`field ${field} (${type})`)
   for (const [name, present] of Object.entries(fix.values ?? {})) if (!present) missing.push(name)
   return missing
 }
@@ -67,7 +67,7 @@ function missingMembers (fix: StackFix): string[] {
 export function installFix (fix: StackFix): StackFixStatus {
   const status = { fix: fix.fix, package: fix.package, version: fix.version }
   const missing = missingMembers(fix)
-  if (missing.length > 0) return { ...status, active: false, reason: `not found in ${fix.package} ${fix.version}: ${missing.join(', ')}` }
+  if (missing.length > 0) return { ...status, active: false, reason: `missing ${missing.join(', ')}` }
   try {
     fix.apply()
   } catch (err) {
@@ -81,7 +81,7 @@ export function warnInactiveStackFixes (log: Logger, statuses: StackFixStatus[] 
   for (const status of statuses) {
     if (status.active) continue
     log.warn({ stackFix: status.fix, package: status.package, version: status.version, reason: status.reason },
-      `stack fix ${status.fix} is inactive, ${status.package} ${status.version} runs unpatched: ${status.reason ?? ''}`)
+      `stack fix ${status.fix} is inactive, ${status.package} ${status.version} runs unpatched: ${status.reason ?? 'unknown reason'}`)
   }
 }
 

@@ -203,7 +203,7 @@ describe('the check before patching', () => {
       package: '@example/fake',
       version: '9.9.9',
       active: false,
-      reason: 'not found in @example/fake 9.9.9: method renamedMethod, field renamedField: number, field method: number, Enum.Member'
+      reason: 'missing method renamedMethod(), field renamedField (number), field method (number), Enum.Member'
     })
   })
 
@@ -220,8 +220,8 @@ describe('the check before patching', () => {
     const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
     warnInactiveStackFixes(log, [installFix(fakeFix()), installFix(fakeFix({ fields: { gone: 'number' } }))])
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ level: 40, stackFix: 'fake', package: '@example/fake', version: '9.9.9', reason: 'not found in @example/fake 9.9.9: field gone: number' })
-    expect(lines[0]!.msg).toContain('@example/fake 9.9.9 runs unpatched')
+    expect(lines[0]).toMatchObject({ level: 40, stackFix: 'fake', package: '@example/fake', version: '9.9.9', reason: 'missing field gone (number)' })
+    expect(lines[0]!.msg).toBe('stack fix fake is inactive, @example/fake 9.9.9 runs unpatched: missing field gone (number)')
   })
 
   it('finds the installed versions, and has both of octet\'s fixes active on them', () => {
