@@ -32,7 +32,7 @@ import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconne
 import { StunServer } from './stun.js'
 import { DirectUpgrader, isCircuitHolder, isWebRTC, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)
-import './stack-fixes.js'
+import { warnInactiveStackFixes } from './stack-fixes.js'
 
 export { Pubsub } from './pubsub.js'
 export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
@@ -253,6 +253,8 @@ export class OctetNode {
   constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets, private readonly reconnector: Reconnector) {
     this.pubsub = new Pubsub(libp2p)
     this.log = init.log ?? createLogger('silent')
+    // a fix to the stack that found its upstream target changed runs unpatched: said at every start
+    warnInactiveStackFixes(this.log)
     // AutoNAT's verdicts live in libp2p's address manager, which its public interface leaves out
     const { addressManager, transportManager } = (libp2p as unknown as { components: InternalComponents }).components
     this.transportManager = transportManager

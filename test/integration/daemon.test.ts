@@ -242,6 +242,10 @@ describe('API over HTTP', () => {
 
     const openapi = await fetch(`${url}/v1/openapi.json`)
     expect(openapi.status).toBe(200)
+
+    // octet's fixes to the libp2p stack (src/node/stack-fixes.ts) found what they patch; one that did not is also a warning at start
+    const stats = await daemon.api<{ stackFixes: Array<{ fix: string, active: boolean }> }>('GET', '/v1/stats')
+    expect(stats.body.stackFixes.map(f => [f.fix, f.active])).toEqual([['length-prefixed-decoder', true], ['yamux-window-update', true]])
   })
 })
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { OctetError } from '../../errors.js'
 import { EVENT_RETENTION, EVENT_RETENTION_COUNT } from '../../messaging/constants.js'
 import type { Counters, EventLog, OctetEvent } from '../../messaging/index.js'
+import { stackFixStatus } from '../../node/stack-fixes.js'
 import { DAY, MiB, SECOND } from '../../units.js'
 
 const HEARTBEAT_INTERVAL = 15 * SECOND
@@ -198,14 +199,23 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
 
   app.get('/v1/stats', {
     schema: {
-      summary: 'Counters (delivered, retried, refused envelopes by reason, …) and memory use',
+      summary: 'Counters (delivered, retried, refused envelopes by reason, …), memory use, and whether octet\'s fixes to the libp2p stack are active',
       tags: ['node'],
       response: {
         200: {
           type: 'object',
-          required: ['counters', 'memory'],
+          required: ['counters', 'memory', 'stackFixes'],
           properties: {
             counters: { type: 'object', additionalProperties: { type: 'number' } },
+            stackFixes: {
+              type: 'array',
+              description: "octet's fixes to libp2p packages (src/node/stack-fixes.ts); inactive: the package installed lacks what the fix patches, and runs as upstream wrote it",
+              items: {
+                type: 'object',
+                required: ['fix', 'package', 'version', 'active'],
+                properties: { fix: { type: 'string' }, package: { type: 'string' }, version: { type: 'string' }, active: { type: 'boolean' }, reason: { type: 'string' } }
+              }
+            },
             memory: {
               type: 'object',
               description: 'bytes, from process.memoryUsage()',
@@ -215,5 +225,5 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
         }
       }
     }
-  }, async () => ({ counters: counters.snapshot(), memory: process.memoryUsage() }))
+  }, async () => ({ counters: counters.snapshot(), stackFixes: stackFixStatus(), memory: process.memoryUsage() }))
 }
