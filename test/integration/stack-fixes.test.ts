@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
-import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { OctetNode } from '../../src/node/index.js'
@@ -16,13 +15,9 @@ import { startTestNode } from '../helpers/node.js'
 // sender must never wait for one). And each fix shows on that connection, counted where
 // it acts: the window updates a stream receives, the errors Noise's length decoder throws.
 const PROTOCOL = '/octet-test/digest/1.0.0'
-/** yamux's initial stream window, fixed by its specification */
-const INITIAL_WINDOW = 256 * KiB
 const cleanups: Array<() => Promise<void>> = []
 let a: OctetNode
 let b: OctetNode
-/** b's side of the last stream it was opened */
-let inbound: Stream | undefined
 
 /** Window updates that grant credit (length > 0), as each stream reads them off the wire */
 const windowUpdates = new WeakMap<object, number[]>()
@@ -69,7 +64,6 @@ beforeAll(async () => {
   b = await start()
   // b answers each stream with the SHA-256 of every frame it read, in order, once a closes its side
   await b.libp2p.handle(PROTOCOL, async stream => {
-    inbound = stream
     const reader = new FrameReader(stream, 128 * KiB)
     const hash = createHash('sha256')
     let frames = 0
@@ -133,7 +127,9 @@ describe('the libp2p stack with octet\'s fixes', () => {
     const frames = Array.from({ length: (16 * MiB) / (64 * KiB) }, () => randomBytes(64 * KiB))
     const sent = await sendAll(frames, true)
     expect(sent.answer).toBe(expected(frames))
-    // b's stream doubled its window (up to octet's maximum) as data came within 4 round trips
-    expect((inbound as unknown as { recvWindow: number }).recvWindow).toBeGreaterThan(INITIAL_WINDOW)
+    // Whether the window also grew here depends on timing (yamux grows it when half a window
+    // arrives within 4 round trips, and measures the round trip once, in whole milliseconds:
+    // 0 on a quiet loopback). That the patch keeps upstream's growth is shown on a fake clock
+    // in test/unit/node/stack-fixes.test.ts.
   })
 })
