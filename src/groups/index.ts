@@ -25,9 +25,10 @@
  * (dedup by (sender, seq)) or waiting in memory for its sender key (until
  * that arrives) is not, as nothing proves it yet.
  *
- * Catch-up (history.ts): every member keeps the ciphertexts it saw (the last
- * HISTORY_KEPT_PER_GROUP per group) and serves them to members. A member asks
- * one or two others on start and when a sender's seq skips.
+ * Catch-up (catch-up.ts, over history.ts): every member keeps the
+ * ciphertexts it saw (the last HISTORY_KEPT_PER_GROUP per group) and serves
+ * them to members. A member asks one or two others on start and when a
+ * sender's seq skips.
  *
  * Invites — the flow chosen: a separate invite control message.
  *   1. An admin sends INVITE (the current membership version) to the peer and
@@ -85,7 +86,7 @@ export class GroupService {
   readonly envelopeHandler: GroupEnvelopeHandler
   private readonly ctx: GroupContext
   private readonly ingest: GossipIngest
-  private readonly history: CatchUp
+  private readonly catchUps: CatchUp
   private readonly changes: MembershipChanges
   private readonly publisher: Publisher
   private readonly envelopes = new InFlight()
@@ -95,10 +96,10 @@ export class GroupService {
     const ctx = new GroupContext(init)
     this.ctx = ctx
     // a gap found by ingest asks catch-up, and catch-up stores through ingest
-    this.ingest = new GossipIngest(ctx, { onGap: (groupId, prefer) => { this.history.soon(groupId, prefer) } })
-    this.history = new CatchUp(ctx, this.ingest)
+    this.ingest = new GossipIngest(ctx, { onGap: (groupId, prefer) => { this.catchUps.soon(groupId, prefer) } })
+    this.catchUps = new CatchUp(ctx, this.ingest)
     const keys = new SenderKeys(ctx, this.ingest)
-    this.changes = new MembershipChanges(ctx, { keys, topics: this.ingest, catchUp: this.history })
+    this.changes = new MembershipChanges(ctx, { keys, topics: this.ingest, catchUp: this.catchUps })
     this.publisher = new Publisher(ctx, keys)
     const pairwise = new PairwiseInput(ctx, keys, this.changes)
     this.envelopeHandler = async (sender, kind, plaintext) => { await this.envelopes.add(pairwise.onEnvelope(sender, kind, plaintext)) }
@@ -107,13 +108,13 @@ export class GroupService {
   /** Serves catch-up, subscribes to every group we are in and catches up on each. Idempotent. */
   async start (): Promise<void> {
     if (this.running) return
-    await this.history.start()
+    await this.catchUps.start()
     this.ingest.start()
     this.running = true
     for (const record of await this.ctx.db.all()) {
       if (record.state !== 'joined') continue
       this.ingest.follow(record.id)
-      this.history.onStart(record.id)
+      this.catchUps.onStart(record.id)
     }
   }
 
@@ -121,11 +122,14 @@ export class GroupService {
    * Stops serving and asking history (timers cleared, streams aborted), leaves
    * the topics, and resolves once the work in flight (catch-ups, history
    * streams, gossip and envelopes being taken in) has ended. Idempotent.
+   * An envelope the messenger hands over afterwards (it stops after us) is
+   * still taken, as refusing it would drop it for good; it starts no
+   * background work, and start() subscribes what it joined.
    */
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    await Promise.all([this.history.stop(), this.ingest.stop()])
+    await Promise.all([this.catchUps.stop(), this.ingest.stop()])
     await this.envelopes.drain()
   }
 
@@ -187,6 +191,6 @@ export class GroupService {
 
   /** Asks up to CATCH_UP_PEERS members for what we miss (also done on start and on gaps). */
   async catchUp (groupId: string, prefer: string[] = []): Promise<CatchUpReport> {
-    return await this.history.catchUp(groupId, prefer)
+    return await this.catchUps.catchUp(groupId, prefer)
   }
 }
