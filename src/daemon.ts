@@ -185,7 +185,6 @@ export class Daemon {
       inboundRate: this.overrides.inboundRate,
       mailbox: { client: this.mailbox, replicas: config.mailboxReplicas, collect: this.overrides.collect }
     })
-    // before the messenger starts: it registers the handler of group envelopes
     this.groups = new GroupService({
       peerId: this.node.peerId,
       privateKey,
@@ -196,6 +195,9 @@ export class Daemon {
       libp2p: this.node.libp2p,
       log
     })
+    // group envelopes (GROUP_CONTROL, SENDER_KEY) go to the group service; registered before
+    // the messenger starts receiving, so none that arrives at once is refused
+    this.messenger.setGroupHandler(this.groups.envelopeHandler)
     await this.messenger.start()
     this.cleanups.push({ name: 'messenger', run: async () => { await this.messenger.stop() } })
     await this.groups.start()

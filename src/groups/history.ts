@@ -41,13 +41,15 @@ export interface ServeOutcome {
   sent: number
 }
 
-async function nextFrame (reader: FrameReader, pending: Uint8ArrayList[], timeout: number, what: string): Promise<Uint8ArrayList> {
+/** The next frame, waiting at most `timeout` for it, or until `abort` (whose reason is thrown then). */
+async function nextFrame (reader: FrameReader, pending: Uint8ArrayList[], timeout: number, what: string, abort?: AbortSignal): Promise<Uint8ArrayList> {
   if (pending.length === 0) {
-    const signal = AbortSignal.timeout(timeout)
+    const timer = AbortSignal.timeout(timeout)
     try {
-      pending.push(...await reader.nextBatch(signal))
+      pending.push(...await reader.nextBatch(abort == null ? timer : AbortSignal.any([abort, timer])))
     } catch (err) {
-      if (signal.aborted && !isOctetError(err)) throw new OctetError('TIMEOUT', `no ${what} within ${timeout} ms`, { cause: err })
+      if (abort?.aborted === true) throw abort.reason
+      if (timer.aborted && !isOctetError(err)) throw new OctetError('TIMEOUT', `no ${what} within ${timeout} ms`, { cause: err })
       throw err
     }
   }
@@ -127,7 +129,7 @@ export async function callHistory (stream: Stream, request: HistoryRequest, time
     let bytes = 0
     while (true) {
       if (signal?.aborted === true) throw signal.reason
-      const page = decodeHistoryResponse(await nextFrame(reader, pending, timeout, 'a history page'))
+      const page = decodeHistoryResponse(await nextFrame(reader, pending, timeout, 'a history page', signal))
       if (page.status !== HistoryStatus.HISTORY_OK) throw refusal(page)
       for (const message of page.messages) {
         messages.push(message)
