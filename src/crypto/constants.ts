@@ -1,4 +1,4 @@
-import { SECOND, MINUTE, HOUR, DAY, KiB } from '../units.js'
+import { MINUTE, DAY, KiB } from '../units.js'
 /**
  * octet runs one Signal "device" per node: a user is a PeerId, so every
  * ProtocolAddress is (peerId, 1).

@@ -21,7 +21,7 @@
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { FrameReader, writeFrames } from '../wire/framing.js'
+import { FrameReader, resetStream, writeFrames } from '../wire/framing.js'
 import { HISTORY_PAGE_BYTES, HISTORY_TIMEOUT, MAX_HISTORY_BYTES, MAX_HISTORY_FRAME_BYTES, MAX_HISTORY_MESSAGES } from './constants.js'
 import { HistoryStatus, decodeHistoryRequest, decodeHistoryResponse, encodeHistoryRequest, encodeHistoryResponse, type HistoryRequest, type HistoryResponse } from './codec.js'
 
@@ -86,9 +86,7 @@ export async function serveHistory (stream: Stream, remotePeer: string, backend:
     await stream.close({ signal: AbortSignal.timeout(timeout) }).catch(() => { stream.abort(new OctetError('TIMEOUT', 'closing timed out')) })
     return outcome
   } catch (err) {
-    const reason = err instanceof Error ? err : new Error(errorMessage(err))
-    stream.abort(reason)
-    throw reason
+    throw resetStream(stream, err)
   } finally {
     reader.dispose()
   }
@@ -141,7 +139,7 @@ export async function callHistory (stream: Stream, request: HistoryRequest, time
       if (!page.more) return messages
     }
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(errorMessage(err)))
+    resetStream(stream, err)
     if (isOctetError(err)) throw err
     throw new OctetError('PEER_UNREACHABLE', `the history stream failed: ${errorMessage(err)}`, { cause: err })
   } finally {

@@ -1,4 +1,4 @@
-import { SECOND, MINUTE, HOUR, DAY, KiB, MiB } from '../units.js'
+import { SECOND, MINUTE, DAY, KiB, MiB } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
 
 export const MAILBOX_PROTOCOL_NAME = 'mailbox'

@@ -6,7 +6,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import { clipReason, decodeChecked } from '../wire/checked.js'
-import { FrameReader, untilClosed, writeFrames } from '../wire/framing.js'
+import { FrameReader, resetStream, untilClosed, writeFrames } from '../wire/framing.js'
 import { MAX_PEER_ID_CHARS, MAX_SEALED_BYTES } from '../wire/limits.js'
 import {
   MailboxChallenge,
@@ -163,9 +163,7 @@ export async function serveMailbox (stream: Stream, backend: MailboxBackend, opt
     }
     return outcome
   } catch (err) {
-    const reason = err instanceof Error ? err : new Error(errorMessage(err))
-    stream.abort(reason)
-    throw reason
+    throw resetStream(stream, err)
   } finally {
     frames.reader.dispose()
   }
@@ -510,14 +508,12 @@ export async function callWatch (stream: Stream, recipient: string, options: Cal
     if (closed) return
     closed = true
     frames.reader.dispose()
-    if (stream.status === 'open') stream.close({ signal: AbortSignal.timeout(options.timeout ?? RESPONSE_TIMEOUT) }).catch((err: unknown) => { stream.abort(err instanceof Error ? err : new Error(errorMessage(err))) })
+    if (stream.status === 'open') stream.close({ signal: AbortSignal.timeout(options.timeout ?? RESPONSE_TIMEOUT) }).catch((err: unknown) => { resetStream(stream, err) })
   }
   const fail = (err: unknown): Error => {
     closed = true
     frames.reader.dispose()
-    const reason = err instanceof Error ? err : new Error(errorMessage(err))
-    stream.abort(reason)
-    return reason
+    return resetStream(stream, err)
   }
   let response: MailboxResponse
   try {
@@ -593,7 +589,7 @@ async function call<T> (stream: Stream, options: CallOptions & { keepOpen?: bool
     }
     return result
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(errorMessage(err)))
+    resetStream(stream, err)
     if (options.signal?.aborted === true) throw options.signal.reason
     if (current?.aborted === true) throw new OctetError('TIMEOUT', `the mailbox did not answer within ${timeout} ms`, { cause: err })
     if (isOctetError(err)) throw err

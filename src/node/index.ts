@@ -28,7 +28,7 @@ import { pauseEmptyQueries } from './routing-guard.js'
 import { routingTableOf } from './routing-table.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
-import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
+import { Reconnector, type ReconnectStatus } from './reconnect.js'
 import { StunServer } from './stun.js'
 import { DirectUpgrader, isCircuitHolder, isWebRTC, stunServerFor, webRTCTransport, type CountHook } from './webrtc.js'
 // fixes to the libp2p stack for every connection this process makes (see the module)

@@ -2,7 +2,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { MAX_BUNDLE_BYTES } from '../crypto/constants.js'
 import { OctetError, errorMessage } from '../errors.js'
-import { untilClosed } from '../wire/framing.js'
+import { resetStream, untilClosed } from '../wire/framing.js'
 import { PREKEY_PROTOCOL, SERVE_TIMEOUT } from './constants.js'
 
 /*
@@ -71,14 +71,14 @@ export async function readBundle (stream: Stream, signal: AbortSignal, closeGrac
     const frame = await lp.read({ signal })
     return frame.subarray()
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(errorMessage(err)))
+    resetStream(stream, err)
     if (signal.aborted) throw signal.reason
     throw translateReadError(err)
   } finally {
     // the server closes right after its frame; one that keeps the stream open is cut off
     if (stream.status === 'open') {
       untilClosed(stream, AbortSignal.timeout(closeGrace)).catch((err: unknown) => {
-        stream.abort(err instanceof Error ? err : new Error(errorMessage(err)))
+        resetStream(stream, err)
       })
     }
   }

@@ -1,4 +1,4 @@
-import { open, readFile, readdir, rename, stat } from 'node:fs/promises'
+import { open, readFile, readdir, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'

@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { decode as decodeVarint, encode as encodeVarint, encodingLength } from 'uint8-varint'
-import { OctetError } from '../errors.js'
+import { OctetError, errorMessage } from '../errors.js'
 
 /** A varint length prefix never needs more than this many bytes for our limits. */
 const MAX_PREFIX_BYTES = 5
@@ -153,4 +153,14 @@ export async function untilClosed (stream: Stream, signal?: AbortSignal): Promis
     stream.addEventListener('close', done)
     signal?.addEventListener('abort', aborted, { once: true })
   })
+}
+
+/**
+ * Resets `stream` because of `err`, handing the stream an Error (what libp2p
+ * passes on to the stream's other users), and returns it for the caller to throw.
+ */
+export function resetStream (stream: Stream, err: unknown): Error {
+  const reason = err instanceof Error ? err : new Error(errorMessage(err))
+  stream.abort(reason)
+  return reason
 }
