@@ -827,7 +827,7 @@ export class GroupService {
     }
     updated.senders = { ...record.senders, [message.sender]: position.track }
     // the sender key step that decrypted it lands with it
-    ops.push(this.db.putProgress(updated), ...crypto.takePendingWrites())
+    ops.push(this.db.putProgress(updated))
     await messenger.events.commit(ops, newEvents, at)
     this.db.remember(updated)
     // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)

@@ -108,8 +108,6 @@ export class Messenger {
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
     this.refusals = init.refusals ?? new Refusals(init.counters, init.log)
-    // session state is written behind, through the event log's ordered commits (see WriteBehindRecords)
-    init.crypto.setWriteSink(async ops => await init.events.commit(ops))
     this.receiver = new Receiver({
       peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
@@ -139,11 +137,19 @@ export class Messenger {
     this.retention.start()
   }
 
+  /**
+   * Stops in order and resolves once nothing of the messenger runs any more:
+   * pruning, collecting, then sending (the transport closes meanwhile, which
+   * ends passes waiting for acks), then receiving; last, the Signal state
+   * written behind is flushed. The store may close after this.
+   */
   async stop (): Promise<void> {
     await this.retention.stop()
     await this.collector?.stop()
-    this.sender.stop()
+    const sending = this.sender.stop()
     await this.transport.stop()
+    await sending
+    await this.receiver.stop()
     await this.init.crypto.flushWrites()
   }
 
@@ -164,14 +170,15 @@ export class Messenger {
    * Commits `ops` and `newEvents` together with outbox entries that deliver
    * each plaintext to its peer over the pairwise Signal session (retried with
    * backoff, through mailboxes when the peer is offline, like any message).
-   * Pending Signal state (a group message's sender key step) lands in the
-   * same batch: what the caller sends after this returns is covered by it.
+   * Signal state changed before (a group message's sender key step) lands
+   * with it or before (CommitPipeline): what the caller sends after this
+   * returns is covered by it.
    * Nothing is locked: the caller serializes its own state.
    */
   async commitPairwise (ops: StoreOp[], newEvents: NewEvent[], deliveries: PairwiseDelivery[]): Promise<void> {
     const { db } = this
     const at = this.now()
-    const all = [...ops, ...this.init.crypto.takePendingWrites()]
+    const all = [...ops]
     for (const delivery of deliveries) {
       const peer = this.checkPeer(delivery.peer)
       const entry: OutboxEntry = {

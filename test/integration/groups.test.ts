@@ -6,7 +6,7 @@ import { HISTORY_PROTOCOL, groupTopic, senderKeyName, type GroupMessageRecord, t
 import { callHistory } from '../../src/groups/history.js'
 import { membershipHash, signMembership } from '../../src/groups/membership.js'
 import { parsePeerId, type PubsubMessage } from '../../src/node/index.js'
-import type { OctetEvent } from '../../src/messaging/index.js'
+import type { OctetEvent, OctetEventType } from '../../src/messaging/index.js'
 import { isOctetError } from '../../src/errors.js'
 import { Cleanup, runCli, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
@@ -39,9 +39,9 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     expect(res.status).toBe(202)
     return res.body.message
   }
-  const events = async (node: InProcessDaemon, type: string): Promise<OctetEvent[]> => {
-    const found: OctetEvent[] = []
-    for await (const event of node.messenger.events.since(0)) if (event.type === type) found.push(event)
+  const events = async <K extends OctetEventType>(node: InProcessDaemon, type: K): Promise<Array<OctetEvent<K>>> => {
+    const found: Array<OctetEvent<K>> = []
+    for await (const event of node.messenger.events.since(0)) if (event.type === type) found.push(event as OctetEvent<K>)
     return found
   }
   const waitVersion = async (nodes: InProcessDaemon[], version: number): Promise<void> => {
