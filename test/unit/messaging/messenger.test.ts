@@ -185,7 +185,8 @@ describe('Messenger between two real nodes', () => {
   })
 
   it('a sender stopped during a burst has finished its passes when stop returns: after its restart each message is sent once or still queued', async () => {
-    const a = await startPeer()
+    // a slow disk: the stop finds a pass with work to finish
+    const a = await startPeer({ writeDelay: 20 })
     const b = await startPeer()
     await connect(a, b)
     const all = texts(1000, 'stop')
