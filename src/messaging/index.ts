@@ -33,6 +33,7 @@ export interface MessengerInit {
   crypto: SignalCrypto
   bundles: BundleSource
   libp2p: OctetLibp2p
+  /** the event log on the daemon's commit pipeline: every write of the messenger goes through it */
   events: EventLog
   counters: Counters
   /** counts and logs refusals of peers' input (one line per kind and interval); by default into `counters` and `log` */
@@ -85,7 +86,13 @@ export interface HistoryQuery {
 
 /**
  * Conversations, outbox, receipts and contacts: what the API and CLI call.
- * Write-ahead: a message is on disk in the outbox before `send` returns.
+ *
+ * Writes, all through the event log's commits (and so the commit pipeline):
+ * a sent message with its outbox entry, conversation and event (write-ahead:
+ * on disk before `send` returns); read marks with their receipt's outbox
+ * entry, contacts, requeued messages and group deliveries (`commitPairwise`),
+ * each on disk before the call returns. The sender and receiver below state
+ * their own.
  */
 export class Messenger {
   readonly events: EventLog

@@ -81,6 +81,12 @@ class Batch {
  * a mailbox, goes through here, which authenticates, dedups, decrypts, stores
  * and emits — or says why not, counts it and logs it. A burst from one peer
  * is stored in one database batch, and acked only once it is on disk.
+ *
+ * Writes (one event log commit per batch, on disk before receiveBatch
+ * returns the acks): messages, timeline, conversation, contact requests,
+ * dedup entries, receipt status changes, held envelopes, delivery receipts
+ * in the outbox; and with them, by the pipeline's rule, the Signal state
+ * that decrypted them.
  */
 export class Receiver {
   private readonly limiter: RateLimiter

@@ -63,7 +63,14 @@ interface PeerQueue {
  * Rule: a Signal message leaves this node (stream or mailbox) only once the
  * session state that sealed it is on disk. Otherwise a crash would roll the
  * ratchet back and the retry would seal other content under the same message
- * key — which the peer, having seen that key, takes for a duplicate.
+ * key — which the peer, having seen that key, takes for a duplicate. The
+ * commit of a window's `sent` statuses carries that state (the pipeline puts
+ * every write-behind change made before a commit into its batch); a mailbox
+ * copy waits for crypto.flushWrites.
+ *
+ * Writes (event log commits, each on disk when awaited): `sent` statuses
+ * before a window leaves; then per ack the outbox entry's removal and the
+ * status (delivered, failed); retry times (postpone); mailbox deposits.
  */
 export class Sender {
   private readonly queues = new Map<string, PeerQueue>()
