@@ -21,7 +21,7 @@ import { Refusals } from '../refusals.js'
 export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, PairwiseKind } from './records.js'
 export type { GroupEnvelopeHandler } from './receiver.js'
 export type { NewEvent } from './events.js'
-export type { OctetEvent, OctetEventType } from './events.js'
+export type { OctetEvent, OctetEventType, OctetEventDataMap, MessageStatusData } from './events.js'
 export type { BundleSource, MailboxClient } from './sender.js'
 export type { CollectReport } from './mailbox-collector.js'
 export { EventLog } from './events.js'
@@ -154,8 +154,11 @@ export class Messenger {
     await this.retention.stop()
     await this.collector?.stop()
     const sending = this.sender.stop()
-    await this.transport.stop()
-    await sending
+    try {
+      await this.transport.stop()
+    } finally {
+      await sending
+    }
     await this.receiver.stop()
     await this.init.crypto.flushWrites()
   }

@@ -119,7 +119,14 @@ export class CommitPipeline {
         for (const commit of group) commit.reject(err)
         continue
       }
-      group.forEach((commit, i) => { commit.resolve(staged[i]?.landed()) })
+      group.forEach((commit, i) => {
+        // a hook that throws rejects its own commit (whose batch is on disk all the same), not the rest
+        try {
+          commit.resolve(staged[i]?.landed())
+        } catch (err) {
+          commit.reject(err)
+        }
+      })
     }
   }
 }
