@@ -77,7 +77,7 @@ export class CommitPipeline {
     if (this.closed) throw new OctetError('UNAVAILABLE', 'the store is closing: nothing more is written')
     return await new Promise<T | undefined>((resolve, reject) => {
       this.queue.push({ ops, stage, resolve: resolve as (value: unknown) => void, reject })
-      this.writing ??= this.writeQueued().finally(() => { this.writing = undefined })
+      this.writing ??= this.writeQueued()
     })
   }
 
@@ -97,36 +97,46 @@ export class CommitPipeline {
     await this.writing
   }
 
+  /**
+   * Writes groups until the queue is empty. It awaits before it ends, so
+   * `writing` is set by then; it is cleared in the same turn as the last look
+   * at the queue, so a commit made after that starts a new writer.
+   */
   private async writeQueued (): Promise<void> {
-    while (this.queue.length > 0) {
-      const group = this.queue.splice(0, this.queue.length)
-      const staged: Array<Staged<unknown> | undefined> = []
-      const ops: StoreOp[] = []
-      for (const commit of group) {
-        const stage = commit.stage?.()
-        staged.push(stage)
-        ops.push(...commit.ops, ...(stage?.ops ?? []))
-      }
-      const taken = [...this.sources].map(source => ({ source, ops: source.takeWrites() }))
-      for (const t of taken) ops.push(...t.ops)
-      try {
-        await this.store.batch(ops)
-      } catch (err) {
-        // nothing of the group was written: the sources get their writes back for the next batch,
-        // the participants forget what they handed out, and later commits still go ahead
-        for (const t of taken) t.source.restore(t.ops)
-        for (const stage of staged) stage?.failed()
-        for (const commit of group) commit.reject(err)
-        continue
-      }
-      group.forEach((commit, i) => {
-        // a hook that throws rejects its own commit (whose batch is on disk all the same), not the rest
-        try {
-          commit.resolve(staged[i]?.landed())
-        } catch (err) {
-          commit.reject(err)
-        }
-      })
+    try {
+      while (this.queue.length > 0) await this.writeGroup(this.queue.splice(0, this.queue.length))
+    } finally {
+      this.writing = undefined
     }
+  }
+
+  private async writeGroup (group: Pending[]): Promise<void> {
+    const staged: Array<Staged<unknown> | undefined> = []
+    const ops: StoreOp[] = []
+    for (const commit of group) {
+      const stage = commit.stage?.()
+      staged.push(stage)
+      ops.push(...commit.ops, ...(stage?.ops ?? []))
+    }
+    const taken = [...this.sources].map(source => ({ source, ops: source.takeWrites() }))
+    for (const t of taken) ops.push(...t.ops)
+    try {
+      await this.store.batch(ops)
+    } catch (err) {
+      // nothing of the group was written: the sources get their writes back for the next batch,
+      // the participants forget what they handed out, and later commits still go ahead
+      for (const t of taken) t.source.restore(t.ops)
+      for (const stage of staged) stage?.failed()
+      for (const commit of group) commit.reject(err)
+      return
+    }
+    group.forEach((commit, i) => {
+      // a hook that throws rejects its own commit (whose batch is on disk all the same), not the rest
+      try {
+        commit.resolve(staged[i]?.landed())
+      } catch (err) {
+        commit.reject(err)
+      }
+    })
   }
 }
