@@ -171,6 +171,8 @@ describe('Messenger between two real nodes', () => {
     await connect(a, b)
     const all = texts(600, 'burst')
     const sending = sendAll(a, b, all)
+    // awaited below; a test that fails before that must not leave it unhandled
+    sending.catch(() => {})
     await until('the burst under way at B', async () => (await inbox(b, a)).length >= 20 ? true : undefined)
     await b[how]()
     b = await startPeer({ dir: b.dir, key: b.key, port: b.port })
