@@ -20,6 +20,7 @@ import { SignalCrypto } from './crypto/index.js'
 import { GroupService } from './groups/index.js'
 import { PrekeyService, prekeySelectors, prekeyValidators, reportingValidators } from './prekeys/index.js'
 import { Refusals } from './refusals.js'
+import { CommitPipeline } from './store/commit.js'
 import { databasePaths } from './store/database.js'
 import { CheckedState } from './store/integrity.js'
 import { VERSION } from './version.js'
@@ -105,6 +106,11 @@ export class Daemon {
     const state = await CheckedState.open(config.dataDir, { log, onLoosened: warnLoosened })
     const { privateKey, store } = state
     this.cleanups.push({ name: 'store', run: async () => { await state.close() } })
+    // every write of octet's state that must keep its order goes through this one pipeline: the
+    // Signal state written behind (crypto), the event log and with it the messenger and groups.
+    // It closes after all of them stopped, with what they queued written, before the store closes
+    const pipeline = new CommitPipeline(store)
+    this.cleanups.push({ name: 'commit pipeline', run: async () => { await pipeline.close() } })
     const token = await loadOrCreateApiToken(config.dataDir, { onLoosened: warnLoosened })
 
     const levelDatastore = new LevelDatastore(databasePaths(config.dataDir).libp2p)
@@ -156,6 +162,7 @@ export class Daemon {
 
     this.crypto = await SignalCrypto.open({
       store,
+      pipeline,
       privateKey,
       peerId: this.node.peerId,
       onFlushError: err => {
@@ -171,7 +178,7 @@ export class Daemon {
     await this.mailbox.start()
     this.cleanups.push({ name: 'mailbox', run: async () => { await this.mailbox.stop() } })
 
-    const events = await EventLog.open(store)
+    const events = await EventLog.open(pipeline)
     this.messenger = new Messenger({
       peerId: this.node.peerId,
       store,

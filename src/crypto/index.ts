@@ -46,8 +46,7 @@ import {
 } from './constants.js'
 import { KeyedLock } from '../lock.js'
 import { seal, unseal } from './seal.js'
-import type { WriteSink } from '../store/cache.js'
-import type { StoreOp } from '../store/database.js'
+import type { CommitPipeline } from '../store/commit.js'
 import {
   CryptoSublevels,
   LevelIdentityKeyStore,
@@ -92,6 +91,12 @@ export interface SignalCryptoOptions {
   peerId: string
   /** ms since the Unix epoch; injectable for tests */
   now?: () => number
+  /**
+   * Where session and sender-key state is written behind (the daemon's
+   * CommitPipeline): every commit through it carries the state changed
+   * before it. Without, each change is written before encrypt/decrypt return.
+   */
+  pipeline?: CommitPipeline
   /**
    * A background write of Signal state failed. The state is not lost: it
    * rides with the next batch that stores a message (which fails, and so is
@@ -162,7 +167,7 @@ export class SignalCrypto {
       // a bundle signed by another key than the PeerId's would be refused by every peer
       throw new OctetError('INVALID_CONFIG', `the crypto module needs the Ed25519 private key of ${peerId}`)
     }
-    const db = new CryptoSublevels(store, options.onFlushError)
+    const db = new CryptoSublevels(store, options.pipeline, options.onFlushError)
 
     const stored = await db.local.get(IDENTITY_KEY)
     let identity: IdentityKeyPair
@@ -242,22 +247,11 @@ export class SignalCrypto {
   // ---------------------------------------------------------------- sessions
 
   /**
-   * Session state changes on every message. With a sink, it is written
-   * behind, in order with the sink's other commits; a caller that stores a
-   * message should put `takePendingWrites()` into the same batch, so message
-   * and session state land together. Without a sink, every change is written
-   * before encrypt/decrypt return.
+   * Resolves once every session and sender-key change made before the call
+   * is on disk. Any commit through the pipeline does as much (see
+   * CommitPipeline); this is for state that leaves the node without a
+   * commit of its own (a sealed copy for a mailbox).
    */
-  setWriteSink (sink: WriteSink): void {
-    this.db.sessions.setSink(sink)
-    this.db.senderKeys.setSink(sink)
-  }
-
-  /** Pending session and sender key writes (a Signal or group message leaves only once they are on disk). */
-  takePendingWrites (): StoreOp[] {
-    return [...this.db.sessions.takeWrites(), ...this.db.senderKeys.takeWrites()]
-  }
-
   async flushWrites (): Promise<void> {
     await Promise.all([this.db.sessions.flush(), this.db.senderKeys.flush()])
   }

@@ -17,7 +17,7 @@ import {
   SignedPreKeyStore
 } from '@signalapp/libsignal-client'
 import type { PrivateKey, Uuid } from '@signalapp/libsignal-client'
-import { CachedRecords, WriteBehindRecords, type KeyValue, type RecordCodec } from '../store/cache.js'
+import { CachedRecords, WriteBehindRecords, type KeyValue, type RecordCodec, type WriteBehindCommitter } from '../store/cache.js'
 import type { BytesSublevel, RecordSublevel, Store } from '../store/database.js'
 import { SIGNAL_DEVICE_ID } from './constants.js'
 
@@ -89,11 +89,15 @@ export class CryptoSublevels {
   /** read and written on every group message: cached, written behind like sessions */
   readonly senderKeys: WriteBehindRecords<SenderKeyRecord>
 
-  /** `onFlushError`: a write-behind flush failed (its writes wait for the next batch; see WriteBehindRecords.restore) */
-  constructor (store: Store, onFlushError?: (err: unknown) => void) {
+  /**
+   * `pipeline`: sessions and sender keys are written behind through it (see
+   * WriteBehindRecords); without, they are written before each change returns.
+   * `onFlushError`: a write-behind flush failed (its writes wait for the next batch).
+   */
+  constructor (store: Store, pipeline?: WriteBehindCommitter, onFlushError?: (err: unknown) => void) {
     this.local = store.bytes('signal-local')
     this.state = store.records<LocalState>('signal-state')
-    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'), SESSION_CODEC, onFlushError)
+    this.sessions = new WriteBehindRecords(store.bytes('signal-sessions'), SESSION_CODEC, pipeline, onFlushError)
     this.identities = new CachedRecords<Uint8Array>(store.bytes('signal-identities'))
     this.pendingIdentities = store.bytes('signal-identities-pending')
     this.preKeys = store.bytes('signal-prekeys')
@@ -101,11 +105,7 @@ export class CryptoSublevels {
     this.signedPreKeys = store.bytes('signal-signed-prekeys')
     this.kyberPreKeys = store.bytes('signal-kyber-prekeys')
     this.kyberUsed = store.records<number>('signal-kyber-used')
-    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'), SENDER_KEY_CODEC, onFlushError)
-    store.onFailed(ops => {
-      this.sessions.restore(ops)
-      this.senderKeys.restore(ops)
-    })
+    this.senderKeys = new WriteBehindRecords(store.bytes('signal-sender-keys'), SENDER_KEY_CODEC, pipeline, onFlushError)
   }
 }
 

@@ -27,7 +27,7 @@ import {
 } from './constants.js'
 import { others, type GroupContext } from './context.js'
 import { callHistory, serveHistory, type HistoryBackend } from './history.js'
-import { InFlight } from './in-flight.js'
+import { InFlight } from '../in-flight.js'
 import type { IngestResult } from './ingest.js'
 
 export interface CatchUpReport {
@@ -84,12 +84,12 @@ export class CatchUp {
     this.controller.abort(new OctetError('UNAVAILABLE', 'the group service stopped'))
     await this.ctx.libp2p.unhandle(HISTORY_PROTOCOL).catch(() => {})
     for (const stream of this.inbound) stream.abort(new Error('shutting down'))
-    await this.inFlight.drain()
+    await this.inFlight.idle()
   }
 
   /** Asks up to CATCH_UP_PEERS members for what we miss (also done on start and on gaps). */
   async catchUp (groupId: string, prefer: string[] = []): Promise<CatchUpReport> {
-    return await this.inFlight.add(this.ask(groupId, prefer))
+    return await this.inFlight.track(this.ask(groupId, prefer))
   }
 
   /** After start: a catch-up soon, tried again while nobody answers. */
@@ -259,7 +259,7 @@ export class CatchUp {
 
   /** Background work that stop() waits for; a failure is only logged. */
   private track (task: Promise<unknown>): void {
-    this.inFlight.add(task).catch((err: unknown) => { this.ctx.log.debug({ err: errorMessage(err) }, 'group background task failed') })
+    this.inFlight.track(task).catch((err: unknown) => { this.ctx.log.debug({ err: errorMessage(err) }, 'group background task failed') })
   }
 }
 

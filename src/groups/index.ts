@@ -61,7 +61,7 @@ import type { GroupEnvelopeHandler } from '../messaging/index.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './constants.js'
 import { CatchUp, type CatchUpReport } from './catch-up.js'
 import { GroupContext, type GroupServiceInit, type GroupView } from './context.js'
-import { InFlight } from './in-flight.js'
+import { InFlight } from '../in-flight.js'
 import { GossipIngest } from './ingest.js'
 import { SenderKeys } from './keys.js'
 import type { MembershipDoc } from './membership.js'
@@ -102,7 +102,7 @@ export class GroupService {
     this.changes = new MembershipChanges(ctx, { keys, topics: this.ingest, catchUp: this.catchUps })
     this.publisher = new Publisher(ctx, keys)
     const pairwise = new PairwiseInput(ctx, keys, this.changes)
-    this.envelopeHandler = async (sender, kind, plaintext) => { await this.envelopes.add(pairwise.onEnvelope(sender, kind, plaintext)) }
+    this.envelopeHandler = async (sender, kind, plaintext) => { await this.envelopes.track(pairwise.onEnvelope(sender, kind, plaintext)) }
   }
 
   /** Serves catch-up, subscribes to every group we are in and catches up on each. Idempotent. */
@@ -130,7 +130,7 @@ export class GroupService {
     if (!this.running) return
     this.running = false
     await Promise.all([this.catchUps.stop(), this.ingest.stop()])
-    await this.envelopes.drain()
+    await this.envelopes.idle()
   }
 
   async create (name: string): Promise<GroupView> {

@@ -18,7 +18,7 @@ import type { StoreOp } from '../store/database.js'
 import { decodeGroupMessage, decodeGroupPlaintext, encodeGroupMessage, type GroupMessage } from './codec.js'
 import { MAX_PENDING_PER_GROUP, MAX_TRACKED_AHEAD } from './constants.js'
 import { groupTopic, senderKeyName, type GroupContext } from './context.js'
-import { InFlight } from './in-flight.js'
+import { InFlight } from '../in-flight.js'
 import type { GroupMessageRecord, GroupRecord, SenderTrack } from './store.js'
 
 /** What became of one message: a refusal carries the code it is counted under. */
@@ -52,14 +52,14 @@ export class GossipIngest {
   async stop (): Promise<void> {
     this.running = false
     for (const record of await this.ctx.db.all()) this.ctx.pubsub.unsubscribe(groupTopic(record.id))
-    await this.inFlight.drain()
+    await this.inFlight.idle()
   }
 
   /** Subscribes to the group's topic (once started: start() is followed by a follow() of every joined group). */
   follow (groupId: string): void {
     const topic = groupTopic(groupId)
     if (!this.running || this.ctx.pubsub.isSubscribed(topic)) return
-    this.ctx.pubsub.subscribe(topic, async message => await this.inFlight.add(this.onGossip(groupId, message)))
+    this.ctx.pubsub.subscribe(topic, async message => await this.inFlight.track(this.onGossip(groupId, message)))
   }
 
   /** Leaves the group's topic and forgets what waited for keys there. */
@@ -177,7 +177,7 @@ export class GossipIngest {
     }
     updated.senders = { ...record.senders, [message.sender]: position.track }
     // the sender key step that decrypted it lands with it
-    ops.push(ctx.db.putProgress(updated), ...crypto.takePendingWrites())
+    ops.push(ctx.db.putProgress(updated))
     await messenger.events.commit(ops, newEvents, at)
     ctx.db.remember(updated)
     // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)

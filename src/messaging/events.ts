@@ -1,76 +1,82 @@
-import { EventEmitter } from 'node:events'
-import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+import type { GroupMessageRecord } from '../groups/store.js'
+import type { CommitPipeline, Staged } from '../store/commit.js'
+import type { RecordSublevel, StoreOp } from '../store/database.js'
+import type { ContactRecord, MessageRecord, MessageStatus } from './records.js'
 
-export type OctetEventType =
-  | 'message.received'
-  | 'message.status'
-  | 'contact.request'
-  | 'contact.updated'
-  | 'identity.changed'
-  | 'group.invite'
-  | 'group.joined'
-  | 'group.message'
-  | 'group.member.added'
-  | 'group.member.removed'
+/** A message of ours changed status (sent, stored, delivered, read, failed …). */
+export interface MessageStatusData {
+  id: string
+  peer: string
+  status: MessageStatus
+  /** why it failed, or why it waits */
+  reason?: string
+  /** how many mailbox peers hold a copy (status `stored`) */
+  mailboxes?: number
+}
+
+/** Each event type and the data it carries: what SSE, `/v1/events` and webhooks deliver as `data`. */
+export interface OctetEventDataMap {
+  'message.received': { message: MessageRecord }
+  'message.status': MessageStatusData
+  'contact.request': { peerId: string }
+  'contact.updated': { contact: ContactRecord }
+  'identity.changed': { peerId: string }
+  'group.invite': { groupId: string, name: string, inviter: string, version: number }
+  'group.joined': { groupId: string, name: string, version: number }
+  'group.message': { groupId: string, message: GroupMessageRecord }
+  'group.member.added': { groupId: string, peerId: string, version: number }
+  'group.member.removed': { groupId: string, peerId: string, version: number }
+}
+
+export type OctetEventType = keyof OctetEventDataMap
+/** The types of events about one group: each carries its `groupId`. */
+export type GroupEventType = 'group.invite' | 'group.joined' | 'group.message' | 'group.member.added' | 'group.member.removed'
+
+/** An event to commit: its type and the data of that type. */
+export type NewEvent<K extends OctetEventType = OctetEventType> = { [T in K]: { type: T, data: OctetEventDataMap[T] } }[K]
 
 /** An event as stored and streamed: `id` increases by one per event, across restarts. */
-export interface OctetEvent {
-  id: number
-  type: OctetEventType
-  at: number
-  data: Record<string, unknown>
-}
-
-export interface NewEvent {
-  type: OctetEventType
-  data: Record<string, unknown>
-}
+export type OctetEvent<K extends OctetEventType = OctetEventType> = { [T in K]: { id: number, type: T, at: number, data: OctetEventDataMap[T] } }[K]
 
 const pad = (n: number): string => String(n).padStart(16, '0')
 /** Events read and deleted per database batch while pruning. */
 const PRUNE_CHUNK = 1000
 
-interface PendingCommit {
-  ops: StoreOp[]
-  newEvents: NewEvent[]
-  at: number
-  resolve: (events: OctetEvent[]) => void
-  reject: (err: unknown) => void
-}
-
 /**
- * The durable, ordered event log behind SSE. State changes and their events
- * are written in one batch, and commits are applied in the order they were
- * made, so ids are handed out, stored and published in one order: a client
- * resuming from Last-Event-ID can never skip an event that committed late.
+ * The durable, ordered event log behind SSE: a participant of the commit
+ * pipeline. A commit's state changes and its events are written in one
+ * batch; ids are handed out when the batch is put together, in commit order,
+ * and events are published only once their batch is on disk. So ids are
+ * gapless and stored and published in one order: a client resuming from
+ * Last-Event-ID can never skip an event that committed late.
  *
- * Group commit: commits made while a write is under way are merged into the
- * next database batch, so a burst of sends or receipts costs one write, not
- * one each. Each commit still lands whole or not at all.
+ * Writes: `commit` (state and events; durable when it resolves) and
+ * `prune` (old events; durable batch by batch), both through the pipeline.
  */
 export class EventLog {
-  private readonly emitter = new EventEmitter()
-  private readonly queue: PendingCommit[] = []
-  private writing = false
+  private readonly listeners = new Set<(event: OctetEvent) => void>()
+  private readonly typed = new Map<OctetEventType, Set<(event: OctetEvent) => void>>()
+  /** the last id handed out to a batch being written; lastId when none is */
+  private assignedId: number
 
   private constructor (
-    private readonly store: Store,
+    private readonly pipeline: CommitPipeline,
     private readonly events: RecordSublevel<OctetEvent>,
+    /** the newest id on disk */
     private lastId: number,
     /** the oldest id still stored; lastId + 1 when none is */
     private firstId: number
   ) {
-    // every SSE client is one listener
-    this.emitter.setMaxListeners(0)
+    this.assignedId = lastId
   }
 
-  static async open (store: Store): Promise<EventLog> {
-    const events = store.records<OctetEvent>('events')
+  static async open (pipeline: CommitPipeline): Promise<EventLog> {
+    const events = pipeline.store.records<OctetEvent>('events')
     let lastId = 0
     for await (const event of events.values({ reverse: true, limit: 1 })) lastId = event.id
     let firstId = lastId + 1
     for await (const event of events.values({ limit: 1 })) firstId = event.id
-    return new EventLog(store, events, lastId, firstId)
+    return new EventLog(pipeline, events, lastId, firstId)
   }
 
   get latestId (): number {
@@ -100,7 +106,7 @@ export class EventLog {
         doomed.push(event.id)
       }
       if (doomed.length === 0) break
-      await this.store.batch(doomed.map(id => ({ type: 'del', sublevel: this.events, key: pad(id) })))
+      await this.pipeline.commit(doomed.map(id => ({ type: 'del', sublevel: this.events, key: pad(id) })))
       this.firstId = (doomed.at(-1) ?? this.firstId) + 1
       deleted += doomed.length
     }
@@ -108,42 +114,32 @@ export class EventLog {
   }
 
   /**
-   * Writes `ops` and the events atomically, then tells live subscribers.
-   * Commits are ordered by the call: one made after another lands after it.
+   * Writes `ops` and the events atomically, after every commit made before
+   * (see CommitPipeline), then tells subscribers. Resolves with the events as
+   * stored once they are on disk.
    */
   async commit (ops: StoreOp[], newEvents: NewEvent[] = [], now = Date.now()): Promise<OctetEvent[]> {
-    return await new Promise<OctetEvent[]>((resolve, reject) => {
-      this.queue.push({ ops, newEvents, at: now, resolve, reject })
-      if (!this.writing) void this.writeQueued()
-    })
+    return await this.pipeline.commit(ops, () => this.stage(newEvents, now))
   }
 
-  private async writeQueued (): Promise<void> {
-    this.writing = true
-    while (this.queue.length > 0) {
-      const group = this.queue.splice(0, this.queue.length)
-      let nextId = this.lastId
-      const assigned = group.map(commit => commit.newEvents.map(e => ({ id: ++nextId, type: e.type, at: commit.at, data: e.data })))
-      const ops: StoreOp[] = []
-      group.forEach((commit, i) => {
-        ops.push(...commit.ops)
-        for (const event of assigned[i] ?? []) ops.push({ type: 'put', sublevel: this.events, key: pad(event.id), value: event })
-      })
-      try {
-        await this.store.batch(ops)
-      } catch (err) {
-        // nothing of the group was written: its ids are not used, and later commits still go ahead
-        for (const commit of group) commit.reject(err)
-        continue
-      }
-      this.lastId = nextId
-      group.forEach((commit, i) => {
-        const events = assigned[i] ?? []
-        for (const event of events) this.emitter.emit('event', event)
-        commit.resolve(events)
-      })
+  /** Called as the batch is put together, in commit order: ids now, publication once it landed. */
+  private stage (newEvents: NewEvent[], at: number): Staged<OctetEvent[]> {
+    const events = newEvents.map(e => ({ id: ++this.assignedId, type: e.type, at, data: e.data }) as OctetEvent)
+    return {
+      ops: events.map(event => ({ type: 'put', sublevel: this.events, key: pad(event.id), value: event })),
+      landed: () => {
+        this.lastId = events.at(-1)?.id ?? this.lastId
+        for (const event of events) this.publish(event)
+        return events
+      },
+      // nothing of the batch was written: its ids are handed out again
+      failed: () => { this.assignedId = this.lastId }
     }
-    this.writing = false
+  }
+
+  private publish (event: OctetEvent): void {
+    for (const listener of this.listeners) listener(event)
+    for (const listener of this.typed.get(event.type) ?? []) listener(event)
   }
 
   /** Stored events with id > `afterId`, oldest first. */
@@ -155,8 +151,18 @@ export class EventLog {
     }
   }
 
+  /** Every event, once it is on disk, in id order. Returns the unsubscribe function. */
   subscribe (listener: (event: OctetEvent) => void): () => void {
-    this.emitter.on('event', listener)
-    return () => { this.emitter.off('event', listener) }
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  /** Events of one type, once on disk, in id order. Returns the unsubscribe function. */
+  on<K extends OctetEventType> (type: K, listener: (event: OctetEvent<K>) => void): () => void {
+    let listeners = this.typed.get(type)
+    if (listeners == null) this.typed.set(type, listeners = new Set())
+    const untyped = listener as (event: OctetEvent) => void
+    listeners.add(untyped)
+    return () => { listeners.delete(untyped) }
   }
 }

@@ -21,7 +21,7 @@ import { Refusals } from '../refusals.js'
 export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, PairwiseKind } from './records.js'
 export type { GroupEnvelopeHandler } from './receiver.js'
 export type { NewEvent } from './events.js'
-export type { OctetEvent, OctetEventType } from './events.js'
+export type { OctetEvent, OctetEventType, OctetEventDataMap, MessageStatusData, GroupEventType } from './events.js'
 export type { BundleSource, MailboxClient } from './sender.js'
 export type { CollectReport } from './mailbox-collector.js'
 export { EventLog } from './events.js'
@@ -33,6 +33,7 @@ export interface MessengerInit {
   crypto: SignalCrypto
   bundles: BundleSource
   libp2p: OctetLibp2p
+  /** the event log on the daemon's commit pipeline: every write of the messenger goes through it */
   events: EventLog
   counters: Counters
   /** counts and logs refusals of peers' input (one line per kind and interval); by default into `counters` and `log` */
@@ -85,7 +86,13 @@ export interface HistoryQuery {
 
 /**
  * Conversations, outbox, receipts and contacts: what the API and CLI call.
- * Write-ahead: a message is on disk in the outbox before `send` returns.
+ *
+ * Writes, all through the event log's commits (and so the commit pipeline):
+ * a sent message with its outbox entry, conversation and event (write-ahead:
+ * on disk before `send` returns); read marks with their receipt's outbox
+ * entry, contacts, requeued messages and group deliveries (`commitPairwise`),
+ * each on disk before the call returns. The sender and receiver below state
+ * their own.
  */
 export class Messenger {
   readonly events: EventLog
@@ -108,8 +115,6 @@ export class Messenger {
     this.db = new MessagingStore(init.store)
     const log = init.log.child({ module: 'messaging' })
     this.refusals = init.refusals ?? new Refusals(init.counters, init.log)
-    // session state is written behind, through the event log's ordered commits (see WriteBehindRecords)
-    init.crypto.setWriteSink(async ops => await init.events.commit(ops))
     this.receiver = new Receiver({
       peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
@@ -139,11 +144,22 @@ export class Messenger {
     this.retention.start()
   }
 
+  /**
+   * Stops in order and resolves once nothing of the messenger runs any more:
+   * pruning, collecting, then sending (the transport closes meanwhile, which
+   * ends passes waiting for acks), then receiving; last, the Signal state
+   * written behind is flushed. The store may close after this.
+   */
   async stop (): Promise<void> {
     await this.retention.stop()
     await this.collector?.stop()
-    this.sender.stop()
-    await this.transport.stop()
+    const sending = this.sender.stop()
+    try {
+      await this.transport.stop()
+    } finally {
+      await sending
+    }
+    await this.receiver.stop()
     await this.init.crypto.flushWrites()
   }
 
@@ -164,14 +180,15 @@ export class Messenger {
    * Commits `ops` and `newEvents` together with outbox entries that deliver
    * each plaintext to its peer over the pairwise Signal session (retried with
    * backoff, through mailboxes when the peer is offline, like any message).
-   * Pending Signal state (a group message's sender key step) lands in the
-   * same batch: what the caller sends after this returns is covered by it.
+   * Signal state changed before (a group message's sender key step) lands
+   * with it or before (CommitPipeline): what the caller sends after this
+   * returns is covered by it.
    * Nothing is locked: the caller serializes its own state.
    */
   async commitPairwise (ops: StoreOp[], newEvents: NewEvent[], deliveries: PairwiseDelivery[]): Promise<void> {
     const { db } = this
     const at = this.now()
-    const all = [...ops, ...this.init.crypto.takePendingWrites()]
+    const all = [...ops]
     for (const delivery of deliveries) {
       const peer = this.checkPeer(delivery.peer)
       const entry: OutboxEntry = {

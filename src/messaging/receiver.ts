@@ -2,6 +2,7 @@ import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
 import { MessageType, type SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { InFlight } from '../in-flight.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, decodeBatch, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, messageIdToHex, newMessageId, type BatchItem, type Envelope, type EnvelopeKind } from '../wire/codec.js'
@@ -80,12 +81,20 @@ class Batch {
  * a mailbox, goes through here, which authenticates, dedups, decrypts, stores
  * and emits — or says why not, counts it and logs it. A burst from one peer
  * is stored in one database batch, and acked only once it is on disk.
+ *
+ * Writes (one event log commit per batch, on disk before receiveBatch
+ * returns the acks): messages, timeline, conversation, contact requests,
+ * dedup entries, receipt status changes, held envelopes, delivery receipts
+ * in the outbox; and with them, by the pipeline's rule, the Signal state
+ * that decrypted them.
  */
 export class Receiver {
   private readonly limiter: RateLimiter
   /** peers with envelopes held for an identity change; checked before the database */
   private heldPeers: Set<string> | undefined
   private groupHandler: GroupEnvelopeHandler | undefined
+  private readonly batches = new InFlight()
+  private stopped = false
 
   constructor (private readonly init: ReceiverInit) {
     const rate = init.inboundRate ?? { perSecond: INBOUND_RATE_PER_SECOND, burst: INBOUND_BURST }
@@ -103,6 +112,18 @@ export class Receiver {
    * sender's envelopes at a time), which the Signal session then proves.
    */
   async receiveBatch (authenticatedSender: string, envelopes: Envelope[], source: EnvelopeSource = 'direct'): Promise<AckResult[]> {
+    // UNAVAILABLE: the sender keeps them in its outbox, the collector in the mailboxes
+    if (this.stopped) throw new OctetError('UNAVAILABLE', 'the messenger is stopping')
+    return await this.batches.track(this.receive(authenticatedSender, envelopes, source))
+  }
+
+  /** Takes no batch any more and resolves once those in flight are stored (or failed). */
+  async stop (): Promise<void> {
+    this.stopped = true
+    await this.batches.idle()
+  }
+
+  private async receive (authenticatedSender: string, envelopes: Envelope[], source: EnvelopeSource): Promise<AckResult[]> {
     const results: Array<AckResult | undefined> = envelopes.map(envelope => {
       const id = messageIdToHex(envelope.id)
       // what we fetched from mailboxes ourselves is not a flood from the sender
@@ -135,8 +156,9 @@ export class Receiver {
           id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts.slice(i, i + MAX_RECEIPT_IDS) }, attempts: 0, nextAttemptAt: 0, createdAt: at
         }))
       }
-      // the session state that decrypted them lands with the messages
-      await events.commit([...batch.ops, ...this.init.crypto.takePendingWrites()], batch.events, now())
+      // the session state that decrypted them lands with the messages (the pipeline takes every
+      // write-behind change made before a commit into its batch)
+      await events.commit(batch.ops, batch.events, now())
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       if (batch.receipts.length > 0) this.init.onOutbox(authenticatedSender)
       return results as AckResult[]
@@ -328,7 +350,7 @@ export class Receiver {
   /** After the user accepted a peer's new identity key: decrypt what was held, in the order it was sent. */
   async releaseHeld (peer: string): Promise<number> {
     const { db, events, now } = this.init
-    return await db.peerLock.run(peer, async () => {
+    return await this.batches.track(db.peerLock.run(peer, async () => {
       const held: Array<{ key: string, envelope: Envelope }> = []
       for await (const [key, value] of db.held.iterator({ gt: `${peer}!`, lt: `${peer}!\xff` })) {
         held.push({ key, envelope: decodeEnvelope(fromBase64(value.envelope, 'base64')) })
@@ -341,7 +363,7 @@ export class Receiver {
       await events.commit(batch.ops, batch.events, now())
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       return held.length
-    })
+    }))
   }
 
   /** Counts and logs a refused envelope or batch item (`id` in hex), and says why in its ack. */

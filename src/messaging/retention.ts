@@ -26,6 +26,9 @@ export interface PruneReport {
  * from growing for ever: prunes them at start and then every PRUNE_INTERVAL, to
  * the retention in constants.ts. Counted in /v1/stats as
  * `retention.events.pruned`, `retention.seen.pruned`, `retention.idempotency.pruned`.
+ * Writes deletions only, chunk by chunk (events through the commit pipeline,
+ * dedup entries straight to the store): what one chunk deleted is on disk
+ * before the next is read; stop() waits for the chunk under way.
  */
 export class Retention {
   private timer: NodeJS.Timeout | undefined

@@ -1,6 +1,7 @@
 import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { InFlight } from '../in-flight.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, batchItemSize, encodeBatch, encodeEnvelope, encodePlaintext, encodeReceipt, messageIdFromHex, newMessageId, type Ack, type BatchItem, type BatchItemKind, type Envelope } from '../wire/codec.js'
@@ -62,12 +63,20 @@ interface PeerQueue {
  * Rule: a Signal message leaves this node (stream or mailbox) only once the
  * session state that sealed it is on disk. Otherwise a crash would roll the
  * ratchet back and the retry would seal other content under the same message
- * key — which the peer, having seen that key, takes for a duplicate.
+ * key — which the peer, having seen that key, takes for a duplicate. The
+ * commit of a window's `sent` statuses carries that state (the pipeline puts
+ * every write-behind change made before a commit into its batch); a mailbox
+ * copy waits for crypto.flushWrites.
+ *
+ * Writes (event log commits, each on disk when awaited): `sent` statuses
+ * before a window leaves; then per ack the outbox entry's removal and the
+ * status (delivered, failed); retry times (postpone); mailbox deposits.
  */
 export class Sender {
   private readonly queues = new Map<string, PeerQueue>()
   private stopped = false
   private readonly abort = new AbortController()
+  private readonly passes = new InFlight()
 
   constructor (private readonly init: SenderInit) {}
 
@@ -76,10 +85,17 @@ export class Sender {
     for (const peer of await this.init.db.peersWithOutbox()) this.kick(peer)
   }
 
-  stop (): void {
+  /**
+   * Starts no pass any more, aborts dials and lookups, and resolves once every
+   * pass in flight ended: the store may close after this. A pass waiting for
+   * acks ends when they come, when the transport closes (Messenger.stop closes
+   * it meanwhile), or at ACK_TIMEOUT; what was not acked stays in the outbox.
+   */
+  async stop (): Promise<void> {
     this.stopped = true
     this.abort.abort()
     for (const queue of this.queues.values()) clearTimeout(queue.timer)
+    await this.passes.idle()
   }
 
   /** Something is due for `peer`: deliver now, or right after the pass under way. */
@@ -96,11 +112,11 @@ export class Sender {
     }
     clearTimeout(queue.timer)
     queue.running = true
-    void this.drain(peer, queue).finally(() => {
+    void this.passes.track(this.drain(peer, queue).finally(() => {
       queue.running = false
       // a kick that came in while the last pass was finishing must not be lost
       if (queue.again) this.kick(peer)
-    })
+    }))
   }
 
   /**
@@ -248,8 +264,9 @@ export class Sender {
     }
     const outbound: OutboundEnvelope[] = []
     for (const group of packBatches(items.map(i => i.item))) outbound.push(await this.seal(peer, group))
-    // the ratchet state that sealed them is on disk before they leave (see the class comment)
-    await events.commit([...sentOps, ...this.init.crypto.takePendingWrites()], sentEvents)
+    // the ratchet state that sealed them is on disk before they leave (see the class comment): the
+    // pipeline writes every write-behind change made before a commit with it
+    await events.commit(sentOps, sentEvents)
     // written now in one go, acked later (one ack per item); settled here so no rejection is ever unobserved
     const acks = (await transport.sendBatch(peer, outbound, this.abort.signal))
       .map(async ack => await ack.then(value => ({ ok: true as const, ack: value }), (err: unknown) => ({ ok: false as const, err })))
@@ -413,9 +430,9 @@ export class Sender {
 
   /** After an identity change was accepted: everything held for the peer is due now. */
   async release (peer: string): Promise<void> {
-    const { db } = this.init
+    const { db, events } = this.init
     const ops = (await db.outboxFor(peer)).map(({ key, entry }) => db.putOp(db.outbox, key, { ...entry, nextAttemptAt: 0, attempts: 0 }))
-    await db.batch(ops)
+    await events.commit(ops)
     this.kick(peer)
   }
 }

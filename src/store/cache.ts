@@ -1,3 +1,4 @@
+import type { CommitPipeline, WriteBehindSource } from './commit.js'
 import type { BytesSublevel, StoreOp } from './database.js'
 
 /** The part of a level sublevel that a write-through cache needs. */
@@ -52,16 +53,16 @@ export class CachedRecords<V> implements KeyValue<V> {
 }
 
 /**
- * How long a write-behind put may wait for a caller to take it into its own
- * batch before it is flushed alone. On the message path the caller takes it
- * within a few event-loop turns (a received message's batch, a send window);
- * flushed sooner, it would be a database write of its own that the caller's
- * batch then queues behind.
+ * How long a write-behind put may wait to ride with another commit before
+ * the cache asks the pipeline for a batch of its own. On the message path a
+ * commit follows within a few event-loop turns (a received message's batch,
+ * a send window) and carries it; flushed sooner, it would be a database
+ * write of its own that the caller's batch then queues behind.
  */
 const FLUSH_DELAY = 10
 
-/** Where deferred writes go: a committer that applies batches in the order it is given them. */
-export type WriteSink = (ops: StoreOp[]) => Promise<unknown>
+/** What a write-behind cache writes through: the commit pipeline (see CommitPipeline). */
+export type WriteBehindCommitter = Pick<CommitPipeline, 'addWriteBehind' | 'flush'>
 
 /** How a write-behind cache turns its objects into stored bytes and back. */
 export interface RecordCodec<V> {
@@ -73,17 +74,20 @@ export interface RecordCodec<V> {
  * Write-behind cache for records rewritten on every message (a Signal session
  * advances with each encrypt and decrypt). It holds decoded objects, so a
  * record read on every message is decoded once, not per read, and encoded
- * only when its write is taken. A put changes the cache at once and is handed
- * to the sink soon after — or earlier, when a caller takes the pending writes
- * into its own batch (a received message and the session state that
- * decrypted it then land together). The sink must apply batches in order
- * (octet's event log does): a later commit never lands before an earlier
- * pending write. Without a sink, writes go straight to the database.
+ * only when its write is taken.
+ *
+ * Writes: a put or del changes the cache at once and is pending until the
+ * commit pipeline it registered with takes it into the next batch it writes
+ * (any commit's, or a flush of its own FLUSH_DELAY later). Durable: once any
+ * commit made after the put has resolved (the pipeline's rule), so a message
+ * stored by a later commit lands with, or after, the session state that
+ * decrypted it. Without a pipeline, writes go straight to the database
+ * before put returns.
  *
  * Cached objects are handed out as they are: the values must be immutable
  * (libsignal records are; it saves a new record for each change).
  */
-export class WriteBehindRecords<V> implements KeyValue<V> {
+export class WriteBehindRecords<V> implements KeyValue<V>, WriteBehindSource {
   private readonly cache = new CachedRecords<V>({
     get: async key => {
       const bytes = await this.sublevel.get(key)
@@ -100,17 +104,15 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
   /** what each operation handed out by takeWrites carries, to take it back if its batch fails */
   private readonly handedOut = new WeakMap<StoreOp, Written<V> & { key: string }>()
   private version = 0
-  private sink: WriteSink | undefined
   private flushScheduled = false
 
   constructor (
     private readonly sublevel: BytesSublevel,
     private readonly codec: RecordCodec<V>,
+    private readonly pipeline?: WriteBehindCommitter,
     private readonly onFlushError: (err: unknown) => void = () => {}
-  ) {}
-
-  setSink (sink: WriteSink): void {
-    this.sink = sink
+  ) {
+    pipeline?.addWriteBehind(this)
   }
 
   async get (key: string): Promise<V | undefined> {
@@ -120,13 +122,13 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
   }
 
   async put (key: string, value: V): Promise<void> {
-    if (this.sink == null) await this.sublevel.put(key, this.codec.encode(value))
+    if (this.pipeline == null) await this.sublevel.put(key, this.codec.encode(value))
     else this.defer(key, value)
     await this.cache.put(key, value)
   }
 
   async del (key: string): Promise<void> {
-    if (this.sink == null) await this.sublevel.del(key)
+    if (this.pipeline == null) await this.sublevel.del(key)
     else this.defer(key, undefined)
     await this.cache.del(key)
   }
@@ -139,12 +141,12 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
     this.flushScheduled = true
     setTimeout(() => {
       this.flushScheduled = false
-      // a failed flush gave its writes back (restore): they go with the next batch that takes them
-      void this.flush().catch(this.onFlushError)
+      // a failed flush gave its writes back (restore): they go with the next batch
+      if (this.pending.size > 0) void this.flush().catch(this.onFlushError)
     }, FLUSH_DELAY).unref()
   }
 
-  /** The pending writes as batch operations; they are the caller's to commit now. */
+  /** The pending writes as batch operations, for the pipeline to write now (WriteBehindSource). */
   takeWrites (): StoreOp[] {
     const ops = [...this.pending].map(([key, written]) => {
       const op: StoreOp = written.value == null
@@ -158,13 +160,12 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
   }
 
   /**
-   * A batch that held some of our writes failed (Store.onFailed): nothing of
-   * it is on disk, while the cache already shows those values and whatever
-   * was derived from them (a Signal session advanced by a message whose
-   * storage failed). Each write whose key was not written anew since goes
-   * back to pending, so the next batch that takes pending writes (the next
-   * message received or sent) carries it: nothing that depends on this
-   * state can be acknowledged or leave the node before it is on disk.
+   * A batch that held some of our writes failed: nothing of it is on disk,
+   * while the cache already shows those values and whatever was derived from
+   * them (a Signal session advanced by a message whose storage failed). Each
+   * write whose key was not written anew since goes back to pending, so the
+   * next batch carries it: nothing that depends on this state can be
+   * acknowledged or leave the node before it is on disk.
    */
   restore (ops: StoreOp[]): void {
     for (const op of ops) {
@@ -175,10 +176,9 @@ export class WriteBehindRecords<V> implements KeyValue<V> {
     }
   }
 
-  /** Commits whatever is pending through the sink. */
+  /** Resolves once every change made before the call is on disk. */
   async flush (): Promise<void> {
-    const ops = this.takeWrites()
-    if (ops.length > 0 && this.sink != null) await this.sink(ops)
+    await this.pipeline?.flush()
   }
 }
 

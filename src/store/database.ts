@@ -54,7 +54,6 @@ export function databasePaths (dataDir: string): { state: string, libp2p: string
  */
 export class Store {
   private readonly committedListeners = new Set<(ops: StoreOp[]) => void>()
-  private readonly failedListeners = new Set<(ops: StoreOp[]) => void>()
   private readonly healthListeners = new Set<(health: StoreHealth) => void>()
   /** every sublevel handed out, by encoding and name: a reopened database must reopen them too */
   private readonly sublevels = new Map<string, { open: () => Promise<void> }>()
@@ -197,18 +196,15 @@ export class Store {
   /**
    * Writes operations on several sublevels atomically: a message, its outbox
    * entry and its event are on disk together or not at all. DISK_FULL when
-   * the disk is full (see guardWrites).
+   * the disk is full (see guardWrites). octet's state goes through the
+   * CommitPipeline (src/store/commit.ts), which orders batches and carries
+   * the state written behind; this is its last step.
    */
   async batch (ops: StoreOp[]): Promise<void> {
     if (ops.length === 0) return
     const last = lastPerKey(ops)
-    try {
-      // abstract-level routes each operation through its `sublevel`, encoding values per sublevel
-      await this.db.batch(last as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
-    } catch (err) {
-      for (const listener of this.failedListeners) listener(last)
-      throw err
-    }
+    // abstract-level routes each operation through its `sublevel`, encoding values per sublevel
+    await this.db.batch(last as unknown as Array<AbstractBatchOperation<Root, string, unknown>>)
     this.uncheckpointed++
     for (const listener of this.committedListeners) listener(last)
   }
@@ -221,16 +217,6 @@ export class Store {
   onCommitted (listener: (ops: StoreOp[]) => void): () => void {
     this.committedListeners.add(listener)
     return () => { this.committedListeners.delete(listener) }
-  }
-
-  /**
-   * Calls `listener` with the operations of every batch that failed (nothing
-   * of it was written), before the writer hears of it: whoever handed over
-   * state to write behind takes it back (see WriteBehindRecords.restore).
-   */
-  onFailed (listener: (ops: StoreOp[]) => void): () => void {
-    this.failedListeners.add(listener)
-    return () => { this.failedListeners.delete(listener) }
   }
 
   get writable (): boolean {

@@ -1,6 +1,6 @@
 import { expect } from 'vitest'
 import { groupTopic, type GroupMessageRecord, type GroupView } from '../../src/groups/index.js'
-import type { OctetEvent } from '../../src/messaging/index.js'
+import type { EventLog, GroupEventType, OctetEvent } from '../../src/messaging/index.js'
 import type { PubsubMessage } from '../../src/node/index.js'
 import { waitFor } from './daemon.js'
 import type { InProcessDaemon } from './inproc.js'
@@ -26,9 +26,16 @@ export const send = async (node: InProcessDaemon, groupId: string, text: string)
   return res.body.message
 }
 /** The node's events of `type` about `groupId`, from its event log. */
-export const events = async (node: InProcessDaemon, groupId: string, type: string): Promise<OctetEvent[]> => {
-  const found: OctetEvent[] = []
-  for await (const event of node.messenger.events.since(0)) if (event.type === type && event.data.groupId === groupId) found.push(event)
+export const events = async <K extends GroupEventType>(node: InProcessDaemon, groupId: string, type: K): Promise<Array<OctetEvent<K>>> =>
+  await groupEvents(node.messenger.events, groupId, type)
+/** The events of `type` about `groupId` in an event log. */
+export async function groupEvents<K extends GroupEventType> (log: EventLog, groupId: string, type: K): Promise<Array<OctetEvent<K>>> {
+  const found: Array<OctetEvent<K>> = []
+  for await (const event of log.since(0)) {
+    if (event.type !== type) continue
+    const typed = event as OctetEvent<K>
+    if (typed.data.groupId === groupId) found.push(typed)
+  }
   return found
 }
 export const waitVersion = async (nodes: InProcessDaemon[], groupId: string, version: number): Promise<void> => {

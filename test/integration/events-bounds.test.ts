@@ -87,13 +87,13 @@ describe('an event stream client that stops reading', () => {
     // way), so the rest waits on the daemon, which gives up on the sleeper a second later
     const pad = 'x'.repeat(32 * 1024)
     for (let i = 0; i < 15; i++) {
-      await Promise.all(Array.from({ length: 50 }, async (_, k) => await events.commit([], [{ type: 'contact.updated', data: { n: i * 50 + k, pad } }])))
+      await Promise.all(Array.from({ length: 50 }, async (_, k) => await events.commit([], [{ type: 'identity.changed', data: { peerId: `filler ${i * 50 + k} ${pad}` } }])))
     }
     const slow = async (): Promise<number | undefined> => (await daemon.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters['api.sse.slow-disconnects']
     expect(await waitFor(slow, { what: 'the sleeper to be let go', timeoutMs: 15_000 })).toBe(1)
     const last = events.latestId
     // a few more while it is gone
-    for (let k = 0; k < 5; k++) await events.commit([], [{ type: 'contact.updated', data: { late: k } }])
+    for (let k = 0; k < 5; k++) await events.commit([], [{ type: 'identity.changed', data: { peerId: `late ${k}` } }])
 
     // the sleeper wakes up and reads what was queued for it: events in order, then the goodbye
     sleeper.socket.resume()
@@ -123,8 +123,8 @@ describe('retention of the event log', () => {
     const dataDir = await cleanup.tempDir()
     let daemon = await InProcessDaemon.start({ dataDir }, cleanup)
     const eightDaysAgo = Date.now() - 8 * DAY
-    const old = await daemon.messenger.events.commit([], [1, 2, 3].map(n => ({ type: 'contact.updated', data: { old: n } })), eightDaysAgo)
-    const young = await daemon.messenger.events.commit([], [1, 2].map(n => ({ type: 'contact.updated', data: { young: n } })))
+    const old = await daemon.messenger.events.commit([], [1, 2, 3].map(n => ({ type: 'identity.changed' as const, data: { peerId: `old ${n}` } })), eightDaysAgo)
+    const young = await daemon.messenger.events.commit([], [1, 2].map(n => ({ type: 'identity.changed' as const, data: { peerId: `young ${n}` } })))
     const lastOld = old.at(-1)?.id ?? 0
     daemon = await daemon.restart(cleanup)
     await waitFor(async () => (await daemon.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters['retention.events.pruned'], { what: 'the pruning at start' })
@@ -140,7 +140,7 @@ describe('retention of the event log', () => {
     await until('the kept events', () => kept.ids.at(-1) === young.at(-1)?.id)
     expect(kept.ids).toEqual(young.map(e => e.id))
     // ids go on from the newest, across the restart and the pruning
-    const next = await daemon.messenger.events.commit([], [{ type: 'contact.updated', data: {} }])
+    const next = await daemon.messenger.events.commit([], [{ type: 'identity.changed', data: { peerId: 'next' } }])
     expect(next[0]?.id).toBe((young.at(-1)?.id ?? 0) + 1)
   }, 60_000)
 })

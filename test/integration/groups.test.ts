@@ -2,7 +2,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadOrCreateIdentity } from '../../src/datadir.js'
 import { ControlType, decodeGroupMessage, encodeControl, encodeGroupMessage, encodeGroupPlaintext } from '../../src/groups/codec.js'
-import { HISTORY_PROTOCOL, senderKeyName, type GroupMessageRecord, type GroupView } from '../../src/groups/index.js'
+import { HISTORY_PROTOCOL, senderKeyName, type GroupView } from '../../src/groups/index.js'
 import { callHistory } from '../../src/groups/history.js'
 import { membershipHash, signMembership } from '../../src/groups/membership.js'
 import { parsePeerId } from '../../src/node/index.js'
@@ -215,7 +215,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     const caughtUp = all.filter(m => m.text.startsWith('while n3'))
     expect(caughtUp.map(m => m.text).sort()).toEqual([...texts].sort())
     // once each, and per sender in seq order — in the list and in the events
-    const caughtUpEvents = (await events(returned, id, 'group.message')).map(e => e.data.message as GroupMessageRecord).filter(m => m.text.startsWith('while n3'))
+    const caughtUpEvents = (await events(returned, id, 'group.message')).map(e => e.data.message).filter(m => m.text.startsWith('while n3'))
     expect(caughtUpEvents).toHaveLength(10)
     for (const sender of senders) {
       const listed = caughtUp.filter(m => m.sender === sender.peerId).map(m => m.seq)

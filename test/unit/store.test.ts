@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WriteBehindRecords } from '../../src/store/cache.js'
+import { CommitPipeline } from '../../src/store/commit.js'
 import { Store, type StoreOp } from '../../src/store/database.js'
 
 const dirs: string[] = []
@@ -47,9 +48,7 @@ describe('WriteBehindRecords', () => {
       decode: (bytes: Uint8Array) => { counts.decode++; return { n: Number(new TextDecoder().decode(bytes)) } }
     }
     await store.bytes('wb').put('old', new TextEncoder().encode('7'))
-    const records = new WriteBehindRecords(store.bytes('wb'), codec)
-    const committed: StoreOp[][] = []
-    records.setSink(async ops => { committed.push(ops); await store.batch(ops) })
+    const records = new WriteBehindRecords(store.bytes('wb'), codec, new CommitPipeline(store))
 
     const first = await records.get('old')
     expect(first).toEqual({ n: 7 })
@@ -63,9 +62,11 @@ describe('WriteBehindRecords', () => {
     const ops = records.takeWrites()
     expect(counts.encode).toBe(1)
     await store.batch(ops)
+    const committed: StoreOp[][] = []
+    store.onCommitted(ops => { committed.push(ops) })
     await records.del('old')
     await records.flush()
-    expect(committed).toHaveLength(1)
+    expect(committed.map(batch => batch.map(op => [op.type, op.key]))).toEqual([[['del', 'old']]])
 
     await store.close()
     store = await Store.open(dir)

@@ -11,6 +11,8 @@ import { HISTORY_PROTOCOL, GroupService, senderKeyName, type GroupMessenger, typ
 import { callHistory } from '../../../src/groups/history.js'
 import { createLogger } from '../../../src/logger.js'
 import { Counters, EventLog, type OctetEvent, type PairwiseDelivery } from '../../../src/messaging/index.js'
+import { CommitPipeline } from '../../../src/store/commit.js'
+import { groupEvents } from '../../helpers/groups.js'
 import { parsePeerId, type OctetNode } from '../../../src/node/index.js'
 import { Refusals } from '../../../src/refusals.js'
 import { Store } from '../../../src/store/database.js'
@@ -48,7 +50,7 @@ class PairwiseRouter {
       counters,
       refusals,
       commitPairwise: async (ops, newEvents, deliveries) => {
-        await events.commit([...ops, ...crypto.takePendingWrites()], newEvents)
+        await events.commit(ops, newEvents)
         for (const delivery of deliveries) this.deliver(self, delivery)
       }
     }
@@ -87,9 +89,10 @@ describe('GroupService', () => {
     const store = await Store.open(dir)
     cleanups.push(async () => { await store.close() })
     const peerId = node.peerId
-    const crypto = await SignalCrypto.open({ store, privateKey, peerId })
-    const events = await EventLog.open(store)
-    crypto.setWriteSink(async ops => await events.commit(ops))
+    const pipeline = new CommitPipeline(store)
+    cleanups.push(async () => { await pipeline.close() })
+    const crypto = await SignalCrypto.open({ store, pipeline, privateKey, peerId })
+    const events = await EventLog.open(pipeline)
     const counters = new Counters()
     const refusals = new Refusals(counters, log)
     cleanups.push(async () => { refusals.flush() })
@@ -106,11 +109,6 @@ describe('GroupService', () => {
     }
   }
   const count = (member: Member, name: string): number => member.counters.get(name)
-  const groupEvents = async (member: Member, groupId: string, type: string): Promise<OctetEvent[]> => {
-    const found: OctetEvent[] = []
-    for await (const event of member.events.since(0)) if (event.type === type && event.data.groupId === groupId) found.push(event)
-    return found
-  }
   const view = async (member: Member, groupId: string): Promise<GroupView | undefined> => await member.service.get(groupId).catch(() => undefined)
 
   /** `admin` creates a group and adds `invitees` through invite and accept; resolves once all are at the last version. */
@@ -160,14 +158,14 @@ describe('GroupService', () => {
     expect(group.keyEpoch).toBe(1)
     expect([...group.members].sort()).toEqual([a.peerId, b.peerId, c.peerId].sort())
     expect((await b.service.get(group.id))).toMatchObject({ state: 'joined', isAdmin: false, admins: [a.peerId], invitedBy: a.peerId })
-    expect((await groupEvents(a, group.id, 'group.member.added')).map(e => e.data.peerId)).toEqual([b.peerId, c.peerId])
-    expect(await groupEvents(b, group.id, 'group.invite')).toHaveLength(1)
+    expect((await groupEvents(a.events, group.id, 'group.member.added')).map(e => e.data.peerId)).toEqual([b.peerId, c.peerId])
+    expect(await groupEvents(b.events, group.id, 'group.invite')).toHaveLength(1)
 
     const removed = await a.service.removeMember(group.id, c.peerId)
     expect(removed).toMatchObject({ version: group.version + 1, keyEpoch: group.version + 1 })
     await until('the removal at b', async () => (await view(b, group.id))?.version === removed.version)
     await until('the removal at c', async () => (await view(c, group.id))?.state === 'removed')
-    expect((await groupEvents(b, group.id, 'group.member.removed')).map(e => e.data.peerId)).toEqual([c.peerId])
+    expect((await groupEvents(b.events, group.id, 'group.member.removed')).map(e => e.data.peerId)).toEqual([c.peerId])
     // the chain: consecutive versions, each signed by the admin
     const versions = await b.service.versions(group.id)
     expect(versions.map(v => v.version)).toEqual(Array.from({ length: removed.version - 1 }, (_, i) => i + 2))
@@ -183,7 +181,7 @@ describe('GroupService', () => {
     await until('a\'s sender key at b', () => count(b, 'group.sender-keys.received') >= keysBefore + 1)
     const earlyBefore = count(b, 'group.received.early')
     const sealed = [await seal(a, group, 1, 'one'), await seal(a, group, 2, 'two'), await seal(a, group, 3, 'three')]
-    const released: OctetEvent[] = []
+    const released: Array<OctetEvent<'group.message'>> = []
     const unsubscribe = b.events.subscribe(event => { if (event.type === 'group.message' && event.data.groupId === group.id) released.push(event) })
     try {
       // 2 and 3 first: a gap before them

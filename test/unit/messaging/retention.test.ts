@@ -4,10 +4,11 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EVENT_RETENTION, IDEMPOTENCY_TTL, SEEN_RETENTION } from '../../../src/messaging/constants.js'
-import { EventLog, type OctetEvent } from '../../../src/messaging/events.js'
+import { EventLog, type NewEvent } from '../../../src/messaging/events.js'
 import { MessagingStore } from '../../../src/messaging/records.js'
 import { Retention } from '../../../src/messaging/retention.js'
 import { Counters } from '../../../src/messaging/stats.js'
+import { CommitPipeline } from '../../../src/store/commit.js'
 import { Store } from '../../../src/store/database.js'
 import { HOUR } from '../../../src/units.js'
 
@@ -26,7 +27,7 @@ async function open (dir?: string): Promise<{ dir: string, store: Store, events:
   }
   const store = await Store.open(dir)
   stores.push(store)
-  return { dir, store, events: await EventLog.open(store), db: new MessagingStore(store) }
+  return { dir, store, events: await EventLog.open(new CommitPipeline(store)), db: new MessagingStore(store) }
 }
 
 async function stored (events: EventLog): Promise<number[]> {
@@ -36,7 +37,7 @@ async function stored (events: EventLog): Promise<number[]> {
 }
 
 const NOW = 1_800_000_000_000
-const event = (n: number): { type: OctetEvent['type'], data: Record<string, unknown> } => ({ type: 'contact.updated', data: { n } })
+const event = (n: number): NewEvent => ({ type: 'identity.changed', data: { peerId: `peer ${n}` } })
 
 describe('Retention', () => {
   it('deletes events and dedup entries past their retention and keeps the younger ones', async () => {
