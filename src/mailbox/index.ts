@@ -1,7 +1,7 @@
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { RateLimiter } from '../messaging/rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import { networkPrefix } from '../node/addresses.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, routingTableOf, type OctetLibp2p } from '../node/index.js'
 import { Refusals } from '../refusals.js'

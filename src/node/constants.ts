@@ -106,7 +106,7 @@ export const DEFAULT_STUN_PORT = 3478
  */
 export const STUN_RATE_PER_SECOND = 5
 export const STUN_RATE_BURST = 40
-/** Source IPs whose buckets are remembered; beyond, the longest-unseen is forgotten. */
+/** Source IPs whose buckets are remembered; beyond, full buckets and then the longest-unseen are forgotten. */
 export const STUN_RATE_SOURCES_TRACKED = 4096
 
 /**

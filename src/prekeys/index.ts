@@ -8,7 +8,8 @@ import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { Refusals } from '../refusals.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
-import { PeerBudget } from './budget.js'
+import { RateLimiter } from '../rate-limit.js'
+import { SECOND } from '../units.js'
 import {
   DHT_GET_TIMEOUT,
   FETCH_DIAL_TIMEOUT,
@@ -64,7 +65,7 @@ export interface PrekeyStats {
  */
 export class PrekeyService {
   private readonly counters: PrekeyStats = { bundlesServed: 0, badRequests: 0, rateLimited: 0, publishes: 0 }
-  private readonly budget = new PeerBudget(ONE_TIME_PREKEY_BURST, ONE_TIME_PREKEY_REFILL, MAX_TRACKED_PEERS)
+  private readonly budget = new RateLimiter(SECOND / ONE_TIME_PREKEY_REFILL, ONE_TIME_PREKEY_BURST, { maxKeys: MAX_TRACKED_PEERS })
   private readonly inbound = new Map<Stream, Promise<void>>()
   private controller = new AbortController()
   private running = false
