@@ -73,7 +73,7 @@ export const RELAY_HOP_MAX_OUTBOUND_STREAMS = 64
  */
 export const RELAYED_CONNECTIONS_OK = { runOnLimitedConnection: true } as const
 
-/** How long a DHT query that found no peer at all holds its caller (src/node/routing-guard.ts). */
+/** How long a DHT query that found no peer at all holds its caller (src/node/dht.ts). */
 export const EMPTY_QUERY_PAUSE = 1 * SECOND
 
 /**

@@ -24,8 +24,7 @@ import { createLogger, type Logger } from '../logger.js'
 import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isLoopbackOnly } from './addresses.js'
 import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, INBOUND_CONNECTIONS_PER_SECOND_PER_HOST, LOCAL_INBOUND_CONNECTIONS_PER_SECOND, LOCAL_MAX_PENDING_INBOUND_CONNECTIONS, MAX_CONNECTIONS, MAX_PENDING_INBOUND_CONNECTIONS, MAX_STREAM_WINDOW, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
-import { pauseEmptyQueries } from './routing-guard.js'
-import { routingTableOf } from './routing-table.js'
+import { dhtOf, pauseEmptyQueries, type Dht } from './dht.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
@@ -39,7 +38,7 @@ export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
 export type { Reachability, ReachabilityStatus } from './reachability.js'
 export type { RelayServerStats } from './relay.js'
 export { RELAYED_CONNECTIONS_OK } from './constants.js'
-export { routingTableOf, type RoutingTableView } from './routing-table.js'
+export type { Dht } from './dht.js'
 export { dialProtocolFindingPeer } from './dial.js'
 export type { AttemptOutcome, Connectivity, ReconnectStatus as NodeStatus } from './reconnect.js'
 
@@ -206,7 +205,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  const node: OctetNode = new OctetNode(libp2p, init, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log, routingTableSize: () => node.routingTableSize() }))
+  const node: OctetNode = new OctetNode(libp2p, init, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log }))
   await node.startReachability()
   node.startReconnecting()
   return node
@@ -238,6 +237,8 @@ interface InternalComponents {
 export class OctetNode {
   /** group topics over gossipsub */
   readonly pubsub: Pubsub
+  /** what octet needs from kad-dht: the routing table, walks, records (src/node/dht.ts) */
+  readonly dht: Dht
   private readonly reachability: ReachabilityTracker
   private readonly relayClient: RelayClient
   private readonly relayGate: RelayServerGate | undefined
@@ -252,6 +253,7 @@ export class OctetNode {
   /** @param reconnector keeps the node connected (src/node/reconnect.ts) */
   constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets, private readonly reconnector: Reconnector) {
     this.pubsub = new Pubsub(libp2p)
+    this.dht = dhtOf(libp2p)
     this.log = init.log ?? createLogger('silent')
     // AutoNAT's verdicts live in libp2p's address manager, which its public interface leaves out
     const { addressManager, transportManager } = (libp2p as unknown as { components: InternalComponents }).components
@@ -308,9 +310,9 @@ export class OctetNode {
     this.reconnector.start()
   }
 
-  /** Peer count, bootstrap peers and what the reconnect loop did last and does next. */
-  status (): ReconnectStatus & { routingTableSize: number } {
-    return { ...this.reconnector.status(), routingTableSize: this.routingTableSize() }
+  /** Peer count, bootstrap peers, the routing table's size, and what the reconnect loop did last and does next. */
+  status (): ReconnectStatus {
+    return this.reconnector.status()
   }
 
   get peerId (): string {
@@ -341,24 +343,6 @@ export class OctetNode {
       byPeer.set(peerId, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
-  }
-
-  /** Peers in the DHT routing table: what this node's lookups can start from. */
-  routingTableSize (): number {
-    return routingTableOf(this.libp2p.services.dht)?.size ?? 0
-  }
-
-  /**
-   * Resolves once the routing table holds a peer (or after `timeoutMs`): with
-   * bootstrap peers configured, the first lookups then have somewhere to go.
-   */
-  async waitForRoutingTable (timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs
-    while (this.routingTableSize() === 0) {
-      if (Date.now() >= deadline || signal?.aborted === true) return false
-      await new Promise(resolve => setTimeout(resolve, 25))
-    }
-    return true
   }
 
   /** Closes every connection to a peer; returns false when there was none. */
