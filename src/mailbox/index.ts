@@ -697,7 +697,7 @@ export class MailboxService {
    */
   private closestRank (recipient: string, storer: string): number | undefined {
     const wanted = this.options.replicas + this.options.closestSlack
-    const closest = this.components.dht.closestInTable(kadId(recipient), wanted, [parsePeerId(recipient), parsePeerId(storer)])
+    const closest = this.components.dht.closestInTable(kadId(recipient), wanted, [recipient, storer])
     if (closest == null) return undefined
     const closer = closest.filter(peer => isCloser(recipient, peer, this.self))
     return closer.length >= wanted ? wanted : undefined

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MessageType, type KadDHT } from '@libp2p/kad-dht'
 import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { EMPTY_QUERY_PAUSE } from './constants.js'
@@ -32,8 +33,8 @@ export class Dht {
    * the multihash), closest first, without those in `exclude`; no network.
    * undefined when the table cannot be read (see `routingTableOf`).
    */
-  closestInTable (kadId: Uint8Array, count: number, exclude: PeerId[] = []): string[] | undefined {
-    return routingTableOf(this.dht)?.closestPeers(kadId, { count, exclude }).map(peer => peer.toString())
+  closestInTable (kadId: Uint8Array, count: number, exclude: string[] = []): string[] | undefined {
+    return routingTableOf(this.dht)?.closestPeers(kadId, { count, exclude: exclude.map(peer => peerIdFromString(peer)) }).map(peer => peer.toString())
   }
 
   /** Resolves true once the routing table holds a peer; false after `timeoutMs` or an abort. */
