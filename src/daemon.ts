@@ -146,6 +146,7 @@ export class Daemon {
       upnp: config.upnp,
       webrtc: config.webrtc,
       stunPort: config.stunPort,
+      libp2pLog: config.libp2pLog,
       count: name => { counters.increment(name) },
       log
     })

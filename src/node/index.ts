@@ -25,6 +25,7 @@ import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSort
 import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, INBOUND_CONNECTIONS_PER_SECOND_PER_HOST, LOCAL_INBOUND_CONNECTIONS_PER_SECOND, LOCAL_MAX_PENDING_INBOUND_CONNECTIONS, MAX_CONNECTIONS, MAX_PENDING_INBOUND_CONNECTIONS, MAX_STREAM_WINDOW, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
 import { dhtOf, pauseEmptyQueries, type Dht } from './dht.js'
+import { pinoComponentLogger } from './libp2p-logger.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { Reconnector, type ReconnectInit, type ReconnectStatus } from './reconnect.js'
@@ -88,8 +89,13 @@ export interface NodeInit {
   stunPort?: number
   /** called with the name of each hole-punching counter as it goes up (`holepunch.*`) */
   count?: CountHook
-  /** default: silent; where the reconnect loop says that the node lost or regained the network */
+  /**
+   * default: silent; where the reconnect loop says that the node lost or regained the network,
+   * and libp2p's own log lines go (src/node/libp2p-logger.ts)
+   */
   log?: Logger
+  /** libp2p components whose debug lines are logged (`--libp2p-log`); by default only libp2p's errors, as warnings */
+  libp2pLog?: string[]
 }
 
 /** Where this node stands and what it does about it, for `GET /v1/identity` and `octet status`. */
@@ -136,6 +142,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
+    logger: pinoComponentLogger(init.log ?? createLogger('silent'), init.libp2pLog),
     datastore: init.datastore,
     start: false,
     addresses: {
