@@ -134,7 +134,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   let started: Libp2p | undefined
   if (init.webrtc === true) {
     // the STUN server: a relay we hold a reservation on (connected, so up), else a bootstrap peer
-    transports.push(webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
+    transports.push(await webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
     // always, not only once private: the listener announces nothing until there are
     // `/p2p-circuit` addresses to put `/webrtc` behind, and then at once
     listen.push('/webrtc')
