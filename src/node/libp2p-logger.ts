@@ -14,7 +14,8 @@ import type { Logger } from '../logger.js'
  * pino's `warn`; the debug lines (`log(...)`) of the components named in
  * `enable` (the daemon's `--libp2p-log`, OCTET_LIBP2P_LOG, e.g.
  * `kad-dht,yamux`) are forwarded at `debug`, and shown whatever the daemon's
- * log level; see `libp2pLogEnabled` for the patterns.
+ * log level; a component excluded there (`-tcp:connection`) is silent, its
+ * errors too. See `libp2pLogEnabled` for the patterns.
  */
 export function pinoComponentLogger (log: Logger, enable: readonly string[] = []): ComponentLogger {
   const patterns = compile(enable)
@@ -30,8 +31,9 @@ export function pinoComponentLogger (log: Logger, enable: readonly string[] = []
     }
     const debugOn = matches(patterns, name, false)
     const traceOn = matches(patterns, name, true)
+    const errorsOn = !excluded(patterns, name)
     const component = (formatter: unknown, ...args: unknown[]): void => { if (debugOn) emit('debug', formatter, args) }
-    component.error = (formatter: unknown, ...args: unknown[]): void => { emit('warn', formatter, args) }
+    component.error = (formatter: unknown, ...args: unknown[]): void => { if (errorsOn) emit('warn', formatter, args) }
     component.trace = (formatter: unknown, ...args: unknown[]): void => { if (traceOn) emit('trace', formatter, args) }
     component.enabled = debugOn
     component.newScope = (scope: string): Libp2pLog => forComponent(`${name}:${scope}`)
@@ -67,6 +69,10 @@ function compile (enable: readonly string[]): Pattern[] {
     const glob = name.split('*').map(part => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')
     return { regex: new RegExp(`^(libp2p:)?${glob}(:.*)?$`), exclude, trace }
   })
+}
+
+function excluded (patterns: Pattern[], component: string): boolean {
+  return patterns.some(p => p.exclude && p.regex.test(component))
 }
 
 function matches (patterns: Pattern[], component: string, trace: boolean): boolean {

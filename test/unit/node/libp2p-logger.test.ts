@@ -43,6 +43,14 @@ describe('libp2p logs through pino', () => {
     ])
   })
 
+  it('silences a component excluded with -name, its errors too', () => {
+    const { log, lines } = capture()
+    const logger = pinoComponentLogger(log, ['-tcp:connection'])
+    logger.forComponent('libp2p:tcp:connection:inbound:abc').newScope('yamux').error('abort with error - %e', new Error('reset'))
+    logger.forComponent('libp2p:tcp:listener').error('could not listen')
+    expect(lines().map(l => l.component)).toEqual(['libp2p:tcp:listener'])
+  })
+
   it('forwards nothing to a silent logger', () => {
     const { log, lines } = capture('silent')
     pinoComponentLogger(log).forComponent('libp2p:tcp').error('gone %e', new Error('x'))
