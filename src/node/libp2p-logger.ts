@@ -2,6 +2,7 @@ import { inspect } from 'node:util'
 import type { ComponentLogger, Logger as Libp2pLog } from '@libp2p/interface'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import type { Logger } from '../logger.js'
+import { REFUSAL_LOG_INTERVAL } from '../refusals.js'
 
 /**
  * libp2p's own logs, through the daemon's pino logger: a child with
@@ -16,9 +17,15 @@ import type { Logger } from '../logger.js'
  * `kad-dht,yamux`) are forwarded at `debug`, and shown whatever the daemon's
  * log level; a component excluded there (`-tcp:connection`) is silent, its
  * errors too. See `libp2pLogEnabled` for the patterns.
+ *
+ * A peer can make libp2p log an error at will (a stream opened for a protocol
+ * we do not speak, then reset, is one each), so errors are logged as
+ * refusals are (src/refusals.ts): per libp2p message, the first of an
+ * interval in full, the rest as one line with their count when it ends.
  */
-export function pinoComponentLogger (log: Logger, enable: readonly string[] = []): ComponentLogger {
+export function pinoComponentLogger (log: Logger, enable: readonly string[] = [], interval = REFUSAL_LOG_INTERVAL): ComponentLogger {
   const patterns = compile(enable)
+  const errors = new ErrorWindows(interval)
   const wantsDebug = patterns.some(p => !p.exclude)
   const wantsTrace = patterns.some(p => !p.exclude && p.trace)
   const base = log.child({ module: 'libp2p' }, wantsDebug ? { level: lowest(log.level, wantsTrace ? 'trace' : 'debug') } : {})
@@ -27,7 +34,15 @@ export function pinoComponentLogger (log: Logger, enable: readonly string[] = []
     const emit = (level: 'warn' | 'debug' | 'trace', formatter: unknown, args: unknown[]): void => {
       if (!base.isLevelEnabled(level)) return
       child ??= base.child({ component: name })
-      child[level](formatLibp2pMessage(formatter, args))
+      if (level !== 'warn') {
+        child[level](formatLibp2pMessage(formatter, args))
+        return
+      }
+      const logger = child
+      // libp2p's format strings are literals in its source: a bounded set of keys
+      if (errors.first(typeof formatter === 'string' ? formatter : '', repeats => { logger.warn({ repeats }, `${formatLibp2pMessage(formatter, args)}: ${repeats} more like it in ${interval / 1000} s, not logged one by one`) })) {
+        child.warn(formatLibp2pMessage(formatter, args))
+      }
     }
     const debugOn = matches(patterns, name, false)
     const traceOn = matches(patterns, name, true)
@@ -40,6 +55,29 @@ export function pinoComponentLogger (log: Logger, enable: readonly string[] = []
     return component
   }
   return { forComponent }
+}
+
+/** Per key, whether this one opens an interval (log it) or repeats within one (count it; `summary` gets the count when the interval ends). */
+class ErrorWindows {
+  private readonly open = new Map<string, { repeats: number, summary: (repeats: number) => void }>()
+
+  constructor (private readonly interval: number) {}
+
+  first (key: string, summary: (repeats: number) => void): boolean {
+    const window = this.open.get(key)
+    if (window != null) {
+      window.repeats++
+      window.summary = summary
+      return false
+    }
+    this.open.set(key, { repeats: 0, summary })
+    setTimeout(() => {
+      const ended = this.open.get(key)
+      this.open.delete(key)
+      if (ended != null && ended.repeats > 0) ended.summary(ended.repeats)
+    }, this.interval).unref()
+    return true
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { formatLibp2pMessage, libp2pLogEnabled, pinoComponentLogger } from '../../../src/node/libp2p-logger.js'
+import { until } from '../../helpers/daemon.js'
 
 function capture (level = 'info'): { log: pino.Logger, lines: () => Array<Record<string, unknown>> } {
   const out: string[] = []
@@ -41,6 +42,21 @@ describe('libp2p logs through pino', () => {
       [20, 'libp2p:kad-dht:routing-table', 'added a peer'],
       [20, 'libp2p:yamux', 'a stream']
     ])
+  })
+
+  it('logs a flood of one libp2p error as its first line and then a count, not a line each', async () => {
+    const { log, lines } = capture()
+    const logger = pinoComponentLogger(log, [], 100)
+    for (let i = 0; i < 1000; i++) {
+      logger.forComponent(`libp2p:tcp:connection:inbound:${i}`).newScope('yamux').error('abort with error - %e', new Error(`reset ${i}`))
+    }
+    logger.forComponent('libp2p:transports').error('could not listen on %a', '/ip4/127.0.0.1/tcp/1')
+    expect(lines().map(l => l.msg)).toEqual(['abort with error - reset 0', 'could not listen on /ip4/127.0.0.1/tcp/1'])
+    await until('the count of the rest', () => lines().length === 3, 2_000)
+    expect(lines()[2]).toMatchObject({ level: 40, module: 'libp2p', repeats: 999, msg: 'abort with error - reset 999: 999 more like it in 0.1 s, not logged one by one' })
+    // a new interval logs the next one in full again
+    logger.forComponent('libp2p:x').error('abort with error - %e', new Error('later'))
+    expect(lines()[3]?.msg).toBe('abort with error - later')
   })
 
   it('silences a component excluded with -name, its errors too', () => {
