@@ -7,8 +7,9 @@ import { Cleanup, DaemonProcess, until, waitFor } from '../helpers/daemon.js'
 /**
  * Offline delivery through mailbox peers, with `octet daemon` processes on real TCP, stopped
  * and started again as a user would: B bootstraps the network, M1 and M2 are bystanders; with
- * B they are the mailbox candidates (k = 3). A writes to C while C is off, then A goes off too. The two tests share the
- * network (the second starts where the first left it: every mailbox empty, all six running).
+ * B they are the mailbox candidates (k = 3). A writes to C while C is off, then A goes off too.
+ * The two tests share the network (the second starts where the first left it: every mailbox
+ * empty, all five running): five daemon processes instead of twelve.
  */
 describe('offline delivery through mailboxes', () => {
   const cleanup = new Cleanup()
