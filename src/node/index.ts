@@ -118,6 +118,7 @@ export interface ConnectedPeer extends PeerSummary {
 
 /** Builds and starts the libp2p node. Listen failures become one clear OctetError. */
 export async function createNode (init: NodeInit): Promise<OctetNode> {
+  const log = init.log ?? createLogger('silent')
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
   if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap.map(a => a.toString()) }))
   if (init.mdns) peerDiscovery.push(mdns())
@@ -142,7 +143,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
-    logger: pinoComponentLogger(init.log ?? createLogger('silent'), init.libp2pLog),
+    logger: pinoComponentLogger(log, init.libp2pLog),
     datastore: init.datastore,
     start: false,
     addresses: {
@@ -212,7 +213,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  const node: OctetNode = new OctetNode(libp2p, init, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log }))
+  const node: OctetNode = new OctetNode(libp2p, { ...init, log }, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log }))
   await node.startReachability()
   node.startReconnecting()
   return node
