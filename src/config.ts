@@ -79,6 +79,8 @@ export interface DaemonConfig {
   bootstrap: Multiaddr[]
   mdns: boolean
   logLevel: LogLevel
+  /** libp2p components whose debug lines are logged (e.g. kad-dht, yamux; src/node/libp2p-logger.ts); none by default, libp2p's errors only */
+  libp2pLog: string[]
   /** mailbox peers that keep a sealed copy of a message for an offline recipient */
   mailboxReplicas: number
   reachability: ReachabilityMode
@@ -105,6 +107,7 @@ export interface RawSettings {
   bootstrap?: unknown
   mdns?: unknown
   logLevel?: unknown
+  libp2pLog?: unknown
   mailboxReplicas?: unknown
   reachability?: unknown
   relayService?: unknown
@@ -120,7 +123,7 @@ export interface RawSettings {
 }
 
 const SETTING_KEYS = [
-  'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'mailboxReplicas',
+  'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'libp2pLog', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
   'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort'
 ] as const
@@ -134,6 +137,7 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   bootstrap: 'OCTET_BOOTSTRAP',
   mdns: 'OCTET_MDNS',
   logLevel: 'OCTET_LOG_LEVEL',
+  libp2pLog: 'OCTET_LIBP2P_LOG',
   mailboxReplicas: 'OCTET_MAILBOX_REPLICAS',
   reachability: 'OCTET_REACHABILITY',
   relayService: 'OCTET_RELAY_SERVICE',
@@ -220,6 +224,7 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     bootstrap: parseBootstrapList(pick('bootstrap') ?? []),
     mdns: parseBoolean('mdns', pick('mdns') ?? true),
     logLevel: parseLogLevel(pick('logLevel') ?? 'info'),
+    libp2pLog: listSetting('libp2p log components', pick('libp2pLog') ?? []),
     mailboxReplicas: parseInteger('mailbox replicas', pick('mailboxReplicas') ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS),
     reachability: parseChoice('reachability', pick('reachability') ?? 'auto', REACHABILITY_MODES),
     relayService: parseBoolean('relay service', pick('relayService') ?? true),

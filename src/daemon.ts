@@ -152,11 +152,12 @@ export class Daemon {
       upnp: config.upnp,
       webrtc: config.webrtc,
       stunPort: config.stunPort,
+      libp2pLog: config.libp2pLog,
       count: name => { counters.increment(name) },
       log
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
-    if (config.bootstrap.length > 0 && !await this.node.waitForRoutingTable(ROUTING_TABLE_WAIT)) {
+    if (config.bootstrap.length > 0 && !await this.node.dht.waitForRoutingTable(ROUTING_TABLE_WAIT)) {
       log.warn({ bootstrap: config.bootstrap.map(a => a.toString()) }, 'no bootstrap peer answered yet; lookups fail until one does (the node keeps dialling, see `octet status`)')
     }
 
@@ -170,11 +171,11 @@ export class Daemon {
         log.warn({ err }, 'could not write Signal session state; it goes with the next stored message, which is not acknowledged until it is on disk')
       }
     })
-    this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, crypto: this.crypto, log, refusals })
+    this.prekeys = new PrekeyService({ libp2p: this.node.libp2p, dht: this.node.dht, crypto: this.crypto, log, refusals })
     await this.prekeys.start()
     this.cleanups.push({ name: 'prekeys', run: async () => { await this.prekeys.stop() } })
 
-    this.mailbox = new MailboxService({ libp2p: this.node.libp2p, store, privateKey, log, refusals, options: { replicas: config.mailboxReplicas, ...this.overrides.mailbox } })
+    this.mailbox = new MailboxService({ libp2p: this.node.libp2p, dht: this.node.dht, store, privateKey, log, refusals, options: { replicas: config.mailboxReplicas, ...this.overrides.mailbox } })
     await this.mailbox.start()
     this.cleanups.push({ name: 'mailbox', run: async () => { await this.mailbox.stop() } })
 

@@ -69,6 +69,7 @@ async function makeNode (role, transport) {
     listen.push(role === 'relay' ? `/ip4/${PUB}/tcp/4002/ws` : '/ip4/0.0.0.0/tcp/0/ws')
   }
   if (transport.startsWith('quic')) {
+    // check-imports: not a dependency @chainsafe/libp2p-quic (installed --no-save for this experiment, see the top)
     const { quic } = await import('@chainsafe/libp2p-quic')
     transports.push(quic())
     listen.push(role === 'relay' ? `/ip4/${PUB}/udp/4001/quic-v1` : '/ip4/0.0.0.0/udp/0/quic-v1')

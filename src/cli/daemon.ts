@@ -13,6 +13,7 @@ export function registerDaemon (program: Command): void {
     .option('--bootstrap <multiaddr>', 'peer to join the network through, with /p2p/<PeerId>, repeatable (env OCTET_BOOTSTRAP)', collect)
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env OCTET_LOG_LEVEL) [default: info]')
+    .option('--libp2p-log <components>', "libp2p components whose debug lines are logged, comma-separated, as libp2p's DEBUG (e.g. kad-dht,yamux; * for all; -name silences one, errors too); without it only libp2p's errors are logged, as warnings (env OCTET_LIBP2P_LOG)")
     .option('--mailbox-replicas <k>', 'mailbox peers that keep a sealed copy for an offline recipient (env OCTET_MAILBOX_REPLICAS) [default: 3]')
     .option('--reachability <mode>', 'auto (AutoNAT and NAT detection decide), public or private (env OCTET_REACHABILITY) [default: auto]')
     .option('--no-relay-service', 'never relay for other peers, even when this node is public (env OCTET_RELAY_SERVICE=false)')
@@ -27,7 +28,7 @@ export function registerDaemon (program: Command): void {
     .option('--stun-port <port>', 'UDP port of the STUN responder this node runs while public, 0 for none (env OCTET_STUN_PORT) [default: 3478]')
     .action(async (_options, command: Command) => {
       const opts = command.optsWithGlobals<{
-        dataDir?: string, listen?: string[], api?: string, apiAllowedHost?: string[], bootstrap?: string[], mdns: boolean, logLevel?: string, mailboxReplicas?: string,
+        dataDir?: string, listen?: string[], api?: string, apiAllowedHost?: string[], bootstrap?: string[], mdns: boolean, logLevel?: string, libp2pLog?: string, mailboxReplicas?: string,
         reachability?: string, relayService: boolean, relayMaxReservations?: string, relayMaxCircuits?: string, relayMaxCircuitsPerPeer?: string,
         relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean, webrtc?: boolean, stunPort?: string
       }>()
@@ -41,6 +42,7 @@ export function registerDaemon (program: Command): void {
         bootstrap: opts.bootstrap,
         mdns: explicit('mdns', opts.mdns),
         logLevel: opts.logLevel,
+        libp2pLog: opts.libp2pLog,
         mailboxReplicas: opts.mailboxReplicas,
         reachability: opts.reachability,
         relayService: explicit('relayService', opts.relayService),

@@ -9,7 +9,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { RateLimiter } from '../messaging/rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId } from '../node/index.js'
 import { HistoryStatus, decodeGroupMessage, type GroupMessage, type HistoryRequest } from './codec.js'
 import {

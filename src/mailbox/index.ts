@@ -1,9 +1,9 @@
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { RateLimiter } from '../messaging/rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import { networkPrefix } from '../node/addresses.js'
-import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, routingTableOf, type OctetLibp2p } from '../node/index.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type Dht, type OctetLibp2p } from '../node/index.js'
 import { Refusals } from '../refusals.js'
 import type { Store } from '../store/database.js'
 import { MAX_SEALED_BYTES } from '../wire/limits.js'
@@ -109,6 +109,8 @@ export interface MailboxServiceOptions {
 
 export interface MailboxServiceComponents {
   libp2p: OctetLibp2p
+  /** who holds a recipient's mailbox: our routing table and DHT walks (OctetNode.dht) */
+  dht: Dht
   store: Store
   /** this node's libp2p key: signs the proofs of our own FETCHes and DELETEs */
   privateKey: PrivateKey
@@ -695,12 +697,9 @@ export class MailboxService {
    */
   private closestRank (recipient: string, storer: string): number | undefined {
     const wanted = this.options.replicas + this.options.closestSlack
-    const table = routingTableOf(this.components.libp2p.services.dht)
-    if (table == null) return undefined
-    const key = kadId(recipient)
-    const exclude = [parsePeerId(recipient), parsePeerId(storer)]
-    const closer = table.closestPeers(key, { count: wanted, exclude })
-      .filter(peer => isCloser(recipient, peer.toString(), this.self))
+    const closest = this.components.dht.closestInTable(kadId(recipient), wanted, [recipient, storer])
+    if (closest == null) return undefined
+    const closer = closest.filter(peer => isCloser(recipient, peer, this.self))
     return closer.length >= wanted ? wanted : undefined
   }
 
@@ -781,21 +780,11 @@ export class MailboxService {
     const target = parsePeerId(recipient)
     this.assertRunning()
     if (count <= 0) return []
-    const { libp2p } = this.components
-    const dht = libp2p.services.dht
-    // kad-dht waits, with no limit but the signal, for a first peer when its routing table is empty
-    if (routingTableOf(dht)?.size === 0) return []
     const timeout = AbortSignal.timeout(this.options.closestPeersTimeout)
-    const answered = new Set<string>()
-    const named = new Set<string>()
+    let answered: Set<string>
+    let named: Set<string>
     try {
-      for await (const event of dht.getClosestPeers(target.toMultihash().bytes, { signal: this.signalFor(timeout, signal) })) {
-        if (event.name === 'FINAL_PEER') answered.add(event.peer.id.toString())
-        if (event.name === 'PEER_RESPONSE') {
-          answered.add(event.from.toString())
-          for (const peer of event.closer) named.add(peer.id.toString())
-        }
-      }
+      ({ answered, named } = await this.components.dht.walk(target.toMultihash().bytes, this.signalFor(timeout, signal)))
     } catch (err) {
       throw this.abortError(signal, timeout, `looking up the peers closest to ${recipient}`) ??
         new OctetError('PEER_NOT_FOUND', `the DHT walk towards ${recipient} failed: ${errorMessage(err)}`, { cause: err })

@@ -10,7 +10,7 @@ import { MAX_RECEIPT_IDS } from '../wire/limits.js'
 import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
 import type { AckResult, ItemAck } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
-import { RateLimiter } from './rate-limit.js'
+import { RateLimiter } from '../rate-limit.js'
 import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
 import type { Refusals } from '../refusals.js'
 import type { Counters } from './stats.js'
@@ -98,7 +98,7 @@ export class Receiver {
 
   constructor (private readonly init: ReceiverInit) {
     const rate = init.inboundRate ?? { perSecond: INBOUND_RATE_PER_SECOND, burst: INBOUND_BURST }
-    this.limiter = new RateLimiter(rate.perSecond, rate.burst, init.now)
+    this.limiter = new RateLimiter(rate.perSecond, rate.burst, { now: init.now })
   }
 
   /** GROUP_CONTROL and SENDER_KEY envelopes go to `handler`; without one they are refused (UNSUPPORTED_KIND). */

@@ -73,7 +73,7 @@ export const RELAY_HOP_MAX_OUTBOUND_STREAMS = 64
  */
 export const RELAYED_CONNECTIONS_OK = { runOnLimitedConnection: true } as const
 
-/** How long a DHT query that found no peer at all holds its caller (src/node/routing-guard.ts). */
+/** How long a DHT query that found no peer at all holds its caller (src/node/dht.ts). */
 export const EMPTY_QUERY_PAUSE = 1 * SECOND
 
 /**
@@ -106,7 +106,7 @@ export const DEFAULT_STUN_PORT = 3478
  */
 export const STUN_RATE_PER_SECOND = 5
 export const STUN_RATE_BURST = 40
-/** Source IPs whose buckets are remembered; beyond, the longest-unseen is forgotten. */
+/** Source IPs whose buckets are remembered; beyond, full buckets and then the longest-unseen are forgotten. */
 export const STUN_RATE_SOURCES_TRACKED = 4096
 
 /**

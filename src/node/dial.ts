@@ -3,6 +3,7 @@ import type { OctetLibp2p } from './index.js'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { LocalSubnets, dialRank, isCircuit, isLoopback } from './addresses.js'
 import { RELAYED_CONNECTIONS_OK } from './constants.js'
+import { dhtOf } from './dht.js'
 
 /** Ranks up to here (own LAN, public, relayed) can work from anywhere; beyond, only by luck. */
 const PROMISING_RANK = 2
@@ -82,10 +83,9 @@ async function knownAddresses (libp2p: Libp2p, peer: PeerId): Promise<Multiaddr[
 async function lookUp (libp2p: OctetLibp2p, peer: PeerId, signal: AbortSignal): Promise<Multiaddr[] | undefined> {
   const found = new Map<string, Multiaddr>()
   try {
-    for await (const event of libp2p.services.dht.findPeer(peer, { signal, useCache: false })) {
-      if (event.name !== 'FINAL_PEER') continue
-      for (const addr of event.peer.multiaddrs) found.set(addr.toString(), addr)
-      if (promisingAddresses(libp2p, peer, event.peer.multiaddrs).length > 0) break
+    for await (const addrs of dhtOf(libp2p).findPeer(peer, signal)) {
+      for (const addr of addrs) found.set(addr.toString(), addr)
+      if (promisingAddresses(libp2p, peer, addrs).length > 0) break
     }
   } catch {
     // a lookup that ends in an error may still have found something on the way

@@ -24,8 +24,8 @@ import { createLogger, type Logger } from '../logger.js'
 import { LocalSubnets, addressesWorthSharing, dhtPeerInfoMapper, dialAddressSorter, isLoopbackOnly } from './addresses.js'
 import { CONNECTION_PING_INTERVAL, DHT_LOOKUP_TIMEOUT, DHT_PROTOCOL, DIAL_TIMEOUT, INBOUND_CONNECTIONS_PER_SECOND_PER_HOST, LOCAL_INBOUND_CONNECTIONS_PER_SECOND, LOCAL_MAX_PENDING_INBOUND_CONNECTIONS, MAX_CONNECTIONS, MAX_PENDING_INBOUND_CONNECTIONS, MAX_STREAM_WINDOW, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS, RELAY_RESERVATION_TIMEOUT } from './constants.js'
 import { Pubsub, pubsubService } from './pubsub.js'
-import { pauseEmptyQueries } from './routing-guard.js'
-import { routingTableOf } from './routing-table.js'
+import { dhtOf, pauseEmptyQueries, type Dht } from './dht.js'
+import { pinoComponentLogger } from './libp2p-logger.js'
 import { ReachabilityTracker, type ReachabilityStatus } from './reachability.js'
 import { RelayClient, RelayServerGate, relayServerService, type RelayServerStats } from './relay.js'
 import { Reconnector, type ReconnectStatus } from './reconnect.js'
@@ -39,7 +39,7 @@ export type { PubsubMessage, TopicHandler, Verdict } from './pubsub.js'
 export type { Reachability, ReachabilityStatus } from './reachability.js'
 export type { RelayServerStats } from './relay.js'
 export { RELAYED_CONNECTIONS_OK } from './constants.js'
-export { routingTableOf, type RoutingTableView } from './routing-table.js'
+export type { Dht } from './dht.js'
 export { dialProtocolFindingPeer } from './dial.js'
 export type { AttemptOutcome, Connectivity, ReconnectStatus as NodeStatus } from './reconnect.js'
 
@@ -89,8 +89,13 @@ export interface NodeInit {
   stunPort?: number
   /** called with the name of each hole-punching counter as it goes up (`holepunch.*`) */
   count?: CountHook
-  /** default: silent; where the reconnect loop says that the node lost or regained the network */
+  /**
+   * default: silent; where the reconnect loop says that the node lost or regained the network,
+   * and libp2p's own log lines go (src/node/libp2p-logger.ts)
+   */
   log?: Logger
+  /** libp2p components whose debug lines are logged (`--libp2p-log`); by default only libp2p's errors, as warnings */
+  libp2pLog?: string[]
 }
 
 /** Where this node stands and what it does about it, for `GET /v1/identity` and `octet status`. */
@@ -113,6 +118,7 @@ export interface ConnectedPeer extends PeerSummary {
 
 /** Builds and starts the libp2p node. Listen failures become one clear OctetError. */
 export async function createNode (init: NodeInit): Promise<OctetNode> {
+  const log = init.log ?? createLogger('silent')
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
   if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap.map(a => a.toString()) }))
   if (init.mdns) peerDiscovery.push(mdns())
@@ -129,7 +135,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   let started: Libp2p | undefined
   if (init.webrtc === true) {
     // the STUN server: a relay we hold a reservation on (connected, so up), else a bootstrap peer
-    transports.push(webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
+    transports.push(await webRTCTransport(() => stunServerFor([...(started?.getMultiaddrs().filter(isCircuitHolder) ?? []), ...init.bootstrap])))
     // always, not only once private: the listener announces nothing until there are
     // `/p2p-circuit` addresses to put `/webrtc` behind, and then at once
     listen.push('/webrtc')
@@ -137,6 +143,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
+    logger: pinoComponentLogger(log, init.libp2pLog),
     datastore: init.datastore,
     start: false,
     addresses: {
@@ -206,7 +213,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     await Promise.resolve(libp2p.stop()).catch(() => {})
     throw translateStartError(err, init.listen)
   }
-  const node: OctetNode = new OctetNode(libp2p, init, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log, routingTableSize: () => node.routingTableSize() }))
+  const node: OctetNode = new OctetNode(libp2p, { ...init, log }, subnets, new Reconnector(libp2p, { bootstrap: init.bootstrap, log: init.log }))
   await node.startReachability()
   node.startReconnecting()
   return node
@@ -238,6 +245,8 @@ interface InternalComponents {
 export class OctetNode {
   /** group topics over gossipsub */
   readonly pubsub: Pubsub
+  /** what octet needs from kad-dht: the routing table, walks, records (src/node/dht.ts) */
+  readonly dht: Dht
   private readonly reachability: ReachabilityTracker
   private readonly relayClient: RelayClient
   private readonly relayGate: RelayServerGate | undefined
@@ -252,6 +261,7 @@ export class OctetNode {
   /** @param reconnector keeps the node connected (src/node/reconnect.ts) */
   constructor (readonly libp2p: OctetLibp2p, init: NodeInit, subnets: LocalSubnets, private readonly reconnector: Reconnector) {
     this.pubsub = new Pubsub(libp2p)
+    this.dht = dhtOf(libp2p)
     this.log = init.log ?? createLogger('silent')
     // a fix to the stack that found its upstream target changed runs unpatched: said at every start
     warnInactiveStackFixes(this.log)
@@ -310,9 +320,9 @@ export class OctetNode {
     this.reconnector.start()
   }
 
-  /** Peer count, bootstrap peers and what the reconnect loop did last and does next. */
-  status (): ReconnectStatus & { routingTableSize: number } {
-    return { ...this.reconnector.status(), routingTableSize: this.routingTableSize() }
+  /** Peer count, bootstrap peers, the routing table's size, and what the reconnect loop did last and does next. */
+  status (): ReconnectStatus {
+    return this.reconnector.status()
   }
 
   get peerId (): string {
@@ -343,24 +353,6 @@ export class OctetNode {
       byPeer.set(peerId, entry)
     }
     return [...byPeer.values()].sort((a, b) => a.peerId.localeCompare(b.peerId))
-  }
-
-  /** Peers in the DHT routing table: what this node's lookups can start from. */
-  routingTableSize (): number {
-    return routingTableOf(this.libp2p.services.dht)?.size ?? 0
-  }
-
-  /**
-   * Resolves once the routing table holds a peer (or after `timeoutMs`): with
-   * bootstrap peers configured, the first lookups then have somewhere to go.
-   */
-  async waitForRoutingTable (timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs
-    while (this.routingTableSize() === 0) {
-      if (Date.now() >= deadline || signal?.aborted === true) return false
-      await new Promise(resolve => setTimeout(resolve, 25))
-    }
-    return true
   }
 
   /** Closes every connection to a peer; returns false when there was none. */

@@ -1,12 +1,12 @@
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { setTimeout as delayFor } from 'node:timers/promises'
 import { errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
 import {
   DHT_LOOKUP_TIMEOUT, DIAL_TIMEOUT, MIN_PEERS, RECONNECT_BASE_DELAY, RECONNECT_CHECK_INTERVAL,
   RECONNECT_KNOWN_PEERS_PER_ATTEMPT, RECONNECT_MAX_DELAY, ROUTING_TABLE_ENTRY_WAIT
 } from './constants.js'
+import { dhtOf, type Dht } from './dht.js'
 import type { OctetLibp2p } from './index.js'
 
 /**
@@ -46,6 +46,8 @@ export interface ReconnectStatus {
   nextAttemptAt?: number
   /** the last self-lookup that refilled the DHT routing table after a reconnection */
   routingRefreshAt?: number
+  /** peers in the DHT routing table */
+  routingTableSize: number
 }
 
 export interface BackoffPolicy {
@@ -83,8 +85,6 @@ export interface ReconnectInit {
   log?: Pick<Logger, 'warn' | 'info' | 'debug'>
   minPeers?: number
   backoff?: BackoffPolicy
-  /** the DHT routing table's size (kad-dht does not expose it in its interface) */
-  routingTableSize: () => number
 }
 
 export class Reconnector {
@@ -94,13 +94,16 @@ export class Reconnector {
   private timer: NodeJS.Timeout | undefined
   private inFlight: Promise<void> | undefined
   private started = false
-  private readonly state: Omit<ReconnectStatus, 'peers' | 'minPeers' | 'connectivity' | 'bootstrap'> = { attempts: 0, consecutiveFailures: 0 }
+  private readonly state: Omit<ReconnectStatus, 'peers' | 'minPeers' | 'connectivity' | 'bootstrap' | 'routingTableSize'> = { attempts: 0, consecutiveFailures: 0 }
   /** the failure last logged as a warning; later ones like it go to debug */
   private warned: string | undefined
   private readonly onConnect = (): void => { this.connected() }
   private readonly onDisconnect = (): void => { this.disconnected() }
 
+  private readonly dht: Dht
+
   constructor (private readonly libp2p: OctetLibp2p, private readonly init: ReconnectInit) {
+    this.dht = dhtOf(libp2p)
     this.minPeers = init.minPeers ?? MIN_PEERS
     this.backoff = init.backoff ?? DEFAULT_BACKOFF
   }
@@ -132,6 +135,7 @@ export class Reconnector {
       minPeers: this.minPeers,
       connectivity: connectivityOf(peers, this.minPeers),
       bootstrap: this.init.bootstrap.map(a => a.toString()),
+      routingTableSize: this.dht.routingTableSize(),
       ...this.state,
       // a scheduled check while the node has its peers is not an attempt anyone waits for
       nextAttemptAt: peers < this.minPeers ? this.state.nextAttemptAt : undefined
@@ -253,14 +257,10 @@ export class Reconnector {
     const lookup = AbortSignal.any([signal, AbortSignal.timeout(DHT_LOOKUP_TIMEOUT)])
     try {
       // kad-dht adds a peer to its table once identify says it speaks the DHT protocol
-      const deadline = Date.now() + ROUTING_TABLE_ENTRY_WAIT
-      while (this.init.routingTableSize() === 0 && Date.now() < deadline) await delayFor(50, undefined, { signal: lookup })
-      let found = 0
-      for await (const event of this.libp2p.services.dht.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal: lookup })) {
-        if (event.name === 'FINAL_PEER') found++
-      }
+      await this.dht.waitForRoutingTable(ROUTING_TABLE_ENTRY_WAIT, lookup)
+      const { answered } = await this.dht.walk(this.libp2p.peerId.toMultihash().bytes, lookup)
       this.state.routingRefreshAt = Date.now()
-      this.init.log?.debug({ found, routingTable: this.init.routingTableSize() }, 'reconnect: self-lookup refreshed the DHT routing table')
+      this.init.log?.debug({ found: answered.size, routingTable: this.dht.routingTableSize() }, 'reconnect: self-lookup refreshed the DHT routing table')
     } catch (err) {
       if (signal.aborted) return
       this.init.log?.debug({ err: errorMessage(err) }, 'reconnect: self-lookup failed; kad-dht retries on its own schedule')

@@ -10,12 +10,13 @@
  * the response is barely larger than the smallest request (32 against 20
  * bytes for IPv4), anything that is not a well-formed Binding request is
  * dropped without an answer, and each source IP gets a token bucket of
- * answers (`StunRateLimiter`).
+ * answers (src/rate-limit.ts; per IP, not per port: a spoofer can pick any port).
  */
 import { createSocket, type Socket } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
 import { OctetError, errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { RateLimiter } from '../rate-limit.js'
 import { STUN_RATE_BURST, STUN_RATE_PER_SECOND, STUN_RATE_SOURCES_TRACKED } from './constants.js'
 
 export const STUN_MAGIC_COOKIE = 0x2112a442
@@ -110,44 +111,6 @@ function addressBytes (ip: string): Uint8Array | undefined {
   return out
 }
 
-/**
- * A token bucket per source IP (not per port: a spoofer can pick any port).
- * ICE sends a handful of Binding requests per gathering, with retransmissions,
- * and keeps the mapping alive with one every few seconds; the burst covers a
- * few peer connections set up at once. Sources beyond `maxSources` push out
- * the longest-untouched one, so a flood of spoofed addresses costs bounded memory.
- */
-export class StunRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
-
-  constructor (
-    private readonly perSecond = STUN_RATE_PER_SECOND,
-    private readonly burst = STUN_RATE_BURST,
-    private readonly maxSources = STUN_RATE_SOURCES_TRACKED
-  ) {}
-
-  /** True when `ip` may have one more answer at time `now` (ms). */
-  allow (ip: string, now: number): boolean {
-    const bucket = this.buckets.get(ip)
-    let tokens = this.burst
-    if (bucket != null) {
-      tokens = Math.min(this.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.perSecond)
-      // re-inserted below: Map order is then least recently seen first
-      this.buckets.delete(ip)
-    } else if (this.buckets.size >= this.maxSources) {
-      const oldest = this.buckets.keys().next().value
-      if (oldest != null) this.buckets.delete(oldest)
-    }
-    const allowed = tokens >= 1
-    this.buckets.set(ip, { tokens: allowed ? tokens - 1 : tokens, at: now })
-    return allowed
-  }
-
-  get sources (): number {
-    return this.buckets.size
-  }
-}
-
 export interface StunServerStats {
   answered: number
   /** dropped: not a Binding request */
@@ -162,7 +125,7 @@ export interface StunServerStats {
  */
 export class StunServer {
   private sockets: Socket[] = []
-  private readonly limiter = new StunRateLimiter()
+  private readonly limiter = new RateLimiter(STUN_RATE_PER_SECOND, STUN_RATE_BURST, { maxKeys: STUN_RATE_SOURCES_TRACKED })
   readonly stats: StunServerStats = { answered: 0, ignored: 0, limited: 0 }
 
   /** `host`: an IPv4 address to bind, all interfaces (and IPv6 `::`) by default */
@@ -215,7 +178,7 @@ export class StunServer {
   private onDatagram (socket: Socket, datagram: Buffer, ip: string, port: number): void {
     const response = respondTo(datagram, ip, port)
     if (response == null) { this.stats.ignored++; return }
-    if (!this.limiter.allow(ip, Date.now())) { this.stats.limited++; return }
+    if (!this.limiter.tryTake(ip)) { this.stats.limited++; return }
     this.stats.answered++
     socket.send(response, port, ip)
   }

@@ -18,7 +18,6 @@
  *   the relayed one and every stream to that peer stalls. Every new WebRTC
  *   connection is checked and aborted unless it is really up (the guard).
  */
-import { webRTC } from '@libp2p/webrtc'
 import type { Connection, IdentifyResult, Libp2p, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { OctetError, errorMessage } from '../errors.js'
@@ -63,8 +62,13 @@ export function stunServerFor (candidates: Multiaddr[], port = DEFAULT_STUN_PORT
   return []
 }
 
-/** The WebRTC transport, asking `iceServers` for its STUN server at each connection. */
-export function webRTCTransport (iceServers: () => IceServer[]): ReturnType<typeof webRTC> {
+/**
+ * The WebRTC transport, asking `iceServers` for its STUN server at each connection. Loaded
+ * only when asked for: importing @libp2p/webrtc (its native data channel with it) takes about
+ * 0.45 s, a third of a daemon's start, for an option that is off by default.
+ */
+export async function webRTCTransport (iceServers: () => IceServer[]): Promise<ReturnType<typeof import('@libp2p/webrtc').webRTC>> {
+  const { webRTC } = await import('@libp2p/webrtc')
   return webRTC({ rtcConfiguration: () => ({ iceServers: iceServers() }) })
 }
 

@@ -1,14 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MessageType, type QueryEvent } from '@libp2p/kad-dht'
 import type { Connection, Stream } from '@libp2p/interface'
-import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { Refusals } from '../refusals.js'
-import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
-import { PeerBudget } from './budget.js'
+import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type Dht, type OctetLibp2p } from '../node/index.js'
+import { RateLimiter } from '../rate-limit.js'
+import { SECOND } from '../units.js'
 import {
   DHT_GET_TIMEOUT,
   FETCH_DIAL_TIMEOUT,
@@ -37,6 +36,8 @@ export type { VerifiedBundle } from '../crypto/bundle.js'
 
 export interface PrekeyServiceComponents {
   libp2p: OctetLibp2p
+  /** our bundle's record in the DHT, and others' (OctetNode.dht) */
+  dht: Dht
   crypto: SignalCrypto
   log: Logger
   /** where refusals are counted (/v1/stats) and logged; by default logged here only */
@@ -64,7 +65,7 @@ export interface PrekeyStats {
  */
 export class PrekeyService {
   private readonly counters: PrekeyStats = { bundlesServed: 0, badRequests: 0, rateLimited: 0, publishes: 0 }
-  private readonly budget = new PeerBudget(ONE_TIME_PREKEY_BURST, ONE_TIME_PREKEY_REFILL, MAX_TRACKED_PEERS)
+  private readonly budget = new RateLimiter(SECOND / ONE_TIME_PREKEY_REFILL, ONE_TIME_PREKEY_BURST, { maxKeys: MAX_TRACKED_PEERS })
   private readonly inbound = new Map<Stream, Promise<void>>()
   private controller = new AbortController()
   private running = false
@@ -172,26 +173,8 @@ export class PrekeyService {
     this.assertRunning()
     const key = prekeyRecordKey(peerId)
     const timeout = AbortSignal.timeout(DHT_GET_TIMEOUT)
-    const values: Uint8Array[] = []
-    const collect = (value: Uint8Array): void => {
-      if (values.length < MAX_DHT_VALUES && !values.some(v => uint8ArrayEquals(v, value))) values.push(value)
-    }
-    let failure: unknown
-    try {
-      // get() reports only the record its selector picks, and throws away all of them
-      // when a peer holding an older one refuses the correction; the progress events
-      // carry every record found, so one unhelpful peer cannot hide the others
-      for await (const event of this.components.libp2p.services.dht.get(key, {
-        signal: this.signalFor(timeout, signal),
-        onProgress: (evt) => {
-          if (evt.type === 'kad-dht:query:value') collect((evt.detail as { value: Uint8Array }).value)
-        }
-      })) {
-        if (event.name === 'VALUE') collect(event.value)
-      }
-    } catch (err) {
-      failure = err
-    }
+    // every record found, not only the one kad-dht's selector picks (see Dht.getAll)
+    const { values, failure } = await this.components.dht.getAll(key, MAX_DHT_VALUES, this.signalFor(timeout, signal))
 
     let best: VerifiedBundle | undefined
     let refusal: unknown
@@ -222,19 +205,15 @@ export class PrekeyService {
    */
   async publish (signal?: AbortSignal): Promise<number> {
     this.assertRunning()
-    const { libp2p, crypto } = this.components
+    const { libp2p, crypto, dht } = this.components
     const bundle = await crypto.createBundle({ withOneTimePrekey: false })
     const timeout = AbortSignal.timeout(PUBLISH_TIMEOUT)
-    let stored = 0
+    let stored: number
     try {
-      for await (const event of libp2p.services.dht.put(prekeyRecordKey(libp2p.peerId.toString()), bundle, { signal: this.signalFor(timeout, signal) })) {
-        if (isStoredBy(event, bundle)) stored++
-      }
+      stored = await dht.put(prekeyRecordKey(libp2p.peerId.toString()), bundle, this.signalFor(timeout, signal))
     } catch (err) {
-      if (stored === 0) {
-        throw this.abortError(signal, timeout, 'publishing our prekey bundle') ??
-          new OctetError('INTERNAL', `publishing our prekey bundle failed: ${errorMessage(err)}`, { cause: err })
-      }
+      throw this.abortError(signal, timeout, 'publishing our prekey bundle') ??
+        new OctetError('INTERNAL', `publishing our prekey bundle failed: ${errorMessage(err)}`, { cause: err })
     }
     if (stored > 0) this.counters.publishes++
     this.log.debug({ stored }, 'published our prekey bundle in the DHT')
@@ -351,12 +330,4 @@ export class PrekeyService {
     if (timeout.aborted) return new OctetError('TIMEOUT', `${what} timed out`)
     return undefined
   }
-}
-
-/** A PUT_VALUE answered with our record: the peer stored it (kad-dht echoes the request back). */
-function isStoredBy (event: QueryEvent, bundle: Uint8Array): boolean {
-  return event.name === 'PEER_RESPONSE' &&
-    event.messageType === MessageType.PUT_VALUE &&
-    event.record != null &&
-    uint8ArrayEquals(event.record.value, bundle)
 }

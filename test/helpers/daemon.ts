@@ -110,6 +110,16 @@ export class DaemonProcess {
     return this.child.exitCode != null || this.child.signalCode != null
   }
 
+  get peerId (): string {
+    return this.info.peerId
+  }
+
+  /** Stops (SIGTERM, a clean exit) and starts a new process on the same data directory and options. */
+  async restart (cleanup?: Cleanup, changes: Partial<DaemonOptions> = {}): Promise<DaemonProcess> {
+    await this.stop()
+    return await DaemonProcess.start({ ...this.options, ...changes }, cleanup)
+  }
+
   /** The first TCP address with /p2p/, for other daemons to bootstrap from: announced, or bound (a public address AutoNAT has not confirmed yet). */
   get tcpAddress (): string {
     const tcp = (a: string): boolean => a.includes('/tcp/') && !a.includes('/ws') && !a.includes('/p2p-circuit')

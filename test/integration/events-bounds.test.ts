@@ -4,6 +4,10 @@ import { Cleanup, until, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
 import { DAY } from '../../src/units.js'
 
+// In-process (test/helpers/inproc.ts), not `octet daemon` processes: the test needs knobs a
+// process does not offer — SSE bounds small enough to reach in seconds (overrides.sse) and
+// events committed straight into the log (24 MB of them at once, and some eight days old).
+
 // Event streams that cannot hurt the daemon: a client that stops reading costs a bounded
 // amount of memory and is let go with the id to resume after; events older than the
 // retention are pruned, and asking for them says so.

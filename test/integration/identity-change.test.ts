@@ -3,8 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ContactView, MessageRecord, OctetEvent } from '../../src/messaging/index.js'
 import { databasePaths } from '../../src/store/database.js'
-import { Cleanup, runCli, waitFor } from '../helpers/daemon.js'
-import { InProcessDaemon } from '../helpers/inproc.js'
+import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
 
 interface SafetyNumberView {
   peerId: string
@@ -17,11 +16,11 @@ interface SafetyNumberView {
  * Reads `GET /v1/events?after=<after>` over HTTP until an event matches;
  * fails when none does within `timeoutMs`.
  */
-async function findEvent (node: InProcessDaemon, matches: (event: OctetEvent) => boolean, { after = 0, timeoutMs = 10_000 } = {}): Promise<OctetEvent> {
+async function findEvent (node: DaemonProcess, matches: (event: OctetEvent) => boolean, { after = 0, timeoutMs = 10_000 } = {}): Promise<OctetEvent> {
   const controller = new AbortController()
   const timer = setTimeout(() => { controller.abort() }, timeoutMs)
   try {
-    const res = await fetch(`${node.daemon.info().apiUrl}/v1/events?after=${after}`, {
+    const res = await fetch(`${node.info.apiUrl}/v1/events?after=${after}`, {
       headers: { authorization: `Bearer ${node.token}` },
       signal: controller.signal
     })
@@ -54,13 +53,14 @@ async function findEvent (node: InProcessDaemon, matches: (event: OctetEvent) =>
  * the Signal state does not): a new Signal identity key under a known
  * PeerId. Its contacts must notice, show the new safety number, and hold
  * traffic both ways until the user accepts the change; nothing is lost or
- * silently accepted. A, B and C are whole in-process daemons over real TCP.
+ * silently accepted. A and C are `octet daemon` processes over real TCP: the
+ * reinstall is C's process stopped, its state deleted, `octet doctor --repair`,
+ * and a new process on the same data directory.
  */
 describe('a contact whose Signal identity changed (reinstall, same PeerId)', () => {
   const cleanup = new Cleanup()
-  let a: InProcessDaemon
-  let b: InProcessDaemon
-  let c: InProcessDaemon
+  let a: DaemonProcess
+  let c: DaemonProcess
   let cPort: number
   /** the safety number of A and C before any reinstall */
   let original: string
@@ -70,36 +70,35 @@ describe('a contact whose Signal identity changed (reinstall, same PeerId)', () 
   let secondChange: OctetEvent
 
   beforeAll(async () => {
-    b = await InProcessDaemon.start({ dataDir: await cleanup.tempDir() }, cleanup)
-    ;[a, c] = await Promise.all([
-      InProcessDaemon.start({ dataDir: await cleanup.tempDir(), bootstrap: [b.tcpAddress] }, cleanup),
-      InProcessDaemon.start({ dataDir: await cleanup.tempDir(), bootstrap: [b.tcpAddress] }, cleanup)
-    ])
+    // two daemons, C bootstrapping from A: a third one to introduce them would be one more
+    // process start and nothing this test is about
+    a = await DaemonProcess.start({ dataDir: await cleanup.tempDir() }, cleanup)
+    c = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress] }, cleanup)
     cPort = Number(multiaddr(c.tcpAddress).getComponents().find(x => x.name === 'tcp')?.value)
   })
   afterAll(async () => { await cleanup.run() })
 
-  const send = async (from: InProcessDaemon, to: InProcessDaemon, text: string): Promise<MessageRecord> => {
+  const send = async (from: DaemonProcess, to: DaemonProcess, text: string): Promise<MessageRecord> => {
     const { status, body } = await from.api<{ message: MessageRecord }>('POST', '/v1/messages', { to: to.peerId, text })
     expect(status).toBe(202)
     return body.message
   }
-  const message = async (node: InProcessDaemon, id: string): Promise<MessageRecord> =>
+  const message = async (node: DaemonProcess, id: string): Promise<MessageRecord> =>
     (await node.api<{ message: MessageRecord }>('GET', `/v1/messages/${id}`)).body.message
-  const delivered = async (node: InProcessDaemon, id: string): Promise<MessageRecord> => await waitFor(async () => {
+  const delivered = async (node: DaemonProcess, id: string): Promise<MessageRecord> => await waitFor(async () => {
     const m = await message(node, id)
     return m.status === 'delivered' ? m : undefined
   }, { what: `message ${id} delivered` })
-  const history = async (node: InProcessDaemon, peer: InProcessDaemon): Promise<MessageRecord[]> =>
+  const history = async (node: DaemonProcess, peer: DaemonProcess): Promise<MessageRecord[]> =>
     (await node.api<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peer.peerId}/messages?limit=100`)).body.messages
-  const contact = async (node: InProcessDaemon, peer: InProcessDaemon): Promise<ContactView> =>
+  const contact = async (node: DaemonProcess, peer: DaemonProcess): Promise<ContactView> =>
     (await node.api<{ contact: ContactView }>('GET', `/v1/contacts/${peer.peerId}`)).body.contact
-  const safetyNumber = async (node: InProcessDaemon, peer: InProcessDaemon): Promise<SafetyNumberView> => {
+  const safetyNumber = async (node: DaemonProcess, peer: DaemonProcess): Promise<SafetyNumberView> => {
     const { status, body } = await node.api<SafetyNumberView>('GET', `/v1/contacts/${peer.peerId}/safety-number`)
     expect(status).toBe(200)
     return body
   }
-  const stat = async (node: InProcessDaemon, name: string): Promise<number> =>
+  const stat = async (node: DaemonProcess, name: string): Promise<number> =>
     (await node.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters[name] ?? 0
 
   /**
@@ -109,10 +108,10 @@ describe('a contact whose Signal identity changed (reinstall, same PeerId)', () 
    */
   const reinstallC = async (): Promise<void> => {
     const peerId = c.peerId
-    await c.stop()
+    expect(await c.stop()).toBe(0)
     await rm(databasePaths(c.options.dataDir).state, { recursive: true, force: true })
     expect((await runCli(['doctor', '--repair', '--data-dir', c.options.dataDir])).code).toBe(0)
-    c = await InProcessDaemon.start({ ...c.options, listen: [`/ip4/127.0.0.1/tcp/${cPort}`] }, cleanup)
+    c = await DaemonProcess.start({ ...c.options, listen: [`/ip4/127.0.0.1/tcp/${cPort}`] }, cleanup)
     expect(c.peerId).toBe(peerId)
     // nothing of the old state is left
     expect((await c.api<{ contacts: unknown[] }>('GET', '/v1/contacts')).body.contacts).toEqual([])

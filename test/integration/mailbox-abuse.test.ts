@@ -63,6 +63,7 @@ async function startMailboxNode (name: string, bootstrap: Multiaddr[]): Promise<
   const counters = new Counters()
   const mailbox = new MailboxService({
     libp2p: node.libp2p,
+    dht: node.dht,
     store,
     privateKey,
     log,
@@ -104,7 +105,7 @@ function junk (size = ENVELOPE_BYTES): Uint8Array {
 }
 
 function routingTableSize (n: MailboxNode): number {
-  return (n.node.libp2p.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
+  return n.node.dht.routingTableSize()
 }
 
 let nodes: MailboxNode[]

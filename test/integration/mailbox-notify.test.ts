@@ -7,6 +7,11 @@ import { MINUTE } from '../../src/units.js'
 import { Cleanup, until, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
 
+// In-process (test/helpers/inproc.ts), not `octet daemon` processes: B is made unreachable by
+// unhandling its DM protocol inside its libp2p node, its collect interval is an override, and
+// the test reads which mailboxes A would store at and which B watches, none of which a process
+// offers.
+
 /**
  * Mailboxes that notify: B is online but A cannot reach it directly (B serves
  * no /octet/dm stream, as a peer behind a NAT that A cannot dial), so A's

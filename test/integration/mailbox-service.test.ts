@@ -61,6 +61,7 @@ async function startNode (name: string, bootstrap: Multiaddr[], privateKey?: Ed2
   const logs: string[] = []
   const mailbox = new MailboxService({
     libp2p: node.libp2p,
+    dht: node.dht,
     store,
     privateKey: key,
     log: pino({ level: 'debug' }, { write: (line: string) => { logs.push(line) } }),
@@ -88,7 +89,7 @@ async function startNode (name: string, bootstrap: Multiaddr[], privateKey?: Ed2
 
 
 function routingTableSize (n: TestNode): number {
-  return (n.libp2p.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
+  return n.node.dht.routingTableSize()
 }
 
 async function codeOf (promise: Promise<unknown>): Promise<string> {

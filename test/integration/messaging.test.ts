@@ -10,6 +10,11 @@ import { WIRE_VERSION } from '../../src/wire/limits.js'
 import { Cleanup, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
 
+// In-process (test/helpers/inproc.ts), not `octet daemon` processes: the rate-limit case needs
+// an override (overrides.inboundRate), the hostile-input cases open raw DM streams from inside
+// a daemon's libp2p node, and the 1,000-message case queues through the messenger directly
+// (over HTTP it would measure the API, not delivery).
+
 /**
  * Three (and a fourth, hostile) real nodes over TCP on 127.0.0.1, each a
  * whole daemon with its HTTP API; A and C are introduced only by B.

@@ -9,7 +9,7 @@ import { until } from '../helpers/daemon.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { MessageType, type QueryEvent, type Validators } from '@libp2p/kad-dht'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { Ed25519PrivateKey, PeerId, Stream } from '@libp2p/interface'
+import type { Ed25519PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { LevelDatastore } from 'datastore-level'
 import { pino } from 'pino'
@@ -60,7 +60,7 @@ async function startNode (name: string, bootstrap: Multiaddr[], dhtValidators: V
   })
   cleanups.push(async () => { await node.stop() })
   const crypto = await SignalCrypto.open({ store, privateKey, peerId })
-  const prekeys = new PrekeyService({ libp2p: node.libp2p, crypto, log: silent })
+  const prekeys = new PrekeyService({ libp2p: node.libp2p, dht: node.dht, crypto, log: silent })
   await prekeys.start()
   cleanups.push(async () => { await prekeys.stop() })
   const stop = async (): Promise<void> => {
@@ -71,17 +71,12 @@ async function startNode (name: string, bootstrap: Multiaddr[], dhtValidators: V
 }
 
 
-/** kad-dht's routing table, which its public types do not expose. */
-function routingTable (n: TestNode): { size: number, find: (peer: PeerId) => Promise<PeerId | undefined> } {
-  return (n.libp2p.services.dht as unknown as { routingTable: { size: number, find: (peer: PeerId) => Promise<PeerId | undefined> } }).routingTable
-}
-
 function routingTableSize (n: TestNode): number {
-  return routingTable(n).size
+  return n.node.dht.routingTableSize()
 }
 
-async function inRoutingTable (n: TestNode, other: TestNode): Promise<boolean> {
-  return await routingTable(n).find(other.libp2p.peerId) != null
+function inRoutingTable (n: TestNode, other: TestNode): boolean {
+  return n.node.dht.routingTablePeers().includes(other.peerId)
 }
 
 async function collect (events: AsyncIterable<QueryEvent>): Promise<QueryEvent[]> {
@@ -341,7 +336,7 @@ describe('prekey distribution over /octet/prekeys/1.0.0 and the DHT', () => {
       }
     })
     // puts and gets go to the closest peers a node's own walk finds: make sure A's and D's include X
-    await until('A and D to have X in their routing tables', async () => await inRoutingTable(A, X) && await inRoutingTable(D, X))
+    await until('A and D to have X in their routing tables', () => inRoutingTable(A, X) && inRoutingTable(D, X))
     expect(await A.prekeys.publish()).toBeGreaterThanOrEqual(4)
     const older = await D.prekeys.fetchFromDht(A.peerId)
 

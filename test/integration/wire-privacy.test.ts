@@ -10,6 +10,10 @@ import { PREKEY_PROTOCOL } from '../../src/prekeys/index.js'
 import { Cleanup, waitFor } from '../helpers/daemon.js'
 import { InProcessDaemon } from '../helpers/inproc.js'
 
+// In-process (test/helpers/inproc.ts), not `octet daemon` processes: the daemons run with a
+// plaintext connection encrypter instead of Noise (overrides.connectionEncrypters), which no
+// flag offers, so that the captured bytes show what the Signal layer alone hides.
+
 /** What went through one proxied TCP connection, each direction on its own. */
 interface Capture {
   /** dialer → target */

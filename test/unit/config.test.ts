@@ -153,6 +153,14 @@ describe('loadDaemonConfig', () => {
     expect(plain({ bootstrap: [b] }, { OCTET_BOOTSTRAP: a }).bootstrap).toEqual([b])
   })
 
+  it('takes the libp2p components to log from flags > env > file, none by default', async () => {
+    expect(loadDaemonConfig({ dataDir }, {}).libp2pLog).toEqual([])
+    await writeConfig({ libp2pLog: ['yamux'] })
+    expect(loadDaemonConfig({ dataDir }, {}).libp2pLog).toEqual(['yamux'])
+    expect(loadDaemonConfig({ dataDir }, { OCTET_LIBP2P_LOG: 'kad-dht, -tcp:connection ,' }).libp2pLog).toEqual(['kad-dht', '-tcp:connection'])
+    expect(loadDaemonConfig({ dataDir, libp2pLog: '*' }, { OCTET_LIBP2P_LOG: 'kad-dht' }).libp2pLog).toEqual(['*'])
+  })
+
   it('accepts booleans written in the usual ways', () => {
     for (const yes of ['true', '1', 'yes', 'on', 'TRUE', ' On ']) expect(plain({}, { OCTET_MDNS: yes }).mdns).toBe(true)
     for (const no of ['false', '0', 'no', 'off', 'False']) expect(plain({}, { OCTET_MDNS: no }).mdns).toBe(false)

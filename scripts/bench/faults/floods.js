@@ -68,7 +68,7 @@ async function mailboxFlood ({ log }) {
     const vAddr = multiaddr(v.info().addresses.find(a => a.includes('/tcp/') && !a.includes('/ws')))
     const others = await Promise.all(Array.from({ length: NODES - 1 }, async (_, i) => await start(`n${i + 1}`, [vAddr.toString()])))
     const all = [v, ...others].map(d => d.info().peerId)
-    while ((await v.node.libp2p.services.dht.routingTable.size) < others.length) await new Promise(resolve => setTimeout(resolve, 100))
+    while (v.node.dht.routingTableSize() < others.length) await new Promise(resolve => setTimeout(resolve, 100))
     const vId = v.info().peerId
     const rank = recipient => sortByDistance(recipient, all).indexOf(vId)
     const newKey = async () => await generateKeyPair('Ed25519')

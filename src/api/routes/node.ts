@@ -14,7 +14,7 @@ export interface NodeView {
   connectedPeers: () => ConnectedPeer[]
   findPeerInDht: (peerId: string, signal?: AbortSignal) => Promise<PeerSummary>
   hangUp: (peerId: string, signal?: AbortSignal) => Promise<boolean>
-  status: () => NodeStatus & { routingTableSize: number }
+  status: () => NodeStatus
 }
 
 const epochMs = { type: 'number', description: 'ms since the epoch' } as const

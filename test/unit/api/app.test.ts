@@ -47,7 +47,7 @@ class FakeNode implements NodeView {
     return this.peers.some(p => p.peerId === peerId)
   }
 
-  status (): NodeStatus & { routingTableSize: number } {
+  status (): NodeStatus {
     return {
       peers: this.peers.length,
       minPeers: 3,

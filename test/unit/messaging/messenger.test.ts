@@ -75,7 +75,7 @@ async function startPeer ({ dir, key, port = 0, bundles, writeDelay }: { dir?: s
   }
   const pipeline = new CommitPipeline(store)
   const crypto = await SignalCrypto.open({ store, pipeline, privateKey: key, peerId: node.peerId })
-  const prekeys = new PrekeyService({ libp2p: node.libp2p, crypto, log })
+  const prekeys = new PrekeyService({ libp2p: node.libp2p, dht: node.dht, crypto, log })
   await prekeys.start()
   const events = await EventLog.open(pipeline)
   const messenger = new Messenger({ peerId: node.peerId, store, crypto, bundles: bundles?.(prekeys) ?? prekeys, libp2p: node.libp2p, events, counters: new Counters(), log })
