@@ -1,5 +1,6 @@
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { ServiceRun } from '../service-run.js'
 import type { Logger } from '../logger.js'
 import { RateLimiter } from '../rate-limit.js'
 import { networkPrefix } from '../node/addresses.js'
@@ -178,8 +179,6 @@ export interface MailboxCounters {
   notifyFailures: number
 }
 
-const STOPPED = (): OctetError => new OctetError('UNAVAILABLE', 'the mailbox service stopped')
-
 /**
  * Offline store-and-forward on /octet/mailbox/1.0.0. Serves every peer: keeps
  * sealed envelopes for recipients (quotas, TTL, per-peer rate limit), hands
@@ -226,9 +225,7 @@ export class MailboxService {
   private readonly inbound = new Map<Stream, Promise<void>>()
   private readonly background = new Set<Promise<unknown>>()
   private mailbox: MailboxStore | undefined
-  private controller = new AbortController()
-  private running = false
-  private lifecycle: Promise<void> = Promise.resolve()
+  private readonly run = new ServiceRun('the mailbox service')
   private timers: NodeJS.Timeout[] = []
   private handoffRun: Promise<HandoffReport> | undefined
   private readonly self: string
@@ -315,7 +312,7 @@ export class MailboxService {
   }
 
   isStarted (): boolean {
-    return this.running
+    return this.run.running
   }
 
   /**
@@ -324,8 +321,8 @@ export class MailboxService {
    * envelopes on every handoffInterval. Idempotent.
    */
   async start (): Promise<void> {
-    await this.serially(async () => {
-      if (this.running) return
+    await this.run.serially(async () => {
+      if (this.run.running) return
       const { store, libp2p } = this.components
       const { ttl, maxEnvelopesPerRecipient, maxBytesPerRecipient, maxTotalBytes, now } = this.options
       this.mailbox ??= await MailboxStore.open(store, { ttl, maxEnvelopesPerRecipient, maxBytesPerRecipient, maxTotalBytes, now })
@@ -335,14 +332,13 @@ export class MailboxService {
         ...RELAYED_CONNECTIONS_OK
       })
       libp2p.addEventListener('peer:connect', this.onConnect)
-      this.controller = new AbortController()
-      this.running = true
+      this.run.begin()
       this.track(this.sweep())
       this.timers = [
         setInterval(() => { this.track(this.sweep()) }, this.options.sweepInterval),
         setInterval(() => {
           this.track(this.handoff().catch((err: unknown) => {
-            if (this.running) this.log.warn({ err: errorMessage(err) }, 'mailbox handoff failed; trying again later')
+            if (this.run.running) this.log.warn({ err: errorMessage(err) }, 'mailbox handoff failed; trying again later')
           }))
         }, this.options.handoffInterval)
       ]
@@ -352,13 +348,11 @@ export class MailboxService {
 
   /** Stops serving and the schedule, resets inbound streams, aborts in-flight calls. Idempotent. */
   async stop (): Promise<void> {
-    await this.serially(async () => {
-      if (!this.running) return
-      this.running = false
+    await this.run.serially(async () => {
+      if (!this.run.running) return
+      const stopped = this.run.end()
       for (const timer of this.timers) clearInterval(timer)
       this.timers = []
-      const stopped = STOPPED()
-      this.controller.abort(stopped)
       this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
       try {
         await this.components.libp2p.unhandle(MAILBOX_PROTOCOL)
@@ -369,12 +363,6 @@ export class MailboxService {
       for (const stream of this.inbound.keys()) stream.abort(stopped)
       await Promise.allSettled([...this.inbound.values(), ...this.background, this.watches.stop()])
     })
-  }
-
-  private async serially (step: () => Promise<void>): Promise<void> {
-    const run = this.lifecycle.then(step)
-    this.lifecycle = run.catch(() => {})
-    await run
   }
 
   /** Work that stop() waits for; its failures are the caller's to report. */
@@ -461,26 +449,26 @@ export class MailboxService {
    * again when a mailbox ends one or the peer reconnects, and end on stop().
    */
   watch (mailboxPeers: string[], onNotify: NotifyListener): void {
-    if (!this.running) return
+    if (!this.run.running) return
     this.watches.set(mailboxPeers.map(peer => parsePeerId(peer).toString()), onNotify)
   }
 
   /** Opens a stream to the mailbox and runs one exchange on it. */
   private async exchange<T> (mailboxPeer: string, signal: AbortSignal | undefined, run: (stream: Stream, signal: AbortSignal) => Promise<T>): Promise<T> {
     const stream = await this.openStream(mailboxPeer, signal)
-    const callSignal = signal == null ? this.controller.signal : AbortSignal.any([signal, this.controller.signal])
+    const callSignal = signal == null ? this.run.signal : AbortSignal.any([signal, this.run.signal])
     return await run(stream, callSignal)
   }
 
   /** A /octet/mailbox stream to the peer, dialling it if need be. PEER_UNREACHABLE, TIMEOUT, UNAVAILABLE. */
   private async openStream (mailboxPeer: string, signal: AbortSignal | undefined): Promise<Stream> {
-    this.assertRunning()
+    this.run.assertRunning()
     const id = parsePeerId(mailboxPeer)
     const dialTimeout = AbortSignal.timeout(this.options.dialTimeout)
     try {
-      return await dialProtocolFindingPeer(this.components.libp2p, id, MAILBOX_PROTOCOL, this.signalFor(dialTimeout, signal))
+      return await dialProtocolFindingPeer(this.components.libp2p, id, MAILBOX_PROTOCOL, this.run.signalFor(dialTimeout, signal))
     } catch (err) {
-      throw this.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
+      throw this.run.abortError(signal, dialTimeout, `dialling the mailbox ${mailboxPeer}`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach the mailbox ${mailboxPeer}: ${errorMessage(err)}`, { cause: err })
     }
   }
@@ -501,7 +489,7 @@ export class MailboxService {
    * callers share one round.
    */
   async handoff (signal?: AbortSignal): Promise<HandoffReport> {
-    this.assertRunning()
+    this.run.assertRunning()
     if (this.handoffRun == null) {
       this.handoffRun = this.handoffOnce(signal).finally(() => { this.handoffRun = undefined })
       this.track(this.handoffRun)
@@ -512,7 +500,7 @@ export class MailboxService {
   private async handoffOnce (signal?: AbortSignal): Promise<HandoffReport> {
     const mailbox = this.mailbox
     if (mailbox == null) return { recipients: 0, moved: 0 }
-    const round = this.signalFor(AbortSignal.timeout(HANDOFF_TIMEOUT), signal)
+    const round = this.run.signalFor(AbortSignal.timeout(HANDOFF_TIMEOUT), signal)
     const k = this.options.replicas
     const report: HandoffReport = { recipients: 0, moved: 0 }
     for (const recipient of mailbox.recipients()) {
@@ -592,7 +580,7 @@ export class MailboxService {
       if (removed > 0) this.log.debug({ removed }, 'removed expired mailbox envelopes')
       return removed
     } catch (err) {
-      if (this.running) this.log.warn({ err: errorMessage(err) }, 'sweeping expired mailbox envelopes failed')
+      if (this.run.running) this.log.warn({ err: errorMessage(err) }, 'sweeping expired mailbox envelopes failed')
       return 0
     }
   }
@@ -612,8 +600,8 @@ export class MailboxService {
 
   private async serve (stream: Stream, remotePeer: string, prefix: string): Promise<void> {
     const mailbox = this.mailbox
-    if (!this.running || mailbox == null) {
-      stream.abort(STOPPED())
+    if (!this.run.running || mailbox == null) {
+      stream.abort(this.run.stoppedError())
       return
     }
     let internal: unknown
@@ -674,7 +662,7 @@ export class MailboxService {
     try {
       this.count(await serveMailbox(stream, backend, { timeout: this.options.requestTimeout }), remotePeer, refusal)
     } catch (err) {
-      if (!this.running) return
+      if (!this.run.running) return
       if (internal != null) {
         this.log.warn({ err: internal }, 'the mailbox store failed while serving a request')
         return
@@ -778,15 +766,15 @@ export class MailboxService {
    */
   private async lookup (recipient: string, count: number, signal?: AbortSignal): Promise<string[]> {
     const target = parsePeerId(recipient)
-    this.assertRunning()
+    this.run.assertRunning()
     if (count <= 0) return []
     const timeout = AbortSignal.timeout(this.options.closestPeersTimeout)
     let answered: Set<string>
     let named: Set<string>
     try {
-      ({ answered, named } = await this.components.dht.walk(target.toMultihash().bytes, this.signalFor(timeout, signal)))
+      ({ answered, named } = await this.components.dht.walk(target.toMultihash().bytes, this.run.signalFor(timeout, signal)))
     } catch (err) {
-      throw this.abortError(signal, timeout, `looking up the peers closest to ${recipient}`) ??
+      throw this.run.abortError(signal, timeout, `looking up the peers closest to ${recipient}`) ??
         new OctetError('PEER_NOT_FOUND', `the DHT walk towards ${recipient} failed: ${errorMessage(err)}`, { cause: err })
     }
     const canonical = target.toString()
@@ -805,28 +793,11 @@ export class MailboxService {
   /** Whether a peer named by the DHT (not heard from in this walk) can be dialled. */
   private async reachable (peer: string, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.components.libp2p.dial(parsePeerId(peer), { signal: this.signalFor(AbortSignal.timeout(PROBE_TIMEOUT), signal) })
+      await this.components.libp2p.dial(parsePeerId(peer), { signal: this.run.signalFor(AbortSignal.timeout(PROBE_TIMEOUT), signal) })
       return true
     } catch {
       return false
     }
-  }
-
-  private assertRunning (): void {
-    if (!this.running) throw new OctetError('UNAVAILABLE', 'the mailbox service is not running')
-  }
-
-  /** Aborted by the timeout, the caller's signal, or stop(). */
-  private signalFor (timeout: AbortSignal, signal?: AbortSignal): AbortSignal {
-    return AbortSignal.any(signal == null ? [timeout, this.controller.signal] : [timeout, this.controller.signal, signal])
-  }
-
-  /** Why an operation was cut short, if it was: the caller's reason, UNAVAILABLE or TIMEOUT. */
-  private abortError (signal: AbortSignal | undefined, timeout: AbortSignal, what: string): unknown {
-    if (signal?.aborted === true) return signal.reason
-    if (this.controller.signal.aborted) return new OctetError('UNAVAILABLE', `${what}: the mailbox service stopped`)
-    if (timeout.aborted) return new OctetError('TIMEOUT', `${what} timed out`)
-    return undefined
   }
 }
 

@@ -3,6 +3,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { verifyBundle, type VerifiedBundle } from '../crypto/bundle.js'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { ServiceRun } from '../service-run.js'
 import type { Logger } from '../logger.js'
 import { Refusals } from '../refusals.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type Dht, type OctetLibp2p } from '../node/index.js'
@@ -67,9 +68,7 @@ export class PrekeyService {
   private readonly counters: PrekeyStats = { bundlesServed: 0, badRequests: 0, rateLimited: 0, publishes: 0 }
   private readonly budget = new RateLimiter(SECOND / ONE_TIME_PREKEY_REFILL, ONE_TIME_PREKEY_BURST, { maxKeys: MAX_TRACKED_PEERS })
   private readonly inbound = new Map<Stream, Promise<void>>()
-  private controller = new AbortController()
-  private running = false
-  private lifecycle: Promise<void> = Promise.resolve()
+  private readonly run = new ServiceRun('the prekey service')
   private background: Promise<void> | undefined
   private readonly log: Logger
   private readonly refusals: Refusals
@@ -84,7 +83,7 @@ export class PrekeyService {
   }
 
   isStarted (): boolean {
-    return this.running
+    return this.run.running
   }
 
   /**
@@ -94,26 +93,23 @@ export class PrekeyService {
    * REPUBLISH_INTERVAL. Idempotent.
    */
   async start (): Promise<void> {
-    await this.serially(async () => {
-      if (this.running) return
+    await this.run.serially(async () => {
+      if (this.run.running) return
       await this.components.libp2p.handle(PREKEY_PROTOCOL, this.onStream, {
         maxInboundStreams: MAX_INBOUND_PREKEY_STREAMS,
         maxOutboundStreams: MAX_OUTBOUND_PREKEY_STREAMS,
         ...RELAYED_CONNECTIONS_OK
       })
-      this.controller = new AbortController()
-      this.running = true
-      this.background = this.keepPublished(this.controller.signal)
+      this.run.begin()
+      this.background = this.keepPublished(this.run.signal)
     })
   }
 
   /** Stops serving, cancels the schedule and aborts in-flight work. Idempotent. */
   async stop (): Promise<void> {
-    await this.serially(async () => {
-      if (!this.running) return
-      this.running = false
-      const stopped = new OctetError('UNAVAILABLE', 'the prekey service stopped')
-      this.controller.abort(stopped)
+    await this.run.serially(async () => {
+      if (!this.run.running) return
+      const stopped = this.run.end()
       try {
         await this.components.libp2p.unhandle(PREKEY_PROTOCOL)
       } catch (err) {
@@ -123,13 +119,6 @@ export class PrekeyService {
       await Promise.allSettled([...this.inbound.values(), this.background])
       this.background = undefined
     })
-  }
-
-  /** start and stop run one at a time, in the order they were called. */
-  private async serially (step: () => Promise<void>): Promise<void> {
-    const run = this.lifecycle.then(step)
-    this.lifecycle = run.catch(() => {})
-    await run
   }
 
   // ---------------------------------------------------------------- fetching
@@ -143,21 +132,21 @@ export class PrekeyService {
    */
   async fetchFromPeer (peerId: string, signal?: AbortSignal): Promise<VerifiedBundle> {
     const id = parsePeerId(peerId)
-    this.assertRunning()
+    this.run.assertRunning()
     const dialTimeout = AbortSignal.timeout(FETCH_DIAL_TIMEOUT)
     let stream: Stream
     try {
-      stream = await dialProtocolFindingPeer(this.components.libp2p, id, PREKEY_PROTOCOL, this.signalFor(dialTimeout, signal))
+      stream = await dialProtocolFindingPeer(this.components.libp2p, id, PREKEY_PROTOCOL, this.run.signalFor(dialTimeout, signal))
     } catch (err) {
-      throw this.abortError(signal, dialTimeout, `dialling ${peerId} for its prekey bundle`) ??
+      throw this.run.abortError(signal, dialTimeout, `dialling ${peerId} for its prekey bundle`) ??
         new OctetError('PEER_UNREACHABLE', `cannot reach ${peerId} for its prekey bundle: ${errorMessage(err)}`, { cause: err })
     }
     const readTimeout = AbortSignal.timeout(FETCH_READ_TIMEOUT)
     let bytes: Uint8Array
     try {
-      bytes = await readBundle(stream, this.signalFor(readTimeout, signal))
+      bytes = await readBundle(stream, this.run.signalFor(readTimeout, signal))
     } catch (err) {
-      throw this.abortError(signal, readTimeout, `reading the prekey bundle of ${peerId}`) ?? err
+      throw this.run.abortError(signal, readTimeout, `reading the prekey bundle of ${peerId}`) ?? err
     }
     return await verifyBundle(bytes, peerId, Date.now())
   }
@@ -170,11 +159,11 @@ export class PrekeyService {
    */
   async fetchFromDht (peerId: string, signal?: AbortSignal): Promise<VerifiedBundle> {
     parsePeerId(peerId)
-    this.assertRunning()
+    this.run.assertRunning()
     const key = prekeyRecordKey(peerId)
     const timeout = AbortSignal.timeout(DHT_GET_TIMEOUT)
     // every record found, not only the one kad-dht's selector picks (see Dht.getAll)
-    const { values, failure } = await this.components.dht.getAll(key, MAX_DHT_VALUES, this.signalFor(timeout, signal))
+    const { values, failure } = await this.components.dht.getAll(key, MAX_DHT_VALUES, this.run.signalFor(timeout, signal))
 
     let best: VerifiedBundle | undefined
     let refusal: unknown
@@ -189,7 +178,7 @@ export class PrekeyService {
     if (best != null) return best
     if (refusal != null) throw refusal
     if (failure != null) {
-      throw this.abortError(signal, timeout, `looking up the prekey bundle of ${peerId} in the DHT`) ??
+      throw this.run.abortError(signal, timeout, `looking up the prekey bundle of ${peerId} in the DHT`) ??
         new OctetError('PEER_NOT_FOUND', `no prekey bundle of ${peerId} found in the DHT: ${errorMessage(failure)}`, { cause: failure })
     }
     throw new OctetError('PEER_NOT_FOUND', `no prekey bundle of ${peerId} in the DHT`)
@@ -204,15 +193,15 @@ export class PrekeyService {
    * how many peers stored it. TIMEOUT when none did within PUBLISH_TIMEOUT.
    */
   async publish (signal?: AbortSignal): Promise<number> {
-    this.assertRunning()
+    this.run.assertRunning()
     const { libp2p, crypto, dht } = this.components
     const bundle = await crypto.createBundle({ withOneTimePrekey: false })
     const timeout = AbortSignal.timeout(PUBLISH_TIMEOUT)
     let stored: number
     try {
-      stored = await dht.put(prekeyRecordKey(libp2p.peerId.toString()), bundle, this.signalFor(timeout, signal))
+      stored = await dht.put(prekeyRecordKey(libp2p.peerId.toString()), bundle, this.run.signalFor(timeout, signal))
     } catch (err) {
-      throw this.abortError(signal, timeout, 'publishing our prekey bundle') ??
+      throw this.run.abortError(signal, timeout, 'publishing our prekey bundle') ??
         new OctetError('INTERNAL', `publishing our prekey bundle failed: ${errorMessage(err)}`, { cause: err })
     }
     if (stored > 0) this.counters.publishes++
@@ -280,7 +269,7 @@ export class PrekeyService {
   }
 
   private async serve (stream: Stream, remotePeer: string): Promise<void> {
-    if (!this.running) {
+    if (!this.run.running) {
       stream.abort(new OctetError('UNAVAILABLE', 'the prekey service stopped'))
       return
     }
@@ -302,32 +291,13 @@ export class PrekeyService {
       this.counters.bundlesServed++
     } catch (err) {
       if (internal != null) {
-        if (this.running) this.log.warn({ err: internal, peer: remotePeer }, 'cannot create a prekey bundle')
+        if (this.run.running) this.log.warn({ err: internal, peer: remotePeer }, 'cannot create a prekey bundle')
         return
       }
-      if (!this.running) return
+      if (!this.run.running) return
       this.counters.badRequests++
       const code = isOctetError(err) ? err.code : 'STREAM_ERROR'
       this.refusals.refuse({ counter: `prekeys.rejected.${code}`, level: 'debug', peer: remotePeer, fields: { peer: remotePeer, code, err: errorMessage(err) }, message: 'prekey stream failed' })
     }
-  }
-
-  // ---------------------------------------------------------------- helpers
-
-  private assertRunning (): void {
-    if (!this.running) throw new OctetError('UNAVAILABLE', 'the prekey service is not running')
-  }
-
-  /** Aborted by the timeout, the caller's signal, or stop(). */
-  private signalFor (timeout: AbortSignal, signal?: AbortSignal): AbortSignal {
-    return AbortSignal.any(signal == null ? [timeout, this.controller.signal] : [timeout, this.controller.signal, signal])
-  }
-
-  /** Why an operation was cut short, if it was: the caller's reason, UNAVAILABLE or TIMEOUT. */
-  private abortError (signal: AbortSignal | undefined, timeout: AbortSignal, what: string): unknown {
-    if (signal?.aborted === true) return signal.reason
-    if (this.controller.signal.aborted) return new OctetError('UNAVAILABLE', `${what}: the prekey service stopped`)
-    if (timeout.aborted) return new OctetError('TIMEOUT', `${what} timed out`)
-    return undefined
   }
 }
