@@ -16,6 +16,10 @@ import { InProcessDaemon } from '../helpers/inproc.js'
  * for the file. Each test forms a group of its own among them (the nodes it
  * leaves out are the outsiders) and waits on outcomes it can observe: a
  * view, a message, an event, a counter, a subscription — never on time.
+ * In-process (test/helpers/inproc.ts), not `octet daemon` processes: the
+ * hostile-input tests forge membership changes and gossip from inside a
+ * member (its messenger, its gossipsub), and eight processes would cost
+ * ~5 s of CPU more to start on two cores.
  */
 describe('group conversations over gossipsub with Sender Keys', () => {
   const cleanup = new Cleanup()
