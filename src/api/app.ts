@@ -3,6 +3,7 @@ import { tokensMatch } from '../datadir.js'
 import type { Logger } from '../logger.js'
 import { answerClientError, errorBody, makeErrorHandler } from './errors.js'
 import { HostCheck } from './hosts.js'
+import { API_BODY_LIMIT, declaresBodyTooLarge, refuseBody } from './body-limit.js'
 import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
@@ -15,8 +16,7 @@ import { nodeRoutes, type NodeView } from './routes/node.js'
 import type { StoreHealth } from '../store/database.js'
 import { validatorCompiler } from './validation.js'
 
-/** Request bodies above this are refused with 413 before they are parsed. */
-export const API_BODY_LIMIT = 64 * 1024
+export { API_BODY_LIMIT } from './body-limit.js'
 
 export interface ApiInit {
   token: string
@@ -96,6 +96,23 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     }
   })
 
+  // a body declared too large is refused before anything reads it, and the answer is made to
+  // arrive (src/api/body-limit.ts); a client that asked to be told first (Expect:
+  // 100-continue) is told before it sends
+  app.addHook('onRequest', async (request, reply) => {
+    if (!declaresBodyTooLarge(request.raw)) return
+    reply.hijack()
+    refuseBody(request.raw)
+  })
+  app.server.on('checkContinue', (req, res) => {
+    if (declaresBodyTooLarge(req)) {
+      refuseBody(req)
+      return
+    }
+    res.writeContinue()
+    app.server.emit('request', req, res)
+  })
+
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.public === true) return
     const header = request.headers.authorization ?? ''
@@ -106,7 +123,15 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     }
   })
 
-  app.setErrorHandler(handleError)
+  app.setErrorHandler(async (err, request, reply) => {
+    // a body without a length (chunked) that went over the limit while it was read
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      reply.hijack()
+      refuseBody(request.raw)
+      return
+    }
+    return await handleError(err as Error, request, reply)
+  })
   app.setNotFoundHandler(async (request, reply) => {
     void reply.code(404)
     return errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}; see GET /v1/openapi.json`)

@@ -1,0 +1,60 @@
+import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES } from 'node:http'
+import { KiB, SECOND } from '../units.js'
+import { errorBody, statusForCode } from './errors.js'
+
+/** Request bodies above this are refused with 413 before they are parsed. */
+export const API_BODY_LIMIT = 64 * KiB
+/**
+ * Of a refused body, this much is read and thrown away, so that a client still sending gets
+ * to read the 413: a server that closes a connection with unread data in it resets it, and the
+ * reset can reach the client before it read the answer. Past this, reading stops.
+ */
+export const BODY_DISCARD_LIMIT = 16 * API_BODY_LIMIT
+/**
+ * After the answer, how long the client has to take it and hang up before the connection is
+ * cut (when it sends past BODY_DISCARD_LIMIT, or sends nothing more and keeps it open).
+ */
+export const REFUSED_BODY_LINGER = 2 * SECOND
+
+/** Whether the request says it carries a body over the limit (Content-Length). */
+export function declaresBodyTooLarge (req: IncomingMessage): boolean {
+  const length = Number(req.headers['content-length'])
+  return Number.isFinite(length) && length > API_BODY_LIMIT
+}
+
+/**
+ * Answers 413 PAYLOAD_TOO_LARGE in octet's error shape, straight on the socket (the caller
+ * hijacked the reply, or no reply exists yet), with `Connection: close`, and ends our side at
+ * once. Then reads what the client still sends and discards it, up to BODY_DISCARD_LIMIT bytes;
+ * the connection is closed when the client hangs up, or REFUSED_BODY_LINGER after the body
+ * ended or went past the limit. Memory stays bounded: nothing read is kept, and past the limit
+ * nothing more is read (the socket is paused and the client's sending stalls).
+ */
+export function refuseBody (req: IncomingMessage, limits = { discard: BODY_DISCARD_LIMIT, linger: REFUSED_BODY_LINGER }): void {
+  const socket = req.socket
+  const status = statusForCode('PAYLOAD_TOO_LARGE')
+  const body = JSON.stringify(errorBody('PAYLOAD_TOO_LARGE', `request body too large: the limit is ${API_BODY_LIMIT} bytes`))
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  let timer: NodeJS.Timeout | undefined
+  const cutLater = (): void => {
+    timer ??= setTimeout(() => { socket.destroy() }, limits.linger)
+  }
+  socket.once('close', () => { clearTimeout(timer) })
+  if (req.complete) {
+    cutLater()
+    return
+  }
+  let discarded = 0
+  const onData = (chunk: Buffer): void => {
+    discarded += chunk.length
+    if (discarded <= limits.discard) return
+    req.off('data', onData)
+    req.pause()
+    cutLater()
+  }
+  req.on('data', onData)
+  req.once('end', cutLater)
+  req.once('error', () => { socket.destroy() })
+  req.resume()
+}
