@@ -3,7 +3,7 @@ import { tokensMatch } from '../datadir.js'
 import type { Logger } from '../logger.js'
 import { answerClientError, errorBody, makeErrorHandler } from './errors.js'
 import { HostCheck } from './hosts.js'
-import { API_BODY_LIMIT, declaresBodyTooLarge, refuseBody } from './body-limit.js'
+import { API_BODY_LIMIT, declaresBodyTooLarge, onConnection, refuseBody } from './body-limit.js'
 import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
@@ -100,7 +100,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
   // arrive (src/api/body-limit.ts); a client that asked to be told first (Expect:
   // 100-continue) is told before it sends
   app.addHook('onRequest', async (request, reply) => {
-    if (!declaresBodyTooLarge(request.raw)) return
+    if (!declaresBodyTooLarge(request.raw) || !onConnection(request.raw)) return
     reply.hijack()
     refuseBody(request.raw)
   })
@@ -125,7 +125,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
 
   app.setErrorHandler(async (err, request, reply) => {
     // a body without a length (chunked) that went over the limit while it was read
-    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && onConnection(request.raw)) {
       reply.hijack()
       refuseBody(request.raw)
       return

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { STATUS_CODES } from 'node:http'
+import { Socket } from 'node:net'
 import { KiB, SECOND } from '../units.js'
 import { errorBody, statusForCode } from './errors.js'
 
@@ -21,6 +22,14 @@ export const REFUSED_BODY_LINGER = 2 * SECOND
 export function declaresBodyTooLarge (req: IncomingMessage): boolean {
   const length = Number(req.headers['content-length'])
   return Number.isFinite(length) && length > API_BODY_LIMIT
+}
+
+/**
+ * Whether refuseBody can answer this request: it came over a connection (TCP or the Unix
+ * socket). A request made with fastify's inject() has none, and is refused the usual way.
+ */
+export function onConnection (req: IncomingMessage): boolean {
+  return req.socket instanceof Socket
 }
 
 /**
