@@ -91,6 +91,8 @@ export interface NodeInit {
   count?: CountHook
   /** default: silent; where the reconnect loop says that the node lost or regained the network */
   log?: Logger
+  /** libp2p's own metrics (connections, streams, DHT, …), the `metrics` option of createLibp2p */
+  metrics?: Libp2pOptions['metrics']
 }
 
 /** Where this node stands and what it does about it, for `GET /v1/identity` and `octet status`. */
@@ -138,6 +140,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
+    metrics: init.metrics,
     start: false,
     addresses: {
       listen,
