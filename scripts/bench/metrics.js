@@ -3,29 +3,13 @@
 // client and the same run; and the registry alone (no HTTP), to show where the time goes.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { loadDaemonConfig } from '../../dist/config.js'
-import { Daemon } from '../../dist/daemon.js'
-import { createLogger } from '../../dist/logger.js'
-import { median, tempDir } from './lib.js'
+import { inProcessDaemon, median, percentile, tempDir } from './lib.js'
 
 export const name = 'metrics'
 export const description = 'GET /metrics scrape time on a daemon with traffic, beside GET /v1/stats'
 
-const MESSAGES = 500
-const SEND_CONCURRENCY = 32
-const SSE_CLIENTS = 10
-const SAMPLES = 300
-const WARM_UP = 20
-
-function percentile (values, p) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
-}
-
-async function startDaemon (dataDir, bootstrap) {
-  const config = loadDaemonConfig({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', mdns: false, bootstrap, logLevel: 'silent' }, {})
-  return await Daemon.start(config, createLogger('silent'))
-}
+/** B sends A `messages` texts, `concurrency` at once; A has `sseClients` event streams open; then `samples` of each request after `warmUp`. */
+const RUN = { messages: 500, concurrency: 32, sseClients: 10, samples: 300, warmUp: 20 }
 
 /** ms per request of `path`, one after another, with the response size. */
 async function timeRequests (url, token, path, count) {
@@ -44,31 +28,31 @@ async function timeRequests (url, token, path, count) {
 
 export async function run ({ log }) {
   const dirs = [await tempDir('octet-bench-metrics-'), await tempDir('octet-bench-metrics-')]
-  const a = await startDaemon(dirs[0].dir, [])
-  const b = await startDaemon(dirs[1].dir, [a.info().listenAddresses[0]])
+  const a = await inProcessDaemon(dirs[0].dir, [])
+  const b = await inProcessDaemon(dirs[1].dir, [a.info().listenAddresses[0]])
   const controllers = []
   try {
     const { apiUrl } = a.info()
     const token = (await readFile(join(dirs[0].dir, 'api.token'), 'utf8')).trim()
     // traffic: B writes to A; A answers receipts, counts, stores
-    log(`sending ${MESSAGES} messages B → A`)
+    log(`sending ${RUN.messages} messages B → A`)
     const delivered = new Set()
     const allDelivered = new Promise(resolve => {
       const off = b.messenger.events.subscribe(event => {
         if (event.type === 'message.status' && event.data.status === 'delivered') delivered.add(event.data.id)
-        if (delivered.size >= MESSAGES) { off(); resolve() }
+        if (delivered.size >= RUN.messages) { off(); resolve() }
       })
     })
     let next = 0
-    await Promise.all(Array.from({ length: SEND_CONCURRENCY }, async () => {
-      while (next < MESSAGES) {
+    await Promise.all(Array.from({ length: RUN.concurrency }, async () => {
+      while (next < RUN.messages) {
         next++
         await b.messenger.send({ to: a.node.peerId, text: `bench ${next} ${'x'.repeat(200)}` })
       }
     }))
     await allDelivered
     // a few event stream clients on A, so the SSE gauges have something to walk
-    for (let i = 0; i < SSE_CLIENTS; i++) {
+    for (let i = 0; i < RUN.sseClients; i++) {
       const controller = new AbortController()
       controllers.push(controller)
       const res = await fetch(`${apiUrl}/v1/events`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
@@ -77,14 +61,14 @@ export async function run ({ log }) {
 
     // the first scrape walks the database directories (cached for 30 s afterwards)
     const cold = await timeRequests(apiUrl, token, '/metrics', 1)
-    await timeRequests(apiUrl, token, '/metrics', WARM_UP)
-    await timeRequests(apiUrl, token, '/v1/stats', WARM_UP)
+    await timeRequests(apiUrl, token, '/metrics', RUN.warmUp)
+    await timeRequests(apiUrl, token, '/v1/stats', RUN.warmUp)
     // interleaved in blocks so that a load change on the machine hits both alike
     const scrapes = []
     const stats = []
     let scrapeBytes = 0
     let statsBytes = 0
-    for (let i = 0; i < SAMPLES / 10; i++) {
+    for (let i = 0; i < RUN.samples / 10; i++) {
       const s = await timeRequests(apiUrl, token, '/metrics', 10)
       scrapes.push(...s.times)
       scrapeBytes = s.bytes
@@ -93,7 +77,7 @@ export async function run ({ log }) {
       statsBytes = t.bytes
     }
     const registry = []
-    for (let i = 0; i < SAMPLES / 3; i++) {
+    for (let i = 0; i < RUN.samples / 3; i++) {
       const t0 = performance.now()
       await a.metrics.scrape()
       registry.push(performance.now() - t0)
@@ -104,7 +88,7 @@ export async function run ({ log }) {
     const ms = v => Number(v.toFixed(2))
     return {
       rows: [
-        { metric: 'GET /metrics p50', value: ms(median(scrapes)), unit: 'ms', note: `${SAMPLES} scrapes over HTTP with the token, after ${MESSAGES} messages and with ${SSE_CLIENTS} SSE clients` },
+        { metric: 'GET /metrics p50', value: ms(median(scrapes)), unit: 'ms', note: `${RUN.samples} scrapes over HTTP with the token, after ${RUN.messages} messages and with ${RUN.sseClients} SSE clients` },
         { metric: 'GET /metrics p99', value: ms(percentile(scrapes, 99)), unit: 'ms' },
         { metric: 'GET /v1/stats p50 (baseline)', value: ms(median(stats)), unit: 'ms', note: 'same daemon, client and run, interleaved with the scrapes' },
         { metric: 'GET /v1/stats p99 (baseline)', value: ms(percentile(stats, 99)), unit: 'ms' },

@@ -65,13 +65,7 @@ export class RegistryMetrics implements Metrics {
       const { label, calculate } = this.grouped(name, options)
       const gauge = new Gauge({
         ...this.base(name, options, true),
-        collect: calculate == null
-          ? undefined
-          : async function () {
-            const values = await calculate()
-            this.reset()
-            for (const [key, value] of Object.entries(values)) this.set({ [label]: key }, value)
-          }
+        collect: collectLabelled<Gauge>(calculate, label, (gauge, labels, value) => { gauge.set(labels, value) })
       })
       return {
         update: values => { each(values, (key, v) => { gauge.set({ [label]: key }, v) }) },
@@ -100,13 +94,7 @@ export class RegistryMetrics implements Metrics {
       const { label, calculate } = this.grouped(name, options)
       const counter = new PromCounter({
         ...this.base(name, options, true),
-        collect: calculate == null
-          ? undefined
-          : async function () {
-            const values = await calculate()
-            this.reset()
-            for (const [key, value] of Object.entries(values)) this.inc({ [label]: key }, value)
-          }
+        collect: collectLabelled<PromCounter>(calculate, label, (counter, labels, value) => { counter.inc(labels, value) })
       })
       return { increment: values => { each(values, (key, v) => { counter.inc({ [label]: key }, v) }) }, reset: () => { counter.reset() } }
     })
@@ -126,7 +114,7 @@ export class RegistryMetrics implements Metrics {
       const histogram = new PromHistogram({
         ...this.base(name, options, true),
         buckets: options.buckets ?? DEFAULT_BUCKETS,
-        collect: calculate == null ? undefined : async function () { for (const [key, value] of Object.entries(await calculate())) this.observe({ [label]: key }, value) }
+        collect: collectLabelled<PromHistogram>(calculate, label, (histogram, labels, value) => { histogram.observe(labels, value) }, false)
       })
       return { observe: values => { each(values, (key, v) => { histogram.observe({ [label]: key }, v) }) }, reset: () => { histogram.reset() }, timer: key => histogram.startTimer({ [label]: key }) }
     })
@@ -146,7 +134,7 @@ export class RegistryMetrics implements Metrics {
       const summary = new PromSummary({
         ...this.base(name, options, true),
         ...summaryOptions(options),
-        collect: calculate == null ? undefined : async function () { for (const [key, value] of Object.entries(await calculate())) this.observe({ [label]: key }, value) }
+        collect: collectLabelled<PromSummary>(calculate, label, (summary, labels, value) => { summary.observe(labels, value) }, false)
       })
       return { observe: values => { each(values, (key, v) => { summary.observe({ [label]: key }, v) }) }, reset: () => { summary.reset() }, timer: key => summary.startTimer({ [label]: key }) }
     })
@@ -212,6 +200,19 @@ function summaryOptions (options: SummaryOptions): SummaryOptions {
 /** Metric and label names as Prometheus allows them (`[a-zA-Z0-9_]`), as upstream writes them. */
 function normalize (text: string): string {
   return text.replace(/[^a-zA-Z0-9_]/g, '_').replace(/_+/g, '_')
+}
+
+/**
+ * The collect function of a calculated group: each value `calculate` gives, under its label.
+ * A gauge or counter is reset first, so that a key no longer given is no longer shown.
+ */
+function collectLabelled<M extends { reset: () => void }> (calculate: Calculate<Record<string, number>> | undefined, label: string, put: (metric: M, labels: Record<string, string>, value: number) => void, reset = true): ((this: M) => Promise<void>) | undefined {
+  if (calculate == null) return undefined
+  return async function (this: M) {
+    const values = await calculate()
+    if (reset) this.reset()
+    for (const [key, value] of Object.entries(values)) put(this, { [label]: key }, value)
+  }
 }
 
 function each (values: Partial<Record<string, number | true>>, apply: (key: string, value: number) => void): void {
