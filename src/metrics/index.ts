@@ -42,10 +42,25 @@ export interface MetricsSources {
 }
 
 /**
+ * Node's default metrics (CPU, memory, GC, event-loop delay) are the process's, whatever runs in
+ * it: collected once per process, in a registry of their own that every daemon's scrape
+ * includes. prom-client's collectors cannot be stopped (an event-loop delay monitor, a GC
+ * observer), so one per daemon would pile up in a process that starts and stops many.
+ */
+let processRegistry: Registry | undefined
+function processMetrics (): Registry {
+  if (processRegistry == null) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS })
+  }
+  return processRegistry
+}
+
+/**
  * One daemon's metrics, on a Registry of its own (tests and benchmarks run several daemons in
- * one process): libp2p's (through `libp2p()`, the `metrics` option of createLibp2p), Node's
- * default process metrics (CPU, memory, GC, event-loop delay), and octet's, read from
- * `sources` once the daemon's parts exist (`watch`).
+ * one process): libp2p's (through `libp2p()`, the `metrics` option of createLibp2p) and
+ * octet's, read from `sources` once the daemon's parts exist (`watch`); scraped together with
+ * the process's.
  */
 export class OctetMetrics {
   readonly registry = new Registry()
@@ -55,7 +70,6 @@ export class OctetMetrics {
 
   constructor (labels: { version: string }) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS })
     new Gauge({ name: 'octet_info', help: 'always 1; the labels say which octet runs', labelNames: ['version'], registers }).set(labels, 1)
     this.messages = new Counter({ name: 'octet_messages_total', help: 'messages by the status they reached, from the event log: direct (queued, sent, stored, delivered, read, failed, received) and group (received)', labelNames: ['kind', 'status'], registers })
 
@@ -96,7 +110,16 @@ export class OctetMetrics {
     gauge('octet_relay_addresses', '/p2p-circuit addresses of this node: relays holding a reservation for it', from(s => s.relay().relayAddresses))
     gauge('octet_relay_service_reservations', 'peers holding a reservation on this node as a relay', from(s => s.relay().reservations))
     gauge('octet_relay_service_circuits', 'relayed connections open through this node', from(s => s.relay().circuits))
-    gauge('octet_relay_service_refused_circuits', 'relayed connections this node refused (over its limits) since start', from(s => s.relay().refusedCircuits))
+    new Counter({
+      name: 'octet_relay_service_refused_circuits_total',
+      help: 'relayed connections this node refused as a relay (over its limits)',
+      registers,
+      collect: async function () {
+        const refused = await from(s => s.relay().refusedCircuits)()
+        this.reset()
+        this.inc(refused ?? 0)
+      }
+    })
 
     const sizes = new DirectorySizes(DB_SIZE_INTERVAL)
     new Gauge({
@@ -130,7 +153,8 @@ export class OctetMetrics {
 
   /** The Prometheus text exposition of every metric of this daemon. */
   async scrape (): Promise<{ contentType: string, text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() }
+    const [ofProcess, ofDaemon] = await Promise.all([processMetrics().metrics(), this.registry.metrics()])
+    return { contentType: this.registry.contentType, text: `${ofProcess}\n${ofDaemon}` }
   }
 
   private onEvent (event: OctetEvent): void {
