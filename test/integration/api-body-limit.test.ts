@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { API_BODY_LIMIT, BODY_DISCARD_LIMIT } from '../../src/api/body-limit.js'
+import { API_BODY_LIMIT, BODY_DISCARD_LIMIT, REFUSED_BODY_LINGER } from '../../src/api/body-limit.js'
 import { Cleanup, DaemonProcess } from '../helpers/daemon.js'
 import { readAnswer } from '../helpers/raw-http.js'
 
@@ -40,7 +40,9 @@ interface UploadResult {
 
 /** POSTs a body of `size` bytes to /v1/messages on a raw socket, reading the answer while it sends. */
 async function upload ({ size, chunk = size, pauseMs = 0, chunked = false, sendForMs = 30_000 }: Upload): Promise<UploadResult> {
-  const socket = connect(port, '127.0.0.1')
+  // half-open allowed: the client goes on sending after the daemon's answer and FIN, as a client
+  // busy uploading does (Node's default would end this side at once on the FIN)
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
   const head = [
     'POST /v1/messages HTTP/1.1',
     `host: 127.0.0.1:${port}`,
@@ -64,6 +66,8 @@ async function upload ({ size, chunk = size, pauseMs = 0, chunked = false, sendF
     if (pauseMs > 0) await new Promise(resolve => setTimeout(resolve, pauseMs))
   }
   if (chunked && sent >= size && !ended) socket.write('0\r\n\r\n')
+  // the request is sent (or given up on): hang up, as the answer said Connection: close
+  if (!socket.destroyed) socket.end()
   const { status, body, error } = await answer
   return { status, body, sent, ...(error != null ? { error } : {}) }
 }
@@ -148,6 +152,32 @@ describe('Expect: 100-continue', () => {
     expect(text).not.toContain('100 Continue')
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large')
     expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } })
+    await healthy()
+  })
+
+  it('a refused client that sends nothing more and keeps the connection open is cut off', async () => {
+    // half-open allowed: the daemon's FIN after the answer does not end this side, so only the
+    // daemon closing its socket ends the connection (a byte written then is answered with a reset)
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    const answer = readAnswer(socket)
+    const ended = new Promise(resolve => socket.once('end', resolve))
+    socket.write([
+      'POST /v1/contacts HTTP/1.1', `host: 127.0.0.1:${port}`, `authorization: Bearer ${daemon.token}`,
+      'content-type: application/json', `content-length: ${10 * API_BODY_LIMIT}`, 'expect: 100-continue'
+    ].join('\r\n') + '\r\n\r\n')
+    await ended
+    // still read (and discarded) before the linger is over
+    socket.write('x')
+    await new Promise(resolve => setTimeout(resolve, REFUSED_BODY_LINGER + 1000))
+    expect(socket.destroyed).toBe(false)
+    // after EOF a socket is no longer read, so the reset shows at the next write after it
+    for (let i = 0; i < 20 && !socket.destroyed; i++) {
+      socket.write('y')
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    const result = await answer
+    expectTooLarge({ ...result, sent: 0 })
+    expect(result.error).toMatch(/ECONNRESET|EPIPE/)
     await healthy()
   })
 
