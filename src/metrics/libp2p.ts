@@ -62,11 +62,8 @@ export class RegistryMetrics implements Metrics {
 
   registerMetricGroup (name: string, options: Options = {}): MetricGroup {
     return this.once(name, () => {
-      const { label, calculate } = this.grouped(name, options)
-      const gauge = new Gauge({
-        ...this.base(name, options, true),
-        collect: collectLabelled<Gauge>(calculate, label, (gauge, labels, value) => { gauge.set(labels, value) })
-      })
+      const { label, config } = this.grouped<Gauge>(name, options, (gauge, labels, value) => { gauge.set(labels, value) })
+      const gauge = new Gauge(config)
       return {
         update: values => { each(values, (key, v) => { gauge.set({ [label]: key }, v) }) },
         increment: values => { each(values, (key, v) => { gauge.inc({ [label]: key }, v) }) },
@@ -91,11 +88,8 @@ export class RegistryMetrics implements Metrics {
 
   registerCounterGroup (name: string, options: Options = {}): CounterGroup {
     return this.once(name, () => {
-      const { label, calculate } = this.grouped(name, options)
-      const counter = new PromCounter({
-        ...this.base(name, options, true),
-        collect: collectLabelled<PromCounter>(calculate, label, (counter, labels, value) => { counter.inc(labels, value) })
-      })
+      const { label, config } = this.grouped<PromCounter>(name, options, (counter, labels, value) => { counter.inc(labels, value) })
+      const counter = new PromCounter(config)
       return { increment: values => { each(values, (key, v) => { counter.inc({ [label]: key }, v) }) }, reset: () => { counter.reset() } }
     })
   }
@@ -110,12 +104,8 @@ export class RegistryMetrics implements Metrics {
 
   registerHistogramGroup (name: string, options: Options & { buckets?: number[] } = {}): HistogramGroup {
     return this.once(name, () => {
-      const { label, calculate } = this.grouped(name, options)
-      const histogram = new PromHistogram({
-        ...this.base(name, options, true),
-        buckets: options.buckets ?? DEFAULT_BUCKETS,
-        collect: collectLabelled<PromHistogram>(calculate, label, (histogram, labels, value) => { histogram.observe(labels, value) }, false)
-      })
+      const { label, config } = this.grouped<PromHistogram>(name, options, (histogram, labels, value) => { histogram.observe(labels, value) }, false)
+      const histogram = new PromHistogram({ ...config, buckets: options.buckets ?? DEFAULT_BUCKETS })
       return { observe: values => { each(values, (key, v) => { histogram.observe({ [label]: key }, v) }) }, reset: () => { histogram.reset() }, timer: key => histogram.startTimer({ [label]: key }) }
     })
   }
@@ -130,12 +120,8 @@ export class RegistryMetrics implements Metrics {
 
   registerSummaryGroup (name: string, options: Options & SummaryOptions = {}): SummaryGroup {
     return this.once(name, () => {
-      const { label, calculate } = this.grouped(name, options)
-      const summary = new PromSummary({
-        ...this.base(name, options, true),
-        ...summaryOptions(options),
-        collect: collectLabelled<PromSummary>(calculate, label, (summary, labels, value) => { summary.observe(labels, value) }, false)
-      })
+      const { label, config } = this.grouped<PromSummary>(name, options, (summary, labels, value) => { summary.observe(labels, value) }, false)
+      const summary = new PromSummary({ ...config, ...summaryOptions(options) })
       return { observe: values => { each(values, (key, v) => { summary.observe({ [label]: key }, v) }) }, reset: () => { summary.reset() }, timer: key => summary.startTimer({ [label]: key }) }
     })
   }
@@ -164,8 +150,11 @@ export class RegistryMetrics implements Metrics {
     return { name: normalize(name), help: normalize(options.help ?? name), labelNames, registers: [this.registry] }
   }
 
-  private grouped (name: string, options: Options): { label: string, calculate: Calculate<Record<string, number>> | undefined } {
-    return { label: normalize(options.label ?? name), calculate: options.calculate as Calculate<Record<string, number>> | undefined }
+  /** A group's label (its own name unless given) and its metric's configuration, with `put` for a calculated one. */
+  private grouped<M extends { reset: () => void }> (name: string, options: Options, put: (metric: M, labels: Record<string, string>, value: number) => void, reset = true) {
+    const label = normalize(options.label ?? name)
+    const collect = collectLabelled<M>(options.calculate as Calculate<Record<string, number>> | undefined, label, put, reset)
+    return { label, config: { ...this.base(name, options, true), collect } }
   }
 }
 
