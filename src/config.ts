@@ -20,6 +20,8 @@ export const DEFAULT_LISTEN = [
   `/ip4/0.0.0.0/tcp/${DEFAULT_WS_PORT}/ws`
 ]
 export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`
+/** the conventional port for a separate metrics listener (`--metrics 127.0.0.1:4781`); off unless asked for */
+export const DEFAULT_METRICS_PORT = 4781
 export const CONFIG_FILE_NAME = 'config.json'
 export const DEFAULT_MAILBOX_REPLICAS = 3
 export const MAX_MAILBOX_REPLICAS = 20
@@ -93,6 +95,8 @@ export interface DaemonConfig {
   webrtc: boolean
   /** UDP port of the STUN responder a public node runs for peers behind NATs; 0: none */
   stunPort: number
+  /** where GET /metrics is also served without the token; undefined: only on the API, with it */
+  metrics?: ApiAddress
 }
 
 /**
@@ -120,12 +124,13 @@ export interface RawSettings {
   upnp?: unknown
   webrtc?: unknown
   stunPort?: unknown
+  metrics?: unknown
 }
 
 const SETTING_KEYS = [
   'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'libp2pLog', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
-  'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort'
+  'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort', 'metrics'
 ] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
@@ -148,7 +153,8 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   relayCircuitBytes: 'OCTET_RELAY_CIRCUIT_BYTES',
   upnp: 'OCTET_UPNP',
   webrtc: 'OCTET_WEBRTC',
-  stunPort: 'OCTET_STUN_PORT'
+  stunPort: 'OCTET_STUN_PORT',
+  metrics: 'OCTET_METRICS'
 }
 
 export function defaultDataDir (): string {
@@ -239,7 +245,8 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     // off by default: data channels of a fresh WebRTC connection may stall for seconds
     // (docs/hole-punching.md, "Why off by default")
     webrtc: parseBoolean('webrtc', pick('webrtc') ?? false),
-    stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535)
+    stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535),
+    ...(pick('metrics') != null ? { metrics: parseListenAddress('metrics', pick('metrics')) } : {})
   }
 }
 
@@ -309,14 +316,20 @@ function parseBootstrapList (value: unknown): Multiaddr[] {
 }
 
 export function parseApiAddress (value: unknown): ApiAddress {
+  return parseListenAddress('api', value)
+}
+
+/** `host:port` (IPv6 in brackets) for an HTTP listener: the API, or the metrics (`name`). */
+export function parseListenAddress (name: 'api' | 'metrics', value: unknown): ApiAddress {
+  const example = name === 'api' ? `127.0.0.1:${DEFAULT_API_PORT}` : `127.0.0.1:${DEFAULT_METRICS_PORT}`
   if (typeof value !== 'string') {
-    throw new OctetError('INVALID_ADDRESS', 'api address must be a string host:port, e.g. 127.0.0.1:4780')
+    throw new OctetError('INVALID_ADDRESS', `${name} address must be a string host:port, e.g. ${example}`)
   }
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim())
   const host = match?.[1] ?? match?.[2]
   const port = Number(match?.[3])
   if (match == null || host == null || !Number.isInteger(port) || port > 65535) {
-    throw new OctetError('INVALID_ADDRESS', `invalid api address "${value}": expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:${DEFAULT_API_PORT} (port 0 picks a free one)`)
+    throw new OctetError('INVALID_ADDRESS', `invalid ${name} address "${value}": expected host:port with a port from 0 to 65535, e.g. ${example} (port 0 picks a free one)`)
   }
   return { host, port }
 }

@@ -4,6 +4,9 @@ import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
+import { SseClients } from './api/routes/events.js'
+import { buildMetricsApi } from './api/routes/metrics.js'
+import { OctetMetrics } from './metrics/index.js'
 import { answerClientError } from './api/errors.js'
 import { apiHostCheck } from './api/hosts.js'
 import type { SseLimits } from './api/routes/events.js'
@@ -30,6 +33,8 @@ export interface DaemonInfo {
   apiUrl: string
   /** `<data dir>/api.sock`, the same API on a Unix socket; absent when the path is too long for one */
   apiSocket?: string
+  /** where GET /metrics is served without the token (--metrics), when it is */
+  metricsUrl?: string
   /** announced addresses (see OctetNode.announceAddresses) */
   addresses: string[]
   /** bound listen addresses, dialable before AutoNAT confirms a public one */
@@ -76,6 +81,9 @@ export class Daemon {
   private api!: FastifyInstance
   private apiUrl = ''
   private apiSocket: string | undefined
+  private metricsUrl: string | undefined
+  /** this daemon's Prometheus registry: libp2p's metrics, the process's, octet's */
+  readonly metrics = new OctetMetrics({ version: VERSION })
 
   private constructor (readonly config: DaemonConfig, private readonly log: Logger, private readonly overrides: DaemonOverrides) {}
 
@@ -154,6 +162,7 @@ export class Daemon {
       stunPort: config.stunPort,
       libp2pLog: config.libp2pLog,
       count: name => { counters.increment(name) },
+      metrics: this.metrics.libp2p(),
       log
     })
     this.cleanups.push({ name: 'node', run: async () => { await this.node.stop() } })
@@ -211,6 +220,24 @@ export class Daemon {
     await this.groups.start()
     this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
 
+    const sseClients = new SseClients()
+    this.metrics.watch({
+      counters,
+      isRefusal: name => refusals.isRefusal(name),
+      subscribe: listener => events.subscribe(listener),
+      outbox: async () => await this.messenger.outboxDepth(),
+      mailbox: () => this.mailbox.stats(),
+      groups: async () => await this.groups.list(),
+      sse: () => sseClients.stats(),
+      peers: () => this.node.status().peers,
+      relay: () => {
+        const { relayAddresses, relayService } = this.node.standing()
+        return { relayAddresses: relayAddresses.length, reservations: 0, circuits: 0, refusedCircuits: 0, ...relayService }
+      },
+      databases: databasePaths(config.dataDir)
+    })
+    this.cleanups.push({ name: 'metrics', run: async () => { this.metrics.stop() } })
+
     this.api = await buildApi({
       token,
       node: this.node,
@@ -221,12 +248,27 @@ export class Daemon {
       log,
       version: VERSION,
       hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts),
-      sse: this.overrides.sse
+      sse: this.overrides.sse,
+      sseClients,
+      metrics: this.metrics
     })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()
     this.cleanups.push({ name: 'api.url', run: async () => { await removeApiUrl(config.dataDir) } })
     await this.listenApiSocket()
+    await this.listenMetrics()
+  }
+
+  /** GET /metrics without the token on its own address (--metrics), for a Prometheus server. */
+  private async listenMetrics (): Promise<void> {
+    const address = this.config.metrics
+    if (address == null) return
+    const app = await buildMetricsApi({ metrics: this.metrics, hostCheck: apiHostCheck(address.host, this.config.apiAllowedHosts), log: this.log })
+    this.cleanups.push({ name: 'metrics listener', run: async () => { await app.close() } })
+    this.metricsUrl = await this.listenHttp(app, address, 'metrics', '--metrics')
+    if (!isLoopbackHost(address.host)) {
+      this.log.warn({ host: address.host }, 'the metrics listen beyond this machine without a token; anyone who can reach them learns how busy this node is and how many peers and groups it has')
+    }
   }
 
   /**
@@ -271,24 +313,29 @@ export class Daemon {
   }
 
   private async listenApi (): Promise<void> {
-    const { host, port } = this.config.api
-    try {
-      await this.api.listen({ host, port })
-    } catch (err) {
-      const code = systemErrorCode(err)
-      if (code === 'EADDRINUSE') {
-        throw new OctetError('ADDRESS_IN_USE', `API address ${host}:${port} is already in use; stop the other process or choose another with --api host:port (port 0 picks a free one)`, { cause: err })
-      }
-      throw new OctetError('INVALID_ADDRESS', `cannot listen for the API on ${host}:${port}: ${code ?? errorMessage(err)}`, { cause: err })
-    }
-    const address = this.api.server.address()
-    const boundPort = typeof address === 'object' && address != null ? address.port : port
-    const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host
-    this.apiUrl = `http://${urlHost}:${boundPort}`
+    const { host } = this.config.api
+    this.apiUrl = await this.listenHttp(this.api, this.config.api, 'API', '--api')
     await writeApiUrl(this.config.dataDir, this.apiUrl)
     if (!isLoopbackHost(host)) {
       this.log.warn({ host }, 'the HTTP API listens beyond this machine; anyone who can reach it and holds the token controls this node')
     }
+  }
+
+  /** Listens on `host:port` and says where (port 0 resolved), or one clear error naming `flag`. */
+  private async listenHttp (app: FastifyInstance, { host, port }: { host: string, port: number }, what: string, flag: string): Promise<string> {
+    try {
+      await app.listen({ host, port })
+    } catch (err) {
+      const code = systemErrorCode(err)
+      if (code === 'EADDRINUSE') {
+        throw new OctetError('ADDRESS_IN_USE', `${what} address ${host}:${port} is already in use; stop the other process or choose another with ${flag} host:port (port 0 picks a free one)`, { cause: err })
+      }
+      throw new OctetError('INVALID_ADDRESS', `cannot listen for the ${what} on ${host}:${port}: ${code ?? errorMessage(err)}`, { cause: err })
+    }
+    const address = app.server.address()
+    const boundPort = typeof address === 'object' && address != null ? address.port : port
+    const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host
+    return `http://${urlHost}:${boundPort}`
   }
 
   info (): DaemonInfo {
@@ -296,6 +343,7 @@ export class Daemon {
       peerId: this.node.peerId,
       apiUrl: this.apiUrl,
       ...(this.apiSocket != null ? { apiSocket: this.apiSocket } : {}),
+      ...(this.metricsUrl != null ? { metricsUrl: this.metricsUrl } : {}),
       addresses: this.node.announceAddresses(),
       listenAddresses: this.node.listenAddresses(),
       dataDir: this.config.dataDir

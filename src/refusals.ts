@@ -49,6 +49,8 @@ interface Window {
  */
 export class Refusals {
   private readonly windows = new Map<string, Window>()
+  /** every counter a refusal went to (a few dozen names at most: protocols × reasons) */
+  private readonly counted = new Set<string>()
   private timer: NodeJS.Timeout | undefined
 
   constructor (
@@ -60,6 +62,7 @@ export class Refusals {
 
   refuse ({ counter, message, level = 'warn', fields = {}, peer, by = 1 }: Refusal): void {
     this.counters.increment(counter, by)
+    this.counted.add(counter)
     const now = this.now()
     const open = this.windows.get(counter)
     if (open != null && now - open.startedAt < this.interval) {
@@ -71,6 +74,11 @@ export class Refusals {
     this.windows.set(counter, { startedAt: now, level, message, repeats: 0, peers: new Set() })
     this.log[level]({ ...fields, counter }, message)
     this.schedule()
+  }
+
+  /** Whether `counter` counts refusals (GET /metrics shows those apart from the other counters). */
+  isRefusal (counter: string): boolean {
+    return this.counted.has(counter)
   }
 
   /** Writes the counts of repeats not logged yet (the daemon calls it when it stops). */

@@ -139,3 +139,18 @@ export async function apiRequest (url, token, method, path, body) {
   const text = await res.text()
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
 }
+
+/** The value below which `p` percent of `values` lie (nearest rank). */
+export function percentile (values, p) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
+}
+
+/** A whole daemon in this process on 127.0.0.1, every port picked by the OS, logging nothing. */
+export async function inProcessDaemon (dataDir, bootstrap) {
+  const [{ loadDaemonConfig }, { Daemon }, { createLogger }] = await Promise.all([
+    import('../../dist/config.js'), import('../../dist/daemon.js'), import('../../dist/logger.js')
+  ])
+  const config = loadDaemonConfig({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', mdns: false, bootstrap, logLevel: 'silent' }, {})
+  return await Daemon.start(config, createLogger('silent'))
+}

@@ -4,11 +4,8 @@
 // length-prefixed frames pipelined on one stream, each answered by a small ack frame.
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { loadDaemonConfig } from '../../dist/config.js'
-import { Daemon } from '../../dist/daemon.js'
-import { createLogger } from '../../dist/logger.js'
 import { pathFloor } from './floor.js'
-import { median, tempDir } from './lib.js'
+import { inProcessDaemon, median, percentile, tempDir } from './lib.js'
 
 export const name = 'messaging'
 export const description = '1 KiB texts between two local nodes: full path vs raw pipelined libp2p frames'
@@ -20,16 +17,6 @@ const ROUNDS = 3
 const WARM_UP_MESSAGES = 300
 const SEND_CONCURRENCY = 64
 const RAW_PROTOCOL = '/octet-bench/raw/1.0.0'
-
-function percentile (values, p) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
-}
-
-async function startDaemon (dataDir, bootstrap) {
-  const config = loadDaemonConfig({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', mdns: false, bootstrap, logLevel: 'silent' }, {})
-  return await Daemon.start(config, createLogger('silent'))
-}
 
 /** Resolves with each message id once the sender's event log says it was delivered. */
 function deliveries (daemon) {
@@ -139,8 +126,8 @@ async function measure (paths, log) {
 export async function run ({ log }) {
   const dirA = await tempDir('octet-bench-a-')
   const dirC = await tempDir('octet-bench-c-')
-  const a = await startDaemon(dirA.dir, [])
-  const c = await startDaemon(dirC.dir, [a.info().addresses[0]])
+  const a = await inProcessDaemon(dirA.dir, [])
+  const c = await inProcessDaemon(dirC.dir, [a.info().addresses[0]])
   try {
     const paths = [await rawPath(a, c), octetPath(a, c)]
     const [raw, octet] = await measure(paths, log)

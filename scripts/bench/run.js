@@ -31,7 +31,8 @@ const BENCHMARKS = [
   { name: 'groups', load: () => import('./groups.js') },
   { name: 'nat', load: () => import('./nat.js') },
   { name: 'autonat', load: () => import('./autonat.js') },
-  { name: 'faults', load: () => import('./faults.js') }
+  { name: 'faults', load: () => import('./faults.js') },
+  { name: 'metrics', load: () => import('./metrics.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

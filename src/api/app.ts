@@ -2,21 +2,22 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { tokensMatch } from '../datadir.js'
 import type { Logger } from '../logger.js'
 import { answerClientError, errorBody, makeErrorHandler } from './errors.js'
-import { HostCheck } from './hosts.js'
+import { HostCheck, hostCheckHook } from './hosts.js'
+import { API_BODY_LIMIT, declaresBodyTooLarge, onConnection, refuseBody } from './body-limit.js'
+import { metricsRoutes, type MetricsView } from './routes/metrics.js'
 import { OpenApiCollector } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
 import { groupRoutes } from './routes/groups.js'
 import { contactRoutes } from './routes/contacts.js'
-import { eventRoutes, type SseLimits } from './routes/events.js'
+import { SseClients, eventRoutes, type SseLimits } from './routes/events.js'
 import { mailboxRoutes, type MailboxRoutesInit } from './routes/mailbox.js'
 import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
 import type { StoreHealth } from '../store/database.js'
 import { validatorCompiler } from './validation.js'
 
-/** Request bodies above this are refused with 413 before they are parsed. */
-export const API_BODY_LIMIT = 64 * 1024
+export { API_BODY_LIMIT } from './body-limit.js'
 
 export interface ApiInit {
   token: string
@@ -36,6 +37,10 @@ export interface ApiInit {
   hostCheck?: HostCheck
   /** how far an event stream client may fall behind (defaults in routes/events.ts; tests shrink them) */
   sse?: Partial<SseLimits>
+  /** the event streams open, as GET /metrics counts them */
+  sseClients?: SseClients
+  /** GET /metrics (Prometheus text), with the token like every route */
+  metrics?: MetricsView
 }
 
 declare module 'fastify' {
@@ -82,18 +87,23 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
   app.addHook('onRoute', route => { openapi.onRoute(route) })
 
   // before the token: a page that rebound its name to us learns nothing, not even 401
+  app.addHook('onRequest', hostCheckHook(hostCheck))
+
+  // a body declared too large is refused before anything reads it, and the answer is made to
+  // arrive (src/api/body-limit.ts); a client that asked to be told first (Expect:
+  // 100-continue) is told before it sends
   app.addHook('onRequest', async (request, reply) => {
-    // over the Unix socket (api.sock, no remote address) no web page can reach us: nothing to check
-    if (request.raw.socket.remoteAddress == null) return
-    const host = request.headers.host
-    if (host == null || host === '') {
-      void reply.code(400)
-      return await reply.send(errorBody('BAD_REQUEST', 'a Host header is required'))
+    if (!declaresBodyTooLarge(request.raw) || !onConnection(request.raw)) return
+    reply.hijack()
+    refuseBody(request.raw)
+  })
+  app.server.on('checkContinue', (req, res) => {
+    if (declaresBodyTooLarge(req)) {
+      refuseBody(req)
+      return
     }
-    if (!hostCheck.allows(host)) {
-      void reply.code(403)
-      return await reply.send(errorBody('HOST_NOT_ALLOWED', `Host "${host}" is not an address this API listens on; if you reach it under that name, allow it with --api-allowed-host (env OCTET_API_ALLOWED_HOSTS)`))
-    }
+    res.writeContinue()
+    app.server.emit('request', req, res)
   })
 
   app.addHook('onRequest', async (request, reply) => {
@@ -106,7 +116,15 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     }
   })
 
-  app.setErrorHandler(handleError)
+  app.setErrorHandler(async (err, request, reply) => {
+    // a body without a length (chunked) that went over the limit while it was read
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && onConnection(request.raw)) {
+      reply.hijack()
+      refuseBody(request.raw)
+      return
+    }
+    return await handleError(err as Error, request, reply)
+  })
   app.setNotFoundHandler(async (request, reply) => {
     void reply.code(404)
     return errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}; see GET /v1/openapi.json`)
@@ -117,10 +135,11 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     const messenger = init.messenger
     await app.register(messageRoutes, { messenger })
     await app.register(contactRoutes, { messenger })
-    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters, limits: init.sse })
+    await app.register(eventRoutes, { events: messenger.events, counters: messenger.counters, limits: init.sse, clients: init.sseClients })
     if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
   if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })
+  if (init.metrics != null) await app.register(metricsRoutes, { metrics: init.metrics })
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))
   return app

@@ -1,5 +1,7 @@
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { errorBody } from './errors.js'
 
 /**
  * Which names a request over TCP may give in its `Host` header. The check
@@ -36,6 +38,25 @@ export function apiHostCheck (listenHost: string, extra: readonly string[]): Hos
     ? Object.values(networkInterfaces()).flatMap(addresses => addresses?.map(a => a.address) ?? [])
     : [listenHost]
   return new HostCheck([...listening, ...extra])
+}
+
+/**
+ * The onRequest hook that answers a request over TCP whose Host is missing (400) or not
+ * allowed (403); requests over a Unix socket (no remote address) pass, no web page reaches those.
+ */
+export function hostCheckHook (hostCheck: HostCheck) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (request.raw.socket.remoteAddress == null) return
+    const host = request.headers.host
+    if (host == null || host === '') {
+      void reply.code(400)
+      return await reply.send(errorBody('BAD_REQUEST', 'a Host header is required'))
+    }
+    if (!hostCheck.allows(host)) {
+      void reply.code(403)
+      return await reply.send(errorBody('HOST_NOT_ALLOWED', `Host "${host}" is not an address this API listens on; if you reach it under that name, allow it with --api-allowed-host (env OCTET_API_ALLOWED_HOSTS)`))
+    }
+  }
 }
 
 function hostOf (header: string): string | undefined {

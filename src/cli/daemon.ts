@@ -9,6 +9,7 @@ export function registerDaemon (program: Command): void {
     .description('run an octet node: libp2p, the DHT and the HTTP API')
     .option('--listen <multiaddr>', 'listen address, repeatable (env OCTET_LISTEN, comma-separated) [default: /ip4/0.0.0.0/tcp/4710 and /ip4/0.0.0.0/tcp/4711/ws]', collect)
     .option('--api <host:port>', 'HTTP API address; port 0 picks a free one (env OCTET_API) [default: 127.0.0.1:4780]')
+    .option('--metrics <host:port>', 'also serve GET /metrics (Prometheus) here, without the token; port 0 picks a free one (env OCTET_METRICS) [default: only on the API, with the token]')
     .option('--api-allowed-host <host>', 'a name the API may be reached by over TCP besides loopback names and its listen address (the Host header is checked), repeatable (env OCTET_API_ALLOWED_HOSTS, comma-separated)', collect)
     .option('--bootstrap <multiaddr>', 'peer to join the network through, with /p2p/<PeerId>, repeatable (env OCTET_BOOTSTRAP)', collect)
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
@@ -30,7 +31,7 @@ export function registerDaemon (program: Command): void {
       const opts = command.optsWithGlobals<{
         dataDir?: string, listen?: string[], api?: string, apiAllowedHost?: string[], bootstrap?: string[], mdns: boolean, logLevel?: string, libp2pLog?: string, mailboxReplicas?: string,
         reachability?: string, relayService: boolean, relayMaxReservations?: string, relayMaxCircuits?: string, relayMaxCircuitsPerPeer?: string,
-        relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean, webrtc?: boolean, stunPort?: string
+        relayCircuitDuration?: string, relayCircuitBytes?: string, upnp?: boolean, webrtc?: boolean, stunPort?: string, metrics?: string
       }>()
       // commander gives --no-x options a default of true: only an explicit flag counts as one
       const explicit = <T>(name: string, value: T): T | undefined => command.getOptionValueSource(name) === 'cli' ? value : undefined
@@ -53,7 +54,8 @@ export function registerDaemon (program: Command): void {
         relayCircuitBytes: opts.relayCircuitBytes,
         upnp: opts.upnp,
         webrtc: explicit('webrtc', opts.webrtc),
-        stunPort: opts.stunPort
+        stunPort: opts.stunPort,
+        metrics: opts.metrics
       }
       const config = loadDaemonConfig(flags)
       const log = createLogger(config.logLevel)

@@ -164,6 +164,11 @@ export class Messenger {
   }
 
   /** Fetches what mailbox peers hold for us now (it also happens on start and periodically). */
+  /** How many envelopes wait in the outbox, for how many peers (GET /metrics). */
+  async outboxDepth (): Promise<{ peers: number, entries: number }> {
+    return await this.db.outboxDepth()
+  }
+
   async collectMailboxes (): Promise<CollectReport> {
     if (this.collector == null) throw new OctetError('UNAVAILABLE', 'this node runs without mailboxes')
     return await this.collector.collect()

@@ -50,6 +50,13 @@ export class OutboxIndex {
     return [...this.byPeer.keys()]
   }
 
+  /** Entries and the peers they are for, counted without copying them. */
+  depth (): { peers: number, entries: number } {
+    let entries = 0
+    for (const slot of this.byPeer.values()) entries += slot.entries.size
+    return { peers: this.byPeer.size, entries }
+  }
+
   private put (key: string, entry: OutboxEntry): void {
     const peer = this.peerOf(key)
     let slot = this.byPeer.get(peer)

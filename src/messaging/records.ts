@@ -321,6 +321,12 @@ export class MessagingStore {
     return this.outboxIndex.entriesOf(peer)
   }
 
+  /** How many entries the outbox holds, for how many peers. */
+  async outboxDepth (): Promise<{ peers: number, entries: number }> {
+    await this.outboxLoaded
+    return this.outboxIndex.depth()
+  }
+
   /** Every peer with something in the outbox. */
   async peersWithOutbox (): Promise<string[]> {
     await this.outboxLoaded

@@ -96,6 +96,8 @@ export interface NodeInit {
   log?: Logger
   /** libp2p components whose debug lines are logged (`--libp2p-log`); by default only libp2p's errors, as warnings */
   libp2pLog?: string[]
+  /** libp2p's own metrics (connections, streams, DHT, …), the `metrics` option of createLibp2p */
+  metrics?: Libp2pOptions['metrics']
 }
 
 /** Where this node stands and what it does about it, for `GET /v1/identity` and `octet status`. */
@@ -145,6 +147,7 @@ export async function createNode (init: NodeInit): Promise<OctetNode> {
     privateKey: init.privateKey,
     logger: pinoComponentLogger(log, init.libp2pLog),
     datastore: init.datastore,
+    metrics: init.metrics,
     start: false,
     addresses: {
       listen,

@@ -161,6 +161,19 @@ describe('loadDaemonConfig', () => {
     expect(loadDaemonConfig({ dataDir, libp2pLog: '*' }, { OCTET_LIBP2P_LOG: 'kad-dht' }).libp2pLog).toEqual(['*'])
   })
 
+  it('takes the metrics address from flags > env > file, and has none by default', async () => {
+    const metrics = (flags: RawSettings, env: NodeJS.ProcessEnv = {}): unknown => loadDaemonConfig({ dataDir, ...flags }, env).metrics
+    expect(metrics({})).toBeUndefined()
+    await writeConfig({ metrics: '127.0.0.1:3003' })
+    expect(metrics({})).toEqual({ host: '127.0.0.1', port: 3003 })
+    expect(metrics({}, { OCTET_METRICS: '[::1]:2003' })).toEqual({ host: '::1', port: 2003 })
+    expect(metrics({ metrics: '0.0.0.0:0' }, { OCTET_METRICS: '[::1]:2003' })).toEqual({ host: '0.0.0.0', port: 0 })
+  })
+
+  it('says which address is wrong: metrics, not api', () => {
+    expect(() => plain({ metrics: 'nonsense' })).toThrow(/invalid metrics address "nonsense": expected host:port/)
+  })
+
   it('accepts booleans written in the usual ways', () => {
     for (const yes of ['true', '1', 'yes', 'on', 'TRUE', ' On ']) expect(plain({}, { OCTET_MDNS: yes }).mdns).toBe(true)
     for (const no of ['false', '0', 'no', 'off', 'False']) expect(plain({}, { OCTET_MDNS: no }).mdns).toBe(false)
@@ -182,6 +195,10 @@ describe('loadDaemonConfig', () => {
     { name: 'api: port 70000', env: { OCTET_API: '127.0.0.1:70000' }, code: 'INVALID_ADDRESS' },
     { name: 'api: port not a number', file: { api: '127.0.0.1:http' }, code: 'INVALID_ADDRESS' },
     { name: 'api: not a string', file: { api: 4780 }, code: 'INVALID_ADDRESS' },
+    { name: 'metrics: no port', flags: { metrics: 'localhost' }, code: 'INVALID_ADDRESS' },
+    { name: 'metrics: port 70000', env: { OCTET_METRICS: '127.0.0.1:70000' }, code: 'INVALID_ADDRESS' },
+    { name: 'metrics: a URL', flags: { metrics: 'http://127.0.0.1:4781' }, code: 'INVALID_ADDRESS' },
+    { name: 'metrics: not a string', file: { metrics: 4781 }, code: 'INVALID_ADDRESS' },
     { name: 'log level: unknown', flags: { logLevel: 'verbose' }, code: 'INVALID_CONFIG' },
     { name: 'log level: wrong case', env: { OCTET_LOG_LEVEL: 'INFO' }, code: 'INVALID_CONFIG' },
     { name: 'mdns: not a boolean', env: { OCTET_MDNS: 'maybe' }, code: 'INVALID_CONFIG' },

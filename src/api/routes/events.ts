@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { OctetError } from '../../errors.js'
 import { EVENT_RETENTION, EVENT_RETENTION_COUNT } from '../../messaging/constants.js'
 import type { Counters, EventLog, OctetEvent } from '../../messaging/index.js'
+import type { SseClientStats } from '../../metrics/index.js'
 import { stackFixStatus } from '../../node/stack-fixes.js'
 import { DAY, MiB, SECOND } from '../../units.js'
 
@@ -48,6 +49,16 @@ class EventStream {
     private readonly onSlow: (resumeAfter: number) => void,
     private readonly onClose: () => void
   ) {}
+
+  /** Events committed and not sent to this client yet. */
+  get lagEvents (): number {
+    return Math.max(0, this.events.latestId - this.lastSent)
+  }
+
+  /** Bytes written to the client that it has not taken yet. */
+  get bufferedBytes (): number {
+    return this.res.writableLength
+  }
 
   private get behind (): boolean {
     return this.res.writableLength > this.limits.maxBufferedBytes
@@ -137,6 +148,21 @@ class EventStream {
   }
 }
 
+/** The event streams open now; their number and lag are shown by GET /metrics. */
+export class SseClients {
+  readonly streams = new Map<ServerResponse, EventStream>()
+
+  stats (): SseClientStats {
+    let maxLagEvents = 0
+    let bufferedBytes = 0
+    for (const stream of this.streams.values()) {
+      maxLagEvents = Math.max(maxLagEvents, stream.lagEvents)
+      bufferedBytes += stream.bufferedBytes
+    }
+    return { clients: this.streams.size, maxLagEvents, bufferedBytes }
+  }
+}
+
 /**
  * `GET /v1/events`: Server-Sent Events. Each event carries its id; a client
  * that reconnects with Last-Event-ID (or ?after=) gets every later event from
@@ -144,11 +170,11 @@ class EventStream {
  * older than the retention (messaging/constants.ts) are gone: asking for
  * them is answered 410 EVENTS_PRUNED, not with a silent gap.
  */
-export async function eventRoutes (app: FastifyInstance, { events, counters, limits: given }: { events: EventLog, counters: Counters, limits?: Partial<SseLimits> }): Promise<void> {
+export async function eventRoutes (app: FastifyInstance, { events, counters, limits: given, clients = new SseClients() }: { events: EventLog, counters: Counters, limits?: Partial<SseLimits>, clients?: SseClients }): Promise<void> {
   const limits: SseLimits = { ...DEFAULT_SSE_LIMITS, ...given }
   // an event stream never ends by itself: without this, closing the server would wait for
   // every connected client to hang up (a daemon with a bridge attached could not stop)
-  const streams = new Map<ServerResponse, EventStream>()
+  const streams = clients.streams
   app.addHook('preClose', async () => {
     for (const [res, stream] of streams) {
       stream.close()
