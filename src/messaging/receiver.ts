@@ -1,6 +1,7 @@
 import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
-import { MessageType, type SignalCrypto } from '../crypto/index.js'
+import type { SignalCrypto } from '../crypto/index.js'
+import { MessageType } from '../crypto/sessions.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import { InFlight } from '../in-flight.js'
 import type { Logger } from '../logger.js'
