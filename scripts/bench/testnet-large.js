@@ -14,7 +14,8 @@ const SETTLE_MS = 30_000
 const IDLE_MS = 60_000
 
 export async function run ({ log = () => {} } = {}) {
-  const { Testnet, DAEMON_NODE_FLAGS } = await import('../../dist/testnet/index.js')
+  const { Testnet } = await import('../../dist/testnet/index.js')
+  const { DAEMON_NODE_FLAGS } = await import('../../dist/testnet/daemon-process.js')
   const rows = []
   const add = (metric, value, unit, note = '') => { rows.push({ metric, value: Math.round(value * 10) / 10, unit, note }) }
 

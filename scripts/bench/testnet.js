@@ -17,7 +17,8 @@ const TARGET_RSS_MB = 120
 
 export async function run ({ log = () => {} } = {}) {
   // dist/ is built by `npm run bench` (prebench)
-  const { Testnet, DAEMON_NODE_FLAGS } = await import('../../dist/testnet/index.js')
+  const { Testnet } = await import('../../dist/testnet/index.js')
+  const { DAEMON_NODE_FLAGS } = await import('../../dist/testnet/daemon-process.js')
   const rows = []
   const add = (metric, value, unit, note = '') => { rows.push({ metric, value: round(value), unit, note }) }
   const range = s => `median of ${s.n} (min ${round(s.min)}, max ${round(s.max)})`

@@ -32,7 +32,8 @@ export function registerDoctor (program: Command): void {
       }
       // loaded here: the other commands are small API clients and should start fast
       const { DaemonLock } = await import('../datadir.js')
-      const { examine, isNew, readMarker, repairState, stateError } = await import('../store/integrity.js')
+      const { examine, isNew, repairState, stateError } = await import('../store/integrity.js')
+      const { readMarker } = await import('../store/marker.js')
       const lock = await DaemonLock.acquire(dataDir)
       try {
         if (await isNew(dataDir, await readMarker(dataDir).catch(() => undefined))) {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { OctetError, isOctetError } from '../errors.js'
-import { FULL_CHECK_MAX_NODES, Testnet, type TestnetNode, type TestnetProgress } from '../testnet/index.js'
+import { Testnet } from '../testnet/index.js'
+import { FULL_CHECK_MAX_NODES } from '../testnet/readiness.js'
+import type { TestnetNode, TestnetProgress } from '../testnet/types.js'
 import { integerOption } from './options.js'
 import { table } from './output.js'
 

@@ -25,7 +25,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
-import { canonicalPeerIdType } from '../wire/codec.js'
+import { canonicalPeerIdType } from '../wire/ids.js'
 import { MAX_PEER_ID_CHARS } from '../wire/limits.js'
 import { Membership } from '../wire/groups.pb.js'
 import {

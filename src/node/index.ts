@@ -1,3 +1,8 @@
+/**
+ * The libp2p node as octet assembles it (createNode) and as the rest of the daemon sees it
+ * (OctetNode). Over 400 lines because the two are one contract, the options chosen here and
+ * the components read back from them, while every other concern of node/ has its own file.
+ */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNATv2 } from '@libp2p/autonat-v2'

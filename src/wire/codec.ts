@@ -18,11 +18,14 @@
  *
  * Encoders apply the same rules to what they are given, so nothing leaves this
  * node that a peer running this code would refuse.
+ *
+ * The envelope and frame codecs and the plaintext codecs inside them stay in one file: they
+ * are layers of one format, share the validators at its end, and test/vectors pins them as one.
  */
-import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError } from '../errors.js'
 import { bytesToText, decodeChecked, malformed, textToBytes, tooLarge } from './checked.js'
 import * as pb from './envelope.pb.js'
+import { isPeerIdString, type MessageId } from './ids.js'
 import { paddingLength } from './padding.js'
 import {
   MAX_ACK_REASON_BYTES,
@@ -49,9 +52,6 @@ type ReceiptType = pb.ReceiptType
 
 /** What the decoders accept: a frame as read from a stream (lpStream yields Uint8ArrayList). */
 export type WireBytes = Uint8Array | Uint8ArrayList
-
-/** 16 random bytes. */
-export type MessageId = Uint8Array
 
 /** Every Kind but KIND_UNSPECIFIED. */
 export type EnvelopeKind = Exclude<Kind, pb.Kind.KIND_UNSPECIFIED>
@@ -147,8 +147,6 @@ const ACK_STATUSES: ReadonlySet<string> = new Set<AckStatusValue>([
 const RECEIPT_TYPES: ReadonlySet<string> = new Set<ReceiptTypeValue>([
   pb.ReceiptType.DELIVERED, pb.ReceiptType.READ
 ])
-/** Key types libp2p can authenticate a connection with; URL "PeerIds" are not peers. */
-const PEER_ID_TYPES: ReadonlySet<string> = new Set(['Ed25519', 'secp256k1', 'RSA'])
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 const MAX_UINT32 = 0xffff_ffff
 
@@ -261,63 +259,6 @@ export function batchItemSize (item: Pick<BatchItem, 'plaintext'>): number {
   // id (18) + kind (2) + timestamp and seq (≤ 11 each) + plaintext tag and length (≤ 4) + the item's own tag and length (≤ 4)
   return item.plaintext.byteLength + 50
 }
-
-// ---------------------------------------------------------------- message ids and PeerIds
-
-export function newMessageId (): MessageId {
-  return globalThis.crypto.getRandomValues(new Uint8Array(MESSAGE_ID_BYTES))
-}
-
-/** 32 lowercase hex digits. */
-export function messageIdToHex (id: MessageId): string {
-  // Node's native hex: called several times per message (acks, dedup keys, outbox ids)
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
-}
-
-/** The message id written as 32 hex digits (either case), or undefined when `hex` is not one. */
-export function messageIdFromHex (hex: string): MessageId | undefined {
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return undefined
-  // a copy: Buffer.from may hand out a slice of its shared pool
-  return new Uint8Array(Buffer.from(hex, 'hex'))
-}
-
-/**
- * True when `value` is a PeerId string in its canonical form (what
- * `peerId.toString()` gives) for a key type a connection can be authenticated
- * with, so string comparison with a connection's remote PeerId is meaningful.
- */
-export function isPeerIdString (value: string): boolean {
-  const type = canonicalPeerIdType(value)
-  return type != null && PEER_ID_TYPES.has(type)
-}
-
-/**
- * The key type of a PeerId string in its canonical form ('Ed25519',
- * 'secp256k1', 'RSA' …); undefined for anything else.
- */
-export function canonicalPeerIdType (value: string): string | undefined {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_PEER_ID_CHARS) return undefined
-  const known = canonicalPeerIds.get(value)
-  if (known != null) return known
-  try {
-    const peerId = peerIdFromString(value)
-    if (peerId.toString() !== value) return undefined
-    if (canonicalPeerIds.size >= MAX_REMEMBERED_PEER_IDS) canonicalPeerIds.clear()
-    canonicalPeerIds.set(value, peerId.type)
-    return peerId.type
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * PeerIds already proven canonical, with their key type. Every envelope and
- * group message names one or two; decoding them (base58, multihash, key
- * type) showed in profiles at several percent of a message's cost. Only
- * valid strings are kept, and at most a bounded number.
- */
-const canonicalPeerIds = new Map<string, string>()
-const MAX_REMEMBERED_PEER_IDS = 4096
 
 // ---------------------------------------------------------------- internals
 

@@ -147,7 +147,8 @@ async function mailboxFlood ({ log }) {
 
 async function logFlood ({ log }) {
   const { DM_PROTOCOL } = await import('../../../dist/messaging/constants.js')
-  const { Kind, decodeDmFrame, encodeDmFrame, newMessageId } = await import('../../../dist/wire/codec.js')
+  const { Kind, decodeDmFrame, encodeDmFrame } = await import('../../../dist/wire/codec.js')
+  const { newMessageId } = await import('../../../dist/wire/ids.js')
   const { WIRE_VERSION } = await import('../../../dist/wire/limits.js')
   const work = await tempDir('octet-bench-logflood-')
   const logPath = join(work.dir, 'daemon.log')

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { distributionId } from '../../../src/crypto/index.js'
+import { distributionId } from '../../../src/crypto/sender-keys.js'
 import { Nodes, codeOf, str, text } from './helpers.js'
 
 const nodes = new Nodes()

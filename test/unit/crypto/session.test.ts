@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { MessageType } from '../../../src/crypto/index.js'
+import { MessageType } from '../../../src/crypto/sessions.js'
 import { PrekeyBundle, SignedPrekeyBundle } from '../../../src/wire/prekeys.pb.js'
 import { Nodes, codeOf, connect, str, text } from './helpers.js'
 

@@ -4,8 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { dataDirPaths } from '../../../src/datadir.js'
 import { isOctetError } from '../../../src/errors.js'
 import { createLogger } from '../../../src/logger.js'
-import { parseTables } from '../../../src/store/database.js'
-import { CheckedState, readMarker, writeMarker, type StateMarker } from '../../../src/store/integrity.js'
+import { parseTables } from '../../../src/store/level-damage.js'
+import { CheckedState } from '../../../src/store/integrity.js'
+import { readMarker, writeMarker, type StateMarker } from '../../../src/store/marker.js'
 import { Cleanup } from '../../helpers/daemon.js'
 
 const cleanup = new Cleanup()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DHT_READY_TIMEOUT, FULL_CHECK_MAX_NODES, readinessOffsets, readyTimeout } from '../../../src/testnet/index.js'
+import { DHT_READY_TIMEOUT, FULL_CHECK_MAX_NODES, readinessOffsets, readyTimeout } from '../../../src/testnet/readiness.js'
 
 describe('testnet readiness lookups', () => {
   it('checks every ordered pair up to FULL_CHECK_MAX_NODES nodes', () => {

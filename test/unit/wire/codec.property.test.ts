@@ -19,7 +19,6 @@ import {
   encodeEnvelope,
   encodePlaintext,
   encodeReceipt,
-  isPeerIdString,
   Kind,
   ReceiptType,
   type Ack,
@@ -30,6 +29,9 @@ import {
   type Receipt,
   type WireBytes
 } from '../../../src/wire/codec.js'
+import {
+  isPeerIdString
+} from '../../../src/wire/ids.js'
 import {
   MAX_BATCH_ITEMS,
   MAX_BATCH_PLAINTEXT_BYTES,

@@ -13,17 +13,19 @@ import {
   encodeEnvelope,
   encodePlaintext,
   encodeReceipt,
-  isPeerIdString,
   Kind,
-  messageIdFromHex,
-  messageIdToHex,
-  newMessageId,
   ReceiptType,
   type BatchItem,
   type DmFrame,
   type Envelope,
   type Receipt
 } from '../../../src/wire/codec.js'
+import {
+  isPeerIdString,
+  messageIdFromHex,
+  messageIdToHex,
+  newMessageId
+} from '../../../src/wire/ids.js'
 import * as pb from '../../../src/wire/envelope.pb.js'
 import {
   MAX_ACK_REASON_BYTES,
