@@ -49,13 +49,14 @@ import {
 } from './constants.js'
 import { isCloser, kadId, sortByDistance } from './distance.js'
 import { signProof } from './proof.js'
-import { callDelete, callFetch, callStore, serveMailbox, type FetchedEnvelope, type MailboxBackend, type ServeOutcome } from './protocol.js'
+import { callDelete, callFetch, callStore, type FetchedEnvelope } from './protocol-call.js'
+import { serveMailbox, type MailboxBackend, type ServeOutcome } from './protocol-serve.js'
 import { MailboxStore, chargedBytes, type MailboxUsage } from './store.js'
 import { WatchClient, type NotifyListener, type WatchClientCounters } from './watch-client.js'
 import { WatcherRegistry } from './watchers.js'
 
 export { MAILBOX_PROTOCOL } from './constants.js'
-export type { FetchedEnvelope } from './protocol.js'
+export type { FetchedEnvelope } from './protocol-call.js'
 export type { MailboxUsage } from './store.js'
 export type { NotifyListener, WatchClientCounters } from './watch-client.js'
 
