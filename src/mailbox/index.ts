@@ -72,7 +72,7 @@ export interface MailboxServiceOptions {
   /**
    * A STORE is taken only when this node ranks among the `replicas +
    * closestSlack` peers closest to the recipient in its routing table
-   * (default: replicas, see closestRank)
+   * (default: replicas, see MailboxAdmission.closestRank)
    */
   closestSlack?: number
   /** FETCHes and DELETEs per remote peer */
