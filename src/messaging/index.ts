@@ -14,7 +14,8 @@ import { MessagingStore, type ContactRecord, type ContactState, type MessageReco
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { Retention } from './retention.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
-import { Sender, failedForLostSession, type BundleSource, type MailboxClient } from './sender.js'
+import type { BundleSource, MailboxClient } from './clients.js'
+import { Sender, failedForLostSession } from './sender.js'
 import { Counters } from './stats.js'
 import { Refusals } from '../refusals.js'
 
@@ -22,7 +23,7 @@ export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, P
 export type { GroupEnvelopeHandler } from './receiver.js'
 export type { NewEvent } from './events.js'
 export type { OctetEvent, OctetEventType, OctetEventDataMap, MessageStatusData, GroupEventType } from './events.js'
-export type { BundleSource, MailboxClient } from './sender.js'
+export type { BundleSource, MailboxClient } from './clients.js'
 export type { CollectReport } from './mailbox-collector.js'
 export { EventLog } from './events.js'
 export { Counters } from './stats.js'
