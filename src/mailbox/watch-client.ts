@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface'
 import { errorMessage, isOctetError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { MailboxStatus } from '../wire/mailbox.pb.js'
-import { callWatch, type WatchSession } from './protocol.js'
+import { callWatch, type WatchSession } from './protocol-call.js'
 
 /** Called when a watched mailbox stored something for us; `count` is what it holds for us now. */
 export type NotifyListener = (mailbox: string, count: number) => void

@@ -7,14 +7,17 @@ import { parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { StoreOp, Store } from '../store/database.js'
 import { isPeerIdString, messageIdToHex, newMessageId } from '../wire/ids.js'
 import { MAX_TEXT_BYTES } from '../wire/limits.js'
-import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN, MAX_PAGE_SIZE } from './constants.js'
+import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
-import { MessagingStore, type ContactRecord, type ContactState, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
+import { Contacts, type ContactView, type SafetyNumbers } from './contacts.js'
+import { History, type ConversationSummary, type HistoryQuery } from './history.js'
+import { MessagingStore, type ContactRecord, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { Retention } from './retention.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
-import { Sender, failedForLostSession, type BundleSource, type MailboxClient } from './sender.js'
+import type { BundleSource, MailboxClient } from './clients.js'
+import { Sender, failedForLostSession } from './sender.js'
 import { Counters } from './stats.js'
 import { Refusals } from '../refusals.js'
 
@@ -22,8 +25,10 @@ export type { MessageRecord, ContactRecord, MessageStatus, ConversationRecord, P
 export type { GroupEnvelopeHandler } from './receiver.js'
 export type { NewEvent } from './events.js'
 export type { OctetEvent, OctetEventType, OctetEventDataMap, MessageStatusData, GroupEventType } from './events.js'
-export type { BundleSource, MailboxClient } from './sender.js'
+export type { BundleSource, MailboxClient } from './clients.js'
 export type { CollectReport } from './mailbox-collector.js'
+export type { ContactView } from './contacts.js'
+export type { ConversationSummary, HistoryQuery } from './history.js'
 export { EventLog } from './events.js'
 export { Counters } from './stats.js'
 
@@ -56,17 +61,6 @@ export interface SendRequest {
   idempotencyKey?: string
 }
 
-export interface ConversationSummary {
-  peer: string
-  name?: string
-  contactState?: ContactState
-  lastMessageAt: number
-  unread: number
-  highestReceivedSeq: number
-  /** sequence numbers of the peer's messages that have not arrived while later ones did */
-  gaps: number[]
-}
-
 /** A plaintext for one peer, sealed with its pairwise session when the outbox delivers it. */
 export interface PairwiseDelivery {
   peer: string
@@ -74,15 +68,6 @@ export interface PairwiseDelivery {
   body: Uint8Array
 }
 
-export interface ContactView extends ContactRecord {
-  identity: 'unknown' | 'trusted' | 'changed'
-}
-
-export interface HistoryQuery {
-  before?: string
-  after?: string
-  limit: number
-}
 
 /**
  * Conversations, outbox, receipts and contacts: what the API and CLI call.
@@ -92,7 +77,7 @@ export interface HistoryQuery {
  * on disk before `send` returns); read marks with their receipt's outbox
  * entry, contacts, requeued messages and group deliveries (`commitPairwise`),
  * each on disk before the call returns. The sender and receiver below state
- * their own.
+ * their own, and so do the contacts (contacts.ts); history.ts reads.
  */
 export class Messenger {
   readonly events: EventLog
@@ -107,12 +92,16 @@ export class Messenger {
   private readonly now: () => number
   private readonly collector: MailboxCollector | undefined
   private readonly retention: Retention
+  private readonly contactList: Contacts
+  private readonly historyReader: History
 
   constructor (private readonly init: MessengerInit) {
     this.now = init.now ?? Date.now
     this.events = init.events
     this.counters = init.counters
     this.db = new MessagingStore(init.store)
+    this.contactList = new Contacts({ db: this.db, events: init.events, crypto: init.crypto, now: this.now })
+    this.historyReader = new History(this.db)
     const log = init.log.child({ module: 'messaging' })
     this.refusals = init.refusals ?? new Refusals(init.counters, init.log)
     this.receiver = new Receiver({
@@ -283,11 +272,6 @@ export class Messenger {
     return message
   }
 
-  async message (id: string): Promise<MessageRecord> {
-    const message = /^[0-9a-f]{32}$/.test(id) ? await this.db.message(id) : undefined
-    if (message == null) throw new OctetError('NOT_FOUND', `no message ${id}`)
-    return message
-  }
 
   /** Marks an incoming message read and tells its sender (a READ receipt, through the outbox). */
   async markRead (id: string): Promise<MessageRecord> {
@@ -321,94 +305,42 @@ export class Messenger {
     return updated
   }
 
+  // ------------------------------------------------------------- reading (history.ts)
+
+  async message (id: string): Promise<MessageRecord> {
+    return await this.historyReader.message(id)
+  }
+
   async conversations (): Promise<ConversationSummary[]> {
-    const result: ConversationSummary[] = []
-    for await (const conversation of this.db.conversations.values()) {
-      const contact = await this.db.contact(conversation.peer)
-      result.push({
-        peer: conversation.peer,
-        ...(contact?.name != null ? { name: contact.name } : {}),
-        ...(contact != null ? { contactState: contact.state } : {}),
-        lastMessageAt: conversation.lastMessageAt,
-        unread: conversation.unread,
-        highestReceivedSeq: conversation.highestSeq,
-        gaps: conversation.missing
-      })
-    }
-    return result.sort((a, b) => b.lastMessageAt - a.lastMessageAt)
+    return await this.historyReader.conversations()
   }
 
   /** A conversation's messages in order; `before`/`after` are message ids (cursors). */
   async history (peerText: string, query: HistoryQuery): Promise<MessageRecord[]> {
-    const peer = this.checkPeer(peerText)
-    const limit = Math.min(Math.max(1, query.limit), MAX_PAGE_SIZE)
-    const range: { gt: string, lt: string } = { gt: `${peer}!`, lt: `${peer}!\xff` }
-    if (query.after != null) range.gt = this.db.timelineKey(await this.cursor(peer, query.after))
-    if (query.before != null) range.lt = this.db.timelineKey(await this.cursor(peer, query.before))
-    // newest page when only `before` (or nothing) is given; oldest-first after `after`
-    const reverse = query.after == null
-    const ids: string[] = []
-    for await (const id of this.db.timeline.values({ ...range, reverse, limit })) ids.push(id)
-    if (reverse) ids.reverse()
-    const messages = await this.db.messagesById(ids)
-    return messages.filter((m): m is MessageRecord => m != null)
+    return await this.historyReader.page(this.checkPeer(peerText), query)
   }
 
-  private async cursor (peer: string, id: string): Promise<MessageRecord> {
-    const message = await this.message(id)
-    if (message.peer !== peer) throw new OctetError('BAD_REQUEST', `message ${id} is not in this conversation`)
-    return message
-  }
-
-  // ------------------------------------------------------------- contacts
+  // ------------------------------------------------------------- contacts (contacts.ts)
 
   async contacts (): Promise<ContactView[]> {
-    const result: ContactView[] = []
-    for await (const contact of this.db.contacts.values()) {
-      result.push({ ...contact, identity: await this.init.crypto.identityStatus(contact.peerId) })
-    }
-    return result
+    return await this.contactList.list()
   }
 
   async contact (peerText: string): Promise<ContactView> {
-    const peer = this.checkPeer(peerText)
-    const contact = await this.db.contact(peer)
-    if (contact == null) throw new OctetError('NOT_FOUND', `${peer} is not a contact`)
-    return { ...contact, identity: await this.init.crypto.identityStatus(peer) }
+    return await this.contactList.get(this.checkPeer(peerText))
   }
 
   /** Adds (or renames) a contact; adding is accepting. */
   async addContact (peerText: string, name?: string): Promise<ContactView> {
-    const peer = this.checkPeer(peerText)
-    return await this.updateContact(peer, contact => ({ ...contact, ...(name != null ? { name } : {}), state: contact.state === 'blocked' ? 'blocked' : 'accepted' }))
+    return await this.contactList.add(this.checkPeer(peerText), name)
   }
 
   async setContactState (peerText: string, state: 'accepted' | 'blocked'): Promise<ContactView> {
-    const peer = this.checkPeer(peerText)
-    return await this.updateContact(peer, contact => ({ ...contact, state }))
+    return await this.contactList.setState(this.checkPeer(peerText), state)
   }
 
-  private async updateContact (peer: string, change: (contact: ContactRecord) => ContactRecord): Promise<ContactView> {
-    const updated = await this.db.peerLock.run(peer, async () => {
-      const at = this.now()
-      const existing = await this.db.contact(peer) ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
-      const updated = { ...change(existing), peerId: peer, updatedAt: at }
-      await this.events.commit([this.db.putOp(this.db.contacts, peer, updated)], [{ type: 'contact.updated', data: { contact: updated } }], at)
-      this.db.remember({ contact: updated })
-      return updated
-    })
-    return { ...updated, identity: await this.init.crypto.identityStatus(peer) }
-  }
-
-  async safetyNumber (peerText: string): Promise<{ peerId: string, safetyNumber: string, identity: ContactView['identity'], pendingSafetyNumber?: string }> {
-    const peer = this.checkPeer(peerText)
-    const identity = await this.init.crypto.identityStatus(peer)
-    const safetyNumber = await this.init.crypto.safetyNumber(peer).catch((err: unknown) => {
-      if (err instanceof OctetError && err.code === 'NO_SESSION') throw new OctetError('NOT_FOUND', `no identity key of ${peer} known yet: exchange a message first`)
-      throw err
-    })
-    const pending = identity === 'changed' ? await this.init.crypto.safetyNumber(peer, { pending: true }) : undefined
-    return { peerId: peer, safetyNumber, identity, ...(pending != null ? { pendingSafetyNumber: pending } : {}) }
+  async safetyNumber (peerText: string): Promise<SafetyNumbers> {
+    return await this.contactList.safetyNumber(this.checkPeer(peerText))
   }
 
   /** The user compared safety numbers and trusts the peer's new identity key. */

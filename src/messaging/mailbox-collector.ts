@@ -6,7 +6,7 @@ import { messageIdToHex } from '../wire/ids.js'
 import { COLLECT_FIRST_DELAY, COLLECT_INTERVAL, COLLECT_TIMEOUT, NOTIFY_DEBOUNCE, NOTIFY_FETCH_BURST, NOTIFY_FETCH_RATE_PER_SECOND } from './constants.js'
 import { RateLimiter } from '../rate-limit.js'
 import type { Receiver } from './receiver.js'
-import type { BundleSource, MailboxClient } from './sender.js'
+import type { BundleSource, MailboxClient } from './clients.js'
 import type { Counters } from './stats.js'
 
 export interface MailboxCollectorInit {

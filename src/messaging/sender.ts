@@ -1,38 +1,18 @@
-import { fromString as fromBase64 } from 'uint8arrays/from-string'
-import type { SignalCrypto, VerifiedBundle } from '../crypto/index.js'
+import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
 import { InFlight } from '../in-flight.js'
 import type { Logger } from '../logger.js'
 import type { StoreOp } from '../store/database.js'
-import { AckStatus, Kind, ReceiptType, batchItemSize, encodeBatch, encodeEnvelope, encodePlaintext, encodeReceipt, type Ack, type BatchItem, type BatchItemKind, type Envelope } from '../wire/codec.js'
-import { messageIdFromHex, newMessageId } from '../wire/ids.js'
-import { MAX_BATCH_ITEMS, MAX_BATCH_PLAINTEXT_BYTES, WIRE_VERSION } from '../wire/limits.js'
+import { AckStatus, type Ack, type BatchItem } from '../wire/codec.js'
 import { MAX_SESSION_RESETS, MESSAGE_TTL, PEER_DISK_FULL_RETRY_DELAY, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, SEND_WINDOW } from './constants.js'
+import type { BundleSource, MailboxClient } from './clients.js'
 import { DISK_FULL_REASON, type DmTransport, type OutboundEnvelope } from './dm-protocol.js'
 import type { KeyedEntry } from './outbox-index.js'
 import type { EventLog, NewEvent } from './events.js'
-import type { MessageRecord, MessageStatus, MessagingStore, OutboxEntry } from './records.js'
+import { MailboxDeposit } from './mailbox-deposit.js'
+import type { MessageRecord, MessageStatus, MessagingStore } from './records.js'
+import { Sealer, packBatches } from './sealing.js'
 import type { Counters } from './stats.js'
-
-/** Where a first session's prekey bundle comes from: the peer itself, or the DHT when it is offline. */
-export interface BundleSource {
-  fetchFromPeer: (peerId: string, signal?: AbortSignal) => Promise<VerifiedBundle>
-  fetchFromDht: (peerId: string, signal?: AbortSignal) => Promise<VerifiedBundle>
-}
-
-/** The mailbox operations the messenger needs (src/mailbox provides them). */
-export interface MailboxClient {
-  closestPeers: (recipient: string, count: number, signal?: AbortSignal) => Promise<string[]>
-  store: (mailboxPeer: string, recipient: string, sealed: Uint8Array, signal?: AbortSignal) => Promise<{ accepted: boolean, reason?: string }>
-  fetch: (mailboxPeer: string, signal?: AbortSignal) => Promise<Array<{ id: Uint8Array, sealed: Uint8Array, storedAt: number }>>
-  delete: (mailboxPeer: string, ids: Uint8Array[], signal?: AbortSignal) => Promise<number>
-  /**
-   * Keep a watch at exactly these mailbox peers (none: end them all);
-   * `onNotify` hears when one stored something for us. Optional: without it
-   * the collector polls only.
-   */
-  watch?: (mailboxPeers: string[], onNotify: (mailboxPeer: string) => void) => void
-}
 
 export interface SenderInit {
   peerId: string
@@ -54,7 +34,6 @@ interface PeerQueue {
   timer?: NodeJS.Timeout
 }
 
-
 /**
  * The outbound half: drains each peer's outbox in order. Envelopes are
  * encrypted in sequence, written in windows without waiting (pipelined), and
@@ -71,15 +50,23 @@ interface PeerQueue {
  *
  * Writes (event log commits, each on disk when awaited): `sent` statuses
  * before a window leaves; then per ack the outbox entry's removal and the
- * status (delivered, failed); retry times (postpone); mailbox deposits.
+ * status (delivered, failed); retry times (postpone); mailbox deposits
+ * (mailbox-deposit.ts). Envelopes are built and sealed by sealing.ts.
  */
 export class Sender {
   private readonly queues = new Map<string, PeerQueue>()
   private stopped = false
   private readonly abort = new AbortController()
   private readonly passes = new InFlight()
+  private readonly sealer: Sealer
+  /** undefined without mailboxes */
+  private readonly depositor: MailboxDeposit | undefined
 
-  constructor (private readonly init: SenderInit) {}
+  constructor (private readonly init: SenderInit) {
+    const { peerId, db, crypto, bundles, events, counters, log, now, mailbox } = init
+    this.sealer = new Sealer({ peerId, db, crypto, bundles, counters, now, signal: this.abort.signal })
+    if (mailbox != null) this.depositor = new MailboxDeposit({ db, events, crypto, sealer: this.sealer, counters, log, now, mailbox, signal: this.abort.signal })
+  }
 
   /** Resumes every peer's outbox (after a restart). */
   async start (): Promise<void> {
@@ -139,7 +126,7 @@ export class Sender {
           return
         }
         try {
-          await this.ensureSession(peer)
+          await this.sealer.ensureSession(peer)
           for (let i = 0; i < due.length && !this.stopped; i += SEND_WINDOW) {
             await this.sendWindow(peer, due.slice(i, i + SEND_WINDOW))
           }
@@ -147,7 +134,7 @@ export class Sender {
           if (this.stopped) return
           // our own disk is full: nothing can be recorded; the pass starts over once it takes writes
           if (!this.init.db.store.writable) throw err
-          if (isOctetError(err, 'PEER_UNREACHABLE') || isOctetError(err, 'TIMEOUT')) await this.deposit(peer)
+          if (isOctetError(err, 'PEER_UNREACHABLE') || isOctetError(err, 'TIMEOUT')) await this.depositor?.deposit(peer)
           await this.postpone(peer, err)
         }
       }
@@ -177,69 +164,6 @@ export class Sender {
     this.scheduleRetry(peer, queue, Math.max(0, next - this.init.now()))
   }
 
-  /**
-   * A session with the peer, from a bundle it serves itself (with a one-time
-   * prekey) or, when `offline` and the peer does not answer, the one it
-   * published in the DHT.
-   */
-  private async ensureSession (peer: string, offline = false): Promise<void> {
-    const { crypto, bundles } = this.init
-    if (await crypto.hasSession(peer)) return
-    let bundle: VerifiedBundle
-    try {
-      bundle = await bundles.fetchFromPeer(peer, this.abort.signal)
-    } catch (err) {
-      if (!offline || !isOctetError(err, 'PEER_UNREACHABLE')) throw err
-      bundle = await bundles.fetchFromDht(peer, this.abort.signal)
-    }
-    await crypto.startSession(peer, bundle)
-    this.init.counters.increment('dm.sessions.started')
-  }
-
-  /**
-   * The peer cannot be reached: leave a sealed copy of everything not yet
-   * deposited with the mailbox peers closest to it in the DHT. Direct retries
-   * go on; whichever copy arrives first wins, the receiver drops the other.
-   */
-  private async deposit (peer: string): Promise<void> {
-    const { db, events, crypto, now, log, counters } = this.init
-    const mailbox = this.init.mailbox
-    if (mailbox == null) return
-    try {
-      const pending = (await db.outboxFor(peer)).filter(({ entry }) => entry.mailboxes == null)
-      if (pending.length === 0) return
-      await this.ensureSession(peer, true)
-      const holders = await mailbox.client.closestPeers(peer, mailbox.replicas, this.abort.signal)
-      if (holders.length === 0) throw new OctetError('PEER_NOT_FOUND', 'no mailbox peers near the recipient in the DHT')
-      const ops: StoreOp[] = []
-      const newEvents: NewEvent[] = []
-      for (const { key, entry } of pending) {
-        const built = await this.buildEnvelope(entry)
-        if (built == null) continue
-        await crypto.flushWrites()
-        const sealed = await crypto.sealFor(peer, encodeEnvelope(built.envelope))
-        const results = await Promise.all(holders.map(async holder => await mailbox.client.store(holder, peer, sealed, this.abort.signal)
-          .catch((err: unknown) => ({ accepted: false, reason: errorMessage(err) }))))
-        const accepted = results.filter(r => r.accepted).length
-        counters.increment('mailbox.deposited', accepted)
-        if (accepted === 0) {
-          log.info({ peer, reasons: results.map(r => r.reason) }, 'no mailbox accepted an envelope')
-          continue
-        }
-        ops.push(db.putOp(db.outbox, key, { ...entry, mailboxes: accepted }))
-        const message = built.message
-        if (message != null && (message.status === 'queued' || message.status === 'sent')) {
-          ops.push(db.putStatus({ ...message, status: 'stored', mailboxes: accepted, updatedAt: now() }))
-          newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'stored', mailboxes: accepted } })
-        }
-      }
-      await events.commit(ops, newEvents)
-    } catch (err) {
-      if (this.stopped) return
-      counters.increment(`mailbox.deposit-failed.${isOctetError(err) ? err.code : 'ERROR'}`)
-      log.info({ peer, err: errorMessage(err) }, 'could not leave messages in mailboxes yet; will try again')
-    }
-  }
 
   private async sendWindow (peer: string, window: KeyedEntry[]): Promise<void> {
     const { db, events, transport, now } = this.init
@@ -249,7 +173,7 @@ export class Sender {
     // one read for the window's messages rather than one per envelope
     const records = await db.messagesById(window.map(({ entry }) => entry.payload.kind === 'text' ? entry.payload.messageId : ''))
     for (const [i, keyed] of window.entries()) {
-      const built = await this.buildItem(keyed.entry, records[i])
+      const built = await this.sealer.buildItem(keyed.entry, records[i])
       if (built == null) {
         // its message is gone (or already final): nothing to deliver
         sentOps.push(db.delOp(db.outbox, keyed.key))
@@ -264,7 +188,7 @@ export class Sender {
       items.push({ keyed, ...built })
     }
     const outbound: OutboundEnvelope[] = []
-    for (const group of packBatches(items.map(i => i.item))) outbound.push(await this.seal(peer, group))
+    for (const group of packBatches(items.map(i => i.item))) outbound.push(await this.sealer.seal(peer, group))
     // the ratchet state that sealed them is on disk before they leave (see the class comment): the
     // pipeline writes every write-behind change made before a commit with it
     await events.commit(sentOps, sentEvents)
@@ -334,62 +258,6 @@ export class Sender {
     }
   }
 
-  /** A sealed envelope for one outbox entry; undefined when there is nothing left to send. */
-  private async buildEnvelope (entry: OutboxEntry): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
-    const built = await this.buildItem(entry)
-    if (built == null) return undefined
-    return { envelope: (await this.seal(entry.peer, [built.item])).envelope, message: built.message }
-  }
-
-  /** What one outbox entry says, before sealing; `record`: its message when the caller already read it. */
-  private async buildItem (entry: OutboxEntry, record?: MessageRecord): Promise<{ item: BatchItem, message?: MessageRecord } | undefined> {
-    const { db, now } = this.init
-    const id = messageIdFromHex(entry.id)
-    if (id == null) return undefined
-    let kind: BatchItemKind
-    let seq = 0
-    let timestamp = now()
-    let plaintext: Uint8Array
-    let message: MessageRecord | undefined
-    if (entry.payload.kind === 'text') {
-      message = record ?? await db.message(entry.payload.messageId)
-      if (message == null || message.status === 'failed') return undefined
-      kind = Kind.TEXT
-      seq = message.seq
-      timestamp = message.sentAt
-      plaintext = encodePlaintext({ text: message.text, seq, sentAt: message.sentAt })
-    } else if (entry.payload.kind === 'group') {
-      kind = entry.payload.type === 'sender-key' ? Kind.SENDER_KEY : Kind.GROUP_CONTROL
-      plaintext = fromBase64(entry.payload.body, 'base64')
-    } else {
-      kind = Kind.RECEIPT
-      const type = entry.payload.receipt === 'read' ? ReceiptType.READ : ReceiptType.DELIVERED
-      plaintext = encodeReceipt({ type, ids: entry.payload.ids.flatMap(h => messageIdFromHex(h) ?? []) })
-    }
-    return { item: { id, kind, seq, timestamp, plaintext }, message }
-  }
-
-  /**
-   * Seals items for `peer`: one item as an envelope of its own, several as
-   * one BATCH envelope — one Signal message, and so one ratchet step, for the
-   * lot. The price is coarser forward secrecy: a leaked message key opens
-   * every item sealed with it (items sealed within the same moment).
-   */
-  private async seal (peer: string, items: BatchItem[]): Promise<OutboundEnvelope> {
-    const { crypto, peerId, now } = this.init
-    const only = items.length === 1 ? items[0] : undefined
-    if (only != null) {
-      const sealed = await crypto.encrypt(peer, only.plaintext)
-      return {
-        envelope: { version: WIRE_VERSION, id: only.id, recipient: peer, sender: peerId, timestamp: only.timestamp, seq: only.seq, kind: only.kind, cipherType: sealed.type, ciphertext: sealed.body }
-      }
-    }
-    const sealed = await crypto.encrypt(peer, encodeBatch(items))
-    return {
-      envelope: { version: WIRE_VERSION, id: newMessageId(), recipient: peer, sender: peerId, timestamp: now(), seq: items.length, kind: Kind.BATCH, cipherType: sealed.type, ciphertext: sealed.body },
-      items: items.map(item => item.id)
-    }
-  }
 
   /** Delivery failed for now: every due entry waits with backoff; an identity change waits for the user. */
   private async postpone (peer: string, err: unknown): Promise<void> {
@@ -455,25 +323,6 @@ function refusalReason (code: string): string {
 export function failedForLostSession (reason: string | undefined): boolean {
   const code = reason == null ? undefined : /^refused by the recipient \(([A-Z_]+)\)$/.exec(reason)?.[1]
   return code != null && SESSION_LOST_REASONS.has(code)
-}
-
-/** Consecutive items in groups that each fit one Batch (by item count and encoded size). */
-export function packBatches (items: BatchItem[]): BatchItem[][] {
-  const groups: BatchItem[][] = []
-  let group: BatchItem[] = []
-  let size = 0
-  for (const item of items) {
-    const itemSize = batchItemSize(item)
-    if (group.length > 0 && (group.length === MAX_BATCH_ITEMS || size + itemSize > MAX_BATCH_PLAINTEXT_BYTES)) {
-      groups.push(group)
-      group = []
-      size = 0
-    }
-    group.push(item)
-    size += itemSize
-  }
-  if (group.length > 0) groups.push(group)
-  return groups
 }
 
 /** Doubling backoff with jitter, so many senders do not all retry at once after a peer returns. */

@@ -49,7 +49,7 @@ async function mailboxFlood ({ log }) {
   const { createLogger } = await import('../../../dist/logger.js')
   const { MAILBOX_PROTOCOL } = await import('../../../dist/mailbox/constants.js')
   const { sortByDistance } = await import('../../../dist/mailbox/distance.js')
-  const { callFetch, callStore } = await import('../../../dist/mailbox/protocol.js')
+  const { callFetch, callStore } = await import('../../../dist/mailbox/protocol-call.js')
   const { signProof } = await import('../../../dist/mailbox/proof.js')
   const { SealedEnvelope, MailboxStatus } = await import('../../../dist/wire/mailbox.pb.js')
   const work = await tempDir('octet-bench-floods-')

@@ -12,17 +12,8 @@ import { encode as encodeVarint } from 'uint8-varint'
 import { MAX_MAILBOX_FRAME_BYTES } from '../../../src/mailbox/constants.js'
 import { MAX_SEALED_BYTES } from '../../../src/wire/limits.js'
 import { signProof } from '../../../src/mailbox/proof.js'
-import {
-  callDelete,
-  callFetch,
-  callStore,
-  callWatch,
-  NotifyWriter,
-  serveMailbox,
-  type MailboxBackend,
-  type Prover,
-  type ServeOutcome
-} from '../../../src/mailbox/protocol.js'
+import { callDelete, callFetch, callStore, callWatch, type Prover } from '../../../src/mailbox/protocol-call.js'
+import { NotifyWriter, serveMailbox, type MailboxBackend, type ServeOutcome } from '../../../src/mailbox/protocol-serve.js'
 import { MailboxStore, envelopeId } from '../../../src/mailbox/store.js'
 import { WatcherRegistry } from '../../../src/mailbox/watchers.js'
 import { untilClosed } from '../../../src/wire/framing.js'

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { SignalCrypto } from '../../../src/crypto/index.js'
 import { MailboxCollector } from '../../../src/messaging/mailbox-collector.js'
 import type { Receiver } from '../../../src/messaging/receiver.js'
-import type { BundleSource, MailboxClient } from '../../../src/messaging/sender.js'
+import type { BundleSource, MailboxClient } from '../../../src/messaging/clients.js'
 import { Counters } from '../../../src/messaging/stats.js'
 import { until } from '../../helpers/daemon.js'
 

@@ -130,7 +130,7 @@ const decoders: Decoder[] = [
   decoder('decodeReceipt', decodeReceipt, MAX_PLAINTEXT_BYTES, () => receiptArb, encodeReceipt),
   decoder('decodePlaintext', decodePlaintext, MAX_PLAINTEXT_BYTES, () => plaintextArb, p => encodePlaintext(p)),
   decoder('decodeBatch', decodeBatch, MAX_BATCH_PLAINTEXT_BYTES, () => batchArb, encodeBatch),
-  // what a watched mailbox writes on a WATCH stream (src/mailbox/protocol.ts)
+  // what a watched mailbox writes on a WATCH stream (src/mailbox/protocol-serve.ts)
   decoder('decodeNotify', decodeNotify, MAX_NOTIFY_FRAME_BYTES, () => fc.integer({ min: 0, max: 0xffff_ffff }).map(count => ({ count })), notify => MailboxNotify.encode(notify))
 ]
 

@@ -1,6 +1,6 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { packBatches } from '../../../src/messaging/sender.js'
+import { packBatches } from '../../../src/messaging/sealing.js'
 import {
   AckStatus,
   decodeBatch,
