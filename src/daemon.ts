@@ -2,6 +2,7 @@ import { LevelDatastore } from 'datastore-level'
 import { chmod, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
+import { isMainThread } from 'node:worker_threads'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from './api/app.js'
 import { SseClients } from './api/routes/events.js'
@@ -294,12 +295,14 @@ export class Daemon {
     // bind() creates the file with mode 0777 & ~umask: a umask of 0177 makes it 0600 from its
     // first instant, so no client of another user can connect in between. umask is process-wide,
     // so it is set only around the synchronous bind (listen() binds before it returns); the
-    // chmod afterwards covers a platform where bind is deferred
-    const previousUmask = process.umask(0o177)
+    // chmod afterwards covers a platform where bind is deferred. A worker thread (the group
+    // benchmark hosts daemons in two) may not set umask: there the socket relies on the data
+    // directory's 0700, which no other user can pass, until the chmod
+    const previousUmask = isMainThread ? process.umask(0o177) : undefined
     try {
       server.listen(path)
     } finally {
-      process.umask(previousUmask)
+      if (previousUmask != null) process.umask(previousUmask)
     }
     try {
       await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
