@@ -14,7 +14,7 @@ export function registerDaemon (program: Command): void {
     .option('--bootstrap <multiaddr>', 'peer to join the network through, with /p2p/<PeerId>, repeatable (env OCTET_BOOTSTRAP)', collect)
     .option('--no-mdns', 'do not discover peers on the local network (env OCTET_MDNS=false)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (env OCTET_LOG_LEVEL) [default: info]')
-    .option('--libp2p-log <components>', "libp2p components whose debug lines are logged, comma-separated, as libp2p's DEBUG (e.g. kad-dht,yamux; * for all; -name silences one, errors too); without it only libp2p's errors are logged, as warnings (env OCTET_LIBP2P_LOG)")
+    .option('--libp2p-log <components>', "libp2p components whose debug lines are logged, comma-separated, as libp2p's DEBUG (e.g. kad-dht,yamux; * for all; -name silences one, errors too); without it only libp2p's errors are logged, at debug (env OCTET_LIBP2P_LOG)")
     .option('--mailbox-replicas <k>', 'mailbox peers that keep a sealed copy for an offline recipient (env OCTET_MAILBOX_REPLICAS) [default: 3]')
     .option('--reachability <mode>', 'auto (AutoNAT and NAT detection decide), public or private (env OCTET_REACHABILITY) [default: auto]')
     .option('--no-relay-service', 'never relay for other peers, even when this node is public (env OCTET_RELAY_SERVICE=false)')

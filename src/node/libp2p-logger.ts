@@ -9,10 +9,13 @@ import { REFUSAL_LOG_INTERVAL } from '../refusals.js'
  * `module: 'libp2p'` and the libp2p component's name (`libp2p:kad-dht`,
  * `libp2p:yamux` …) as `component`.
  *
- * libp2p logs a great deal, and much of what it calls an error is the
+ * libp2p logs a great deal, and most of what it calls an error is the
  * everyday weather of a peer-to-peer network (a dial that failed, a peer that
- * went away). So by default only its `log.error` lines are forwarded, at
- * pino's `warn`; the debug lines (`log(...)`) of the components named in
+ * closed a stream, a DHT walk before any peer is known): in a 12-node
+ * benchmark its errors were hundreds of lines a minute, none of them news to
+ * an operator. What is news octet reports itself (an address in use, no
+ * bootstrap peer answering, a refusal). So its `log.error` lines go at pino's
+ * `debug` (`--log-level debug` shows them); the debug lines (`log(...)`) of the components named in
  * `enable` (the daemon's `--libp2p-log`, OCTET_LIBP2P_LOG, e.g.
  * `kad-dht,yamux`) are forwarded at `debug`, and shown whatever the daemon's
  * log level; a component excluded there (`-tcp:connection`) is silent, its
@@ -31,24 +34,25 @@ export function pinoComponentLogger (log: Logger, enable: readonly string[] = []
   const base = log.child({ module: 'libp2p' }, wantsDebug ? { level: lowest(log.level, wantsTrace ? 'trace' : 'debug') } : {})
   const forComponent = (name: string): Libp2pLog => {
     let child: Logger | undefined
-    const emit = (level: 'warn' | 'debug' | 'trace', formatter: unknown, args: unknown[]): void => {
+    const emit = (kind: 'error' | 'debug' | 'trace', formatter: unknown, args: unknown[]): void => {
+      const level = kind === 'trace' ? 'trace' : 'debug'
       if (!base.isLevelEnabled(level)) return
       child ??= base.child({ component: name })
-      if (level !== 'warn') {
+      if (kind !== 'error') {
         child[level](formatLibp2pMessage(formatter, args))
         return
       }
       const logger = child
       // libp2p's format strings are literals in its source: a bounded set of keys
-      if (errors.first(typeof formatter === 'string' ? formatter : '', repeats => { logger.warn({ repeats }, `${formatLibp2pMessage(formatter, args)}: ${repeats} more like it in ${interval / 1000} s, not logged one by one`) })) {
-        child.warn(formatLibp2pMessage(formatter, args))
+      if (errors.first(typeof formatter === 'string' ? formatter : '', repeats => { logger.debug({ repeats }, `${formatLibp2pMessage(formatter, args)}: ${repeats} more like it in ${interval / 1000} s, not logged one by one`) })) {
+        child.debug(formatLibp2pMessage(formatter, args))
       }
     }
     const debugOn = matches(patterns, name, false)
     const traceOn = matches(patterns, name, true)
     const errorsOn = !excluded(patterns, name)
     const component = (formatter: unknown, ...args: unknown[]): void => { if (debugOn) emit('debug', formatter, args) }
-    component.error = (formatter: unknown, ...args: unknown[]): void => { if (errorsOn) emit('warn', formatter, args) }
+    component.error = (formatter: unknown, ...args: unknown[]): void => { if (errorsOn) emit('error', formatter, args) }
     component.trace = (formatter: unknown, ...args: unknown[]): void => { if (traceOn) emit('trace', formatter, args) }
     component.enabled = debugOn
     component.newScope = (scope: string): Libp2pLog => forComponent(`${name}:${scope}`)

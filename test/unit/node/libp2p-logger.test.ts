@@ -10,15 +10,15 @@ function capture (level = 'info'): { log: pino.Logger, lines: () => Array<Record
 }
 
 describe('libp2p logs through pino', () => {
-  it("by default forwards libp2p's errors only, as warnings, with module and component", () => {
-    const { log, lines } = capture()
+  it("by default forwards libp2p's errors only, at debug, with module and component", () => {
+    const { log, lines } = capture('debug')
     const bootstrap = pinoComponentLogger(log).forComponent('libp2p:bootstrap')
     bootstrap('dialling %s', 'someone')
     bootstrap.trace('details')
     bootstrap.error('could not dial bootstrap peer %p - %e', '12D3KooWExample', new Error('connect ECONNREFUSED'))
     expect(bootstrap.enabled).toBe(false)
     expect(lines()).toEqual([expect.objectContaining({
-      level: 40,
+      level: 20,
       module: 'libp2p',
       component: 'libp2p:bootstrap',
       msg: 'could not dial bootstrap peer 12D3KooWExample - connect ECONNREFUSED'
@@ -45,22 +45,31 @@ describe('libp2p logs through pino', () => {
   })
 
   it('logs a flood of one libp2p error as its first line and then a count, not a line each', async () => {
-    const { log, lines } = capture()
+    const { log, lines } = capture('debug')
     const logger = pinoComponentLogger(log, [], 100)
     for (let i = 0; i < 1000; i++) {
-      logger.forComponent(`libp2p:tcp:connection:inbound:${i}`).newScope('yamux').error('abort with error - %e', new Error(`reset ${i}`))
+      logger.forComponent(`libp2p:circuit-relay:transport:${i}`).error('abort with error - %e', new Error(`reset ${i}`))
     }
     logger.forComponent('libp2p:transports').error('could not listen on %a', '/ip4/127.0.0.1/tcp/1')
     expect(lines().map(l => l.msg)).toEqual(['abort with error - reset 0', 'could not listen on /ip4/127.0.0.1/tcp/1'])
     await until('the count of the rest', () => lines().length === 3, 2_000)
-    expect(lines()[2]).toMatchObject({ level: 40, module: 'libp2p', repeats: 999, msg: 'abort with error - reset 999: 999 more like it in 0.1 s, not logged one by one' })
+    expect(lines()[2]).toMatchObject({ level: 20, module: 'libp2p', repeats: 999, msg: 'abort with error - reset 999: 999 more like it in 0.1 s, not logged one by one' })
     // a new interval logs the next one in full again
     logger.forComponent('libp2p:x').error('abort with error - %e', new Error('later'))
     expect(lines()[3]?.msg).toBe('abort with error - later')
   })
 
+  it("keeps libp2p's errors out of a daemon's log at info, its default", () => {
+    const { log, lines } = capture('info')
+    const logger = pinoComponentLogger(log)
+    logger.forComponent('libp2p:tcp:connection:inbound:abc').newScope('yamux').error('closed after reading 0/1 bytes')
+    logger.forComponent('libp2p:connection-manager:dial-queue').error('dial failed to %a - %e', '/ip4/127.0.0.1/tcp/1', new Error('connect ECONNREFUSED'))
+    log.info('the daemon\'s own line')
+    expect(lines().map(l => l.msg)).toEqual(['the daemon\'s own line'])
+  })
+
   it('silences a component excluded with -name, its errors too', () => {
-    const { log, lines } = capture()
+    const { log, lines } = capture('debug')
     const logger = pinoComponentLogger(log, ['-tcp:connection'])
     logger.forComponent('libp2p:tcp:connection:inbound:abc').newScope('yamux').error('abort with error - %e', new Error('reset'))
     logger.forComponent('libp2p:tcp:listener').error('could not listen')
