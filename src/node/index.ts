@@ -99,7 +99,7 @@ export interface NodeInit {
    * and libp2p's own log lines go (src/node/libp2p-logger.ts)
    */
   log?: Logger
-  /** libp2p components whose debug lines are logged (`--libp2p-log`); by default only libp2p's errors, as warnings */
+  /** libp2p components whose debug lines are logged (`--libp2p-log`); by default only libp2p's errors, at debug */
   libp2pLog?: string[]
   /** libp2p's own metrics (connections, streams, DHT, …), the `metrics` option of createLibp2p */
   metrics?: Libp2pOptions['metrics']
