@@ -1,4 +1,7 @@
 import { MINUTE, DAY, KiB } from '../units.js'
+
+// crypto's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
 /**
  * octet runs one Signal "device" per node: a user is a PeerId, so every
  * ProtocolAddress is (peerId, 1).

@@ -1,7 +1,9 @@
 import { SECOND, KiB } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
 
-// durations in milliseconds, sizes in bytes
+// groups's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
+
 
 export const HISTORY_PROTOCOL_NAME = 'group-history'
 export const HISTORY_PROTOCOL_VERSION = '1.0.0'

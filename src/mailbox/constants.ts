@@ -1,6 +1,9 @@
 import { SECOND, MINUTE, DAY, KiB, MiB } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
 
+// mailbox's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
+
 export const MAILBOX_PROTOCOL_NAME = 'mailbox'
 export const MAILBOX_PROTOCOL_VERSION = '1.0.0'
 /** Store, fetch and delete sealed envelopes held for an offline peer. */

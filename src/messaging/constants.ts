@@ -1,6 +1,10 @@
 import { SECOND, MINUTE, HOUR, DAY } from '../units.js'
+import { PROTOCOL_PREFIX } from '../node/constants.js'
 
-export const DM_PROTOCOL = '/octet/dm/1.0.0'
+// messaging's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
+
+export const DM_PROTOCOL = `${PROTOCOL_PREFIX}/dm/1.0.0`
 
 /** Envelopes written on one stream before their acks come back. */
 export const SEND_WINDOW = 512

@@ -1,5 +1,8 @@
 import { MiB, MINUTE, SECOND } from '../units.js'
 
+// node's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
+
 /** octet's own overlay: a private Kademlia DHT, not the public IPFS one. */
 export const PROTOCOL_PREFIX = '/octet'
 export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`

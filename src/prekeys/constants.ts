@@ -1,6 +1,9 @@
 import { SECOND, MINUTE, HOUR } from '../units.js'
 import { PROTOCOL_PREFIX } from '../node/constants.js'
 
+// prekeys's named numbers and names, in one place (durations in ms, sizes in bytes). Every module's
+// constants.ts looks like the others in shape (`duplicates` pairs them); none repeats another's values.
+
 export const PREKEY_PROTOCOL_NAME = 'prekeys'
 export const PREKEY_PROTOCOL_VERSION = '1.0.0'
 /** Fetch a fresh bundle (with a one-time prekey) from the peer itself. */
