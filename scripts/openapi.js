@@ -24,22 +24,23 @@ if (process.argv[2] !== '--lint') {
   writeFileSync(file, doc)
   const env = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', REDOCLY_SUPPRESS_NOTIFICATIONS: 'true' }
   const redocly = (format) => spawnSync(process.execPath, [join(root, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', '--config', join(root, 'redocly.yaml'), '--format', format, file], { env, encoding: 'utf8' })
-  const run = redocly('json')
-  rmSync(dir, { recursive: true, force: true })
   let totals
   try {
-    totals = JSON.parse(run.stdout).totals
-  } catch {
-    process.stderr.write(run.stdout + run.stderr)
-    process.exit(1)
-  }
-  if (totals.errors + totals.warnings > 0) {
-    // again, for problems a person can read
-    writeFileSync(file, doc)
-    const shown = redocly('stylish')
-    process.stderr.write(shown.stdout + shown.stderr)
+    const run = redocly('json')
+    try {
+      totals = JSON.parse(run.stdout).totals
+    } catch {
+      process.stderr.write(run.stdout + run.stderr)
+    }
+    // again, with the problems in a form a person reads
+    if (totals != null && totals.errors + totals.warnings > 0) {
+      const shown = redocly('stylish')
+      process.stderr.write(shown.stdout + shown.stderr)
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+  if (totals == null) process.exit(1)
   console.log(`OpenAPI document (GET /v1/openapi.json): ${totals.errors} errors, ${totals.warnings} warnings (redocly recommended rules, redocly.yaml)`)
   process.exit(totals.errors + totals.warnings > 0 ? 1 : 0)
 }
