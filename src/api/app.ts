@@ -5,7 +5,7 @@ import { answerClientError, errorBody, makeErrorHandler } from './errors.js'
 import { HostCheck, hostCheckHook } from './hosts.js'
 import { API_BODY_LIMIT, declaresBodyTooLarge, onConnection, refuseBody } from './body-limit.js'
 import { metricsRoutes, type MetricsView } from './routes/metrics.js'
-import { OpenApiCollector } from './openapi.js'
+import { OpenApiCollector, type ErrorStatus } from './openapi.js'
 import type { Messenger } from '../messaging/index.js'
 import type { GroupService } from '../groups/index.js'
 import { groupRoutes } from './routes/groups.js'
@@ -52,9 +52,15 @@ declare module 'fastify' {
   }
   /** Documentation keywords, read by the OpenAPI collector, ignored by validation. */
   interface FastifySchema {
+    /** The operation's name in the OpenAPI document (clients generated from it name their methods so); unique */
+    operationId?: string
     summary?: string
     description?: string
     tags?: readonly string[]
+    /** The error answers the handler gives beyond those every route can (src/api/openapi.ts) */
+    errors?: readonly ErrorStatus[]
+    /** The media type of a route that answers with no JSON schema (a stream, text) */
+    produces?: string
   }
 }
 

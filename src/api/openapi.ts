@@ -1,4 +1,5 @@
 import type { RouteOptions } from 'fastify'
+import { DEFAULT_API_PORT } from '../config.js'
 import { errorSchema } from './schemas.js'
 
 interface RouteDoc {
@@ -7,6 +8,35 @@ interface RouteDoc {
   schema: Record<string, unknown>
   public: boolean
 }
+
+/** Where a daemon listens unless told otherwise (`api.url` in its data dir says where it does). */
+export const DEFAULT_API_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`
+
+/**
+ * The error answers the API gives, each a shared response in `components.responses` with
+ * the one error schema. Every operation documents those any request can get (below); a
+ * route's schema names those its handler gives in `errors`.
+ */
+const ERROR_RESPONSES = {
+  400: ['BadRequest', 'The request is invalid: a parameter, header or body fails its schema, the JSON does not parse, or the request makes no sense (BAD_REQUEST, INVALID_PEER_ID …)'],
+  401: ['Unauthorized', 'Missing or wrong bearer token (UNAUTHORIZED); the token is in <data-dir>/api.token'],
+  403: ['HostNotAllowed', 'The Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED)'],
+  404: ['NotFound', 'What the request names does not exist (NOT_FOUND, PEER_NOT_FOUND)'],
+  409: ['Conflict', 'The request conflicts with the current state (CONFLICT, IDENTITY_CHANGED)'],
+  410: ['EventsPruned', 'The events asked for are no longer kept (EVENTS_PRUNED)'],
+  413: ['PayloadTooLarge', 'The body, or the text in it, is over the limit (PAYLOAD_TOO_LARGE)'],
+  415: ['UnsupportedMediaType', 'The body is not sent as Content-Type: application/json (BAD_REQUEST)'],
+  429: ['RateLimited', 'A peer asked us to slow down (RATE_LIMITED)'],
+  500: ['InternalError', 'An unexpected failure, logged by the daemon (INTERNAL)'],
+  503: ['Unavailable', 'The daemon is stopping, or runs without what the route needs (UNAVAILABLE)'],
+  504: ['Timeout', 'The network did not answer in time (TIMEOUT)'],
+  507: ['DiskFull', 'The disk is full: nothing more is written until space is freed (DISK_FULL)']
+} as const satisfies Record<number, readonly [string, string]>
+
+export type ErrorStatus = keyof typeof ERROR_RESPONSES
+
+/** What any request can be answered, whatever its route. */
+const ALWAYS: readonly ErrorStatus[] = [403, 500, 503]
 
 /**
  * Builds the OpenAPI description from the routes' own schemas, so the document
@@ -31,9 +61,11 @@ export class OpenApiCollector {
 
   document (version: string): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {}
+    const used = new Set<ErrorStatus>()
+    const tags = new Set<string>()
     for (const route of this.routes) {
       const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
-      const { summary, tags, params, querystring, body, response, headers } = route.schema as Record<string, any>
+      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces } = route.schema as Record<string, any>
       const parameters = [
         ...schemaParameters(params, 'path'),
         ...schemaParameters(querystring, 'query'),
@@ -41,27 +73,70 @@ export class OpenApiCollector {
       ]
       const responses: Record<string, unknown> = {}
       for (const [status, schema] of Object.entries((response ?? {}) as Record<string, unknown>)) {
-        responses[status] = { description: `HTTP ${status}`, content: { 'application/json': { schema } } }
+        responses[status] = (schema as { type?: string }).type === 'null'
+          ? { description: 'Done; no body' }
+          : { description: 'Success', content: { 'application/json': { schema } } }
       }
-      responses.default = { description: 'error', content: { 'application/json': { schema: errorSchema } } }
+      // a route that answers with a stream or text documents its media type instead of a schema
+      if (Object.keys(responses).length === 0) {
+        responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema: { type: 'string' } } } }
+      }
+      const statuses = new Set<ErrorStatus>([...ALWAYS, ...((errors ?? []) as ErrorStatus[])])
+      if (!route.public) statuses.add(401)
+      if (parameters.length > 0 || body != null) statuses.add(400)
+      if (body != null) {
+        statuses.add(413)
+        statuses.add(415)
+      }
+      for (const status of [...statuses].sort((a, b) => a - b)) {
+        used.add(status)
+        responses[status] = { $ref: `#/components/responses/${ERROR_RESPONSES[status][0]}` }
+      }
+      for (const tag of (routeTags ?? []) as string[]) tags.add(tag)
       paths[path] ??= {}
       paths[path][route.method] = {
+        operationId,
         summary,
-        tags,
+        ...(description != null ? { description } : {}),
+        tags: routeTags,
         security: route.public ? [] : [{ bearer: [] }],
-        parameters,
+        ...(parameters.length > 0 ? { parameters } : {}),
         ...(body != null ? { requestBody: { required: true, content: { 'application/json': { schema: body } } } } : {}),
         responses
       }
     }
+    const responses = Object.fromEntries([...used].sort((a, b) => a - b).map(status => {
+      const [name, description] = ERROR_RESPONSES[status]
+      return [name, { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]
+    }))
     return {
       openapi: '3.1.0',
-      info: { title: 'octet daemon API', version, description: 'Local HTTP API of an octet node. Every route but /v1/health needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      info: {
+        title: 'octet daemon API',
+        version,
+        description: 'Local HTTP API of an octet node. Every route but /v1/health needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token. Every error answer has the same shape: `{ "error": { "code", "message" } }`.',
+        license: { name: 'AGPL-3.0-only', identifier: 'AGPL-3.0-only' }
+      },
+      servers: [{ url: DEFAULT_API_URL, description: 'the default; `api.url` in the data dir says where a running daemon listens' }],
+      tags: [...tags].sort().map(name => ({ name, description: TAG_DESCRIPTIONS[name] ?? name })),
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the token in <data-dir>/api.token' } },
+        schemas: { Error: errorSchema },
+        responses
+      },
       security: [{ bearer: [] }],
       paths
     }
   }
+}
+
+const TAG_DESCRIPTIONS: Record<string, string> = {
+  node: 'The node: health, identity, connectivity, peers, counters, metrics',
+  messages: 'Direct messages and conversations',
+  contacts: 'Contacts, contact requests, identity keys and safety numbers',
+  groups: 'Groups, their members and messages',
+  events: 'The live event stream',
+  mailbox: 'Sealed envelopes held for and fetched from offline peers'
 }
 
 function schemaParameters (schema: any, where: 'path' | 'query' | 'header'): unknown[] {

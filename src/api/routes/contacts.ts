@@ -21,6 +21,7 @@ const peerParams = { type: 'object', required: ['peer'], properties: { peer: pee
 export async function contactRoutes (app: FastifyInstance, { messenger }: { messenger: Messenger }): Promise<void> {
   app.get('/v1/contacts', {
     schema: {
+      operationId: 'listContacts',
       summary: 'Contacts, including pending contact requests and blocked peers',
       tags: ['contacts'],
       response: { 200: { type: 'object', required: ['contacts'], properties: { contacts: { type: 'array', items: contactSchema } } } }
@@ -29,6 +30,7 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.post<{ Body: { peerId: string, name?: string } }>('/v1/contacts', {
     schema: {
+      operationId: 'addContact', errors: [507],
       summary: 'Add (or rename) a contact',
       tags: ['contacts'],
       body: {
@@ -42,19 +44,20 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
   }, async request => ({ contact: await messenger.addContact(request.body.peerId, request.body.name) }))
 
   app.get<{ Params: { peer: string } }>('/v1/contacts/:peer', {
-    schema: { summary: 'One contact', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+    schema: { operationId: 'getContact', errors: [404], summary: 'One contact', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
   }, async request => ({ contact: await messenger.contact(request.params.peer) }))
 
   app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept', {
-    schema: { summary: 'Accept a contact request (or unblock)', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+    schema: { operationId: 'acceptContact', errors: [507], summary: 'Accept a contact request (or unblock)', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
   }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'accepted') }))
 
   app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/block', {
-    schema: { summary: "Block a peer: its messages are refused", tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
+    schema: { operationId: 'blockContact', errors: [507], summary: "Block a peer: its messages are refused", tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
   }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'blocked') }))
 
   app.get<{ Params: { peer: string } }>('/v1/contacts/:peer/safety-number', {
     schema: {
+      operationId: 'getSafetyNumber', errors: [404],
       summary: 'The safety number to compare out of band (and the pending one after an identity change)',
       tags: ['contacts'],
       params: peerParams,
@@ -70,6 +73,7 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept-identity', {
     schema: {
+      operationId: 'acceptIdentity', errors: [409, 507],
       summary: "Trust a contact's new identity key; held messages are then decrypted and sent",
       tags: ['contacts'],
       params: peerParams,
@@ -79,6 +83,7 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/reset-session', {
     schema: {
+      operationId: 'resetSession', errors: [507],
       summary: 'Start the Signal session with a peer over and send again the messages it refused because it could not decrypt them (failed with DECRYPT_FAILED, NO_SESSION or REPLAYED)',
       tags: ['contacts'],
       params: peerParams,

@@ -184,6 +184,7 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
 
   app.get<{ Querystring: { after?: number }, Headers: { 'last-event-id'?: string } }>('/v1/events', {
     schema: {
+      operationId: 'streamEvents', errors: [410], produces: 'text/event-stream',
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
       description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.`,
       tags: ['events'],
@@ -225,6 +226,7 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
 
   app.get('/v1/stats', {
     schema: {
+      operationId: 'getStats',
       summary: 'Counters (delivered, retried, refused envelopes by reason, …), memory use, and whether octet\'s fixes to the libp2p stack are active',
       tags: ['node'],
       response: {

@@ -49,6 +49,7 @@ const groupParams = { type: 'object', required: ['id'], properties: { id: { type
 export async function groupRoutes (app: FastifyInstance, { groups }: { groups: GroupService }): Promise<void> {
   app.post<{ Body: { name: string } }>('/v1/groups', {
     schema: {
+      operationId: 'createGroup', errors: [507],
       summary: 'Create a group; you are its first member and admin',
       tags: ['groups'],
       body: {
@@ -67,6 +68,7 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
 
   app.get('/v1/groups', {
     schema: {
+      operationId: 'listGroups',
       summary: 'Groups: joined, invited to, and left',
       tags: ['groups'],
       response: { 200: { type: 'object', required: ['groups'], properties: { groups: { type: 'array', items: groupSchema } } } }
@@ -74,11 +76,12 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
   }, async () => ({ groups: await groups.list() }))
 
   app.get<{ Params: { id: string } }>('/v1/groups/:id', {
-    schema: { summary: 'One group: members, admins, version, state', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+    schema: { operationId: 'getGroup', errors: [404], summary: 'One group: members, admins, version, state', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
   }, async request => ({ group: await groups.get(request.params.id) }))
 
   app.post<{ Params: { id: string }, Body: { peerId: string } }>('/v1/groups/:id/invites', {
     schema: {
+      operationId: 'inviteToGroup', errors: [404, 409, 507],
       summary: 'As an admin, invite a peer; it is added once it accepts',
       tags: ['groups'],
       params: groupParams,
@@ -92,7 +95,7 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
   })
 
   app.post<{ Params: { id: string } }>('/v1/groups/:id/accept', {
-    schema: { summary: 'Accept an invite; the inviting admin then adds you', tags: ['groups'], params: groupParams, response: { 202: groupResponse } }
+    schema: { operationId: 'acceptGroupInvite', errors: [404, 409, 507], summary: 'Accept an invite; the inviting admin then adds you', tags: ['groups'], params: groupParams, response: { 202: groupResponse } }
   }, async (request, reply) => {
     const group = await groups.accept(request.params.id)
     void reply.code(202)
@@ -100,15 +103,16 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
   })
 
   app.post<{ Params: { id: string } }>('/v1/groups/:id/decline', {
-    schema: { summary: 'Decline an invite', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+    schema: { operationId: 'declineGroupInvite', errors: [404, 409, 507], summary: 'Decline an invite', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
   }, async request => ({ group: await groups.decline(request.params.id) }))
 
   app.post<{ Params: { id: string } }>('/v1/groups/:id/leave', {
-    schema: { summary: 'Leave a group', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
+    schema: { operationId: 'leaveGroup', errors: [404, 409, 507], summary: 'Leave a group', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
   }, async request => ({ group: await groups.leave(request.params.id) }))
 
   app.delete<{ Params: { id: string, peer: string } }>('/v1/groups/:id/members/:peer', {
     schema: {
+      operationId: 'removeGroupMember', errors: [404, 409, 507],
       summary: 'As an admin, remove a member (or withdraw an invite); the others move to new sender keys',
       tags: ['groups'],
       params: { type: 'object', required: ['id', 'peer'], properties: { id: groupParams.properties.id, peer: peerIdSchema } },
@@ -118,6 +122,7 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
 
   app.post<{ Params: { id: string }, Body: { text: string } }>('/v1/groups/:id/messages', {
     schema: {
+      operationId: 'sendGroupMessage', errors: [404, 409, 413, 507],
       summary: 'Send a text to the group; answers 202 once it is stored and published',
       tags: ['groups'],
       params: groupParams,
@@ -143,6 +148,7 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
 
   app.get<{ Params: { id: string }, Querystring: { limit: number } }>('/v1/groups/:id/messages', {
     schema: {
+      operationId: 'listGroupMessages', errors: [404],
       summary: 'The newest messages of a group, oldest first',
       tags: ['groups'],
       params: groupParams,

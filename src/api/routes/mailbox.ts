@@ -16,6 +16,7 @@ export interface MailboxRoutesInit {
 export async function mailboxRoutes (app: FastifyInstance, { messenger, stats }: MailboxRoutesInit): Promise<void> {
   app.get('/v1/mailbox', {
     schema: {
+      operationId: 'getMailbox',
       summary: 'Sealed envelopes this node holds for offline peers, and the space they take',
       tags: ['mailbox'],
       response: {
@@ -36,6 +37,7 @@ export async function mailboxRoutes (app: FastifyInstance, { messenger, stats }:
 
   app.post('/v1/mailbox/collect', {
     schema: {
+      operationId: 'collectMailboxes', errors: [507],
       summary: 'Fetch now what mailbox peers hold for this node (also done at start and every minute)',
       tags: ['mailbox'],
       response: {

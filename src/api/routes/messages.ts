@@ -30,6 +30,7 @@ const messageIdParams = {
 export async function messageRoutes (app: FastifyInstance, { messenger }: { messenger: Messenger }): Promise<void> {
   app.post<{ Body: { to: string, text: string }, Headers: { 'idempotency-key'?: string } }>('/v1/messages', {
     schema: {
+      operationId: 'sendMessage', errors: [409, 413, 507],
       summary: 'Send a text; answers 202 once it is in the outbox on disk',
       tags: ['messages'],
       headers: {
@@ -54,6 +55,7 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.get<{ Params: { id: string } }>('/v1/messages/:id', {
     schema: {
+      operationId: 'getMessage', errors: [404],
       summary: 'One message and its status',
       tags: ['messages'],
       params: messageIdParams,
@@ -63,6 +65,7 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.post<{ Params: { id: string } }>('/v1/messages/:id/read', {
     schema: {
+      operationId: 'markMessageRead', errors: [404, 409, 507],
       summary: 'Mark a received message read; its sender gets a read receipt',
       tags: ['messages'],
       params: messageIdParams,
@@ -72,6 +75,7 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.get('/v1/conversations', {
     schema: {
+      operationId: 'listConversations',
       summary: 'Conversations, most recent first, with unread counts and sequence gaps',
       tags: ['messages'],
       response: {
@@ -103,6 +107,7 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
 
   app.get<{ Params: { peer: string }, Querystring: { before?: string, after?: string, limit: number } }>('/v1/conversations/:peer/messages', {
     schema: {
+      operationId: 'listConversationMessages', errors: [404],
       summary: 'Messages of a conversation in order; page with before/after (message ids)',
       tags: ['messages'],
       params: { type: 'object', required: ['peer'], properties: { peer: peerIdSchema } },

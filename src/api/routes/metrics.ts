@@ -11,6 +11,7 @@ export interface MetricsView {
 export async function metricsRoutes (app: FastifyInstance, { metrics }: { metrics: MetricsView }): Promise<void> {
   app.get('/metrics', {
     schema: {
+      operationId: 'getMetrics', produces: 'text/plain',
       summary: "Prometheus text exposition (text/plain; version=0.0.4) of octet's and libp2p's metrics; see the README for the names. Also served without the token on --metrics host:port when set",
       tags: ['node']
     }

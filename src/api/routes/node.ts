@@ -58,6 +58,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
   app.get('/v1/health', {
     config: { public: true },
     schema: {
+      operationId: 'getHealth',
       summary: 'Liveness check; needs no token. `degraded`: the daemon runs and serves reads, but something (see `reasons`) keeps it from working fully',
       tags: ['node'],
       response: {
@@ -90,6 +91,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.get('/v1/identity', {
     schema: {
+      operationId: 'getIdentity',
       summary: "This node's PeerId, its addresses, and whether peers can reach it",
       tags: ['node'],
       response: {
@@ -142,6 +144,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.get('/v1/status', {
     schema: {
+      operationId: 'getStatus',
       summary: 'Connectivity: peer count, bootstrap peers, and what the reconnect loop did last and does next',
       tags: ['node'],
       response: { 200: statusSchema }
@@ -153,6 +156,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.get('/v1/peers', {
     schema: {
+      operationId: 'listPeers',
       summary: 'Peers this node is connected to, with the addresses of the connections',
       tags: ['node'],
       response: {
@@ -181,6 +185,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.delete<{ Params: { peerId: string } }>('/v1/peers/:peerId', {
     schema: {
+      operationId: 'disconnectPeer', errors: [404],
       summary: 'Close every connection to a peer (it may connect again later)',
       tags: ['node'],
       params: { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } },
@@ -195,6 +200,7 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
 
   app.get<{ Params: { peerId: string } }>('/v1/dht/peers/:peerId', {
     schema: {
+      operationId: 'findPeer', errors: [404, 504],
       summary: "Look a peer's addresses up in the DHT (a network query, not the local peer store)",
       tags: ['node'],
       params: { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } },
