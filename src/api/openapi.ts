@@ -20,7 +20,7 @@ export const DEFAULT_API_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`
 const ERROR_RESPONSES = {
   400: ['BadRequest', 'The request is invalid: a parameter, header or body fails its schema, the JSON does not parse, or the request makes no sense (BAD_REQUEST, INVALID_PEER_ID …)'],
   401: ['Unauthorized', 'Missing or wrong bearer token (UNAUTHORIZED); the token is in <data-dir>/api.token'],
-  403: ['HostNotAllowed', 'The Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED)'],
+  403: ['Forbidden', 'Not allowed: the Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED), or a group operation needs a member (NOT_A_MEMBER, also once removed or left) or an admin (NOT_AN_ADMIN) of the group'],
   404: ['NotFound', 'What the request names does not exist (NOT_FOUND, PEER_NOT_FOUND)'],
   409: ['Conflict', 'The request conflicts with the current state (CONFLICT, IDENTITY_CHANGED)'],
   410: ['EventsPruned', 'The events asked for are no longer kept (EVENTS_PRUNED)'],

@@ -226,7 +226,7 @@ describe('one-to-one messages between real nodes', () => {
     }
     const storedAtC = async (): Promise<number> => {
       let count = 0
-      for (const conversation of await c.messenger.conversations()) count += (await c.messenger.history(conversation.peer, { limit: 1000 })).length
+      for (const conversation of await c.messenger.conversations()) count += (await c.messenger.history(conversation.peerId, { limit: 1000 })).length
       return count
     }
     const stat = async (name: string): Promise<number> => (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters[name] ?? 0
