@@ -1,5 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { Ajv, type ValidateFunction } from 'ajv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseSse } from '../../src/cli/sse.js'
 import type { GroupMessageRecord, GroupView } from '../../src/groups/index.js'
@@ -18,11 +19,15 @@ describe('one vocabulary over HTTP', () => {
   const cleanup = new Cleanup()
   let node: InProcessDaemon
   let stranger: string
+  /** the OpenAPI document's schema of one event: every event read here must match it */
+  let documentedEvent: ValidateFunction
 
   beforeAll(async () => {
     node = await InProcessDaemon.start({ dataDir: await cleanup.tempDir('octet-vocab-') }, cleanup)
     // a peer that never comes online: a message to it is queued, and that is all this needs
     stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const doc = (await node.api<any>('GET', '/v1/openapi.json')).body
+    documentedEvent = new Ajv().compile(doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema.contentSchema)
   })
   afterAll(async () => { await cleanup.run() })
 
@@ -35,7 +40,10 @@ describe('one vocabulary over HTTP', () => {
     const events: OctetEvent[] = []
     try {
       for await (const sse of parseSse(res.body as ReadableStream<Uint8Array>)) {
-        events.push(JSON.parse(sse.data) as OctetEvent)
+        const event = JSON.parse(sse.data) as OctetEvent
+        // what the daemon streams is what the OpenAPI document says it streams
+        expect(documentedEvent(event), `${event.type}: ${JSON.stringify(documentedEvent.errors)}`).toBe(true)
+        events.push(event)
         if (events.at(-1)!.id >= upTo) break
       }
     } finally {
