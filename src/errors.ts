@@ -53,7 +53,10 @@ export type ErrorCode =
   | 'GROUP_FORGED'
   | 'GROUP_STALE'
   | 'GROUP_GAP'
+  /** not (or no longer) a member of the group: from a peer, or as an answer to the API (403) */
   | 'NOT_A_MEMBER'
+  /** the group operation needs an admin of the group (403) */
+  | 'NOT_AN_ADMIN'
   // testnet
   | 'TESTNET_NODE_FAILED'
   | 'TESTNET_NOT_READY'

@@ -61,6 +61,8 @@ declare module 'fastify' {
     errors?: readonly ErrorStatus[]
     /** The media type of a route that answers with no JSON schema (a stream, text) */
     produces?: string
+    /** For an event stream: the JSON schema of one event (documented as the content of each `data:` line) */
+    events?: Record<string, unknown>
   }
 }
 

@@ -20,7 +20,7 @@ export const DEFAULT_API_URL = `http://127.0.0.1:${DEFAULT_API_PORT}`
 const ERROR_RESPONSES = {
   400: ['BadRequest', 'The request is invalid: a parameter, header or body fails its schema, the JSON does not parse, or the request makes no sense (BAD_REQUEST, INVALID_PEER_ID …)'],
   401: ['Unauthorized', 'Missing or wrong bearer token (UNAUTHORIZED); the token is in <data-dir>/api.token'],
-  403: ['HostNotAllowed', 'The Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED)'],
+  403: ['Forbidden', 'Not allowed: the Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED), or a group operation needs a member (NOT_A_MEMBER, also once removed or left) or an admin (NOT_AN_ADMIN) of the group'],
   404: ['NotFound', 'What the request names does not exist (NOT_FOUND, PEER_NOT_FOUND)'],
   409: ['Conflict', 'The request conflicts with the current state (CONFLICT, IDENTITY_CHANGED)'],
   410: ['EventsPruned', 'The events asked for are no longer kept (EVENTS_PRUNED)'],
@@ -34,6 +34,12 @@ const ERROR_RESPONSES = {
 } as const satisfies Record<number, readonly [string, string]>
 
 export type ErrorStatus = keyof typeof ERROR_RESPONSES
+
+/**
+ * The one rule for success statuses, which every route follows (and the
+ * document states): by what the operation does, not by the route.
+ */
+export const STATUS_RULE = 'Success statuses follow one rule: 201 with a Location header when a resource was created (a group, a new contact); 202 when the outcome depends on other peers later (sending a message, inviting, accepting an invite, leaving, removing a member); 200 with the resulting resource for reads and local state changes; 204 for deletes with no outcome to wait for.'
 
 /** What any request can be answered, whatever its route. */
 const ALWAYS: readonly ErrorStatus[] = [403, 500, 503]
@@ -65,7 +71,7 @@ export class OpenApiCollector {
     const tags = new Set<string>()
     for (const route of this.routes) {
       const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
-      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces } = route.schema as Record<string, any>
+      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces, events } = route.schema as Record<string, any>
       const parameters = [
         ...schemaParameters(params, 'path'),
         ...schemaParameters(querystring, 'query'),
@@ -77,9 +83,13 @@ export class OpenApiCollector {
           ? { description: 'Done; no body' }
           : { description: 'Success', content: { 'application/json': { schema } } }
       }
-      // a route that answers with a stream or text documents its media type instead of a schema
+      // a route that answers with a stream or text documents its media type instead of a schema;
+      // an event stream, the JSON of each event (its `data:` lines)
       if (Object.keys(responses).length === 0) {
-        responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema: { type: 'string' } } } }
+        const schema = events == null
+          ? { type: 'string' }
+          : { type: 'string', description: 'Server-Sent Events: each `data:` line is one event as JSON', contentMediaType: 'application/json', contentSchema: events }
+        responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema } } }
       }
       const statuses = new Set<ErrorStatus>([...ALWAYS, ...((errors ?? []) as ErrorStatus[])])
       if (!route.public) statuses.add(401)
@@ -114,7 +124,7 @@ export class OpenApiCollector {
       info: {
         title: 'octet daemon API',
         version,
-        description: 'Local HTTP API of an octet node. Every route but /v1/health needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token. Every error answer has the same shape: `{ "error": { "code", "message" } }`.',
+        description: `Local HTTP API of an octet node. Every route but /v1/health needs \`Authorization: Bearer <token>\`; the token is in <data-dir>/api.token. Every error answer has the same shape: \`{ "error": { "code", "message" } }\`. ${STATUS_RULE} A peer is always named \`peerId\`, a message's writer \`author\`; message ids are 32 hex digits (direct: random; group: the first 16 bytes of SHA-256 over \`<groupId>:<author>:<seq>\`).`,
         license: { name: 'AGPL-3.0-only', identifier: 'AGPL-3.0-only' }
       },
       servers: [{ url: DEFAULT_API_URL, description: 'the default; `api.url` in the data dir says where a running daemon listens' }],

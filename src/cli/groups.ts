@@ -37,7 +37,7 @@ function describe (group: GroupView, contacts: ContactView[]): string {
 }
 
 function formatMessage (m: GroupMessageRecord, contacts: ContactView[]): string {
-  const who = m.direction === 'out' ? 'me' : displayName(m.sender, contacts)
+  const who = m.direction === 'out' ? 'me' : displayName(m.author, contacts)
   return `[${time(m.sentAt)}] ${who}: ${m.text}`
 }
 

@@ -8,13 +8,13 @@ import { integerOption } from './options.js'
 import { printJson, table } from './output.js'
 import { parseSse } from './sse.js'
 
-interface Conversation { peer: string, name?: string, contactState?: string, lastMessageAt: number, unread: number, gaps: number[] }
+interface Conversation { peerId: string, name?: string, contactState?: string, lastMessageAt: number, unread: number, gaps: number[] }
 
 const time = (ms: number): string => new Date(ms).toLocaleTimeString()
 const STATUS_MARK: Record<string, string> = { queued: '…', sent: '✓', stored: '✓ in mailboxes', delivered: '✓✓', read: '✓✓ read', failed: '✗' }
 
 function formatMessage (m: MessageRecord, contacts: ContactView[]): string {
-  const who = m.direction === 'out' ? 'me' : displayName(m.peer, contacts)
+  const who = m.direction === 'out' ? 'me' : displayName(m.author, contacts)
   const status = m.direction === 'out' ? `  ${STATUS_MARK[m.status] ?? m.status}${m.status === 'failed' && m.reason != null ? ` (${m.reason})` : ''}` : ''
   return `[${time(m.sentAt)}] ${who}: ${m.text}${status}`
 }
@@ -58,12 +58,12 @@ export function registerMessages (program: Command): void {
         return
       }
       process.stdout.write(table(['PEER', 'UNREAD', 'LAST', 'NOTE'], conversations.map(c => [
-        displayName(c.peer, contacts), String(c.unread), c.lastMessageAt > 0 ? new Date(c.lastMessageAt).toLocaleString() : '',
+        displayName(c.peerId, contacts), String(c.unread), c.lastMessageAt > 0 ? new Date(c.lastMessageAt).toLocaleString() : '',
         [c.contactState === 'pending' ? 'contact request: `octet contacts accept <peer>`' : '', c.gaps.length > 0 ? `missing #${c.gaps.slice(0, 5).join(', #')}` : ''].filter(Boolean).join('; ')
       ])) + '\n')
       for (const c of conversations.filter(c => c.unread > 0)) {
-        const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${c.peer}/messages?limit=${Math.min(opts.limit, c.unread)}`)
-        process.stdout.write(`\n${displayName(c.peer, contacts)} (${c.peer}):\n${messages.map(m => '  ' + formatMessage(m, contacts)).join('\n')}\n`)
+        const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${c.peerId}/messages?limit=${Math.min(opts.limit, c.unread)}`)
+        process.stdout.write(`\n${displayName(c.peerId, contacts)} (${c.peerId}):\n${messages.map(m => '  ' + formatMessage(m, contacts)).join('\n')}\n`)
       }
     })
 
@@ -121,10 +121,10 @@ async function chat (client: ApiClient, peer: string): Promise<void> {
       const event = JSON.parse(sse.data) as OctetEvent
       if (event.type === 'message.received') {
         const m = event.data.message as MessageRecord
-        if (m.peer !== peer) continue
+        if (m.peerId !== peer) continue
         out(formatMessage(m, contacts))
         await markRead(m)
-      } else if (event.type === 'message.status' && event.data.peer === peer && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
+      } else if (event.type === 'message.status' && event.data.peerId === peer && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
         out(`  (${String(event.data.id).slice(0, 8)} ${String(event.data.status)}${event.data.reason != null ? `: ${String(event.data.reason)}` : ''})`)
       } else if (event.type === 'identity.changed' && event.data.peerId === peer) {
         out('  ! the identity key of this peer changed: compare `octet safety` with them, then `octet contacts accept-identity`')

@@ -74,6 +74,18 @@ export function others (doc: MembershipDoc, self: string): string[] {
   return doc.members.filter(m => m !== self)
 }
 
+/** What happened, for a NOT_A_MEMBER answer. */
+function notAMember (record: GroupRecord): string {
+  switch (record.state) {
+    case 'removed': return `you were removed from group ${record.id}; an admin can invite you again`
+    case 'left': return `you left group ${record.id}`
+    case 'declined': return `you declined the invite to group ${record.id}`
+    case 'invited': return `you are invited to group ${record.id} and not a member yet: accept the invite first`
+    case 'accepted': return `you accepted the invite to group ${record.id}; you are a member once its admin adds you`
+    default: return `not a member of group ${record.id} (state ${record.state})`
+  }
+}
+
 export class GroupContext {
   readonly self: string
   readonly db: GroupStore
@@ -114,10 +126,16 @@ export class GroupContext {
     return record
   }
 
+  /** Throws NOT_A_MEMBER (403) unless we are a member of the group now, saying why not. */
+  requireMember (record: GroupRecord): MembershipDoc {
+    if (record.state !== 'joined') throw new OctetError('NOT_A_MEMBER', notAMember(record))
+    return this.db.doc(record)
+  }
+
+  /** Throws NOT_A_MEMBER or NOT_AN_ADMIN (403) unless we are an admin of the group now. */
   requireAdmin (record: GroupRecord): MembershipDoc {
-    if (record.state !== 'joined') throw new OctetError('CONFLICT', `not a member of group ${record.id} (state ${record.state})`)
-    const doc = this.db.doc(record)
-    if (!doc.admins.includes(this.self)) throw new OctetError('CONFLICT', `only an admin of group ${record.id} can do this; its admins are ${doc.admins.join(', ')}`)
+    const doc = this.requireMember(record)
+    if (!doc.admins.includes(this.self)) throw new OctetError('NOT_AN_ADMIN', `only an admin of group ${record.id} can do this; its admins are ${doc.admins.join(', ')}`)
     return doc
   }
 

@@ -68,13 +68,14 @@ import type { MembershipDoc } from './membership.js'
 import { MembershipChanges } from './membership-changes.js'
 import { PairwiseInput } from './pairwise.js'
 import { Publisher } from './publish.js'
-import type { GroupMessageRecord } from './store.js'
+import type { GroupMessageRecord, GroupPageQuery } from './store.js'
 
 export { HISTORY_PROTOCOL } from './constants.js'
+export { groupMessageId } from './ids.js'
 export { groupTopic, senderKeyName, type GroupMessenger, type GroupServiceInit, type GroupView } from './context.js'
 export { advance } from './ingest.js'
 export type { CatchUpReport } from './catch-up.js'
-export type { GroupMessageRecord, GroupState } from './store.js'
+export type { GroupMessageRecord, GroupPageQuery, GroupState } from './store.js'
 export type { MembershipDoc } from './membership.js'
 
 export class GroupService {
@@ -175,10 +176,15 @@ export class GroupService {
     return await this.publisher.send(groupId, text)
   }
 
-  /** The newest `limit` messages of a group (ours too), oldest first. */
-  async messages (groupId: string, limit = DEFAULT_PAGE_SIZE): Promise<GroupMessageRecord[]> {
+  /**
+   * A page of a group's messages (ours too) in the order this node took them
+   * in, oldest first: like a conversation's, the newest `limit` (before the
+   * message `before`, when given), or the oldest `limit` after `after`.
+   */
+  async messages (groupId: string, query: Partial<GroupPageQuery> = {}): Promise<GroupMessageRecord[]> {
     await this.ctx.requireGroup(groupId)
-    return await this.ctx.db.page(groupId, Math.min(Math.max(1, limit), MAX_PAGE_SIZE))
+    const limit = Math.min(Math.max(1, query.limit ?? DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+    return await this.ctx.db.page(groupId, { ...query, limit })
   }
 
   /** The membership versions we keep of a group (the last KEPT_VERSIONS), oldest first. */

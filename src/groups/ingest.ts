@@ -18,6 +18,7 @@ import type { StoreOp } from '../store/database.js'
 import { decodeGroupMessage, decodeGroupPlaintext, encodeGroupMessage, type GroupMessage } from './codec.js'
 import { MAX_PENDING_PER_GROUP, MAX_TRACKED_AHEAD } from './constants.js'
 import { groupTopic, senderKeyName, type GroupContext } from './context.js'
+import { groupMessageId } from './ids.js'
 import { InFlight } from '../in-flight.js'
 import type { GroupMessageRecord, GroupRecord, SenderTrack } from './store.js'
 
@@ -154,7 +155,7 @@ export class GossipIngest {
     const published = altered ? encodeGroupMessage({ ...message, seq, sentAt }) : bytes
     const at = ctx.now()
     const stored: GroupMessageRecord = {
-      groupId, id: `${message.sender}:${seq}`, direction: 'in', sender: message.sender, seq, text: plaintext.text, sentAt, receivedAt: at, epoch: message.epoch
+      groupId, id: groupMessageId(groupId, message.sender, seq), direction: 'in', author: message.sender, seq, text: plaintext.text, sentAt, receivedAt: at, epoch: message.epoch
     }
     const updated: GroupRecord = { ...record }
     const ops = ctx.db.putLog(updated, message.sender, seq, published, doc.version)
@@ -166,12 +167,12 @@ export class GossipIngest {
       ops.push(ctx.db.putEarly(stored))
       ctx.count('group.received.early')
     } else {
-      ops.push(...ctx.db.putMessage(stored))
+      ops.push(...await ctx.db.putMessage(stored))
       newEvents.push(messageEvent(stored))
       for (const next of position.following) {
         const early = await ctx.db.earlyMessage(groupId, message.sender, next)
         if (early == null) continue
-        ops.push(ctx.db.delEarly(early), ...ctx.db.putMessage(early))
+        ops.push(ctx.db.delEarly(early), ...await ctx.db.putMessage(early))
         newEvents.push(messageEvent(early))
       }
     }
@@ -199,7 +200,7 @@ export class GossipIngest {
       const ops: StoreOp[] = []
       const newEvents: NewEvent[] = []
       for (const message of early) {
-        ops.push(ctx.db.delEarly(message), ...ctx.db.putMessage(message))
+        ops.push(ctx.db.delEarly(message), ...await ctx.db.putMessage(message))
         newEvents.push(messageEvent(message))
       }
       await ctx.messenger.events.commit(ops, newEvents)

@@ -122,8 +122,7 @@ export class MembershipChanges {
     return await ctx.lock.run(groupId, async () => {
       const record = await ctx.requireGroup(groupId)
       if (record.state === 'invited' || record.state === 'accepted') return await this.declineLocked(record, 'left')
-      if (record.state !== 'joined') throw new OctetError('CONFLICT', `not a member of group ${groupId} (state ${record.state})`)
-      const doc = ctx.db.doc(record)
+      const doc = ctx.requireMember(record)
       if (doc.admins.includes(ctx.self)) {
         const updated = await this.change(record, withoutMember(doc, ctx.self), 'left')
         return ctx.view(updated)

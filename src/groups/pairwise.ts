@@ -101,7 +101,7 @@ export class PairwiseInput {
     const updated: GroupRecord = record == null
       ? { id: groupId, state: 'invited', membership, nextSeq: 1, lastSentAt: 0, distributedEpoch: 0, memberSince: {}, senders: {}, invites: {}, invitedBy: sender, logCounter: 0, createdAt: at, updatedAt: at }
       : { ...record, state: record.state === 'accepted' ? 'accepted' : 'invited', membership, invitedBy: sender, distributedEpoch: 0, invites: {}, senders: record.state === 'accepted' ? record.senders : {}, updatedAt: at }
-    await ctx.messenger.events.commit(ctx.db.putGroup(updated), [{ type: 'group.invite', data: { groupId, name: doc.name, inviter: sender, version: doc.version } }], at)
+    await ctx.messenger.events.commit(ctx.db.putGroup(updated), [{ type: 'group.invite', data: { groupId, name: doc.name, invitedBy: sender, version: doc.version } }], at)
     ctx.db.remember(updated)
     ctx.count('group.invites.received')
   }

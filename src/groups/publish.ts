@@ -9,6 +9,7 @@ import type { PairwiseDelivery } from '../messaging/index.js'
 import { encodeGroupMessage, encodeGroupPlaintext } from './codec.js'
 import { MAX_GROUP_TEXT_BYTES } from './constants.js'
 import { groupTopic, others, senderKeyName, type GroupContext } from './context.js'
+import { groupMessageId } from './ids.js'
 import type { SenderKeys } from './keys.js'
 import type { GroupMessageRecord, GroupRecord } from './store.js'
 
@@ -27,8 +28,7 @@ export class Publisher {
     if (size > MAX_GROUP_TEXT_BYTES) throw new OctetError('PAYLOAD_TOO_LARGE', `text is ${size} bytes; the limit is ${MAX_GROUP_TEXT_BYTES}`)
     return await ctx.lock.run(groupId, async () => {
       const record = await ctx.requireGroup(groupId)
-      if (record.state !== 'joined') throw new OctetError('CONFLICT', `not a member of group ${groupId} (state ${record.state})`)
-      const doc = ctx.db.doc(record)
+      const doc = ctx.requireMember(record)
       const at = ctx.now()
       const updated: GroupRecord = { ...record }
       let deliveries: PairwiseDelivery[] = []
@@ -41,15 +41,16 @@ export class Publisher {
       const sentAt = Math.max(at, updated.lastSentAt)
       const ciphertext = await ctx.crypto.groupEncrypt(senderKeyName(groupId, doc.keyEpoch), encodeGroupPlaintext({ text, seq, sentAt }))
       const bytes = encodeGroupMessage({ groupId, sender: ctx.self, seq, sentAt, epoch: doc.keyEpoch, ciphertext })
-      const message: GroupMessageRecord = { groupId, id: `${ctx.self}:${seq}`, direction: 'out', sender: ctx.self, seq, text, sentAt, epoch: doc.keyEpoch }
+      const message: GroupMessageRecord = { groupId, id: groupMessageId(groupId, ctx.self, seq), direction: 'out', author: ctx.self, seq, text, sentAt, epoch: doc.keyEpoch }
       updated.nextSeq = seq + 1
       updated.lastSentAt = sentAt
       updated.updatedAt = at
-      const ops = [...ctx.db.putMessage(message), ...ctx.db.putLog(updated, ctx.self, seq, bytes, doc.version)]
+      const ops = [...await ctx.db.putMessage(message), ...ctx.db.putLog(updated, ctx.self, seq, bytes, doc.version)]
       // a message changes only the progress part of the record, unless our key went out with it
       if (updated.distributedEpoch !== record.distributedEpoch) ops.push(...ctx.db.putGroup(updated))
       else ops.push(ctx.db.putProgress(updated))
-      await ctx.messenger.commitPairwise(ops, [], deliveries)
+      // our own message is an event too, so a client (a bridge) sees it and can tell it by `author`
+      await ctx.messenger.commitPairwise(ops, [{ type: 'group.message', data: { groupId, message } }], deliveries)
       ctx.db.remember(updated)
       let recipients = 0
       try {

@@ -1,7 +1,9 @@
 import { fromString as fromBase64 } from 'uint8arrays/from-string'
 import { toString as toBase64 } from 'uint8arrays/to-string'
 import type { BytesSublevel, RecordSublevel, Store, StoreOp } from '../store/database.js'
+import { OctetError } from '../errors.js'
 import { HISTORY_KEPT_PER_GROUP, KEPT_VERSIONS } from './constants.js'
+import { groupMessageId } from './ids.js'
 import { decodeMembership, encodeMembership, type MembershipDoc } from './membership.js'
 
 /**
@@ -48,10 +50,12 @@ export type GroupProgress = Pick<GroupRecord, 'nextSeq' | 'lastSentAt' | 'logCou
 
 export interface GroupMessageRecord {
   groupId: string
-  /** `<sender>:<seq>`: unique in the group */
+  /** 32 hex digits, the same at every member: see groupMessageId (context.ts) */
   id: string
   direction: 'in' | 'out'
-  sender: string
+  /** who wrote it (our own PeerId when direction is out) */
+  author: string
+  /** the author's sequence number in this group */
   seq: number
   text: string
   /** sender's clock, ms */
@@ -59,6 +63,22 @@ export interface GroupMessageRecord {
   /** our clock, ms (incoming) */
   receivedAt?: number
   epoch: number
+}
+
+/**
+ * A group message as stored: with its place in the order this node took
+ * messages in (1, 2, … per group), which the timeline is keyed by and paging
+ * cursors are found by. The API and events show the record without it.
+ */
+interface StoredGroupMessage extends GroupMessageRecord {
+  arrival: number
+}
+
+/** A page of a group's messages: like a conversation's, `before`/`after` are message ids. */
+export interface GroupPageQuery {
+  before?: string
+  after?: string
+  limit: number
 }
 
 /**
@@ -92,18 +112,24 @@ export class GroupStore {
   readonly progress: RecordSublevel<GroupProgress>
   /** `<group>!<version>` → encoded Membership (base64): the last KEPT_VERSIONS versions */
   readonly versions: RecordSublevel<string>
-  /** `<group>!<sender>!<seq>` → message */
-  readonly messages: RecordSublevel<GroupMessageRecord>
-  /** `<group>!<sentAt>!<sender>!<seq>` → messages key: a group's conversation in order */
+  /** `<group>!<id>` → message, with its arrival index */
+  readonly messages: RecordSublevel<StoredGroupMessage>
+  /**
+   * `<group>!<arrival>` → message id: a group's messages in the order this
+   * node stored (and showed) them, not by the senders' clocks, so a page
+   * never changes behind a reader and a late message lands at the end
+   */
   readonly timeline: RecordSublevel<string>
   /** `<group>!<counter>` → who sent what: the last HISTORY_KEPT_PER_GROUP messages */
   readonly log: RecordSublevel<LogEntry>
   /** `<group>!<counter>` → the encoded message (its ciphertext) of the log entry with that key */
   readonly logData: BytesSublevel
-  /** `<group>!<sender>!<seq>` → a decrypted message waiting for an earlier one of its sender */
+  /** `<group>!<author>!<seq>` → a decrypted message waiting for an earlier one of its sender */
   readonly early: RecordSublevel<GroupMessageRecord>
   private readonly cache = new Map<string, GroupRecord>()
   private readonly docs = new Map<string, { encoded: string, doc: MembershipDoc }>()
+  /** per group: the last arrival index handed out (read from the timeline on first use) */
+  private readonly arrivals = new Map<string, number>()
 
   constructor (store: Store) {
     this.groups = store.records('groups')
@@ -184,23 +210,45 @@ export class GroupStore {
     return docs
   }
 
-  messageKey (groupId: string, sender: string, seq: number): string {
-    return `${groupId}!${sender}!${pad(seq)}`
+  private messageKey (groupId: string, id: string): string {
+    return `${groupId}!${id}`
+  }
+
+  /** Early messages are keyed by author and seq, so that each author's come out in seq order. */
+  private earlyKey (groupId: string, author: string, seq: number): string {
+    return `${groupId}!${author}!${pad(seq)}`
   }
 
   /** Stored, or held as early. */
-  async hasMessage (groupId: string, sender: string, seq: number): Promise<boolean> {
-    const key = this.messageKey(groupId, sender, seq)
-    return await this.messages.get(key) != null || await this.early.get(key) != null
+  async hasMessage (groupId: string, author: string, seq: number): Promise<boolean> {
+    return await this.messages.get(this.messageKey(groupId, groupMessageId(groupId, author, seq))) != null ||
+      await this.early.get(this.earlyKey(groupId, author, seq)) != null
   }
 
-  /** A message and its place in the timeline. */
-  putMessage (message: GroupMessageRecord): StoreOp[] {
-    const key = this.messageKey(message.groupId, message.sender, message.seq)
+  /**
+   * A message and its place at the end of the group's timeline. Call under
+   * the group's lock, in the order the messages are shown (their events).
+   * An index handed out to a batch that then fails is skipped: only the order counts.
+   */
+  async putMessage (message: GroupMessageRecord): Promise<StoreOp[]> {
+    const arrival = await this.nextArrival(message.groupId)
+    const stored: StoredGroupMessage = { ...message, arrival }
     return [
-      { type: 'put', sublevel: this.messages, key, value: message },
-      { type: 'put', sublevel: this.timeline, key: `${message.groupId}!${pad(message.sentAt)}!${message.sender}!${pad(message.seq)}`, value: key }
+      { type: 'put', sublevel: this.messages, key: this.messageKey(message.groupId, message.id), value: stored },
+      { type: 'put', sublevel: this.timeline, key: `${message.groupId}!${pad(arrival)}`, value: message.id }
     ]
+  }
+
+  private async nextArrival (groupId: string): Promise<number> {
+    if (!this.arrivals.has(groupId)) {
+      let last = 0
+      for await (const key of this.timeline.keys({ gt: `${groupId}!`, lt: `${groupId}!\xff`, reverse: true, limit: 1 })) last = Number(key.slice(groupId.length + 1))
+      // another caller may have loaded it meanwhile and handed out more
+      if (!this.arrivals.has(groupId)) this.arrivals.set(groupId, last)
+    }
+    const next = (this.arrivals.get(groupId) ?? 0) + 1
+    this.arrivals.set(groupId, next)
+    return next
   }
 
   /** Keeps a ciphertext for catch-up (and drops the one HISTORY_KEPT_PER_GROUP older). Advances `record.logCounter`. */
@@ -221,15 +269,15 @@ export class GroupStore {
 
   /** A message that came before an earlier one of its sender: kept here until the gap fills (or is given up on). */
   putEarly (message: GroupMessageRecord): StoreOp {
-    return { type: 'put', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq), value: message }
+    return { type: 'put', sublevel: this.early, key: this.earlyKey(message.groupId, message.author, message.seq), value: message }
   }
 
   delEarly (message: GroupMessageRecord): StoreOp {
-    return { type: 'del', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq) }
+    return { type: 'del', sublevel: this.early, key: this.earlyKey(message.groupId, message.author, message.seq) }
   }
 
-  async earlyMessage (groupId: string, sender: string, seq: number): Promise<GroupMessageRecord | undefined> {
-    return await this.early.get(this.messageKey(groupId, sender, seq))
+  async earlyMessage (groupId: string, author: string, seq: number): Promise<GroupMessageRecord | undefined> {
+    return await this.early.get(this.earlyKey(groupId, author, seq))
   }
 
   /** A group's early messages, per sender in seq order. */
@@ -237,13 +285,31 @@ export class GroupStore {
     return await this.early.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` }).all()
   }
 
-  /** The newest `limit` messages of a group, oldest first. */
-  async page (groupId: string, limit: number): Promise<GroupMessageRecord[]> {
-    const keys: string[] = []
-    for await (const key of this.timeline.values({ gt: `${groupId}!`, lt: `${groupId}!\xff`, reverse: true, limit })) keys.push(key)
-    keys.reverse()
-    const messages = await this.messages.getMany(keys)
-    return messages.filter((m): m is GroupMessageRecord => m != null)
+  /**
+   * A page of a group's messages in arrival order: the newest `limit` before
+   * `before` (or of all), or the oldest `limit` after `after`; oldest first.
+   */
+  async page (groupId: string, query: GroupPageQuery): Promise<GroupMessageRecord[]> {
+    const range: { gt: string, lt: string } = { gt: `${groupId}!`, lt: `${groupId}!\xff` }
+    if (query.after != null) range.gt = `${groupId}!${pad(await this.cursor(groupId, query.after))}`
+    if (query.before != null) range.lt = `${groupId}!${pad(await this.cursor(groupId, query.before))}`
+    const reverse = query.after == null
+    const ids: string[] = []
+    for await (const id of this.timeline.values({ ...range, reverse, limit: query.limit })) ids.push(id)
+    if (reverse) ids.reverse()
+    const stored = await this.messages.getMany(ids.map(id => this.messageKey(groupId, id)))
+    return stored.flatMap(m => {
+      if (m == null) return []
+      const { arrival: _arrival, ...message } = m
+      return [message]
+    })
+  }
+
+  /** The arrival index of a message named as a cursor. */
+  private async cursor (groupId: string, id: string): Promise<number> {
+    const stored = /^[0-9a-f]{32}$/.test(id) ? await this.messages.get(this.messageKey(groupId, id)) : undefined
+    if (stored == null) throw new OctetError('NOT_FOUND', `no message ${id} in group ${groupId}`)
+    return stored.arrival
   }
 
   /** The kept messages of a group (who sent what), oldest first; loggedBytes() reads their bytes. */

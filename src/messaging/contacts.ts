@@ -50,25 +50,27 @@ export class Contacts {
   }
 
   /** Adds (or renames) a contact; adding is accepting. */
-  async add (peer: string, name?: string): Promise<ContactView> {
+  /** Adds (or renames) a contact; `created` when there was none before. */
+  async add (peer: string, name?: string): Promise<{ contact: ContactView, created: boolean }> {
     return await this.update(peer, contact => ({ ...contact, ...(name != null ? { name } : {}), state: contact.state === 'blocked' ? 'blocked' : 'accepted' }))
   }
 
   async setState (peer: string, state: 'accepted' | 'blocked'): Promise<ContactView> {
-    return await this.update(peer, contact => ({ ...contact, state }))
+    return (await this.update(peer, contact => ({ ...contact, state }))).contact
   }
 
-  private async update (peer: string, change: (contact: ContactRecord) => ContactRecord): Promise<ContactView> {
+  private async update (peer: string, change: (contact: ContactRecord) => ContactRecord): Promise<{ contact: ContactView, created: boolean }> {
     const { db, events, crypto, now } = this.init
-    const updated = await db.peerLock.run(peer, async () => {
+    const { updated, created } = await db.peerLock.run(peer, async () => {
       const at = now()
-      const existing = await db.contact(peer) ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
+      const known = await db.contact(peer)
+      const existing = known ?? { peerId: peer, state: 'accepted' as const, createdAt: at, updatedAt: at }
       const updated = { ...change(existing), peerId: peer, updatedAt: at }
       await events.commit([db.putOp(db.contacts, peer, updated)], [{ type: 'contact.updated', data: { contact: updated } }], at)
       db.remember({ contact: updated })
-      return updated
+      return { updated, created: known == null }
     })
-    return { ...updated, identity: await crypto.identityStatus(peer) }
+    return { contact: { ...updated, identity: await crypto.identityStatus(peer) }, created }
   }
 
   async safetyNumber (peer: string): Promise<SafetyNumbers> {

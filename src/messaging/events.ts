@@ -6,7 +6,7 @@ import type { ContactRecord, MessageRecord, MessageStatus } from './records.js'
 /** A message of ours changed status (sent, stored, delivered, read, failed …). */
 export interface MessageStatusData {
   id: string
-  peer: string
+  peerId: string
   status: MessageStatus
   /** why it failed, or why it waits */
   reason?: string
@@ -17,12 +17,15 @@ export interface MessageStatusData {
 /** Each event type and the data it carries: what SSE, `/v1/events` and webhooks deliver as `data`. */
 export interface OctetEventDataMap {
   'message.received': { message: MessageRecord }
+  /** a message we sent, as it was queued (its status then changes by message.status) */
+  'message.sent': { message: MessageRecord }
   'message.status': MessageStatusData
   'contact.request': { peerId: string }
   'contact.updated': { contact: ContactRecord }
   'identity.changed': { peerId: string }
-  'group.invite': { groupId: string, name: string, inviter: string, version: number }
+  'group.invite': { groupId: string, name: string, invitedBy: string, version: number }
   'group.joined': { groupId: string, name: string, version: number }
+  /** a message of a member, ours included (`message.author` is our PeerId then) */
   'group.message': { groupId: string, message: GroupMessageRecord }
   'group.member.added': { groupId: string, peerId: string, version: number }
   'group.member.removed': { groupId: string, peerId: string, version: number }

@@ -10,7 +10,7 @@ import type { ContactState, MessageRecord, MessagingStore } from './records.js'
  */
 
 export interface ConversationSummary {
-  peer: string
+  peerId: string
   name?: string
   contactState?: ContactState
   lastMessageAt: number
@@ -38,9 +38,9 @@ export class History {
   async conversations (): Promise<ConversationSummary[]> {
     const result: ConversationSummary[] = []
     for await (const conversation of this.db.conversations.values()) {
-      const contact = await this.db.contact(conversation.peer)
+      const contact = await this.db.contact(conversation.peerId)
       result.push({
-        peer: conversation.peer,
+        peerId: conversation.peerId,
         ...(contact?.name != null ? { name: contact.name } : {}),
         ...(contact != null ? { contactState: contact.state } : {}),
         lastMessageAt: conversation.lastMessageAt,
@@ -69,7 +69,7 @@ export class History {
 
   private async cursor (peer: string, id: string): Promise<MessageRecord> {
     const message = await this.message(id)
-    if (message.peer !== peer) throw new OctetError('BAD_REQUEST', `message ${id} is not in this conversation`)
+    if (message.peerId !== peer) throw new OctetError('BAD_REQUEST', `message ${id} is not in this conversation`)
     return message
   }
 }

@@ -187,7 +187,7 @@ export class Messenger {
       const peer = this.checkPeer(delivery.peer)
       const entry: OutboxEntry = {
         id: messageIdToHex(newMessageId()),
-        peer,
+        peerId: peer,
         payload: { kind: 'group', type: delivery.kind, body: toBase64(delivery.body, 'base64') },
         attempts: 0,
         nextAttemptAt: 0,
@@ -214,7 +214,7 @@ export class Messenger {
       if (known != null && this.now() - known.createdAt < IDEMPOTENCY_TTL) {
         const message = await this.db.message(known.messageId)
         if (message != null) {
-          if (message.peer !== peer || message.text !== request.text) {
+          if (message.peerId !== peer || message.text !== request.text) {
             throw new OctetError('CONFLICT', 'this Idempotency-Key was used for a different message')
           }
           return { message, created: false }
@@ -235,7 +235,8 @@ export class Messenger {
       const message: MessageRecord = {
         id: messageIdToHex(newMessageId()),
         direction: 'out',
-        peer,
+        peerId: peer,
+        author: this.init.peerId,
         seq: conversation.nextSeq,
         text,
         sentAt: at,
@@ -246,10 +247,13 @@ export class Messenger {
         db.putMessage(message),
         db.putOp(db.timeline, db.timelineKey(message), message.id),
         db.putOp(db.conversations, peer, nextConversation),
-        db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
+        db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peerId: peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
       ]
       if (idempotencyKey != null) ops.push(db.putOp(db.idempotency, idempotencyKey, { messageId: message.id, createdAt: at }))
-      const newEvents: NewEvent[] = [{ type: 'message.status', data: { id: message.id, peer, status: 'queued' } }]
+      const newEvents: NewEvent[] = [
+        { type: 'message.sent', data: { message } },
+        { type: 'message.status', data: { id: message.id, peerId: peer, status: 'queued' } }
+      ]
       // writing to someone is accepting them as a contact
       const contact = await db.contact(peer)
       let accepted: ContactRecord | undefined
@@ -279,29 +283,29 @@ export class Messenger {
     if (message.direction !== 'in') throw new OctetError('CONFLICT', 'only received messages can be marked read')
     if (message.status === 'read') return message
     const { db } = this
-    const updated = await db.peerLock.run(message.peer, async () => {
+    const updated = await db.peerLock.run(message.peerId, async () => {
       const at = this.now()
       const current = await this.message(id)
       if (current.status === 'read') return current
       const updated: MessageRecord = { ...current, status: 'read', updatedAt: at }
-      const conversation = await db.conversation(message.peer)
+      const conversation = await db.conversation(message.peerId)
       const nextConversation = { ...conversation, unread: Math.max(0, conversation.unread - 1) }
       await this.events.commit([
         db.putStatus(updated),
-        db.putOp(db.conversations, message.peer, nextConversation),
-        db.putOp(db.outbox, db.newOutboxKey(message.peer, at), {
+        db.putOp(db.conversations, message.peerId, nextConversation),
+        db.putOp(db.outbox, db.newOutboxKey(message.peerId, at), {
           id: messageIdToHex(newMessageId()),
-          peer: message.peer,
+          peerId: message.peerId,
           payload: { kind: 'receipt', receipt: 'read', ids: [id] },
           attempts: 0,
           nextAttemptAt: 0,
           createdAt: at
         })
-      ], [{ type: 'message.status', data: { id, peer: message.peer, status: 'read' } }], at)
+      ], [{ type: 'message.status', data: { id, peerId: message.peerId, status: 'read' } }], at)
       db.remember({ conversation: nextConversation })
       return updated
     })
-    this.sender.kick(message.peer)
+    this.sender.kick(message.peerId)
     return updated
   }
 
@@ -330,8 +334,8 @@ export class Messenger {
     return await this.contactList.get(this.checkPeer(peerText))
   }
 
-  /** Adds (or renames) a contact; adding is accepting. */
-  async addContact (peerText: string, name?: string): Promise<ContactView> {
+  /** Adds (or renames) a contact; adding is accepting. `created` when it was not a contact before. */
+  async addContact (peerText: string, name?: string): Promise<{ contact: ContactView, created: boolean }> {
     return await this.contactList.add(this.checkPeer(peerText), name)
   }
 
@@ -352,7 +356,7 @@ export class Messenger {
     const released = await this.receiver.releaseHeld(peer)
     await this.sender.release(peer)
     this.init.log.info({ peer, released }, 'identity change accepted')
-    return await this.addContact(peer)
+    return (await this.addContact(peer)).contact
   }
 
   /**
@@ -380,9 +384,9 @@ export class Messenger {
         const { reason: _reason, ...rest } = message
         ops.push(
           db.putStatus({ ...rest, status: 'queued', updatedAt: at }),
-          db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
+          db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peerId: peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
         )
-        newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'queued' } })
+        newEvents.push({ type: 'message.status', data: { id: message.id, peerId: peer, status: 'queued' } })
       }
       await this.events.commit(ops, newEvents, at)
       return failed.length

@@ -69,7 +69,7 @@ export class MailboxDeposit {
         const message = built.message
         if (message != null && (message.status === 'queued' || message.status === 'sent')) {
           ops.push(db.putStatus({ ...message, status: 'stored', mailboxes: accepted, updatedAt: now() }))
-          newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'stored', mailboxes: accepted } })
+          newEvents.push({ type: 'message.status', data: { id: message.id, peerId: peer, status: 'stored', mailboxes: accepted } })
         }
       }
       await events.commit(ops, newEvents)

@@ -155,7 +155,7 @@ export class Receiver {
       const at = now()
       for (let i = 0; i < batch.receipts.length; i += MAX_RECEIPT_IDS) {
         batch.ops.push(db.putOp(db.outbox, db.newOutboxKey(authenticatedSender, at), {
-          id: messageIdToHex(newMessageId()), peer: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts.slice(i, i + MAX_RECEIPT_IDS) }, attempts: 0, nextAttemptAt: 0, createdAt: at
+          id: messageIdToHex(newMessageId()), peerId: authenticatedSender, payload: { kind: 'receipt', receipt: 'delivered', ids: batch.receipts.slice(i, i + MAX_RECEIPT_IDS) }, attempts: 0, nextAttemptAt: 0, createdAt: at
         }))
       }
       // the session state that decrypted them lands with the messages (the pipeline takes every
@@ -274,7 +274,8 @@ export class Receiver {
     const message: MessageRecord = {
       id: item.id,
       direction: 'in',
-      peer: sender,
+      peerId: sender,
+      author: sender,
       seq: item.seq,
       text: plaintext.text,
       sentAt: item.timestamp,
@@ -312,12 +313,12 @@ export class Receiver {
     for (const id of ids) {
       const message = await db.message(id)
       // only the recipient of our message may say it arrived or was read; and never backwards
-      if (message == null || message.direction !== 'out' || message.peer !== item.sender) continue
+      if (message == null || message.direction !== 'out' || message.peerId !== item.sender) continue
       if (message.status === 'read' || (status === 'delivered' && message.status === 'delivered')) continue
       const updated: MessageRecord = { ...message, status, updatedAt: at }
       delete updated.reason
       batch.ops.push(db.putStatus(updated))
-      batch.events.push({ type: 'message.status', data: { id, peer: message.peer, status } })
+      batch.events.push({ type: 'message.status', data: { id, peerId: message.peerId, status } })
     }
     // delivered through a mailbox: stop retrying them directly
     for (const { key, entry } of await db.outboxFor(item.sender)) {
@@ -333,7 +334,7 @@ export class Receiver {
     const { db, now, counters, log } = this.init
     counters.increment('dm.held.IDENTITY_CHANGED')
     log.warn({ peer: envelope.sender }, 'identity key of a peer changed; its messages are held until the change is accepted')
-    batch.ops.push(db.putOp(db.held, seenKey, { peer: envelope.sender, envelope: toBase64(encodeEnvelope(envelope), 'base64'), receivedAt: now() }))
+    batch.ops.push(db.putOp(db.held, seenKey, { peerId: envelope.sender, envelope: toBase64(encodeEnvelope(envelope), 'base64'), receivedAt: now() }))
     batch.events.push({ type: 'identity.changed', data: { peerId: envelope.sender } })
     batch.seen.add(seenKey)
     this.heldPeers?.add(envelope.sender)
@@ -343,7 +344,7 @@ export class Receiver {
   private async isHeld (peer: string): Promise<boolean> {
     if (this.heldPeers == null) {
       const peers = new Set<string>()
-      for await (const value of this.init.db.held.values()) peers.add(value.peer)
+      for await (const value of this.init.db.held.values()) peers.add(value.peerId)
       this.heldPeers = peers
     }
     return this.heldPeers.has(peer)

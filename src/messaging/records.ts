@@ -14,7 +14,10 @@ export type Direction = 'out' | 'in'
 export interface MessageRecord {
   id: string
   direction: Direction
-  peer: string
+  /** the other side of the conversation */
+  peerId: string
+  /** who wrote it: our own PeerId when outgoing, the peer's when incoming */
+  author: string
   /** the sender's per-conversation sequence number (1, 2, …) */
   seq: number
   text: string
@@ -34,7 +37,7 @@ export interface MessageRecord {
 export type MessageStatusRecord = Pick<MessageRecord, 'status' | 'updatedAt' | 'reason' | 'mailboxes'>
 
 export interface ConversationRecord {
-  peer: string
+  peerId: string
   /** next sequence number we give an outgoing message */
   nextSeq: number
   /** highest sequence number received from the peer */
@@ -69,7 +72,7 @@ export type OutboxPayload =
 export interface OutboxEntry {
   /** envelope id (the message id for texts) */
   id: string
-  peer: string
+  peerId: string
   payload: OutboxPayload
   attempts: number
   nextAttemptAt: number
@@ -86,7 +89,7 @@ export interface IdempotencyRecord {
 
 /** An envelope that arrived while the sender's identity key was in question; replayed on accept. */
 export interface HeldEnvelope {
-  peer: string
+  peerId: string
   /** the encoded envelope, base64 */
   envelope: string
   receivedAt: number
@@ -182,8 +185,8 @@ export class MessagingStore {
     apply = ops => { this.outboxIndex.apply(ops) }
   }
 
-  timelineKey (m: Pick<MessageRecord, 'peer' | 'sentAt' | 'seq' | 'direction'>): string {
-    return `${m.peer}!${pad(m.sentAt)}!${pad(m.seq, 12)}!${m.direction}`
+  timelineKey (m: Pick<MessageRecord, 'peerId' | 'sentAt' | 'seq' | 'direction'>): string {
+    return `${m.peerId}!${pad(m.sentAt)}!${pad(m.seq, 12)}!${m.direction}`
   }
 
   newOutboxKey (peer: string, now: number): string {
@@ -243,7 +246,7 @@ export class MessagingStore {
   async conversation (peer: string): Promise<ConversationRecord> {
     const cached = this.conversationCache.get(peer)
     if (cached != null) return cached
-    return await this.conversations.get(peer) ?? { peer, nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
+    return await this.conversations.get(peer) ?? { peerId: peer, nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
   }
 
   async contact (peer: string): Promise<ContactRecord | undefined> {
@@ -261,7 +264,7 @@ export class MessagingStore {
 
   /** Call under peerLock with records whose commit is queued or done. */
   remember (records: { conversation?: ConversationRecord, contact?: ContactRecord }): void {
-    if (records.conversation != null) this.conversationCache.set(records.conversation.peer, records.conversation)
+    if (records.conversation != null) this.conversationCache.set(records.conversation.peerId, records.conversation)
     if (records.contact != null) this.contactCache.set(records.contact.peerId, records.contact)
   }
 

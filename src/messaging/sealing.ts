@@ -61,7 +61,7 @@ export class Sealer {
   async buildEnvelope (entry: OutboxEntry): Promise<{ envelope: Envelope, message?: MessageRecord } | undefined> {
     const built = await this.buildItem(entry)
     if (built == null) return undefined
-    return { envelope: (await this.seal(entry.peer, [built.item])).envelope, message: built.message }
+    return { envelope: (await this.seal(entry.peerId, [built.item])).envelope, message: built.message }
   }
 
   /** What one outbox entry says, before sealing; `record`: its message when the caller already read it. */

@@ -183,7 +183,7 @@ export class Sender {
         const sent = { ...built.message, status: 'sent' as const, updatedAt: now() }
         built.message = sent
         sentOps.push(db.putStatus(sent))
-        sentEvents.push({ type: 'message.status', data: { id: sent.id, peer, status: 'sent' } })
+        sentEvents.push({ type: 'message.status', data: { id: sent.id, peerId: peer, status: 'sent' } })
       }
       items.push({ keyed, ...built })
     }
@@ -242,7 +242,7 @@ export class Sender {
       if (reason != null) updated.reason = reason
       else delete updated.reason
       ops.push(db.putStatus(updated))
-      newEvents.push({ type: 'message.status', data: { id: updated.id, peer: updated.peer, status, ...(reason != null ? { reason } : {}) } })
+      newEvents.push({ type: 'message.status', data: { id: updated.id, peerId: updated.peerId, status, ...(reason != null ? { reason } : {}) } })
     }
     switch (ack.status) {
       case AckStatus.ACCEPTED:
@@ -283,7 +283,7 @@ export class Sender {
         ops.push(db.delOp(db.outbox, key))
         if (message != null) {
           ops.push(db.putStatus({ ...message, status: 'failed', reason: `not delivered within ${MESSAGE_TTL / 86_400_000} days: ${reason}`, updatedAt: at }))
-          newEvents.push({ type: 'message.status', data: { id: message.id, peer, status: 'failed', reason } })
+          newEvents.push({ type: 'message.status', data: { id: message.id, peerId: peer, status: 'failed', reason } })
         }
         continue
       }

@@ -50,7 +50,7 @@ describe('request bodies are taken as sent: no conversion, no dropped fields', (
 
   it('accepts a well-formed body', async () => {
     const answer = await post('/v1/contacts', `{"peerId":"${peer}","name":"bob"}`)
-    expect(answer.status).toBe(200)
+    expect(answer.status).toBe(201)
     expect(answer.body.contact).toMatchObject({ peerId: peer, name: 'bob' })
   })
 

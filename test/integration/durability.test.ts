@@ -125,8 +125,8 @@ describe('delivery across crashes and restarts (daemon processes)', () => {
     expect(burst.map(m => m.text)).toEqual(texts)
     const seqs = burst.map(m => m.seq)
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
-    const conversation = (await c.api<{ conversations: Array<{ peer: string, gaps: number[] }> }>('GET', '/v1/conversations')).body.conversations
-    expect(conversation.find(x => x.peer === a.info.peerId)?.gaps).toEqual([])
+    const conversation = (await c.api<{ conversations: Array<{ peerId: string, gaps: number[] }> }>('GET', '/v1/conversations')).body.conversations
+    expect(conversation.find(x => x.peerId === a.info.peerId)?.gaps).toEqual([])
 
     await waitFor(async () => {
       const outgoing = (await history(a, c)).filter(m => m.text.startsWith('burst '))

@@ -2,7 +2,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadOrCreateIdentity } from '../../src/datadir.js'
 import { ControlType, decodeGroupMessage, encodeControl, encodeGroupMessage, encodeGroupPlaintext } from '../../src/groups/codec.js'
-import { HISTORY_PROTOCOL, senderKeyName, type GroupView } from '../../src/groups/index.js'
+import { HISTORY_PROTOCOL, groupMessageId, senderKeyName, type GroupView } from '../../src/groups/index.js'
 import { callHistory } from '../../src/groups/history.js'
 import { membershipHash, signMembership } from '../../src/groups/membership.js'
 import { parsePeerId } from '../../src/node/index.js'
@@ -87,11 +87,14 @@ describe('group conversations over gossipsub with Sender Keys', () => {
       expect(received).toHaveLength(expected)
       expect(new Set(received.map(m => m.id)).size).toBe(expected)
       for (const other of members.filter(m => m !== member)) {
-        const fromOther = received.filter(m => m.sender === other.peerId)
+        const fromOther = received.filter(m => m.author === other.peerId)
         expect(fromOther.map(m => m.text)).toEqual(sent.get(other.peerId))
         expect(fromOther.map(m => m.seq)).toEqual([1, 2, 3])
       }
-      expect(await events(member, id, 'group.message')).toHaveLength(expected + members.length - 1)
+      // the others' messages and fences, and its own four (an event for every message, ours too)
+      const groupMessages = (await events(member, id, 'group.message')).map(e => e.data.message)
+      expect(groupMessages).toHaveLength(expected + members.length - 1 + 4)
+      expect(groupMessages.filter(m => m.author === member.peerId).map(m => m.direction)).toEqual(['out', 'out', 'out', 'out'])
     }
     for (const [i, member] of members.entries()) expect(await stat(member, 'group.rejected.DECRYPT_FAILED')).toBe(decryptFailedBefore[i])
 
@@ -117,7 +120,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     const heldBefore = (await messages(removed, id)).length
 
     const res = await n[0]!.api<{ group: GroupView }>('DELETE', `/v1/groups/${id}/members/${removed.peerId}`)
-    expect(res.status).toBe(200)
+    expect(res.status).toBe(202)
     // a removal is a new version and starts a key epoch named after it
     const after = res.body.group
     expect(after.version).toBe(version + 1)
@@ -149,6 +152,11 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     }
     expect((await messages(removed, id)).length).toBe(heldBefore)
     removed.daemon.node.pubsub.unsubscribe(topic)
+    // its API says what happened: 403 NOT_A_MEMBER, removed (the group itself stays known: not 404)
+    const refusedSend = await removed.api<{ error: { code: string, message: string } }>('POST', `/v1/groups/${id}/messages`, { text: 'am I still in?' })
+    expect(refusedSend.status).toBe(403)
+    expect(refusedSend.body.error.code).toBe('NOT_A_MEMBER')
+    expect(refusedSend.body.error.message).toMatch(/removed/)
     // and it cannot ask for history either
     const stream = await removed.daemon.node.libp2p.dialProtocol(parsePeerId(n[1]!.peerId), HISTORY_PROTOCOL)
     const refused = await callHistory(stream, { groupId: id, known: new Map(), limit: 0 }).catch(err => err)
@@ -181,7 +189,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     const stream = await newcomer.daemon.node.libp2p.dialProtocol(parsePeerId(n[1]!.peerId), HISTORY_PROTOCOL)
     const served = (await callHistory(stream, { groupId: id, known: new Map(), limit: 1000 })).map(bytes => decodeGroupMessage(bytes))
     const received = await incoming(newcomer, id)
-    expect(served.map(m => `${m.sender}:${m.seq}`).sort()).toEqual(received.map(m => m.id).sort())
+    expect(served.map(m => groupMessageId(id, m.sender, m.seq)).sort()).toEqual(received.map(m => m.id).sort())
     // and catching up brings none of them either
     const report = await newcomer.daemon.groups.catchUp(id)
     expect(report.asked).toBeGreaterThan(0)
@@ -222,11 +230,11 @@ describe('group conversations over gossipsub with Sender Keys', () => {
     const caughtUpEvents = (await events(returned, id, 'group.message')).map(e => e.data.message).filter(m => m.text.startsWith('while n3'))
     expect(caughtUpEvents).toHaveLength(10)
     for (const sender of senders) {
-      const listed = caughtUp.filter(m => m.sender === sender.peerId).map(m => m.seq)
-      const evented = caughtUpEvents.filter(m => m.sender === sender.peerId).map(m => m.seq)
+      const listed = caughtUp.filter(m => m.author === sender.peerId).map(m => m.seq)
+      const evented = caughtUpEvents.filter(m => m.author === sender.peerId).map(m => m.seq)
       expect(listed).toEqual([...listed].sort((a, b) => a - b))
       expect(evented).toEqual(listed)
-      expect(caughtUp.filter(m => m.sender === sender.peerId).map(m => m.text)).toEqual(texts.filter((_, i) => senders[i % senders.length] === sender))
+      expect(caughtUp.filter(m => m.author === sender.peerId).map(m => m.text)).toEqual(texts.filter((_, i) => senders[i % senders.length] === sender))
     }
     expect(await stat(returned, 'group.history.stored')).toBeGreaterThanOrEqual(10)
   })
@@ -322,7 +330,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
       // a relay that alters the outer seq of a genuine message and gets its copy in first: the
       // watcher spends the message key on it, keeps the text under the sealed seq (once), and
       // refuses the copy; the unaltered copy behind it is a duplicate
-      const seq = Math.max(0, ...(await messages(insider, id)).filter(m => m.sender === insider.peerId).map(m => m.seq)) + 1
+      const seq = Math.max(0, ...(await messages(insider, id)).filter(m => m.author === insider.peerId).map(m => m.seq)) + 1
       const relayedAt = Date.now()
       const sealed = await insider.daemon.crypto.groupEncrypt(senderKeyName(id, epoch), encodeGroupPlaintext({ text: `${MARKER} relayed`, seq, sentAt: relayedAt }))
       const malformedBefore = await count('MALFORMED_FRAME')
@@ -330,7 +338,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
       await waitFor(async () => await count('MALFORMED_FRAME') > malformedBefore ? true : undefined, { what: 'the altered copy refused' })
       await insider.daemon.node.pubsub.publish(topic, encodeGroupMessage({ groupId: id, sender: insider.peerId, seq, sentAt: relayedAt, epoch, ciphertext: sealed }))
       const relayed = (await incoming(watcher, id)).filter(m => m.text === `${MARKER} relayed`)
-      expect(relayed.map(m => [m.sender, m.seq, m.sentAt])).toEqual([[insider.peerId, seq, relayedAt]])
+      expect(relayed.map(m => [m.author, m.seq, m.sentAt])).toEqual([[insider.peerId, seq, relayedAt]])
 
       // and the group keeps working
       await send(n[0]!, id, 'still here')
@@ -352,7 +360,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
 
       const api = n[1]!
       const cases: Array<[string, string, unknown, number, string]> = [
-        ['not an admin', `/v1/groups/${id}/invites`, { peerId: n[7]!.peerId }, 409, 'CONFLICT'],
+        ['not an admin', `/v1/groups/${id}/invites`, { peerId: n[7]!.peerId }, 403, 'NOT_AN_ADMIN'],
         ['unknown group', `/v1/groups/${'0'.repeat(32)}/messages`, { text: 'x' }, 404, 'NOT_FOUND'],
         ['bad group id', '/v1/groups/nope/messages', { text: 'x' }, 400, 'BAD_REQUEST'],
         ['empty text', `/v1/groups/${id}/messages`, { text: '' }, 400, 'BAD_REQUEST'],
@@ -367,7 +375,7 @@ describe('group conversations over gossipsub with Sender Keys', () => {
         if (code !== '') expect(res.body.error?.code, what).toBe(code)
       }
       const openapi = await api.api<{ paths: Record<string, unknown> }>('GET', '/v1/openapi.json')
-      expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/v1/groups', '/v1/groups/{id}', '/v1/groups/{id}/messages', '/v1/groups/{id}/members/{peer}']))
+      expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/v1/groups', '/v1/groups/{id}', '/v1/groups/{id}/messages', '/v1/groups/{id}/members/{peerId}']))
     })
   })
 })

@@ -86,8 +86,8 @@ describe('one-to-one messages between real nodes', () => {
       const statuses = await Promise.all(ids.slice(-20).map(async id => (await a.messenger.message(id)).status))
       return statuses.every(s => s === 'delivered') ? true : undefined
     }, { what: 'delivered statuses' })
-    const conversation = (await c.api<{ conversations: Array<{ peer: string, gaps: number[] }> }>('GET', '/v1/conversations')).body.conversations
-    expect(conversation.find(x => x.peer === a.peerId)?.gaps).toEqual([])
+    const conversation = (await c.api<{ conversations: Array<{ peerId: string, gaps: number[] }> }>('GET', '/v1/conversations')).body.conversations
+    expect(conversation.find(x => x.peerId === a.peerId)?.gaps).toEqual([])
     // a burst goes out as BATCH envelopes (several messages, one Signal message)
     const counters = (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters
     expect(counters['dm.batches']).toBeGreaterThan(0)
@@ -226,7 +226,7 @@ describe('one-to-one messages between real nodes', () => {
     }
     const storedAtC = async (): Promise<number> => {
       let count = 0
-      for (const conversation of await c.messenger.conversations()) count += (await c.messenger.history(conversation.peer, { limit: 1000 })).length
+      for (const conversation of await c.messenger.conversations()) count += (await c.messenger.history(conversation.peerId, { limit: 1000 })).length
       return count
     }
     const stat = async (name: string): Promise<number> => (await c.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters[name] ?? 0

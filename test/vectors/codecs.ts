@@ -22,7 +22,7 @@ import {
   encodeControl, encodeGroupMessage, encodeGroupPlaintext, encodeHistoryRequest, encodeHistoryResponse, encodeSenderKey
 } from '../../src/groups/codec.js'
 import { HISTORY_PROTOCOL } from '../../src/groups/constants.js'
-import { groupTopic } from '../../src/groups/index.js'
+import { groupMessageId, groupTopic } from '../../src/groups/index.js'
 import { decodeMembership, encodeMembership, signMembership, verifyMembershipSignature, type MembershipDoc } from '../../src/groups/membership.js'
 import { MAILBOX_PROTOCOL } from '../../src/mailbox/constants.js'
 import { proofPayload, signProof, verifyProof, type ProofInput } from '../../src/mailbox/proof.js'
@@ -229,6 +229,10 @@ export const codecs: Record<string, VectorCodec> = {
 
   // names
   groupTopic: { encode: groupTopic, oneWay: 'a hash of the group id: members compute it and subscribe, nobody parses it' },
+  groupMessageId: {
+    encode: ({ groupId, author, seq }: { groupId: string, author: string, seq: number }) => groupMessageId(groupId, author, seq),
+    oneWay: 'a hash: every member computes it from the message it holds, nobody parses it'
+  },
   protocolId: {
     encode: (name: string) => PROTOCOLS[name] ?? `no protocol ${name}`,
     oneWay: 'multistream-select matches protocol ids as strings'

@@ -3,7 +3,7 @@ import type { Messenger } from '../../messaging/index.js'
 import { MAX_CONTACT_NAME_LENGTH } from '../../messaging/constants.js'
 import { peerIdSchema } from '../schemas.js'
 
-const contactSchema = {
+export const contactSchema = {
   type: 'object',
   required: ['peerId', 'state', 'identity', 'createdAt', 'updatedAt'],
   properties: {
@@ -16,7 +16,7 @@ const contactSchema = {
   }
 } as const
 const contactResponse = { type: 'object', required: ['contact'], properties: { contact: contactSchema } } as const
-const peerParams = { type: 'object', required: ['peer'], properties: { peer: peerIdSchema } } as const
+const peerParams = { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } } as const
 
 export async function contactRoutes (app: FastifyInstance, { messenger }: { messenger: Messenger }): Promise<void> {
   app.get('/v1/contacts', {
@@ -31,7 +31,7 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
   app.post<{ Body: { peerId: string, name?: string } }>('/v1/contacts', {
     schema: {
       operationId: 'addContact', errors: [507],
-      summary: 'Add (or rename) a contact',
+      summary: 'Add a contact (201, Location: /v1/contacts/{peerId}), or rename one (200)',
       tags: ['contacts'],
       body: {
         type: 'object',
@@ -39,23 +39,27 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
         additionalProperties: false,
         properties: { peerId: peerIdSchema, name: { type: 'string', minLength: 1, maxLength: MAX_CONTACT_NAME_LENGTH } }
       },
-      response: { 200: contactResponse }
+      response: { 200: contactResponse, 201: contactResponse }
     }
-  }, async request => ({ contact: await messenger.addContact(request.body.peerId, request.body.name) }))
+  }, async (request, reply) => {
+    const { contact, created } = await messenger.addContact(request.body.peerId, request.body.name)
+    if (created) void reply.code(201).header('location', `/v1/contacts/${contact.peerId}`)
+    return { contact }
+  })
 
-  app.get<{ Params: { peer: string } }>('/v1/contacts/:peer', {
+  app.get<{ Params: { peerId: string } }>('/v1/contacts/:peerId', {
     schema: { operationId: 'getContact', errors: [404], summary: 'One contact', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
-  }, async request => ({ contact: await messenger.contact(request.params.peer) }))
+  }, async request => ({ contact: await messenger.contact(request.params.peerId) }))
 
-  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept', {
+  app.post<{ Params: { peerId: string } }>('/v1/contacts/:peerId/accept', {
     schema: { operationId: 'acceptContact', errors: [507], summary: 'Accept a contact request (or unblock)', tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
-  }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'accepted') }))
+  }, async request => ({ contact: await messenger.setContactState(request.params.peerId, 'accepted') }))
 
-  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/block', {
+  app.post<{ Params: { peerId: string } }>('/v1/contacts/:peerId/block', {
     schema: { operationId: 'blockContact', errors: [507], summary: "Block a peer: its messages are refused", tags: ['contacts'], params: peerParams, response: { 200: contactResponse } }
-  }, async request => ({ contact: await messenger.setContactState(request.params.peer, 'blocked') }))
+  }, async request => ({ contact: await messenger.setContactState(request.params.peerId, 'blocked') }))
 
-  app.get<{ Params: { peer: string } }>('/v1/contacts/:peer/safety-number', {
+  app.get<{ Params: { peerId: string } }>('/v1/contacts/:peerId/safety-number', {
     schema: {
       operationId: 'getSafetyNumber', errors: [404],
       summary: 'The safety number to compare out of band (and the pending one after an identity change)',
@@ -69,9 +73,9 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
         }
       }
     }
-  }, async request => await messenger.safetyNumber(request.params.peer))
+  }, async request => await messenger.safetyNumber(request.params.peerId))
 
-  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/accept-identity', {
+  app.post<{ Params: { peerId: string } }>('/v1/contacts/:peerId/accept-identity', {
     schema: {
       operationId: 'acceptIdentity', errors: [409, 507],
       summary: "Trust a contact's new identity key; held messages are then decrypted and sent",
@@ -79,9 +83,9 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
       params: peerParams,
       response: { 200: contactResponse }
     }
-  }, async request => ({ contact: await messenger.acceptIdentity(request.params.peer) }))
+  }, async request => ({ contact: await messenger.acceptIdentity(request.params.peerId) }))
 
-  app.post<{ Params: { peer: string } }>('/v1/contacts/:peer/reset-session', {
+  app.post<{ Params: { peerId: string } }>('/v1/contacts/:peerId/reset-session', {
     schema: {
       operationId: 'resetSession', errors: [507],
       summary: 'Start the Signal session with a peer over and send again the messages it refused because it could not decrypt them (failed with DECRYPT_FAILED, NO_SESSION or REPLAYED)',
@@ -95,5 +99,5 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
         }
       }
     }
-  }, async request => await messenger.resetSession(request.params.peer))
+  }, async request => await messenger.resetSession(request.params.peerId))
 }

@@ -6,6 +6,7 @@ import type { Counters, EventLog, OctetEvent } from '../../messaging/index.js'
 import type { SseClientStats } from '../../metrics/index.js'
 import { stackFixStatus } from '../../node/stack-fixes.js'
 import { DAY, MiB, SECOND } from '../../units.js'
+import { eventSchema } from '../event-schemas.js'
 
 const HEARTBEAT_INTERVAL = 15 * SECOND
 /** Stored events read per step when a client catches up. */
@@ -184,7 +185,7 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
 
   app.get<{ Querystring: { after?: number }, Headers: { 'last-event-id'?: string } }>('/v1/events', {
     schema: {
-      operationId: 'streamEvents', errors: [410], produces: 'text/event-stream',
+      operationId: 'streamEvents', errors: [410], produces: 'text/event-stream', events: eventSchema,
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
       description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.`,
       tags: ['events'],

@@ -20,22 +20,22 @@ const groupSchema = {
     admins: stringArray,
     isAdmin: { type: 'boolean' },
     invites: { ...stringArray, description: 'as an admin: invited peers that have not answered' },
-    invitedBy: { type: 'string' },
+    invitedBy: { type: 'string', description: 'the admin who invited us' },
     topic: { type: 'string', description: 'the gossipsub topic' },
     createdAt: { type: 'number' },
     updatedAt: { type: 'number' }
   }
 } as const
 
-const groupMessageSchema = {
+export const groupMessageSchema = {
   type: 'object',
-  required: ['groupId', 'id', 'direction', 'sender', 'seq', 'text', 'sentAt', 'epoch'],
+  required: ['groupId', 'id', 'direction', 'author', 'seq', 'text', 'sentAt', 'epoch'],
   properties: {
     groupId: { type: 'string' },
-    id: { type: 'string', description: '<sender>:<seq>, unique in the group' },
+    id: { type: 'string', description: '32 hex digits, the same at every member: the first 16 bytes of SHA-256 over the UTF-8 of `<groupId>:<author>:<seq>`' },
     direction: { type: 'string', enum: ['out', 'in'] },
-    sender: { type: 'string' },
-    seq: { type: 'integer', description: "the sender's sequence number in this group" },
+    author: { type: 'string', description: 'the PeerId of who wrote it (ours when direction is out)' },
+    seq: { type: 'integer', description: "the author's sequence number in this group" },
     text: { type: 'string' },
     sentAt: { type: 'number' },
     receivedAt: { type: 'number' },
@@ -45,6 +45,8 @@ const groupMessageSchema = {
 
 const groupResponse = { type: 'object', required: ['group'], properties: { group: groupSchema } } as const
 const groupParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } } as const
+
+const messageCursor = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const
 
 export async function groupRoutes (app: FastifyInstance, { groups }: { groups: GroupService }): Promise<void> {
   app.post<{ Body: { name: string } }>('/v1/groups', {
@@ -82,7 +84,7 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
   app.post<{ Params: { id: string }, Body: { peerId: string } }>('/v1/groups/:id/invites', {
     schema: {
       operationId: 'inviteToGroup', errors: [404, 409, 507],
-      summary: 'As an admin, invite a peer; it is added once it accepts',
+      summary: 'As an admin, invite a peer; it is added once it accepts (403 NOT_A_MEMBER, NOT_AN_ADMIN)',
       tags: ['groups'],
       params: groupParams,
       body: { type: 'object', required: ['peerId'], additionalProperties: false, properties: { peerId: peerIdSchema } },
@@ -107,23 +109,31 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
   }, async request => ({ group: await groups.decline(request.params.id) }))
 
   app.post<{ Params: { id: string } }>('/v1/groups/:id/leave', {
-    schema: { operationId: 'leaveGroup', errors: [404, 409, 507], summary: 'Leave a group', tags: ['groups'], params: groupParams, response: { 200: groupResponse } }
-  }, async request => ({ group: await groups.leave(request.params.id) }))
+    schema: { operationId: 'leaveGroup', errors: [404, 507], summary: 'Leave a group (the admins sign the change the other members then apply; 403 NOT_A_MEMBER when not in it)', tags: ['groups'], params: groupParams, response: { 202: groupResponse } }
+  }, async (request, reply) => {
+    const group = await groups.leave(request.params.id)
+    void reply.code(202)
+    return { group }
+  })
 
-  app.delete<{ Params: { id: string, peer: string } }>('/v1/groups/:id/members/:peer', {
+  app.delete<{ Params: { id: string, peerId: string } }>('/v1/groups/:id/members/:peerId', {
     schema: {
-      operationId: 'removeGroupMember', errors: [404, 409, 507],
-      summary: 'As an admin, remove a member (or withdraw an invite); the others move to new sender keys',
+      operationId: 'removeGroupMember', errors: [404, 507],
+      summary: 'As an admin, remove a member (or withdraw an invite); the others move to new sender keys (403 NOT_A_MEMBER, NOT_AN_ADMIN)',
       tags: ['groups'],
-      params: { type: 'object', required: ['id', 'peer'], properties: { id: groupParams.properties.id, peer: peerIdSchema } },
-      response: { 200: groupResponse }
+      params: { type: 'object', required: ['id', 'peerId'], properties: { id: groupParams.properties.id, peerId: peerIdSchema } },
+      response: { 202: groupResponse }
     }
-  }, async request => ({ group: await groups.removeMember(request.params.id, request.params.peer) }))
+  }, async (request, reply) => {
+    const group = await groups.removeMember(request.params.id, request.params.peerId)
+    void reply.code(202)
+    return { group }
+  })
 
   app.post<{ Params: { id: string }, Body: { text: string } }>('/v1/groups/:id/messages', {
     schema: {
-      operationId: 'sendGroupMessage', errors: [404, 409, 413, 507],
-      summary: 'Send a text to the group; answers 202 once it is stored and published',
+      operationId: 'sendGroupMessage', errors: [404, 413, 507],
+      summary: 'Send a text to the group; answers 202 once it is stored and published (403 NOT_A_MEMBER when not, or no longer, a member)',
       tags: ['groups'],
       params: groupParams,
       body: {
@@ -146,18 +156,28 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
     return result
   })
 
-  app.get<{ Params: { id: string }, Querystring: { limit: number } }>('/v1/groups/:id/messages', {
+  app.get<{ Params: { id: string }, Querystring: { before?: string, after?: string, limit: number } }>('/v1/groups/:id/messages', {
     schema: {
       operationId: 'listGroupMessages', errors: [404],
-      summary: 'The newest messages of a group, oldest first',
+      summary: 'Messages of a group (ours too) in the order this node took them in, oldest first; page with before/after (message ids) like a conversation',
       tags: ['groups'],
       params: groupParams,
       querystring: {
         type: 'object',
         additionalProperties: false,
-        properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE } }
+        properties: {
+          before: messageCursor,
+          after: messageCursor,
+          limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }
+        }
       },
       response: { 200: { type: 'object', required: ['messages'], properties: { messages: { type: 'array', items: groupMessageSchema } } } }
     }
-  }, async request => ({ messages: await groups.messages(request.params.id, request.query.limit) }))
+  }, async request => ({
+    messages: await groups.messages(request.params.id, {
+      limit: request.query.limit,
+      ...(request.query.before != null ? { before: request.query.before } : {}),
+      ...(request.query.after != null ? { after: request.query.after } : {})
+    })
+  }))
 }

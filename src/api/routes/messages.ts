@@ -5,11 +5,12 @@ import { peerIdSchema } from '../schemas.js'
 
 export const messageSchema = {
   type: 'object',
-  required: ['id', 'direction', 'peer', 'seq', 'text', 'sentAt', 'status', 'updatedAt'],
+  required: ['id', 'direction', 'peerId', 'author', 'seq', 'text', 'sentAt', 'status', 'updatedAt'],
   properties: {
-    id: { type: 'string', description: '32 hex digits' },
+    id: { type: 'string', description: '32 hex digits (random)' },
     direction: { type: 'string', enum: ['out', 'in'] },
-    peer: { type: 'string' },
+    peerId: { type: 'string', description: 'the other side of the conversation' },
+    author: { type: 'string', description: 'the PeerId of who wrote it: ours when direction is out, the peer\'s when in' },
     seq: { type: 'integer', description: "the sender's sequence number in this conversation" },
     text: { type: 'string' },
     sentAt: { type: 'number' },
@@ -87,9 +88,9 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
               type: 'array',
               items: {
                 type: 'object',
-                required: ['peer', 'lastMessageAt', 'unread', 'highestReceivedSeq', 'gaps'],
+                required: ['peerId', 'lastMessageAt', 'unread', 'highestReceivedSeq', 'gaps'],
                 properties: {
-                  peer: { type: 'string' },
+                  peerId: { type: 'string' },
                   name: { type: 'string' },
                   contactState: { type: 'string', enum: ['accepted', 'pending', 'blocked'] },
                   lastMessageAt: { type: 'number' },
@@ -105,12 +106,12 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
     }
   }, async () => ({ conversations: await messenger.conversations() }))
 
-  app.get<{ Params: { peer: string }, Querystring: { before?: string, after?: string, limit: number } }>('/v1/conversations/:peer/messages', {
+  app.get<{ Params: { peerId: string }, Querystring: { before?: string, after?: string, limit: number } }>('/v1/conversations/:peerId/messages', {
     schema: {
       operationId: 'listConversationMessages', errors: [404],
       summary: 'Messages of a conversation in order; page with before/after (message ids)',
       tags: ['messages'],
-      params: { type: 'object', required: ['peer'], properties: { peer: peerIdSchema } },
+      params: { type: 'object', required: ['peerId'], properties: { peerId: peerIdSchema } },
       querystring: {
         type: 'object',
         additionalProperties: false,
@@ -123,7 +124,7 @@ export async function messageRoutes (app: FastifyInstance, { messenger }: { mess
       response: { 200: { type: 'object', required: ['messages'], properties: { messages: { type: 'array', items: messageSchema } } } }
     }
   }, async request => ({
-    messages: await messenger.history(request.params.peer, {
+    messages: await messenger.history(request.params.peerId, {
       limit: request.query.limit,
       ...(request.query.before != null ? { before: request.query.before } : {}),
       ...(request.query.after != null ? { after: request.query.after } : {})

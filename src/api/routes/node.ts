@@ -100,8 +100,11 @@ export async function nodeRoutes (app: FastifyInstance, { node, version, started
           required: ['peerId', 'listenAddresses', 'announceAddresses', 'reachability', 'reachabilitySource', 'publicAddresses', 'observedAddresses', 'relayAddresses', 'relayService'],
           properties: {
             peerId: { type: 'string' },
-            listenAddresses: stringArray,
-            announceAddresses: stringArray,
+            listenAddresses: { ...stringArray, description: 'where the transports are bound (port 0 resolved, every interface of a wildcard), with /p2p/<peerId>: dialable at once from the networks they are on; give one to a peer to bootstrap from' },
+            announceAddresses: {
+              ...stringArray,
+              description: "what peers are told to dial (libp2p's advertised addresses): relay (/p2p-circuit) and AutoNAT-confirmed public addresses, private ones only while nothing better exists, loopback only on a loopback-only node. Differs from listenAddresses: empty on a public node until AutoNAT confirms an address, and relay addresses appear only here"
+            },
             reachability: {
               type: 'string',
               enum: ['public', 'private', 'unknown'],

@@ -68,3 +68,57 @@ describe('OpenAPI document: what clients are generated from', () => {
     expect(new Ajv().validate(doc.components.schemas.Error, await res.json())).toBe(true)
   })
 })
+
+/** Every property name in a JSON schema, at any depth (objects, arrays, oneOf, contentSchema …), with where it is. */
+function propertyNames (schema: unknown, where: string, found: Array<[string, string]> = []): Array<[string, string]> {
+  if (Array.isArray(schema)) {
+    schema.forEach((item, i) => propertyNames(item, `${where}[${i}]`, found))
+  } else if (schema != null && typeof schema === 'object') {
+    for (const [key, value] of Object.entries(schema)) {
+      if (key === 'properties' && value != null && typeof value === 'object') {
+        for (const name of Object.keys(value)) found.push([name, `${where}.${name}`])
+      }
+      propertyNames(value, `${where}.${key}`, found)
+    }
+  }
+  return found
+}
+
+describe('OpenAPI document: one vocabulary', () => {
+  /** The schemas of every answer (success and error) and of every event. */
+  const answerSchemas = (): Array<[string, unknown]> => operations().flatMap(({ where, op }) =>
+    Object.entries(op.responses as Record<string, unknown>).flatMap(([status, response]) =>
+      Object.entries((resolve(response)?.content ?? {}) as Record<string, { schema?: unknown }>).map(([type, media]) => [`${where} ${status} ${type}`, media.schema] as [string, unknown])))
+
+  it('names a peer peerId and a writer author: no answer or event has a property peer, sender or inviter', () => {
+    const names = answerSchemas().flatMap(([where, schema]) => propertyNames(schema, where))
+    // the check sees what it must: message and event properties are among the names found
+    expect(names.map(([name]) => name)).toEqual(expect.arrayContaining(['peerId', 'author', 'invitedBy']))
+    expect(names.filter(([name]) => ['peer', 'sender', 'inviter'].includes(name)).map(([, where]) => where)).toEqual([])
+  })
+
+  it('describes every event type of the stream', () => {
+    const stream = doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema
+    const types = (stream.contentSchema.oneOf as any[]).map(event => event.properties.type.const)
+    expect(types).toEqual(expect.arrayContaining(['message.received', 'message.sent', 'message.status', 'group.invite', 'group.message']))
+    const invite = (stream.contentSchema.oneOf as any[]).find(event => event.properties.type.const === 'group.invite')
+    expect(invite.properties.data.required).toContain('invitedBy')
+  })
+
+  it('answers success by the one status rule: GET 200, DELETE 204 or 202, POST 200, 201 or 202', () => {
+    const allowed: Record<string, string[]> = { GET: ['200'], DELETE: ['202', '204'], POST: ['200', '201', '202'] }
+    for (const { where, op } of operations()) {
+      const method = where.split(' ')[0] as string
+      const success = Object.keys(op.responses as Record<string, unknown>).filter(status => Number(status) < 400)
+      expect(success.length, where).toBeGreaterThan(0)
+      for (const status of success) expect(allowed[method], `${where} answers ${status}`).toContain(status)
+    }
+    expect(doc.info.description).toContain('201 with a Location header')
+  })
+
+  it('pages group history like a conversation: the same before/after parameters', () => {
+    const names = (path: string): string[] => (doc.paths[path].get.parameters as Array<{ name: string, in: string }>).filter(p => p.in === 'query').map(p => p.name).sort()
+    expect(names('/v1/groups/{id}/messages')).toEqual(names('/v1/conversations/{peerId}/messages'))
+    expect(names('/v1/groups/{id}/messages')).toEqual(['after', 'before', 'limit'])
+  })
+})

@@ -16,7 +16,7 @@ async function openStore (dir?: string): Promise<{ dir: string, store: Store }> 
 }
 
 function entry (peer: string, id: string, createdAt = 1): OutboxEntry {
-  return { id, peer, payload: { kind: 'receipt', receipt: 'delivered', ids: [] }, attempts: 0, nextAttemptAt: 0, createdAt }
+  return { id, peerId: peer, payload: { kind: 'receipt', receipt: 'delivered', ids: [] }, attempts: 0, nextAttemptAt: 0, createdAt }
 }
 
 /** What level itself holds for a peer, in key order: the truth the mirror must match. */
@@ -96,7 +96,7 @@ describe('messages and their statuses', () => {
   it('are read back as last written, from memory or from disk; a status change writes only the status', async () => {
     const { store } = await openStore()
     const db = new MessagingStore(store)
-    const message = (id: string): MessageRecord => ({ id, direction: 'out', peer: 'A', seq: 1, text: id, sentAt: 1, status: 'queued', reason: 'waiting', updatedAt: 1 })
+    const message = (id: string): MessageRecord => ({ id, direction: 'out', peerId: 'A', author: 'B', seq: 1, text: id, sentAt: 1, status: 'queued', reason: 'waiting', updatedAt: 1 })
     const ids = Array.from({ length: 1500 }, (_, i) => i.toString(16).padStart(32, '0'))
     for (let i = 0; i < ids.length; i += 100) await db.batch(ids.slice(i, i + 100).map(id => db.putMessage(message(id))))
     // the oldest fell out of memory and come from disk; the newest from memory; the unknown are undefined

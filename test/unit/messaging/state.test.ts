@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { trackSequence } from '../../../src/messaging/receiver.js'
 import type { ConversationRecord } from '../../../src/messaging/records.js'
 
-const empty: ConversationRecord = { peer: 'p', nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
+const empty: ConversationRecord = { peerId: 'p', nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
 
 describe('trackSequence: gaps stay visible', () => {
   it.each([
