@@ -171,7 +171,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/conversations/{peer}/messages": {
+    "/v1/conversations/{peerId}/messages": {
         parameters: {
             query?: never;
             header?: never;
@@ -198,7 +198,7 @@ export interface paths {
         /** Contacts, including pending contact requests and blocked peers */
         get: operations["listContacts"];
         put?: never;
-        /** Add (or rename) a contact */
+        /** Add a contact (201, Location: /v1/contacts/{peerId}), or rename one (200) */
         post: operations["addContact"];
         delete?: never;
         options?: never;
@@ -206,7 +206,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}": {
+    "/v1/contacts/{peerId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -223,7 +223,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}/accept": {
+    "/v1/contacts/{peerId}/accept": {
         parameters: {
             query?: never;
             header?: never;
@@ -240,7 +240,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}/block": {
+    "/v1/contacts/{peerId}/block": {
         parameters: {
             query?: never;
             header?: never;
@@ -257,7 +257,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}/safety-number": {
+    "/v1/contacts/{peerId}/safety-number": {
         parameters: {
             query?: never;
             header?: never;
@@ -274,7 +274,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}/accept-identity": {
+    "/v1/contacts/{peerId}/accept-identity": {
         parameters: {
             query?: never;
             header?: never;
@@ -291,7 +291,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/contacts/{peer}/reset-session": {
+    "/v1/contacts/{peerId}/reset-session": {
         parameters: {
             query?: never;
             header?: never;
@@ -423,7 +423,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** As an admin, invite a peer; it is added once it accepts */
+        /** As an admin, invite a peer; it is added once it accepts (403 NOT_A_MEMBER, NOT_AN_ADMIN) */
         post: operations["inviteToGroup"];
         delete?: never;
         options?: never;
@@ -474,7 +474,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Leave a group */
+        /** Leave a group (the admins sign the change the other members then apply; 403 NOT_A_MEMBER when not in it) */
         post: operations["leaveGroup"];
         delete?: never;
         options?: never;
@@ -482,7 +482,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/groups/{id}/members/{peer}": {
+    "/v1/groups/{id}/members/{peerId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -492,7 +492,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** As an admin, remove a member (or withdraw an invite); the others move to new sender keys */
+        /** As an admin, remove a member (or withdraw an invite); the others move to new sender keys (403 NOT_A_MEMBER, NOT_AN_ADMIN) */
         delete: operations["removeGroupMember"];
         options?: never;
         head?: never;
@@ -506,10 +506,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The newest messages of a group, oldest first */
+        /** Messages of a group (ours too) in the order this node took them in, oldest first; page with before/after (message ids) like a conversation */
         get: operations["listGroupMessages"];
         put?: never;
-        /** Send a text to the group; answers 202 once it is stored and published */
+        /** Send a text to the group; answers 202 once it is stored and published (403 NOT_A_MEMBER when not, or no longer, a member) */
         post: operations["sendGroupMessage"];
         delete?: never;
         options?: never;
@@ -564,8 +564,8 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED) */
-        HostNotAllowed: {
+        /** @description Not allowed: the Host header names a host the daemon does not answer to (HOST_NOT_ALLOWED), or a group operation needs a member (NOT_A_MEMBER, also once removed or left) or an admin (NOT_AN_ADMIN) of the group */
+        Forbidden: {
             headers: {
                 [name: string]: unknown;
             };
@@ -693,7 +693,7 @@ export interface operations {
                     };
                 };
             };
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -715,7 +715,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         peerId: string;
+                        /** @description where the transports are bound (port 0 resolved, every interface of a wildcard), with /p2p/<peerId>: dialable at once from the networks they are on; give one to a peer to bootstrap from */
                         listenAddresses: string[];
+                        /** @description what peers are told to dial (libp2p's advertised addresses): relay (/p2p-circuit) and AutoNAT-confirmed public addresses, private ones only while nothing better exists, loopback only on a loopback-only node. Differs from listenAddresses: empty on a public node until AutoNAT confirms an address, and relay addresses appear only here */
                         announceAddresses: string[];
                         /**
                          * @description public: peers can dial this node (AutoNAT confirmed an address, or declared); private: behind a NAT; unknown: neither shown yet (e.g. a LAN or local testnet)
@@ -742,7 +744,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -800,7 +802,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -833,7 +835,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -858,7 +860,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -889,7 +891,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -924,11 +926,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         message: {
-                            /** @description 32 hex digits */
+                            /** @description 32 hex digits (random) */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            peer: string;
+                            /** @description the other side of the conversation */
+                            peerId: string;
+                            /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                            author: string;
                             /** @description the sender's sequence number in this conversation */
                             seq: number;
                             text: string;
@@ -949,7 +954,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -977,11 +982,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         message: {
-                            /** @description 32 hex digits */
+                            /** @description 32 hex digits (random) */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            peer: string;
+                            /** @description the other side of the conversation */
+                            peerId: string;
+                            /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                            author: string;
                             /** @description the sender's sequence number in this conversation */
                             seq: number;
                             text: string;
@@ -1002,7 +1010,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1027,11 +1035,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         message: {
-                            /** @description 32 hex digits */
+                            /** @description 32 hex digits (random) */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            peer: string;
+                            /** @description the other side of the conversation */
+                            peerId: string;
+                            /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                            author: string;
                             /** @description the sender's sequence number in this conversation */
                             seq: number;
                             text: string;
@@ -1052,7 +1063,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
@@ -1077,7 +1088,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         conversations: {
-                            peer: string;
+                            peerId: string;
                             name?: string;
                             /** @enum {string} */
                             contactState?: "accepted" | "pending" | "blocked";
@@ -1091,7 +1102,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1105,7 +1116,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1119,11 +1130,14 @@ export interface operations {
                 content: {
                     "application/json": {
                         messages: {
-                            /** @description 32 hex digits */
+                            /** @description 32 hex digits (random) */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            peer: string;
+                            /** @description the other side of the conversation */
+                            peerId: string;
+                            /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                            author: string;
                             /** @description the sender's sequence number in this conversation */
                             seq: number;
                             text: string;
@@ -1144,7 +1158,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1186,7 +1200,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1234,9 +1248,35 @@ export interface operations {
                     };
                 };
             };
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        contact: {
+                            peerId: string;
+                            name?: string;
+                            /**
+                             * @description pending: wrote first, waits for accept or block
+                             * @enum {string}
+                             */
+                            state: "accepted" | "pending" | "blocked";
+                            /**
+                             * @description changed: a new identity key waits for accept-identity
+                             * @enum {string}
+                             */
+                            identity: "unknown" | "trusted" | "changed";
+                            createdAt: number;
+                            updatedAt: number;
+                        };
+                    };
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -1249,7 +1289,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1283,7 +1323,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1294,7 +1334,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1328,7 +1368,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -1339,7 +1379,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1373,7 +1413,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -1384,7 +1424,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1406,7 +1446,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1417,7 +1457,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1451,7 +1491,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1463,7 +1503,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
@@ -1484,7 +1524,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -1514,7 +1554,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             410: components["responses"]["EventsPruned"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1559,7 +1599,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1589,7 +1629,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1617,7 +1657,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -1657,6 +1697,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1667,7 +1708,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1712,6 +1753,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1723,7 +1765,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -1767,6 +1809,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1778,7 +1821,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1827,6 +1870,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1838,7 +1882,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -1884,6 +1928,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1895,7 +1940,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
@@ -1939,6 +1984,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -1950,7 +1996,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
@@ -1970,7 +2016,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Success */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1994,6 +2040,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -2005,9 +2052,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -2019,14 +2065,14 @@ export interface operations {
             header?: never;
             path: {
                 id: string;
-                peer: string;
+                peerId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
             /** @description Success */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2050,6 +2096,7 @@ export interface operations {
                             isAdmin: boolean;
                             /** @description as an admin: invited peers that have not answered */
                             invites: string[];
+                            /** @description the admin who invited us */
                             invitedBy?: string;
                             /** @description the gossipsub topic */
                             topic: string;
@@ -2061,9 +2108,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];
@@ -2072,6 +2118,8 @@ export interface operations {
     listGroupMessages: {
         parameters: {
             query?: {
+                before?: string;
+                after?: string;
                 limit?: number;
             };
             header?: never;
@@ -2091,12 +2139,13 @@ export interface operations {
                     "application/json": {
                         messages: {
                             groupId: string;
-                            /** @description <sender>:<seq>, unique in the group */
+                            /** @description 32 hex digits, the same at every member: the first 16 bytes of SHA-256 over the UTF-8 of `<groupId>:<author>:<seq>` */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            sender: string;
-                            /** @description the sender's sequence number in this group */
+                            /** @description the PeerId of who wrote it (ours when direction is out) */
+                            author: string;
+                            /** @description the author's sequence number in this group */
                             seq: number;
                             text: string;
                             sentAt: number;
@@ -2109,7 +2158,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -2142,12 +2191,13 @@ export interface operations {
                     "application/json": {
                         message: {
                             groupId: string;
-                            /** @description <sender>:<seq>, unique in the group */
+                            /** @description 32 hex digits, the same at every member: the first 16 bytes of SHA-256 over the UTF-8 of `<groupId>:<author>:<seq>` */
                             id: string;
                             /** @enum {string} */
                             direction: "out" | "in";
-                            sender: string;
-                            /** @description the sender's sequence number in this group */
+                            /** @description the PeerId of who wrote it (ours when direction is out) */
+                            author: string;
+                            /** @description the author's sequence number in this group */
                             seq: number;
                             text: string;
                             sentAt: number;
@@ -2162,9 +2212,8 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -2191,7 +2240,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["HostNotAllowed"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
