@@ -12,9 +12,9 @@ export const RETRY_MIN_DELAY = 1 * SECOND
 export const RETRY_MAX_DELAY = 5 * MINUTE
 /**
  * After this many failed attempts in a row a webhook is paused: it stops trying until
- * POST /v1/webhooks/:id/resume. With the waits above (1 s, 2 s … 256 s, then 5 min)
- * that is roughly 40 minutes to an hour of failing: a receiver down for a deploy or a
- * reboot catches up by itself, one gone for good stops costing work.
+ * POST /v1/webhooks/:id/resume. With the waits above (1 s, 2 s … 256 s, then 5 min, each
+ * jittered to half–all of it) that is 20 to 40 minutes of failing: a receiver down for a
+ * deploy or a reboot catches up by itself, one gone for good stops costing work.
  */
 export const PAUSE_AFTER_FAILURES = 16
 /** A stopping daemon lets a POST in flight finish for this long, then aborts it (it is sent again after the restart). */
