@@ -21,6 +21,10 @@ export interface Delivery {
  */
 export class WebhookReceiver {
   readonly deliveries: Delivery[] = []
+  /** event ids of requests as they arrive, before they are answered */
+  readonly arrived: number[] = []
+  /** event ids of requests whose connection closed before they were answered (the sender aborted) */
+  readonly aborted: number[] = []
   status = 200
   delayMs = 0
   private server: Server
@@ -56,7 +60,17 @@ export class WebhookReceiver {
         const parsed = JSON.parse(body) as { id: number, type: string, data: Record<string, any> }
         const check = verifyDelivery({ secret: this.secret, body, headers: req.headers as Record<string, string> })
         const status = this.status
-        setTimeout(() => {
+        this.arrived.push(parsed.id)
+        for (const wake of this.waiters) wake()
+        let answered = false
+        res.once('close', () => {
+          if (answered) return
+          clearTimeout(timer)
+          this.aborted.push(parsed.id)
+          for (const wake of this.waiters) wake()
+        })
+        const timer = setTimeout(() => {
+          answered = true
           // recorded as answered: a delivery is taken once its 2xx is on its way
           this.deliveries.push({ id: parsed.id, type: parsed.type, data: parsed.data, body, headers: req.headers, check })
           for (const wake of this.waiters) wake()
