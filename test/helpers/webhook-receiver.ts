@@ -23,6 +23,8 @@ export class WebhookReceiver {
   readonly deliveries: Delivery[] = []
   /** event ids of requests as they arrive, before they are answered */
   readonly arrived: number[] = []
+  /** when each of those arrived (ms, performance.now()) */
+  readonly arrivedAt: number[] = []
   /** event ids of requests whose connection closed before they were answered (the sender aborted) */
   readonly aborted: number[] = []
   status = 200
@@ -61,6 +63,7 @@ export class WebhookReceiver {
         const check = verifyDelivery({ secret: this.secret, body, headers: req.headers as Record<string, string> })
         const status = this.status
         this.arrived.push(parsed.id)
+        this.arrivedAt.push(performance.now())
         for (const wake of this.waiters) wake()
         let answered = false
         res.once('close', () => {

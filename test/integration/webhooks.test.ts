@@ -123,6 +123,9 @@ describe('webhooks', () => {
     expect(paused.pausedAt).toBeTypeOf('number')
     // each attempt was the first event, and none came after the pause
     expect(receiver.deliveries.map(d => d.id)).toEqual(Array(CONFIG.webhookPauseAfter).fill(webhook.lastDeliveredId + 1))
+    // backoff: the k-th wait is jittered to between half and all of min(100 ms × 2^(k−1), 800 ms)
+    const waits = receiver.arrivedAt.slice(1).map((t, k) => t - (receiver.arrivedAt[k] ?? 0))
+    waits.forEach((wait, k) => { expect(wait).toBeGreaterThanOrEqual(Math.min(CONFIG.webhookRetryMinMs * 2 ** k, CONFIG.webhookRetryMaxMs) / 2 - 5) })
 
     const env = { OCTET_DATA_DIR: daemon.options.dataDir }
     const listed = await runCli(['webhooks', 'list', '--json'], { env })
