@@ -95,6 +95,21 @@ describe('webhooks', () => {
     await waitFor(async () => (await get(webhook.id)).lag === 0 ? true : undefined, { what: 'no lag' })
   })
 
+  it('loses nothing when the daemon crashes mid-stream (SIGKILL), repeating at most the POST in flight', async () => {
+    const receiver = await WebhookReceiver.start(SECRET, cleanup)
+    await create({ url: receiver.url, secret: SECRET, events: ['contact.updated'] })
+    receiver.delayMs = 100
+    await makeEvents('k', 10)
+    await receiver.until('a few delivered', () => receiver.ids.length >= 3)
+    await daemon.kill()
+    daemon = await DaemonProcess.start(daemon.options, cleanup)
+    receiver.delayMs = 0
+    await receiver.until('all 10', () => receiver.ids.length === 10)
+    expect(receiver.ids.map(id => receiver.deliveries.find(d => d.id === id)?.data.contact.name)).toEqual(Array.from({ length: 10 }, (_, i) => `k-${i}`))
+    expectInOrder(receiver.deliveries)
+    expect(receiver.deliveries.length - receiver.ids.length).toBeLessThanOrEqual(1)
+  })
+
   it('backs off while the receiver is down, then catches up in order', async () => {
     const receiver = await WebhookReceiver.start(SECRET, cleanup)
     const { webhook } = await create({ url: receiver.url, secret: SECRET })
