@@ -188,8 +188,10 @@ describe('webhooks', () => {
   })
 
   it('answers 201 with a Location and the secret once; never shows it again', async () => {
-    const res = await daemon.api<Created>('POST', '/v1/webhooks', { url: 'https://bridge.example/octet' })
+    const raw = await daemon.apiFetch('/v1/webhooks', { method: 'POST', headers: { authorization: `Bearer ${daemon.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://bridge.example/octet' }), signal: AbortSignal.timeout(10_000) })
+    const res = { status: raw.status, body: await raw.json() as Created }
     expect(res.status).toBe(201)
+    expect(raw.headers.get('location')).toBe(`/v1/webhooks/${res.body.webhook.id}`)
     expect(res.body.secret).toMatch(/^[A-Za-z0-9_-]{43}$/)
     const list = await daemon.api<{ webhooks: WebhookView[] }>('GET', '/v1/webhooks')
     const shown = await daemon.api<{ webhook: WebhookView }>('GET', `/v1/webhooks/${res.body.webhook.id}`)
@@ -197,6 +199,16 @@ describe('webhooks', () => {
     expect(shown.body.webhook).toMatchObject({ url: 'https://bridge.example/octet', events: [], state: 'active' })
     expect((await daemon.api('DELETE', `/v1/webhooks/${res.body.webhook.id}`)).status).toBe(204)
     expect((await daemon.api('DELETE', `/v1/webhooks/${res.body.webhook.id}`)).status).toBe(404)
+
+    const env = { OCTET_DATA_DIR: daemon.options.dataDir }
+    const added = await runCli(['webhooks', 'add', 'http://127.0.0.1:9/cli', '--events', 'message.received, group.message', '--secret', SECRET, '--json'], { env })
+    expect(added.code).toBe(0)
+    const cli = JSON.parse(added.stdout) as Created
+    expect(cli).toMatchObject({ secret: SECRET, webhook: { url: 'http://127.0.0.1:9/cli', events: ['message.received', 'group.message'], state: 'active' } })
+    const refused = await runCli(['webhooks', 'add', 'gopher://127.0.0.1/'], { env })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/only http: and https: URLs.*\(BAD_REQUEST\)/)
+    expect((await runCli(['webhooks', 'remove', cli.webhook.id], { env })).code).toBe(0)
   })
 
   it('refuses bad input with 400 and a code, and goes on serving', async () => {
