@@ -45,7 +45,7 @@ export function registerWebhooks (program: Command): void {
     .description('register a URL; prints its secret, which is shown only this once')
     .argument('<url>', 'an http: or https: URL')
     .option('--events <types>', 'comma-separated event types (message.received,message.status …); default: all')
-    .option('--secret <secret>', `the HMAC key (16 to 256 characters); default: a random one`)
+    .option('--secret <secret>', 'the HMAC key (16 to 256 characters); default: a random one')
     .option('--after <id>', 'deliver the events after this id too (default: only new ones)')
     .option('--json', 'print JSON')
     .action(async (url: string, options: { events?: string, secret?: string, after?: string }, command: Command) => {

@@ -179,7 +179,7 @@ export class WebhookWorker {
     if (failures >= this.init.options.pauseAfter) {
       this.record = { ...this.record, state: 'paused', pausedAt: now }
       this.init.counters.increment('webhooks.paused')
-      this.init.log.warn({ webhook: this.record.id, url: this.record.url, failures, lastError: error }, 'webhook paused after failing repeatedly; POST /v1/webhooks/:id/resume (octet webhooks resume) once the receiver is back')
+      this.init.log.warn({ webhook: this.record.id, origin: new URL(this.record.url).origin, failures, lastError: error }, 'webhook paused after failing repeatedly; POST /v1/webhooks/:id/resume (octet webhooks resume) once the receiver is back')
     } else {
       this.init.log.debug({ webhook: this.record.id, failures, lastError: error }, 'webhook delivery failed; retrying')
     }

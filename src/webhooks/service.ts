@@ -27,7 +27,7 @@ const KNOWN_TYPES: Record<OctetEventType, true> = {
 }
 export const EVENT_TYPES = Object.keys(KNOWN_TYPES) as OctetEventType[]
 
-export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
+const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
   timeout: DELIVERY_TIMEOUT,
   retryMin: RETRY_MIN_DELAY,
   retryMax: RETRY_MAX_DELAY,
@@ -140,7 +140,8 @@ export class WebhookService {
     }
     await this.store.put(record)
     this.run(record)
-    this.init.log.info({ webhook: record.id, url, events: record.events }, 'webhook added')
+    // the origin only: a URL's path or query may carry a credential of the receiver's
+    this.init.log.info({ webhook: record.id, origin: new URL(url).origin, events: record.events }, 'webhook added')
     return { webhook: this.view(record.id), secret }
   }
 
