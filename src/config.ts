@@ -6,6 +6,8 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import { DEFAULT_STUN_PORT } from './node/constants.js'
+import { HOUR } from './units.js'
+import { DELIVERY_TIMEOUT, PAUSE_AFTER_FAILURES, RETRY_MAX_DELAY, RETRY_MIN_DELAY } from './webhooks/constants.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -97,6 +99,16 @@ export interface DaemonConfig {
   stunPort: number
   /** where GET /metrics is also served without the token; undefined: only on the API, with it */
   metrics?: ApiAddress
+  /** how webhooks are delivered (src/webhooks/constants.ts says why the defaults) */
+  webhooks: WebhookSettings
+}
+
+/** Webhook delivery timing: ms, and failures in a row before a pause. */
+export interface WebhookSettings {
+  timeout: number
+  retryMin: number
+  retryMax: number
+  pauseAfter: number
 }
 
 /**
@@ -125,12 +137,20 @@ export interface RawSettings {
   webrtc?: unknown
   stunPort?: unknown
   metrics?: unknown
+  /** ms */
+  webhookTimeoutMs?: unknown
+  /** ms */
+  webhookRetryMinMs?: unknown
+  /** ms */
+  webhookRetryMaxMs?: unknown
+  webhookPauseAfter?: unknown
 }
 
 const SETTING_KEYS = [
   'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'libp2pLog', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
-  'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort', 'metrics'
+  'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort', 'metrics',
+  'webhookTimeoutMs', 'webhookRetryMinMs', 'webhookRetryMaxMs', 'webhookPauseAfter'
 ] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
@@ -154,7 +174,11 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   upnp: 'OCTET_UPNP',
   webrtc: 'OCTET_WEBRTC',
   stunPort: 'OCTET_STUN_PORT',
-  metrics: 'OCTET_METRICS'
+  metrics: 'OCTET_METRICS',
+  webhookTimeoutMs: 'OCTET_WEBHOOK_TIMEOUT_MS',
+  webhookRetryMinMs: 'OCTET_WEBHOOK_RETRY_MIN_MS',
+  webhookRetryMaxMs: 'OCTET_WEBHOOK_RETRY_MAX_MS',
+  webhookPauseAfter: 'OCTET_WEBHOOK_PAUSE_AFTER'
 }
 
 export function defaultDataDir (): string {
@@ -246,7 +270,20 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     // (docs/hole-punching.md, "Why off by default")
     webrtc: parseBoolean('webrtc', pick('webrtc') ?? false),
     stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535),
+    webhooks: parseWebhookSettings(pick),
     ...(pick('metrics') != null ? { metrics: parseListenAddress('metrics', pick('metrics')) } : {})
+  }
+}
+
+function parseWebhookSettings (pick: (key: keyof RawSettings) => unknown): WebhookSettings {
+  const retryMin = parseInteger('webhook first retry wait (ms)', pick('webhookRetryMinMs') ?? RETRY_MIN_DELAY, 1, HOUR)
+  const retryMax = parseInteger('webhook longest retry wait (ms)', pick('webhookRetryMaxMs') ?? Math.max(RETRY_MAX_DELAY, retryMin), 1, 24 * HOUR)
+  if (retryMax < retryMin) throw new OctetError('INVALID_CONFIG', `webhook longest retry wait (${retryMax} ms) is shorter than the first (${retryMin} ms)`)
+  return {
+    timeout: parseInteger('webhook timeout (ms)', pick('webhookTimeoutMs') ?? DELIVERY_TIMEOUT, 1, HOUR),
+    retryMin,
+    retryMax,
+    pauseAfter: parseInteger('webhook failures before a pause', pick('webhookPauseAfter') ?? PAUSE_AFTER_FAILURES, 1, 1_000_000)
   }
 }
 

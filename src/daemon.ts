@@ -28,6 +28,7 @@ import { CommitPipeline } from './store/commit.js'
 import { databasePaths } from './store/database.js'
 import { CheckedState } from './store/integrity.js'
 import { VERSION } from './version.js'
+import { WebhookService } from './webhooks/index.js'
 
 export interface DaemonInfo {
   peerId: string
@@ -66,7 +67,7 @@ export interface ReadyMessage extends DaemonInfo {
 
 /**
  * The composition root: config → data directory → store → node → crypto →
- * prekeys → mailbox → messenger → groups → API.
+ * prekeys → mailbox → messenger → groups → webhooks → API.
  * Start undoes what it did when a later step fails; stop shuts down in the
  * reverse order (stop accepting requests, then the node, then the databases).
  */
@@ -79,6 +80,7 @@ export class Daemon {
   messenger!: Messenger
   mailbox!: MailboxService
   groups!: GroupService
+  webhooks!: WebhookService
   private api!: FastifyInstance
   private apiUrl = ''
   private apiSocket: string | undefined
@@ -220,6 +222,11 @@ export class Daemon {
     this.cleanups.push({ name: 'messenger', run: async () => { await this.messenger.stop() } })
     await this.groups.start()
     this.cleanups.push({ name: 'groups', run: async () => { await this.groups.stop() } })
+    // after the services whose events it pushes, before the API; it stops before the pipeline
+    // closes, so the cursor of a POST that finishes during the stop is still written
+    this.webhooks = new WebhookService({ pipeline, events, counters, log: log.child({ module: 'webhooks' }), userAgent: `octet/${VERSION}`, options: config.webhooks })
+    await this.webhooks.start()
+    this.cleanups.push({ name: 'webhooks', run: async () => { await this.webhooks.stop() } })
 
     const sseClients = new SseClients()
     this.metrics.watch({
@@ -230,6 +237,7 @@ export class Daemon {
       mailbox: () => this.mailbox.stats(),
       groups: async () => await this.groups.list(),
       sse: () => sseClients.stats(),
+      webhooks: () => this.webhooks.stats(),
       peers: () => this.node.status().peers,
       relay: () => {
         const { relayAddresses, relayService } = this.node.standing()
@@ -251,7 +259,8 @@ export class Daemon {
       hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts),
       sse: this.overrides.sse,
       sseClients,
-      metrics: this.metrics
+      metrics: this.metrics,
+      webhooks: this.webhooks
     })
     this.cleanups.push({ name: 'api', run: async () => { await this.api.close() } })
     await this.listenApi()

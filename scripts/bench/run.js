@@ -32,7 +32,8 @@ const BENCHMARKS = [
   { name: 'nat', load: () => import('./nat.js') },
   { name: 'autonat', load: () => import('./autonat.js') },
   { name: 'faults', load: () => import('./faults.js') },
-  { name: 'metrics', load: () => import('./metrics.js') }
+  { name: 'metrics', load: () => import('./metrics.js') },
+  { name: 'bridge', load: () => import('./bridge.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

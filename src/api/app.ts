@@ -16,6 +16,8 @@ import { messageRoutes } from './routes/messages.js'
 import { nodeRoutes, type NodeView } from './routes/node.js'
 import type { StoreHealth } from '../store/database.js'
 import { validatorCompiler } from './validation.js'
+import { webhookRoutes } from './routes/webhooks.js'
+import type { WebhookService } from '../webhooks/index.js'
 
 export { API_BODY_LIMIT } from './body-limit.js'
 
@@ -41,6 +43,8 @@ export interface ApiInit {
   sseClients?: SseClients
   /** GET /metrics (Prometheus text), with the token like every route */
   metrics?: MetricsView
+  /** /v1/webhooks… */
+  webhooks?: WebhookService
 }
 
 declare module 'fastify' {
@@ -147,6 +151,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     if (init.mailboxStats != null) await app.register(mailboxRoutes, { messenger, stats: init.mailboxStats })
   }
   if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })
+  if (init.webhooks != null) await app.register(webhookRoutes, { webhooks: init.webhooks })
   if (init.metrics != null) await app.register(metricsRoutes, { metrics: init.metrics })
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import type { GroupService } from '../groups/index.js'
 import type { Messenger } from '../messaging/index.js'
+import type { WebhookService } from '../webhooks/index.js'
 import { buildApi } from './app.js'
 import type { NodeView } from './routes/node.js'
 
@@ -20,7 +21,8 @@ export async function buildDocumentedApi (version: string, token = 'unused'): Pr
     messenger: absent as Messenger,
     groups: absent as GroupService,
     mailboxStats: async () => absent,
-    metrics: { scrape: async () => absent }
+    metrics: { scrape: async () => absent },
+    webhooks: absent as WebhookService
   })
 }
 

@@ -146,6 +146,7 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   contacts: 'Contacts, contact requests, identity keys and safety numbers',
   groups: 'Groups, their members and messages',
   events: 'The live event stream',
+  webhooks: 'Events pushed to URLs by POST, signed, at least once and in order',
   mailbox: 'Sealed envelopes held for and fetched from offline peers'
 }
 

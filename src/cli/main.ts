@@ -9,6 +9,7 @@ import { registerMailbox } from './mailbox.js'
 import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
 import { registerTestnet } from './testnet.js'
+import { registerWebhooks } from './webhooks.js'
 
 export function buildProgram (): Command {
   const program = new Command()
@@ -24,6 +25,7 @@ export function buildProgram (): Command {
   registerContacts(program)
   registerGroups(program)
   registerMailbox(program)
+  registerWebhooks(program)
   registerTestnet(program)
   registerDoctor(program)
   return program

@@ -35,6 +35,8 @@ export interface MetricsSources {
   mailbox: () => { envelopes: number, bytes: number, recipients: number }
   groups: () => Promise<Array<{ state: string, members: string[] }>>
   sse: () => SseClientStats
+  /** each webhook's state and the events it has not acknowledged yet */
+  webhooks: () => Array<{ id: string, state: string, lag: number }>
   peers: () => number
   relay: () => { relayAddresses: number, reservations: number, circuits: number, refusedCircuits: number }
   /** database name → directory */
@@ -106,6 +108,31 @@ export class OctetMetrics {
     gauge('octet_sse_clients', 'event stream (SSE) clients connected', from(s => s.sse().clients))
     gauge('octet_sse_lag_events', 'events the furthest-behind SSE client has not been sent yet', from(s => s.sse().maxLagEvents))
     gauge('octet_sse_buffered_bytes', 'bytes written to SSE clients that they have not taken yet', from(s => s.sse().bufferedBytes))
+    new Gauge({
+      name: 'octet_webhooks',
+      help: 'webhooks, by state (active, paused)',
+      labelNames: ['state'],
+      registers,
+      collect: async function () {
+        const webhooks = await from(s => s.webhooks())()
+        this.reset()
+        // both states always, so a paused count of 0 is a sample, not an absent series
+        this.set({ state: 'active' }, 0)
+        this.set({ state: 'paused' }, 0)
+        for (const w of webhooks ?? []) this.inc({ state: w.state })
+      }
+    })
+    new Gauge({
+      name: 'octet_webhook_lag_events',
+      help: 'events in the log a webhook has not had acknowledged yet, by webhook id',
+      labelNames: ['webhook'],
+      registers,
+      collect: async function () {
+        const webhooks = await from(s => s.webhooks())()
+        this.reset()
+        for (const w of webhooks ?? []) this.set({ webhook: w.id }, w.lag)
+      }
+    })
     gauge('octet_peers', 'distinct peers with an open connection', from(s => s.peers()))
     gauge('octet_relay_addresses', '/p2p-circuit addresses of this node: relays holding a reservation for it', from(s => s.relay().relayAddresses))
     gauge('octet_relay_service_reservations', 'peers holding a reservation on this node as a relay', from(s => s.relay().reservations))

@@ -45,6 +45,8 @@ describe('GET /metrics', () => {
       octet_groups: 'gauge',
       octet_sse_clients: 'gauge',
       octet_sse_lag_events: 'gauge',
+      octet_webhooks: 'gauge',
+      octet_webhook_lag_events: 'gauge',
       octet_peers: 'gauge',
       octet_relay_service_circuits: 'gauge',
       octet_db_bytes: 'gauge',

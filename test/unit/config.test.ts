@@ -15,6 +15,7 @@ import {
   type RawSettings
 } from '../../src/config.js'
 import { OctetError, type ErrorCode } from '../../src/errors.js'
+import { DELIVERY_TIMEOUT, PAUSE_AFTER_FAILURES, RETRY_MAX_DELAY, RETRY_MIN_DELAY } from '../../src/webhooks/constants.js'
 import { Cleanup } from '../helpers/daemon.js'
 
 const cleanup = new Cleanup()
@@ -168,6 +169,15 @@ describe('loadDaemonConfig', () => {
     expect(metrics({})).toEqual({ host: '127.0.0.1', port: 3003 })
     expect(metrics({}, { OCTET_METRICS: '[::1]:2003' })).toEqual({ host: '::1', port: 2003 })
     expect(metrics({ metrics: '0.0.0.0:0' }, { OCTET_METRICS: '[::1]:2003' })).toEqual({ host: '0.0.0.0', port: 0 })
+  })
+
+  it('takes webhook delivery timing from env > file, with the defaults of src/webhooks/constants.ts', async () => {
+    const webhooks = (env: NodeJS.ProcessEnv = {}): unknown => loadDaemonConfig({ dataDir }, env).webhooks
+    expect(webhooks()).toEqual({ timeout: DELIVERY_TIMEOUT, retryMin: RETRY_MIN_DELAY, retryMax: RETRY_MAX_DELAY, pauseAfter: PAUSE_AFTER_FAILURES })
+    await writeConfig({ webhookRetryMinMs: 100, webhookRetryMaxMs: 800, webhookPauseAfter: 6 })
+    expect(webhooks({ OCTET_WEBHOOK_TIMEOUT_MS: '2000', OCTET_WEBHOOK_PAUSE_AFTER: '3' })).toEqual({ timeout: 2000, retryMin: 100, retryMax: 800, pauseAfter: 3 })
+    expect(codeOf(() => webhooks({ OCTET_WEBHOOK_RETRY_MAX_MS: '50' }))).toBe('INVALID_CONFIG')
+    expect(codeOf(() => webhooks({ OCTET_WEBHOOK_PAUSE_AFTER: '0' }))).toBe('INVALID_CONFIG')
   })
 
   it('says which address is wrong: metrics, not api', () => {
