@@ -517,6 +517,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The webhooks, their state and lag (never their secrets) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register a URL to receive events by POST; answers its secret, once
+         * @description Each event is POSTed as JSON ({ id, type, at, data }, as the event stream gives it) with X-Octet-Event-Id, X-Octet-Timestamp (unix seconds) and X-Octet-Signature: sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>; the next only after a 2xx, in id order. Each POST times out after 10 s; redirects are not followed. At most 100 webhooks (409 beyond); 410 EVENTS_PRUNED when `after` names events no longer kept.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook, its state and lag */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Remove a webhook; a POST in flight to it is aborted */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a paused (or failing) webhook active again and try the next event now */
+        post: operations["resumeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -2216,6 +2272,275 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["DiskFull"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhooks: {
+                            id: string;
+                            url: string;
+                            /** @description the event types delivered; empty: all */
+                            events: ("message.received" | "message.sent" | "message.status" | "contact.request" | "contact.updated" | "identity.changed" | "group.invite" | "group.joined" | "group.message" | "group.member.added" | "group.member.removed")[];
+                            createdAt: number;
+                            /**
+                             * @description paused: 16 failed attempts in a row (by default); nothing is sent until it is resumed
+                             * @enum {string}
+                             */
+                            state: "active" | "paused";
+                            /** @description failed attempts in a row */
+                            failures: number;
+                            /** @description why the last attempt failed: HTTP <status>, a timeout, ECONNREFUSED … */
+                            lastError?: string;
+                            lastErrorAt?: number;
+                            pausedAt?: number;
+                            /** @description the last event id the receiver acknowledged with a 2xx (or the event filter passed over) */
+                            lastDeliveredId: number;
+                            /** @description events in the log after lastDeliveredId */
+                            lag: number;
+                            /** @description events pruned from the log before this webhook got them (the last such gap): it went on from the oldest kept */
+                            missed?: {
+                                from: number;
+                                to: number;
+                                at: number;
+                            };
+                        }[];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description an http: or https: URL */
+                    url: string;
+                    /** @description the event types to deliver; absent or empty: all */
+                    events?: ("message.received" | "message.sent" | "message.status" | "contact.request" | "contact.updated" | "identity.changed" | "group.invite" | "group.joined" | "group.message" | "group.member.added" | "group.member.removed")[];
+                    /** @description the HMAC key; absent: a random one is made and answered */
+                    secret?: string;
+                    /** @description deliver the events after this id (still kept in the log); absent: only events from now on */
+                    after?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhook: {
+                            id: string;
+                            url: string;
+                            /** @description the event types delivered; empty: all */
+                            events: ("message.received" | "message.sent" | "message.status" | "contact.request" | "contact.updated" | "identity.changed" | "group.invite" | "group.joined" | "group.message" | "group.member.added" | "group.member.removed")[];
+                            createdAt: number;
+                            /**
+                             * @description paused: 16 failed attempts in a row (by default); nothing is sent until it is resumed
+                             * @enum {string}
+                             */
+                            state: "active" | "paused";
+                            /** @description failed attempts in a row */
+                            failures: number;
+                            /** @description why the last attempt failed: HTTP <status>, a timeout, ECONNREFUSED … */
+                            lastError?: string;
+                            lastErrorAt?: number;
+                            pausedAt?: number;
+                            /** @description the last event id the receiver acknowledged with a 2xx (or the event filter passed over) */
+                            lastDeliveredId: number;
+                            /** @description events in the log after lastDeliveredId */
+                            lag: number;
+                            /** @description events pruned from the log before this webhook got them (the last such gap): it went on from the oldest kept */
+                            missed?: {
+                                from: number;
+                                to: number;
+                                at: number;
+                            };
+                        };
+                        /** @description shown this once: keep it to check signatures */
+                        secret: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            410: components["responses"]["EventsPruned"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["DiskFull"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhook: {
+                            id: string;
+                            url: string;
+                            /** @description the event types delivered; empty: all */
+                            events: ("message.received" | "message.sent" | "message.status" | "contact.request" | "contact.updated" | "identity.changed" | "group.invite" | "group.joined" | "group.message" | "group.member.added" | "group.member.removed")[];
+                            createdAt: number;
+                            /**
+                             * @description paused: 16 failed attempts in a row (by default); nothing is sent until it is resumed
+                             * @enum {string}
+                             */
+                            state: "active" | "paused";
+                            /** @description failed attempts in a row */
+                            failures: number;
+                            /** @description why the last attempt failed: HTTP <status>, a timeout, ECONNREFUSED … */
+                            lastError?: string;
+                            lastErrorAt?: number;
+                            pausedAt?: number;
+                            /** @description the last event id the receiver acknowledged with a 2xx (or the event filter passed over) */
+                            lastDeliveredId: number;
+                            /** @description events in the log after lastDeliveredId */
+                            lag: number;
+                            /** @description events pruned from the log before this webhook got them (the last such gap): it went on from the oldest kept */
+                            missed?: {
+                                from: number;
+                                to: number;
+                                at: number;
+                            };
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["DiskFull"];
+        };
+    };
+    resumeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhook: {
+                            id: string;
+                            url: string;
+                            /** @description the event types delivered; empty: all */
+                            events: ("message.received" | "message.sent" | "message.status" | "contact.request" | "contact.updated" | "identity.changed" | "group.invite" | "group.joined" | "group.message" | "group.member.added" | "group.member.removed")[];
+                            createdAt: number;
+                            /**
+                             * @description paused: 16 failed attempts in a row (by default); nothing is sent until it is resumed
+                             * @enum {string}
+                             */
+                            state: "active" | "paused";
+                            /** @description failed attempts in a row */
+                            failures: number;
+                            /** @description why the last attempt failed: HTTP <status>, a timeout, ECONNREFUSED … */
+                            lastError?: string;
+                            lastErrorAt?: number;
+                            pausedAt?: number;
+                            /** @description the last event id the receiver acknowledged with a 2xx (or the event filter passed over) */
+                            lastDeliveredId: number;
+                            /** @description events in the log after lastDeliveredId */
+                            lag: number;
+                            /** @description events pruned from the log before this webhook got them (the last such gap): it went on from the oldest kept */
+                            missed?: {
+                                from: number;
+                                to: number;
+                                at: number;
+                            };
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["DiskFull"];

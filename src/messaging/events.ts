@@ -32,6 +32,21 @@ export interface OctetEventDataMap {
 }
 
 export type OctetEventType = keyof OctetEventDataMap
+/** Every event type, once. A Record, so that a type added to the map and not here fails the type check. */
+const EVENT_TYPE_SET: Record<OctetEventType, true> = {
+  'message.received': true,
+  'message.sent': true,
+  'message.status': true,
+  'contact.request': true,
+  'contact.updated': true,
+  'identity.changed': true,
+  'group.invite': true,
+  'group.joined': true,
+  'group.message': true,
+  'group.member.added': true,
+  'group.member.removed': true
+}
+export const EVENT_TYPES = Object.keys(EVENT_TYPE_SET) as readonly OctetEventType[]
 /** The types of events about one group: each carries its `groupId`. */
 export type GroupEventType = 'group.invite' | 'group.joined' | 'group.message' | 'group.member.added' | 'group.member.removed'
 

@@ -29,7 +29,7 @@ export type { BundleSource, MailboxClient } from './clients.js'
 export type { CollectReport } from './mailbox-collector.js'
 export type { ContactView } from './contacts.js'
 export type { ConversationSummary, HistoryQuery } from './history.js'
-export { EventLog } from './events.js'
+export { EventLog, EVENT_TYPES } from './events.js'
 export { Counters } from './stats.js'
 
 export interface MessengerInit {

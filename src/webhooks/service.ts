@@ -9,23 +9,6 @@ import { DELIVERY_TIMEOUT, GENERATED_SECRET_BYTES, MAX_WEBHOOKS, PAUSE_AFTER_FAI
 import { WebhookWorker, type WebhookOptions } from './delivery.js'
 import { WebhookStore, type MissedEvents, type WebhookRecord, type WebhookState } from './store.js'
 
-/**
- * Every event type a webhook may ask for. A Record, so that a type added to the event
- * log and not here fails the type check instead of being refused by the API.
- */
-const KNOWN_TYPES: Record<OctetEventType, true> = {
-  'message.received': true,
-  'message.status': true,
-  'contact.request': true,
-  'contact.updated': true,
-  'identity.changed': true,
-  'group.invite': true,
-  'group.joined': true,
-  'group.message': true,
-  'group.member.added': true,
-  'group.member.removed': true
-}
-export const EVENT_TYPES = Object.keys(KNOWN_TYPES) as OctetEventType[]
 
 const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = {
   timeout: DELIVERY_TIMEOUT,

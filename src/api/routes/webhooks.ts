@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { OctetEventType } from '../../messaging/index.js'
 import { DELIVERY_TIMEOUT, MAX_SECRET_LENGTH, MAX_URL_LENGTH, MAX_WEBHOOKS, MIN_SECRET_LENGTH, PAUSE_AFTER_FAILURES } from '../../webhooks/constants.js'
-import { EVENT_TYPES, type NewWebhook, type WebhookService } from '../../webhooks/index.js'
+import { EVENT_TYPES } from '../../messaging/index.js'
+import type { NewWebhook, WebhookService } from '../../webhooks/index.js'
 import { SECOND } from '../../units.js'
 
 const eventTypes = { type: 'array', items: { type: 'string', enum: EVENT_TYPES }, maxItems: EVENT_TYPES.length, uniqueItems: true } as const
