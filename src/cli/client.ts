@@ -54,15 +54,15 @@ export function cliError (err: unknown): unknown {
 }
 
 /**
- * `send` with the CLI's failures: a request gets REQUEST_TIMEOUT for its whole answer (its
+ * `send` with the CLI's failures: a request gets `deadline` for its whole answer (its
  * body is read within it), then TIMEOUT; a daemon that cannot be reached is
  * DAEMON_NOT_RUNNING, saying what to do. An event stream (Accept: text/event-stream) is
  * long-lived: it has no deadline and is ended by its caller's signal.
  */
-function withDeadline (send: ApiFetch, baseUrl: string): ApiFetch {
+export function withDeadline (send: ApiFetch, baseUrl: string, deadline = REQUEST_TIMEOUT): ApiFetch {
   return async (path, init = {}) => {
     const stream = init.headers?.accept === 'text/event-stream'
-    const timeout = stream ? undefined : AbortSignal.timeout(REQUEST_TIMEOUT)
+    const timeout = stream ? undefined : AbortSignal.timeout(deadline)
     const signal = timeout == null ? init.signal : init.signal == null ? timeout : AbortSignal.any([init.signal, timeout])
     try {
       const response = await send(path, { ...init, ...(signal != null ? { signal } : {}) })
@@ -70,7 +70,7 @@ function withDeadline (send: ApiFetch, baseUrl: string): ApiFetch {
       const body = NULL_BODY_STATUSES.has(response.status) ? null : await response.arrayBuffer()
       return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
     } catch (err) {
-      if (timeout?.aborted === true) throw new OctetError('TIMEOUT', `the daemon at ${baseUrl} did not answer within ${REQUEST_TIMEOUT / SECOND} s`)
+      if (timeout?.aborted === true) throw new OctetError('TIMEOUT', `the daemon at ${baseUrl} did not answer within ${deadline / SECOND} s`)
       // the caller gave up: not the daemon's fault
       if (init.signal?.aborted === true) throw err
       throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
