@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises'
 import { fitsUnixSocket, socketFetch, urlFetch, type ApiFetch } from '../api-socket.js'
+import { createOctetClient, OctetApiError, type OctetClient } from '../client/index.js'
 import { dataDirPaths } from '../datadir.js'
 import { OctetError, systemErrorCode } from '../errors.js'
 import { SECOND } from '../units.js'
@@ -7,79 +8,73 @@ import { SECOND } from '../units.js'
 const REQUEST_TIMEOUT = 30 * SECOND
 /** A daemon answers its health check on the socket in about a millisecond; a dead socket refuses at once. */
 const SOCKET_PROBE_TIMEOUT = 2 * SECOND
+// statuses whose answers have no body: `new Response(body, …)` refuses one for them
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304])
 
-/** Talks to the daemon of a data directory over its HTTP API, as any bridge would. */
-export class ApiClient {
-  private readonly send: ApiFetch
+/** The daemon of a data directory, reached through the typed client (`octet/client`), as any bridge would. */
+export interface DaemonApi {
+  client: OctetClient
+  /** where the API is, for people: an http URL, or `unix:<path>` for the socket */
+  baseUrl: string
+}
 
-  /**
-   * `baseUrl` names where the API is, for people (an http URL, or `unix:<path>` for the
-   * socket); `transport` reaches it (default: fetch against `baseUrl`).
-   */
-  constructor (readonly baseUrl: string, private readonly token: string, transport?: ApiFetch) {
-    this.send = transport ?? urlFetch(baseUrl)
+/**
+ * The daemon of `dataDir`: over `api.sock` when it exists and answers (the only way in
+ * when the daemon runs in a network namespace of its own), else over the URL in `api.url`.
+ */
+export async function daemonApi (dataDir: string): Promise<DaemonApi> {
+  const paths = dataDirPaths(dataDir)
+  let token: string
+  try {
+    token = (await readFile(paths.token, 'utf8')).trim()
+  } catch (err) {
+    if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
+    throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API token in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
   }
-
-  /**
-   * The daemon of `dataDir`: over `api.sock` when it exists and answers (the only way in
-   * when the daemon runs in a network namespace of its own), else over the URL in `api.url`.
-   */
-  static async forDataDir (dataDir: string): Promise<ApiClient> {
-    const paths = dataDirPaths(dataDir)
-    let token: string
-    try {
-      token = (await readFile(paths.token, 'utf8')).trim()
-    } catch (err) {
-      if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
-      throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API token in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
-    }
-    if (await socketAnswers(paths.apiSocket)) return new ApiClient(`unix:${paths.apiSocket}`, token, socketFetch(paths.apiSocket))
-    let url: string
-    try {
-      url = (await readFile(paths.apiUrl, 'utf8')).trim()
-    } catch (err) {
-      if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
-      throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API address in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
-    }
-    return new ApiClient(url, token)
+  if (await socketAnswers(paths.apiSocket)) {
+    const baseUrl = `unix:${paths.apiSocket}`
+    return { baseUrl, client: createOctetClient({ baseUrl, token, transport: withDeadline(socketFetch(paths.apiSocket), baseUrl) }) }
   }
-
-  /** A long-lived GET (the event stream): no timeout, ended by `signal`. */
-  async stream (path: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-    let response: Response
-    try {
-      response = await this.send(path, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal })
-    } catch (err) {
-      throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${this.baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
-    }
-    if (!response.ok || response.body == null) throw new OctetError('API_ERROR', `event stream refused: HTTP ${response.status}`)
-    return response.body
+  let baseUrl: string
+  try {
+    baseUrl = (await readFile(paths.apiUrl, 'utf8')).trim()
+  } catch (err) {
+    if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
+    throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API address in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
   }
+  return { baseUrl, client: createOctetClient({ baseUrl, token, transport: withDeadline(urlFetch(baseUrl), baseUrl) }) }
+}
 
-  async request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT)
-    let response: Response
+/**
+ * An error answer of the API as the CLI reports it: one line with the API's message and
+ * code (and exit status 1, as for every OctetError); anything else as it is.
+ */
+export function cliError (err: unknown): unknown {
+  return err instanceof OctetApiError ? new OctetError('API_ERROR', `${err.message} (${err.code})`, { cause: err }) : err
+}
+
+/**
+ * `send` with the CLI's failures: a request gets `deadline` for its whole answer (its
+ * body is read within it), then TIMEOUT; a daemon that cannot be reached is
+ * DAEMON_NOT_RUNNING, saying what to do. An event stream (Accept: text/event-stream) is
+ * long-lived: it has no deadline and is ended by its caller's signal.
+ */
+export function withDeadline (send: ApiFetch, baseUrl: string, deadline = REQUEST_TIMEOUT): ApiFetch {
+  return async (path, init = {}) => {
+    const stream = init.headers?.accept === 'text/event-stream'
+    const timeout = stream ? undefined : AbortSignal.timeout(deadline)
+    const signal = timeout == null ? init.signal : init.signal == null ? timeout : AbortSignal.any([init.signal, timeout])
     try {
-      response = await this.send(path, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {})
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
-      })
+      const response = await send(path, { ...init, ...(signal != null ? { signal } : {}) })
+      if (stream) return response
+      const body = NULL_BODY_STATUSES.has(response.status) ? null : await response.arrayBuffer()
+      return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
     } catch (err) {
-      if (timeout.aborted) throw new OctetError('TIMEOUT', `the daemon at ${this.baseUrl} did not answer within ${REQUEST_TIMEOUT / 1000} s`)
-      throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${this.baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
+      if (timeout?.aborted === true) throw new OctetError('TIMEOUT', `the daemon at ${baseUrl} did not answer within ${deadline / SECOND} s`)
+      // the caller gave up: not the daemon's fault
+      if (init.signal?.aborted === true) throw err
+      throw new OctetError('DAEMON_NOT_RUNNING', `no daemon answers at ${baseUrl} (${describeFetchError(err)}); start one with \`octet daemon\``)
     }
-    const text = await response.text()
-    const parsed = text === '' ? undefined : JSON.parse(text) as unknown
-    if (!response.ok) {
-      const error = (parsed as { error?: { code?: string, message?: string } } | undefined)?.error
-      throw new OctetError('API_ERROR', `${error?.message ?? `HTTP ${response.status}`} (${error?.code ?? response.status})`)
-    }
-    return parsed as T
   }
 }
 

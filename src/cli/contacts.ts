@@ -1,8 +1,7 @@
 import type { Command } from 'commander'
-import { clientFor, resolvePeer, type ContactView } from './context.js'
+import { ok } from '../client/index.js'
+import { clientFor, listContacts, resolvePeer } from './context.js'
 import { printJson, table } from './output.js'
-
-interface SafetyNumber { peerId: string, safetyNumber: string, identity: string, pendingSafetyNumber?: string }
 
 /** `octet contacts …` and `octet safety`. */
 export function registerContacts (program: Command): void {
@@ -12,7 +11,7 @@ export function registerContacts (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const list = (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
+      const list = await listContacts(client)
       if (json) return printJson(list)
       if (list.length === 0) {
         process.stdout.write('no contacts yet; add one with `octet contacts add <PeerId> <name>`\n')
@@ -27,7 +26,7 @@ export function registerContacts (program: Command): void {
     .argument('[name]')
     .action(async (peerId: string, name: string | undefined, _o, command: Command) => {
       const { client } = await clientFor(command)
-      const { contact } = await client.request<{ contact: ContactView }>('POST', '/v1/contacts', { peerId, ...(name != null ? { name } : {}) })
+      const { contact } = ok(await client.POST('/v1/contacts', { body: { peerId, ...(name != null ? { name } : {}) } }))
       process.stdout.write(`${contact.name ?? contact.peerId} ${contact.state}\n`)
     })
 
@@ -42,7 +41,7 @@ export function registerContacts (program: Command): void {
       .action(async (peerArg: string, _o, command: Command) => {
         const { client } = await clientFor(command)
         const peer = await resolvePeer(client, peerArg)
-        const { contact } = await client.request<{ contact: ContactView }>('POST', `/v1/contacts/${peer}/${action}`)
+        const { contact } = ok(await client.POST(`/v1/contacts/{peerId}/${action}`, { params: { path: { peerId: peer } } }))
         process.stdout.write(`${contact.name ?? contact.peerId} ${contact.state}, identity ${contact.identity}\n`)
       })
   }
@@ -54,7 +53,7 @@ export function registerContacts (program: Command): void {
     .action(async (peerArg: string, _o, command: Command) => {
       const { client, json } = await clientFor(command)
       const peer = await resolvePeer(client, peerArg)
-      const result = await client.request<{ peerId: string, requeued: number }>('POST', `/v1/contacts/${peer}/reset-session`)
+      const result = ok(await client.POST('/v1/contacts/{peerId}/reset-session', { params: { path: { peerId: peer } } }))
       if (json) return printJson(result)
       process.stdout.write(`session with ${result.peerId} reset; ${result.requeued} failed message(s) queued again\n`)
     })
@@ -66,7 +65,7 @@ export function registerContacts (program: Command): void {
     .action(async (peerArg: string, _o, command: Command) => {
       const { client, json } = await clientFor(command)
       const peer = await resolvePeer(client, peerArg)
-      const safety = await client.request<SafetyNumber>('GET', `/v1/contacts/${peer}/safety-number`)
+      const safety = ok(await client.GET('/v1/contacts/{peerId}/safety-number', { params: { path: { peerId: peer } } }))
       if (json) return printJson(safety)
       const groups = (digits: string): string => digits.replace(/(\d{5})(?=\d)/g, '$1 ')
       process.stdout.write(`${groups(safety.safetyNumber)}\n`)

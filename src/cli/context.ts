@@ -1,21 +1,28 @@
 import type { Command } from 'commander'
+import { ok, type Answer, type OctetClient } from '../client/index.js'
 import { resolveDataDir } from '../config.js'
 import { OctetError } from '../errors.js'
-import { ApiClient } from './client.js'
+import { daemonApi } from './client.js'
 
 export interface CommonOptions { dataDir?: string, json?: boolean }
 
+/** A contact as the API gives it. */
+export type Contact = Answer<'listContacts'>['contacts'][number]
+
 /** The API client of the data directory named by the global --data-dir (or env, or default). */
-export async function clientFor (command: Command): Promise<{ client: ApiClient, json: boolean }> {
+export async function clientFor (command: Command): Promise<{ client: OctetClient, baseUrl: string, json: boolean }> {
   const opts = command.optsWithGlobals<CommonOptions>()
-  return { client: await ApiClient.forDataDir(resolveDataDir(opts.dataDir)), json: opts.json === true }
+  const { client, baseUrl } = await daemonApi(resolveDataDir(opts.dataDir))
+  return { client, baseUrl, json: opts.json === true }
 }
 
-export interface ContactView { peerId: string, name?: string, state: string, identity: string }
+export async function listContacts (client: OctetClient): Promise<Contact[]> {
+  return ok(await client.GET('/v1/contacts')).contacts
+}
 
 /** A PeerId as given, or the PeerId of the contact with that name. */
-export async function resolvePeer (client: ApiClient, nameOrPeerId: string): Promise<string> {
-  const { contacts } = await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')
+export async function resolvePeer (client: OctetClient, nameOrPeerId: string): Promise<string> {
+  const contacts = await listContacts(client)
   const byName = contacts.filter(c => c.name === nameOrPeerId)
   if (byName.length === 1 && byName[0] != null) return byName[0].peerId
   if (byName.length > 1) throw new OctetError('BAD_REQUEST', `${byName.length} contacts are named "${nameOrPeerId}"; use the PeerId`)
@@ -24,7 +31,7 @@ export async function resolvePeer (client: ApiClient, nameOrPeerId: string): Pro
 }
 
 /** A contact's name if it has one, else a shortened PeerId. */
-export function displayName (peerId: string, contacts: ContactView[]): string {
+export function displayName (peerId: string, contacts: Contact[]): string {
   const name = contacts.find(c => c.peerId === peerId)?.name
   return name ?? `${peerId.slice(0, 8)}…${peerId.slice(-6)}`
 }

@@ -1,29 +1,26 @@
 import type { Command } from 'commander'
-import type { GroupView } from '../groups/index.js'
+import { ok, type Answer, type OctetClient } from '../client/index.js'
 import { OctetError } from '../errors.js'
-import type { GroupMessageRecord } from '../groups/store.js'
-import type { ApiClient } from './client.js'
-import { clientFor, displayName, resolvePeer, type ContactView } from './context.js'
+import { clientFor, displayName, listContacts, resolvePeer, type Contact } from './context.js'
 import { integerOption } from './options.js'
 import { printJson, table } from './output.js'
 
+type Group = Answer<'getGroup'>['group']
+type GroupMessage = Answer<'listGroupMessages'>['messages'][number]
+
 const time = (ms: number): string => new Date(ms).toLocaleTimeString()
 
-async function contactsOf (client: ApiClient): Promise<ContactView[]> {
-  return (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
-}
-
 /** A group id as given, or the id of the one group with that name. */
-async function resolveGroup (client: ApiClient, idOrName: string): Promise<string> {
+async function resolveGroup (client: OctetClient, idOrName: string): Promise<string> {
   if (/^[0-9a-f]{32}$/.test(idOrName)) return idOrName
-  const { groups } = await client.request<{ groups: GroupView[] }>('GET', '/v1/groups')
+  const { groups } = ok(await client.GET('/v1/groups'))
   const named = groups.filter(g => g.name === idOrName)
   if (named.length === 1 && named[0] != null) return named[0].id
   if (named.length > 1) throw new OctetError('BAD_REQUEST', `${named.length} groups are named "${idOrName}"; use the id (see \`octet groups list\`)`)
   throw new OctetError('NOT_FOUND', `no group "${idOrName}"; see \`octet groups list\``)
 }
 
-function describe (group: GroupView, contacts: ContactView[]): string {
+function describe (group: Group, contacts: Contact[]): string {
   const role = (peer: string): string => group.admins.includes(peer) ? ' (admin)' : ''
   const lines = [
     `${group.name}  ${group.id}`,
@@ -36,7 +33,7 @@ function describe (group: GroupView, contacts: ContactView[]): string {
   return lines.join('\n')
 }
 
-function formatMessage (m: GroupMessageRecord, contacts: ContactView[]): string {
+function formatMessage (m: GroupMessage, contacts: Contact[]): string {
   const who = m.direction === 'out' ? 'me' : displayName(m.author, contacts)
   return `[${time(m.sentAt)}] ${who}: ${m.text}`
 }
@@ -50,7 +47,7 @@ export function registerGroups (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const { groups: list } = await client.request<{ groups: GroupView[] }>('GET', '/v1/groups')
+      const { groups: list } = ok(await client.GET('/v1/groups'))
       if (json) return printJson(list)
       if (list.length === 0) {
         process.stdout.write('no groups yet; create one with `octet groups create <name>`\n')
@@ -67,7 +64,7 @@ export function registerGroups (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, _o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const { group } = await client.request<{ group: GroupView }>('POST', '/v1/groups', { name })
+      const { group } = ok(await client.POST('/v1/groups', { body: { name } }))
       if (json) return printJson(group)
       process.stdout.write(`${group.id} created; invite members with \`octet groups invite ${group.id} <peer>\`\n`)
     })
@@ -79,15 +76,31 @@ export function registerGroups (program: Command): void {
     .action(async (groupArg: string, _o, command: Command) => {
       const { client, json } = await clientFor(command)
       const id = await resolveGroup(client, groupArg)
-      const [{ group }, contacts] = await Promise.all([client.request<{ group: GroupView }>('GET', `/v1/groups/${id}`), contactsOf(client)])
+      const [{ group }, contacts] = await Promise.all([client.GET('/v1/groups/{id}', { params: { path: { id } } }).then(ok), listContacts(client)])
       if (json) return printJson(group)
       process.stdout.write(describe(group, contacts) + '\n')
     })
 
-  for (const [name, description, done] of [
-    ['accept', 'accept an invite; the admin then adds you', 'accepted; you join once the admin has added you'],
-    ['decline', 'decline an invite', 'declined'],
-    ['leave', 'leave a group', 'left']
+  // one request per command, each on its own path: a path computed from the name would lose its type
+  for (const { name, description, done, request } of [
+    {
+      name: 'accept',
+      description: 'accept an invite; the admin then adds you',
+      done: 'accepted; you join once the admin has added you',
+      request: async (client: OctetClient, id: string) => ok(await client.POST('/v1/groups/{id}/accept', { params: { path: { id } } }))
+    },
+    {
+      name: 'decline',
+      description: 'decline an invite',
+      done: 'declined',
+      request: async (client: OctetClient, id: string) => ok(await client.POST('/v1/groups/{id}/decline', { params: { path: { id } } }))
+    },
+    {
+      name: 'leave',
+      description: 'leave a group',
+      done: 'left',
+      request: async (client: OctetClient, id: string) => ok(await client.POST('/v1/groups/{id}/leave', { params: { path: { id } } }))
+    }
   ] as const) {
     groups.command(name)
       .description(description)
@@ -96,29 +109,25 @@ export function registerGroups (program: Command): void {
       .action(async (groupArg: string, _o, command: Command) => {
         const { client, json } = await clientFor(command)
         const id = await resolveGroup(client, groupArg)
-        const { group } = await client.request<{ group: GroupView }>('POST', `/v1/groups/${id}/${name}`)
+        const { group } = await request(client, id)
         if (json) return printJson(group)
         process.stdout.write(`${group.name}: ${done} (state ${group.state})\n`)
       })
   }
 
-  // an admin's operations on one peer: the same arguments, request and printout
-  for (const { name, description, method, path, body, done } of [
+  // an admin's operations on one peer: the same arguments and printout
+  for (const { name, description, request, done } of [
     {
       name: 'invite',
       description: 'as an admin, invite a peer; it becomes a member once it accepts',
-      method: 'POST',
-      path: (id: string) => `/v1/groups/${id}/invites`,
-      body: (peerId: string) => ({ peerId }),
-      done: (group: GroupView, peer: string) => `invited ${peer} to ${group.name}; it is added when it accepts`
+      request: async (client: OctetClient, id: string, peerId: string) => ok(await client.POST('/v1/groups/{id}/invites', { params: { path: { id } }, body: { peerId } })),
+      done: (group: Group, peer: string) => `invited ${peer} to ${group.name}; it is added when it accepts`
     },
     {
       name: 'remove',
       description: 'as an admin, remove a member; the others move to new sender keys',
-      method: 'DELETE',
-      path: (id: string, peer: string) => `/v1/groups/${id}/members/${peer}`,
-      body: () => undefined,
-      done: (group: GroupView, peer: string) => `removed ${peer} from ${group.name} (version ${group.version}, key epoch ${group.keyEpoch})`
+      request: async (client: OctetClient, id: string, peer: string) => ok(await client.DELETE('/v1/groups/{id}/members/{peerId}', { params: { path: { id, peerId: peer } } })),
+      done: (group: Group, peer: string) => `removed ${peer} from ${group.name} (version ${group.version}, key epoch ${group.keyEpoch})`
     }
   ] as const) {
     groups.command(name)
@@ -130,7 +139,7 @@ export function registerGroups (program: Command): void {
         const { client, json } = await clientFor(command)
         const id = await resolveGroup(client, groupArg)
         const peer = await resolvePeer(client, peerArg)
-        const { group } = await client.request<{ group: GroupView }>(method, path(id, peer), body(peer))
+        const { group } = await request(client, id, peer)
         if (json) return printJson(group)
         process.stdout.write(done(group, peer) + '\n')
       })
@@ -144,7 +153,7 @@ export function registerGroups (program: Command): void {
     .action(async (groupArg: string, words: string[], _o, command: Command) => {
       const { client, json } = await clientFor(command)
       const id = await resolveGroup(client, groupArg)
-      const result = await client.request<{ message: GroupMessageRecord, recipients: number }>('POST', `/v1/groups/${id}/messages`, { text: words.join(' ') })
+      const result = ok(await client.POST('/v1/groups/{id}/messages', { params: { path: { id } }, body: { text: words.join(' ') } }))
       if (json) return printJson(result)
       process.stdout.write(`${result.message.id} sent to ${result.recipients} peer(s) on the topic\n`)
     })
@@ -158,8 +167,8 @@ export function registerGroups (program: Command): void {
       const { client, json } = await clientFor(command)
       const id = await resolveGroup(client, groupArg)
       const [{ messages }, contacts] = await Promise.all([
-        client.request<{ messages: GroupMessageRecord[] }>('GET', `/v1/groups/${id}/messages?limit=${opts.limit}`),
-        contactsOf(client)
+        client.GET('/v1/groups/{id}/messages', { params: { path: { id }, query: { limit: opts.limit } } }).then(ok),
+        listContacts(client)
       ])
       if (json) return printJson(messages)
       if (messages.length === 0) {

@@ -1,9 +1,7 @@
 import type { Command } from 'commander'
+import { ok } from '../client/index.js'
 import { clientFor } from './context.js'
 import { printJson } from './output.js'
-
-interface Holding { envelopes: number, bytes: number, recipients: number }
-interface CollectReport { mailboxes: number, fetched: number, accepted: number }
 
 /** `octet mailbox` and `octet mailbox collect`. */
 export function registerMailbox (program: Command): void {
@@ -13,7 +11,7 @@ export function registerMailbox (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const { holding } = await client.request<{ holding: Holding }>('GET', '/v1/mailbox')
+      const { holding } = ok(await client.GET('/v1/mailbox'))
       if (json) return printJson(holding)
       process.stdout.write(`holding ${holding.envelopes} sealed envelope(s) for ${holding.recipients} offline peer(s), ${formatBytes(holding.bytes)}\n`)
     })
@@ -22,7 +20,7 @@ export function registerMailbox (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const report = await client.request<CollectReport>('POST', '/v1/mailbox/collect')
+      const report = ok(await client.POST('/v1/mailbox/collect'))
       if (json) return printJson(report)
       process.stdout.write(`asked ${report.mailboxes} mailbox peer(s): ${report.fetched} envelope(s), ${report.accepted} new message(s)\n`)
     })

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { isOctetError, errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
+import { cliError } from './client.js'
 import { registerContacts } from './contacts.js'
 import { registerDaemon } from './daemon.js'
 import { EXIT_STATE_DAMAGED, registerDoctor } from './doctor.js'
@@ -38,7 +39,8 @@ export function buildProgram (): Command {
 export async function main (argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv)
-  } catch (err) {
+  } catch (thrown) {
+    const err = cliError(thrown)
     if (err instanceof CommanderError) {
       // commander already printed its message
       process.exitCode = err.exitCode

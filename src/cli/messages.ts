@@ -1,26 +1,22 @@
 import type { Command } from 'commander'
 import { createInterface } from 'node:readline'
-import type { MessageRecord } from '../messaging/records.js'
-import type { OctetEvent } from '../messaging/events.js'
-import type { ApiClient } from './client.js'
-import { clientFor, displayName, resolvePeer, type ContactView } from './context.js'
+import { ok, type Answer, type OctetClient } from '../client/index.js'
+import { errorMessage } from '../errors.js'
+import { cliError } from './client.js'
+import { clientFor, displayName, listContacts, resolvePeer, type Contact } from './context.js'
 import { integerOption } from './options.js'
 import { printJson, table } from './output.js'
-import { parseSse } from './sse.js'
+import { events, openEventStream } from './sse.js'
 
-interface Conversation { peerId: string, name?: string, contactState?: string, lastMessageAt: number, unread: number, gaps: number[] }
+type Message = Answer<'getMessage'>['message']
 
 const time = (ms: number): string => new Date(ms).toLocaleTimeString()
 const STATUS_MARK: Record<string, string> = { queued: '…', sent: '✓', stored: '✓ in mailboxes', delivered: '✓✓', read: '✓✓ read', failed: '✗' }
 
-function formatMessage (m: MessageRecord, contacts: ContactView[]): string {
-  const who = m.direction === 'out' ? 'me' : displayName(m.author, contacts)
+function formatMessage (m: Message, contacts: Contact[]): string {
+  const who = m.direction === 'out' ? 'me' : displayName(m.peerId, contacts)
   const status = m.direction === 'out' ? `  ${STATUS_MARK[m.status] ?? m.status}${m.status === 'failed' && m.reason != null ? ` (${m.reason})` : ''}` : ''
   return `[${time(m.sentAt)}] ${who}: ${m.text}${status}`
-}
-
-async function contactsOf (client: ApiClient): Promise<ContactView[]> {
-  return (await client.request<{ contacts: ContactView[] }>('GET', '/v1/contacts')).contacts
 }
 
 /** `octet send`, `octet inbox`, `octet chat`. */
@@ -34,7 +30,7 @@ export function registerMessages (program: Command): void {
     .action(async (peerArg: string, words: string[], opts: { wait?: boolean }, command: Command) => {
       const { client, json } = await clientFor(command)
       const to = await resolvePeer(client, peerArg)
-      let { message } = await client.request<{ message: MessageRecord }>('POST', '/v1/messages', { to, text: words.join(' ') })
+      let { message } = ok(await client.POST('/v1/messages', { body: { to, text: words.join(' ') } }))
       if (opts.wait === true) message = await waitForDelivery(client, message)
       if (json) return printJson(message)
       const detail = message.status === 'stored' ? ` (${message.mailboxes ?? 0} mailboxes; the recipient is offline)` : message.reason != null ? ` (${message.reason})` : ''
@@ -49,8 +45,8 @@ export function registerMessages (program: Command): void {
     .action(async (opts: { limit: number }, command: Command) => {
       const { client, json } = await clientFor(command)
       const [{ conversations }, contacts] = await Promise.all([
-        client.request<{ conversations: Conversation[] }>('GET', '/v1/conversations'),
-        contactsOf(client)
+        client.GET('/v1/conversations').then(ok),
+        listContacts(client)
       ])
       if (json) return printJson(conversations)
       if (conversations.length === 0) {
@@ -62,7 +58,7 @@ export function registerMessages (program: Command): void {
         [c.contactState === 'pending' ? 'contact request: `octet contacts accept <peer>`' : '', c.gaps.length > 0 ? `missing #${c.gaps.slice(0, 5).join(', #')}` : ''].filter(Boolean).join('; ')
       ])) + '\n')
       for (const c of conversations.filter(c => c.unread > 0)) {
-        const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${c.peerId}/messages?limit=${Math.min(opts.limit, c.unread)}`)
+        const { messages } = ok(await client.GET('/v1/conversations/{peerId}/messages', { params: { path: { peerId: c.peerId }, query: { limit: Math.min(opts.limit, c.unread) } } }))
         process.stdout.write(`\n${displayName(c.peerId, contacts)} (${c.peerId}):\n${messages.map(m => '  ' + formatMessage(m, contacts)).join('\n')}\n`)
       }
     })
@@ -79,24 +75,20 @@ export function registerMessages (program: Command): void {
 /** Statuses `send --wait` stops at: the message arrived, or is safe in mailboxes, or will not go. */
 const SETTLED = ['stored', 'delivered', 'read', 'failed']
 
-async function waitForDelivery (client: ApiClient, message: MessageRecord): Promise<MessageRecord> {
+async function waitForDelivery (client: OctetClient, message: Message): Promise<Message> {
   const abort = new AbortController()
   const timer = setTimeout(() => { abort.abort() }, 60_000)
   try {
-    const body = await client.stream('/v1/events', abort.signal)
+    const body = await openEventStream(client, abort.signal)
     // the status may have changed before the stream opened
-    let current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
+    const current = await getMessage(client, message.id)
     if (SETTLED.includes(current.status)) return current
-    for await (const sse of parseSse(body)) {
-      const event = JSON.parse(sse.data) as OctetEvent
-      if (event.type === 'message.status' && event.data.id === message.id && SETTLED.includes(String(event.data.status))) {
-        current = (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
-        return current
-      }
+    for await (const event of events(body)) {
+      if (event.type === 'message.status' && event.data.id === message.id && SETTLED.includes(event.data.status)) return await getMessage(client, message.id)
     }
     return current
   } catch (err) {
-    if (abort.signal.aborted) return (await client.request<{ message: MessageRecord }>('GET', `/v1/messages/${message.id}`)).message
+    if (abort.signal.aborted) return await getMessage(client, message.id)
     throw err
   } finally {
     clearTimeout(timer)
@@ -104,28 +96,31 @@ async function waitForDelivery (client: ApiClient, message: MessageRecord): Prom
   }
 }
 
-async function chat (client: ApiClient, peer: string): Promise<void> {
-  const contacts = await contactsOf(client)
+async function getMessage (client: OctetClient, id: string): Promise<Message> {
+  return ok(await client.GET('/v1/messages/{id}', { params: { path: { id } } })).message
+}
+
+async function chat (client: OctetClient, peer: string): Promise<void> {
+  const contacts = await listContacts(client)
   const abort = new AbortController()
   const out = (line: string): boolean => process.stdout.write(`${line}\n`)
-  const markRead = async (m: MessageRecord): Promise<void> => {
-    if (m.direction === 'in' && m.status !== 'read') await client.request('POST', `/v1/messages/${m.id}/read`).catch(() => {})
+  const markRead = async (m: Message): Promise<void> => {
+    if (m.direction === 'in' && m.status !== 'read') await client.POST('/v1/messages/{id}/read', { params: { path: { id: m.id } } }).then(ok).catch(() => {})
   }
   // subscribe first, so nothing that arrives while the history prints is missed
-  const events = await client.stream('/v1/events', abort.signal)
-  const { messages } = await client.request<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peer}/messages?limit=20`)
+  const stream = await openEventStream(client, abort.signal)
+  const { messages } = ok(await client.GET('/v1/conversations/{peerId}/messages', { params: { path: { peerId: peer }, query: { limit: 20 } } }))
   for (const m of messages) { out(formatMessage(m, contacts)); await markRead(m) }
   out(`chat with ${displayName(peer, contacts)} (${peer}) — type to send, /quit to leave`)
   const live = (async () => {
-    for await (const sse of parseSse(events)) {
-      const event = JSON.parse(sse.data) as OctetEvent
+    for await (const event of events(stream)) {
       if (event.type === 'message.received') {
-        const m = event.data.message as MessageRecord
+        const m = event.data.message
         if (m.peerId !== peer) continue
         out(formatMessage(m, contacts))
         await markRead(m)
-      } else if (event.type === 'message.status' && event.data.peerId === peer && ['delivered', 'read', 'failed'].includes(String(event.data.status))) {
-        out(`  (${String(event.data.id).slice(0, 8)} ${String(event.data.status)}${event.data.reason != null ? `: ${String(event.data.reason)}` : ''})`)
+      } else if (event.type === 'message.status' && event.data.peerId === peer && ['delivered', 'read', 'failed'].includes(event.data.status)) {
+        out(`  (${event.data.id.slice(0, 8)} ${event.data.status}${event.data.reason != null ? `: ${event.data.reason}` : ''})`)
       } else if (event.type === 'identity.changed' && event.data.peerId === peer) {
         out('  ! the identity key of this peer changed: compare `octet safety` with them, then `octet contacts accept-identity`')
       }
@@ -138,9 +133,9 @@ async function chat (client: ApiClient, peer: string): Promise<void> {
     if (text === '') continue
     if (text === '/quit' || text === '/exit') break
     try {
-      await client.request('POST', '/v1/messages', { to: peer, text })
+      ok(await client.POST('/v1/messages', { body: { to: peer, text } }))
     } catch (err) {
-      out(`not sent: ${err instanceof Error ? err.message : String(err)}`)
+      out(`not sent: ${errorMessage(cliError(err))}`)
     }
   }
   rl.close()

@@ -1,36 +1,9 @@
 import type { Command } from 'commander'
+import { ok, type Answer } from '../client/index.js'
 import { clientFor } from './context.js'
 import { printJson, table } from './output.js'
 
-interface Identity {
-  peerId: string
-  listenAddresses: string[]
-  announceAddresses: string[]
-  reachability: 'public' | 'private' | 'unknown'
-  reachabilitySource: string
-  publicAddresses: string[]
-  observedAddresses: string[]
-  relayAddresses: string[]
-  relayService: { offered: boolean, disabled?: boolean, reservations?: number, circuits?: number }
-}
-interface Peers { peers: Array<{ peerId: string, addresses: string[], direction: string }> }
-interface Health { status: 'ok' | 'degraded', version: string, uptimeSeconds: number, reasons?: Array<{ code: string, message: string, since: number }> }
-interface Status {
-  peers: number
-  minPeers: number
-  connectivity: 'isolated' | 'low' | 'ok'
-  routingTableSize: number
-  bootstrap: string[]
-  reconnect: {
-    attempts: number
-    consecutiveFailures: number
-    lastAttemptAt?: number
-    lastOutcome?: string
-    lastError?: string
-    lastConnectedAt?: number
-    nextAttemptAt?: number
-  }
-}
+type Identity = Answer<'getIdentity'>
 
 /** `octet id`, `octet peers`, `octet status`: what the local daemon knows about itself. */
 export function registerNodeInfo (program: Command): void {
@@ -39,7 +12,7 @@ export function registerNodeInfo (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const id = await client.request<Identity>('GET', '/v1/identity')
+      const id = ok(await client.GET('/v1/identity'))
       if (json) return printJson(id)
       process.stdout.write(`${id.peerId}\n${id.announceAddresses.map(a => `  ${a}`).join('\n')}\n`)
       process.stdout.write(`reachability: ${reachabilityLine(id)}\n`)
@@ -50,7 +23,7 @@ export function registerNodeInfo (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const { peers } = await client.request<Peers>('GET', '/v1/peers')
+      const { peers } = ok(await client.GET('/v1/peers'))
       if (json) return printJson(peers)
       if (peers.length === 0) {
         process.stdout.write('no peers connected yet (bootstrap with `octet daemon --bootstrap <multiaddr>`, or enable mDNS)\n')
@@ -63,11 +36,11 @@ export function registerNodeInfo (program: Command): void {
     .description('show whether the daemon runs, its version, uptime, PeerId, peers and how it (re)connects')
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
-      const { client, json } = await clientFor(command)
+      const { client, baseUrl, json } = await clientFor(command)
       const [health, id, net] = await Promise.all([
-        client.request<Health>('GET', '/v1/health'),
-        client.request<Identity>('GET', '/v1/identity'),
-        client.request<Status>('GET', '/v1/status')
+        client.GET('/v1/health').then(ok),
+        client.GET('/v1/identity').then(ok),
+        client.GET('/v1/status').then(ok)
       ])
       const status = {
         running: true,
@@ -76,7 +49,7 @@ export function registerNodeInfo (program: Command): void {
         version: health.version,
         uptimeSeconds: health.uptimeSeconds,
         peerId: id.peerId,
-        api: client.baseUrl,
+        api: baseUrl,
         peers: net.peers,
         minPeers: net.minPeers,
         connectivity: net.connectivity,

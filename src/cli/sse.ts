@@ -1,3 +1,7 @@
+import { ok, type OctetClient } from '../client/index.js'
+import { OctetError } from '../errors.js'
+import type { OctetEvent } from '../messaging/events.js'
+
 export interface SseMessage {
   id?: string
   event?: string
@@ -32,4 +36,23 @@ export async function * parseSse (body: ReadableStream<Uint8Array>): AsyncGenera
       else if (field === 'data') current.data = current.data === '' ? value : `${current.data}\n${value}`
     }
   }
+}
+
+/**
+ * Opens the daemon's event stream (no timeout: `signal` ends it). Opened before what the
+ * caller reads next, so that nothing happening meanwhile is missed.
+ */
+export async function openEventStream (client: OctetClient, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  const body = ok(await client.GET('/v1/events', { parseAs: 'stream', signal, headers: { accept: 'text/event-stream' } }))
+  if (body == null) throw new OctetError('API_ERROR', 'the event stream answered without a body')
+  return body
+}
+
+/**
+ * The events of an open stream. The document types the stream only as text/event-stream:
+ * each `data` line is an event as the daemon stores it (messaging/events.ts), the one
+ * type the CLI takes from the daemon's source rather than from the document.
+ */
+export async function * events (body: ReadableStream<Uint8Array>): AsyncGenerator<OctetEvent> {
+  for await (const sse of parseSse(body)) yield JSON.parse(sse.data) as OctetEvent
 }

@@ -1,17 +1,18 @@
-import type { Command } from 'commander'
+import { InvalidArgumentError, type Command } from 'commander'
+import { ok, type Answer } from '../client/index.js'
+import { EVENT_TYPES, type OctetEventType } from '../messaging/events.js'
 import { clientFor } from './context.js'
+import { integerOption } from './options.js'
 import { printJson, table } from './output.js'
 
-interface WebhookView {
-  id: string
-  url: string
-  events: string[]
-  state: string
-  failures: number
-  lastError?: string
-  lastDeliveredId: number
-  lag: number
-  missed?: { from: number, to: number }
+type WebhookView = Answer<'getWebhook'>['webhook']
+
+/** `--events a,b`: known event types, or commander's one-line error naming the unknown ones. */
+function eventTypes (value: string): OctetEventType[] {
+  const types = value.split(',').map(t => t.trim()).filter(t => t !== '')
+  const unknown = types.filter(t => !(EVENT_TYPES as readonly string[]).includes(t))
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown event type ${unknown.join(', ')}; known: ${EVENT_TYPES.join(', ')}`)
+  return types as OctetEventType[]
 }
 
 function describe (w: WebhookView): string {
@@ -28,7 +29,7 @@ export function registerWebhooks (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (_o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const list = (await client.request<{ webhooks: WebhookView[] }>('GET', '/v1/webhooks')).webhooks
+      const list = ok(await client.GET('/v1/webhooks')).webhooks
       if (json) return printJson(list)
       if (list.length === 0) {
         process.stdout.write('no webhooks; add one with `octet webhooks add <url>`\n')
@@ -44,21 +45,19 @@ export function registerWebhooks (program: Command): void {
   webhooks.command('add')
     .description('register a URL; prints its secret, which is shown only this once')
     .argument('<url>', 'an http: or https: URL')
-    .option('--events <types>', 'comma-separated event types (message.received,message.status …); default: all')
+    .option('--events <types>', 'comma-separated event types (message.received,message.status …); default: all', eventTypes)
     .option('--secret <secret>', 'the HMAC key (16 to 256 characters); default: a random one')
-    .option('--after <id>', 'deliver the events after this id too (default: only new ones)')
+    .option('--after <id>', 'deliver the events after this id too (default: only new ones)', integerOption(0, Number.MAX_SAFE_INTEGER))
     .option('--json', 'print JSON')
-    .action(async (url: string, options: { events?: string, secret?: string, after?: string }, command: Command) => {
+    .action(async (url: string, options: { events?: OctetEventType[], secret?: string, after?: number }, command: Command) => {
       const { client, json } = await clientFor(command)
-      const events = options.events?.split(',').map(t => t.trim()).filter(t => t !== '')
       const body = {
         url,
-        ...(events != null ? { events } : {}),
+        ...(options.events != null ? { events: options.events } : {}),
         ...(options.secret != null ? { secret: options.secret } : {}),
-        // a number that is not one goes to the API as it is, which names the problem
-        ...(options.after != null ? { after: /^\d+$/.test(options.after) ? Number(options.after) : options.after } : {})
+        ...(options.after != null ? { after: options.after } : {})
       }
-      const created = await client.request<{ webhook: WebhookView, secret: string }>('POST', '/v1/webhooks', body)
+      const created = ok(await client.POST('/v1/webhooks', { body }))
       if (json) return printJson(created)
       process.stdout.write(`webhook ${created.webhook.id} → ${created.webhook.url}\nsecret: ${created.secret}\n(keep it: receivers check X-Octet-Signature with it; it is not shown again)\n`)
     })
@@ -68,7 +67,7 @@ export function registerWebhooks (program: Command): void {
     .argument('<id>')
     .action(async (id: string, _o, command: Command) => {
       const { client } = await clientFor(command)
-      await client.request('DELETE', `/v1/webhooks/${encodeURIComponent(id)}`)
+      ok(await client.DELETE('/v1/webhooks/{id}', { params: { path: { id } } }))
       process.stdout.write(`webhook ${id} removed\n`)
     })
 
@@ -78,7 +77,7 @@ export function registerWebhooks (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, _o, command: Command) => {
       const { client, json } = await clientFor(command)
-      const { webhook } = await client.request<{ webhook: WebhookView }>('POST', `/v1/webhooks/${encodeURIComponent(id)}/resume`)
+      const { webhook } = ok(await client.POST('/v1/webhooks/{id}/resume', { params: { path: { id } } }))
       if (json) return printJson(webhook)
       process.stdout.write(describe(webhook) + '\n')
     })

@@ -18,6 +18,13 @@ export type OctetClient = Client<paths>
 /** What every error answer of the API carries. */
 export type ApiErrorBody = components['schemas']['Error']
 
+type JsonBody<R> = R extends { content: { 'application/json': infer B } } ? B : never
+/**
+ * The JSON body of an operation's successful answer (200, 201 or 202), by `operationId`:
+ * `Answer<'listContacts'>['contacts'][number]` is a contact as the API gives it.
+ */
+export type Answer<K extends keyof operations> = JsonBody<operations[K]['responses'][Extract<keyof operations[K]['responses'], 200 | 201 | 202>]>
+
 export interface OctetClientOptions {
   /** the API's URL (`http://127.0.0.1:7090`); with `transport`, only a name for people */
   baseUrl: string

@@ -1495,7 +1495,12 @@ export interface operations {
                     "application/json": {
                         peerId: string;
                         safetyNumber: string;
-                        identity: string;
+                        /**
+                         * @description changed: a new identity key waits for accept-identity
+                         * @enum {string}
+                         */
+                        identity: "unknown" | "trusted" | "changed";
+                        /** @description the safety number of the new identity key (identity changed) */
                         pendingSafetyNumber?: string;
                     };
                 };

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { setTimeout as delayFor } from 'node:timers/promises'
 import type { ApiFetch } from '../api-socket.js'
+import { createOctetClient, ok, type OctetClient } from '../client/index.js'
 import { dataDirPaths } from '../datadir.js'
 import { OctetError } from '../errors.js'
 import { SECOND } from '../units.js'
@@ -47,6 +48,8 @@ const DHT_PROGRESS_INTERVAL = SECOND
 /** One DHT lookup of the readiness check, retried until it succeeds. */
 interface Pair {
   from: TestnetNode
+  /** the API of `from`, which looks `to` up */
+  client: OctetClient
   to: TestnetNode
   failures: number
   /** ms since the epoch before which it is not retried */
@@ -81,15 +84,14 @@ export interface ReadinessCheck {
  */
 export async function waitForDht ({ nodes, apiOf, onProgress, dir, signal }: ReadinessCheck): Promise<void> {
   const n = nodes.length
+  const clients = await Promise.all(nodes.map(async node => await clientOf(node, apiOf(node))))
   const pairs: Pair[] = []
   for (const k of readinessOffsets(n)) {
-    for (let i = 0; i < n; i++) pairs.push({ from: nodes[i] as TestnetNode, to: nodes[(i + k) % n] as TestnetNode, failures: 0, notBefore: 0 })
+    for (let i = 0; i < n; i++) pairs.push({ from: nodes[i] as TestnetNode, client: clients[i] as OctetClient, to: nodes[(i + k) % n] as TestnetNode, failures: 0, notBefore: 0 })
   }
   const total = pairs.length
   const timeoutMs = readyTimeout(total)
   const deadline = Date.now() + timeoutMs
-  const tokens = new Map<string, string>()
-  for (const node of nodes) tokens.set(node.name, (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim())
   let found = 0
   let failedAttempts = 0
   let reportedAt = Date.now()
@@ -106,7 +108,7 @@ export async function waitForDht ({ nodes, apiOf, onProgress, dir, signal }: Rea
         continue
       }
       const [pair] = queue.splice(index, 1) as [Pair]
-      if (await lookup(apiOf(pair.from), pair.to.peerId, tokens.get(pair.from.name) ?? '', signal)) {
+      if (await lookup(pair.client, pair.to.peerId, signal)) {
         found++
         // progress at most once per interval, and always the last
         if (found === total || Date.now() - reportedAt >= DHT_PROGRESS_INTERVAL) {
@@ -144,10 +146,9 @@ export async function waitForBootstrap ({ nodes, apiOf, onProgress, dir, signal 
   onProgress({ stage: 'bootstrap', connected, total: others.length })
   const waiting: TestnetNode[] = []
   await Promise.all(others.map(async node => {
-    const token = (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim()
+    const client = await clientOf(node, apiOf(node))
     while (signal?.aborted !== true) {
-      const api = apiOf(node)
-      if (await isConnectedTo(api, bootstrap.peerId, token, signal) && (node.placement?.reach !== 'nat' || await holdsRelayReservation(api, token, signal))) {
+      if (await isConnectedTo(client, bootstrap.peerId, signal) && (node.placement?.reach !== 'nat' || await holdsRelayReservation(client, signal))) {
         onProgress({ stage: 'bootstrap', connected: ++connected, total: others.length })
         return
       }
@@ -191,44 +192,40 @@ async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   await delayFor(ms, undefined, { signal }).catch(() => {})
 }
 
-/** GET `path` from the API behind `api`, given up after LOOKUP_TIMEOUT or when `signal` aborts. */
-async function apiGet (api: ApiFetch, path: string, token: string, signal?: AbortSignal): Promise<Response> {
+/** The typed client of a node's API, over `transport`, with the token from its data directory. */
+async function clientOf (node: TestnetNode, transport: ApiFetch): Promise<OctetClient> {
+  const token = (await readFile(dataDirPaths(node.dataDir).token, 'utf8')).trim()
+  return createOctetClient({ baseUrl: node.apiUrl, token, transport })
+}
+
+/** A request's signal: given up after LOOKUP_TIMEOUT or when `signal` aborts. */
+function within (signal?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(LOOKUP_TIMEOUT)
-  return await api(path, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: signal == null ? timeout : AbortSignal.any([signal, timeout])
-  })
+  return signal == null ? timeout : AbortSignal.any([signal, timeout])
 }
 
-async function lookup (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+async function lookup (client: OctetClient, peerId: string, signal?: AbortSignal): Promise<boolean> {
   try {
-    const res = await apiGet(api, `/v1/dht/peers/${peerId}`, token, signal)
-    await res.arrayBuffer()
-    return res.ok
+    ok(await client.GET('/v1/dht/peers/{peerId}', { params: { path: { peerId } }, signal: within(signal) }))
+    return true
   } catch {
     return false
   }
 }
 
-/** Whether the node behind `api` has a relay address: a relay holds a reservation for it. */
-async function holdsRelayReservation (api: ApiFetch, token: string, signal?: AbortSignal): Promise<boolean> {
+/** Whether the node behind `client` has a relay address: a relay holds a reservation for it. */
+async function holdsRelayReservation (client: OctetClient, signal?: AbortSignal): Promise<boolean> {
   try {
-    const res = await apiGet(api, '/v1/identity', token, signal)
-    if (!res.ok) return false
-    const { relayAddresses } = await res.json() as { relayAddresses?: string[] }
-    return (relayAddresses?.length ?? 0) > 0
+    return ok(await client.GET('/v1/identity', { signal: within(signal) })).relayAddresses.length > 0
   } catch {
     return false
   }
 }
 
-/** Whether the node behind `api` lists `peerId` among its connected peers. */
-async function isConnectedTo (api: ApiFetch, peerId: string, token: string, signal?: AbortSignal): Promise<boolean> {
+/** Whether the node behind `client` lists `peerId` among its connected peers. */
+async function isConnectedTo (client: OctetClient, peerId: string, signal?: AbortSignal): Promise<boolean> {
   try {
-    const res = await apiGet(api, '/v1/peers', token, signal)
-    if (!res.ok) return false
-    const { peers } = await res.json() as { peers: Array<{ peerId: string }> }
-    return peers.some(p => p.peerId === peerId)
+    return ok(await client.GET('/v1/peers', { signal: within(signal) })).peers.some(p => p.peerId === peerId)
   } catch {
     return false
   }

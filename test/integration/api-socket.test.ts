@@ -3,7 +3,8 @@ import { mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { UNIX_SOCKET_PATH_MAX, socketFetch } from '../../src/api-socket.js'
-import { ApiClient } from '../../src/cli/client.js'
+import { daemonApi } from '../../src/cli/client.js'
+import { openEventStream } from '../../src/cli/sse.js'
 import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
 
 const cleanup = new Cleanup()
@@ -46,10 +47,10 @@ describe('api.sock: the API on a Unix socket in the data directory', () => {
   it('streams events over the socket, answers 204 without a body, and a daemon with a stream open still stops cleanly', async () => {
     const dataDir = await cleanup.tempDir()
     const daemon = await DaemonProcess.start({ dataDir }, cleanup)
-    const client = await ApiClient.forDataDir(dataDir)
-    expect(client.baseUrl).toBe(`unix:${join(dataDir, 'api.sock')}`)
+    const { client, baseUrl } = await daemonApi(dataDir)
+    expect(baseUrl).toBe(`unix:${join(dataDir, 'api.sock')}`)
     const abort = new AbortController()
-    const reader = (await client.stream('/v1/events', abort.signal)).getReader()
+    const reader = (await openEventStream(client, abort.signal)).getReader()
     const first = await reader.read()
     expect(new TextDecoder().decode(first.value)).toContain(': octet events')
 
@@ -79,7 +80,7 @@ describe('api.sock: the API on a Unix socket in the data directory', () => {
     const id = await runCli(['id', '--data-dir', dataDir])
     expect(id.code, id.stderr).toBe(0)
     expect(id.stdout.split('\n')[0]).toBe(daemon.info.peerId)
-    expect((await ApiClient.forDataDir(dataDir)).baseUrl).toBe(`unix:${join(dataDir, 'api.sock')}`)
+    expect((await daemonApi(dataDir)).baseUrl).toBe(`unix:${join(dataDir, 'api.sock')}`)
   })
 
   it('a socket left by a killed daemon: the CLI falls back to api.url, and the next daemon starts and serves on a fresh socket', async () => {
@@ -89,8 +90,7 @@ describe('api.sock: the API on a Unix socket in the data directory', () => {
     const sock = join(dataDir, 'api.sock')
     expect((await stat(sock)).isSocket()).toBe(true)
     // nobody answers on the stale socket: the client tries api.url and names it
-    const client = await ApiClient.forDataDir(dataDir)
-    expect(client.baseUrl).toBe(crashed.info.apiUrl)
+    expect((await daemonApi(dataDir)).baseUrl).toBe(crashed.info.apiUrl)
     const status = await runCli(['id', '--data-dir', dataDir])
     expect(status.code).toBe(1)
     expect(status.stderr).toContain(crashed.info.apiUrl)

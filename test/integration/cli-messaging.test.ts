@@ -50,6 +50,11 @@ describe('octet send / inbox / contacts / safety / chat', () => {
     expect(unknown.code).not.toBe(0)
     expect(unknown.stderr.trim().split('\n')).toHaveLength(1)
     expect(unknown.stderr).toMatch(/^octet: .*neither a PeerId nor a contact name/)
+
+    // refused by the API: its message and code on one line, exit 1 (not a crash's 70)
+    const bad = await cli(a, 'contacts', 'add', 'not-a-peer-id', 'x')
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^octet: .+ \((BAD_REQUEST|INVALID_PEER_ID)\)\n$/)
   })
 
   it('chat shows incoming messages live and sends typed lines', async () => {

@@ -69,7 +69,7 @@ export async function contactRoutes (app: FastifyInstance, { messenger }: { mess
         200: {
           type: 'object',
           required: ['peerId', 'safetyNumber', 'identity'],
-          properties: { peerId: { type: 'string' }, safetyNumber: { type: 'string' }, identity: { type: 'string' }, pendingSafetyNumber: { type: 'string' } }
+          properties: { peerId: { type: 'string' }, safetyNumber: { type: 'string' }, identity: contactSchema.properties.identity, pendingSafetyNumber: { type: 'string', description: 'the safety number of the new identity key (identity changed)' } }
         }
       }
     }
