@@ -9,6 +9,7 @@ import { registerMailbox } from './mailbox.js'
 import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
 import { registerTestnet } from './testnet.js'
+import { registerUi } from './ui.js'
 
 export function buildProgram (): Command {
   const program = new Command()
@@ -25,6 +26,7 @@ export function buildProgram (): Command {
   registerGroups(program)
   registerMailbox(program)
   registerTestnet(program)
+  registerUi(program)
   registerDoctor(program)
   return program
 }
