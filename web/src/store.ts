@@ -62,8 +62,13 @@ export class Store {
     this.closeStream = openEvents(this.lastEventId, {
       onEvent: (id, event) => { this.apply(id, event) },
       onOpen: () => {
+        const wasDown = this.connection === 'offline'
         this.connection = 'live'
         this.changed()
+        // the browser resumed the stream with Last-Event-ID, which covers everything only
+        // once an event came: a stream that saw none yet does not know where it was. The
+        // lists are loaded again as well, by id, so that is never a gap nor a double
+        if (wasDown) void this.reload()
       },
       onDown: closed => {
         this.connection = 'offline'
