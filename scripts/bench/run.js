@@ -32,7 +32,8 @@ const BENCHMARKS = [
   { name: 'nat', load: () => import('./nat.js') },
   { name: 'autonat', load: () => import('./autonat.js') },
   { name: 'faults', load: () => import('./faults.js') },
-  { name: 'metrics', load: () => import('./metrics.js') }
+  { name: 'metrics', load: () => import('./metrics.js') },
+  { name: 'web', load: () => import('./web.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

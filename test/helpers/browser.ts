@@ -55,7 +55,8 @@ export async function screenshot (page: Page, name: string): Promise<void> {
 /** Presses Tab until the element matching `selector` has the focus (keyboard only, no clicks). */
 export async function tabTo (page: Page, selector: string, max = 40): Promise<void> {
   for (let i = 0; i < max; i++) {
-    if (await page.evaluate(s => document.activeElement?.matches(s) === true, selector)) return
+    const focused = page.locator(`${selector}:focus`)
+    if (await focused.count() > 0) return
     await page.keyboard.press('Tab')
   }
   throw new Error(`Tab never reached ${selector}`)

@@ -61,9 +61,7 @@ export function ChatView ({ peerId }: { peerId: string }) {
   // what this page shows is read: mark it, while the page is in view
   useEffect(() => {
     if (document.visibilityState !== 'visible') return
-    const unread = messages.filter(m => !m.out && m.status !== 'read')
-    if (unread.length === 0) return
-    void Promise.all(unread.map(async m => { s.putMessage(await api.markRead(m.id)) })).then(() => { s.refreshSoon(); s.changed() }, () => {})
+    s.markRead(messages.filter(m => !m.out && m.status !== 'read').map(m => m.id))
   })
   useEffect(() => {
     const onVisible = (): void => { s.changed() }

@@ -9,6 +9,8 @@ export type Connection = 'connecting' | 'live' | 'offline' | 'login'
 const RANK: Record<MessageStatus, number> = { queued: 0, sent: 1, stored: 2, delivered: 3, read: 4, failed: 5 }
 /** The newest messages loaded when a conversation opens; older ones on request. */
 export const PAGE = 1000
+/** Mark-read requests at once: a long unread conversation does not flood the daemon. */
+const READERS = 4
 
 export class Store {
   connection: Connection = 'connecting'
@@ -26,6 +28,10 @@ export class Store {
   error: string | undefined
 
   private readonly listeners = new Set<() => void>()
+  /** messages being marked read: each is asked for once, a few at a time */
+  private readonly reading = new Set<string>()
+  private readonly toRead: string[] = []
+  private readers = 0
   private closeStream: (() => void) | undefined
   private refreshTimer: ReturnType<typeof setTimeout> | undefined
   private retryTimer: ReturnType<typeof setTimeout> | undefined
@@ -128,6 +134,34 @@ export class Store {
     this.groups.set(id, group)
     for (const m of messages) this.putGroupMessage(m)
     this.changed()
+  }
+
+  /** Marks received messages read (the ones shown): each once, at most READERS requests at a time. */
+  markRead (ids: string[]): void {
+    for (const id of ids) {
+      if (this.reading.has(id)) continue
+      this.reading.add(id)
+      this.toRead.push(id)
+    }
+    while (this.readers < READERS && this.toRead.length > 0) {
+      this.readers++
+      void this.readNext()
+    }
+  }
+
+  private async readNext (): Promise<void> {
+    let id: string | undefined
+    while ((id = this.toRead.shift()) != null) {
+      try {
+        this.putMessage(await api.markRead(id))
+      } catch {
+        // not read after all (offline): asked again the next time it is shown
+      }
+      this.reading.delete(id)
+      this.changed()
+    }
+    this.readers--
+    this.refreshSoon()
   }
 
   putMessage (m: Message): void {
