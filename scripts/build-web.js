@@ -1,6 +1,6 @@
-// Builds the web page (web/) into dist/web: one bundled script and one stylesheet, each named
-// by a hash of its content (served as immutable by src/api/routes/ui.ts), and index.html
-// naming them. Nothing is fetched from elsewhere at run time. Run by `npm run build`.
+// Builds the web pages (web/) into dist/web: the daemon's page (index.html) and the testnet's
+// (testnet.html, `octet testnet --ui`), each one bundled script, sharing one stylesheet, each
+// file named by a hash of its content (served as immutable by src/api/routes/ui.ts). Nothing is fetched from elsewhere at run time. Run by `npm run build`.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,7 +11,11 @@ const OUT = join(ROOT, 'dist', 'web')
 
 await rm(OUT, { recursive: true, force: true })
 const result = await build({
-  entryPoints: { app: join(ROOT, 'web', 'src', 'main.tsx'), style: join(ROOT, 'web', 'style.css') },
+  entryPoints: {
+    app: join(ROOT, 'web', 'src', 'main.tsx'),
+    testnet: join(ROOT, 'web', 'src', 'testnet', 'main.tsx'),
+    style: join(ROOT, 'web', 'style.css')
+  },
   outdir: join(OUT, 'assets'),
   entryNames: '[name]-[hash]',
   bundle: true,
@@ -26,11 +30,14 @@ const result = await build({
   logLevel: 'warning'
 })
 const outputs = Object.keys(result.metafile.outputs).map(path => `assets/${basename(path)}`)
-const script = outputs.find(name => /^assets\/app-.*\.js$/.test(name))
-const style = outputs.find(name => /^assets\/style-.*\.css$/.test(name))
-if (script == null || style == null) throw new Error(`esbuild gave no app script or stylesheet: ${outputs.join(', ')}`)
-const html = (await readFile(join(ROOT, 'web', 'index.html'), 'utf8'))
-  .replace('%SCRIPT%', `/${script}`)
-  .replace('%STYLE%', `/${style}`)
+const named = prefix => outputs.find(name => name.startsWith(`assets/${prefix}-`) && !name.endsWith('.map'))
+const style = named('style')
 await mkdir(OUT, { recursive: true })
-await writeFile(join(OUT, 'index.html'), html)
+for (const [page, entry] of [['index.html', 'app'], ['testnet.html', 'testnet']]) {
+  const script = named(entry)
+  if (script == null || style == null) throw new Error(`esbuild gave no ${entry} script or stylesheet: ${outputs.join(', ')}`)
+  const html = (await readFile(join(ROOT, 'web', page), 'utf8'))
+    .replace('%SCRIPT%', `/${script}`)
+    .replace('%STYLE%', `/${style}`)
+  await writeFile(join(OUT, page), html)
+}

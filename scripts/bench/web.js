@@ -4,7 +4,7 @@
 // baseline of the same run: the same browser navigating to a small JSON answer of the same
 // daemon (what loading anything from it costs at least).
 import { existsSync } from 'node:fs'
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { apiRequest, inProcessDaemon, median, ROOT, tempDir } from './lib.js'
@@ -16,13 +16,14 @@ const RUN = { messages: 1000, loads: 5, renders: 5, concurrency: 32 }
 const CHROMIUM = process.env.OCTET_CHROMIUM ?? '/usr/bin/chromium'
 const WEB = join(ROOT, 'dist', 'web')
 
+/** The chat page's files: index.html and what it names (the testnet page's script is apart). */
 async function assetSizes () {
-  let raw = 0
-  let gzip = 0
-  for (const file of await readdir(WEB, { recursive: true })) {
-    const path = join(WEB, file)
-    if (!(await stat(path)).isFile()) continue
-    const body = await readFile(path)
+  const html = await readFile(join(WEB, 'index.html'))
+  const files = [...html.toString().matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)].map(m => m[1])
+  let raw = html.length
+  let gzip = gzipSync(html).length
+  for (const file of files) {
+    const body = await readFile(join(WEB, file))
     raw += body.length
     gzip += gzipSync(body).length
   }

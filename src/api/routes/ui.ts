@@ -38,10 +38,10 @@ export async function securityHeaders (_request: FastifyRequest, reply: FastifyR
   return payload
 }
 
-interface Asset { body: Buffer, type: string }
+export interface Asset { body: Buffer, type: string }
 
 /** The built page, read once at start: a handful of small files, served from memory. */
-async function loadAssets (dir: string): Promise<Map<string, Asset>> {
+export async function loadAssets (dir: string): Promise<Map<string, Asset>> {
   const assets = new Map<string, Asset>()
   let names: string[]
   try {
@@ -58,6 +58,25 @@ async function loadAssets (dir: string): Promise<Map<string, Asset>> {
   return assets
 }
 
+/**
+ * GET / (the page `index` of `assets`) and /assets/… . The page is always checked again (it
+ * names the current assets); the assets carry a hash of their content in their names, so they
+ * never change and are kept for a year.
+ */
+export function staticRoutes (app: FastifyInstance, assets: Map<string, Asset>, index: string): void {
+  const send = async (reply: FastifyReply, name: string, cache: string): Promise<unknown> => {
+    const asset = assets.get(name)
+    if (asset == null) {
+      void reply.code(404)
+      return errorBody('NOT_FOUND', name === index ? 'the web page is not built: run npm run build' : `no asset ${name}`)
+    }
+    return await reply.type(asset.type).header('cache-control', cache).send(asset.body)
+  }
+  app.get('/', { config: { public: true, hidden: true } }, async (_request, reply) => await send(reply, index, 'no-cache'))
+  app.get<{ Params: { '*': string } }>('/assets/*', { config: { public: true, hidden: true } }, async (request, reply) =>
+    await send(reply, `assets/${request.params['*']}`, 'public, max-age=31536000, immutable'))
+}
+
 export interface UiRoutesInit {
   sessions: UiSessions
   /** the built page's folder; default dist/web */
@@ -68,22 +87,7 @@ export interface UiRoutesInit {
 export async function uiRoutes (app: FastifyInstance, { sessions, webDir = WEB_DIST }: UiRoutesInit): Promise<void> {
   const assets = await loadAssets(webDir)
 
-  const send = async (reply: FastifyReply, name: string, cache: string): Promise<unknown> => {
-    const asset = assets.get(name)
-    if (asset == null) {
-      void reply.code(404)
-      return errorBody('NOT_FOUND', name === 'index.html'
-        ? 'the web page is not built: run npm run build'
-        : `no asset ${name}`)
-    }
-    return await reply.type(asset.type).header('cache-control', cache).send(asset.body)
-  }
-
-  // the page itself is always checked again (it names the current assets); the assets carry
-  // a hash of their content in their names, so they never change and are kept for a year
-  app.get('/', { config: { public: true, hidden: true } }, async (_request, reply) => await send(reply, 'index.html', 'no-cache'))
-  app.get<{ Params: { '*': string } }>('/assets/*', { config: { public: true, hidden: true } }, async (request, reply) =>
-    await send(reply, `assets/${request.params['*']}`, 'public, max-age=31536000, immutable'))
+  staticRoutes(app, assets, 'index.html')
 
   app.post('/v1/ui/login-codes', {
     schema: {
