@@ -124,6 +124,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
       }
       await attempt('read', async () => await fetch(`${api}/v1/conversations`, { credentials: 'include' }))
       await attempt('send', async () => await fetch(`${api}/v1/messages`, { method: 'POST', credentials: 'include', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ to, text: 'forged' }) }))
+      // a route that needs no body: a JSON-only API is no fence there, only the origin check is
+      await attempt('block', async () => await fetch(`${api}/v1/contacts/${to}/block`, { method: 'POST', credentials: 'include', mode: 'no-cors' }))
       await attempt('send-json', async () => await fetch(`${api}/v1/messages`, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to, text: 'forged' }) }))
       return tries
     }, { api, to: a.peerId })
@@ -133,7 +135,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     // the no-cors send: its answer is withheld from the page (opaque, or refused by the API's
     // Cross-Origin-Resource-Policy); what matters is below, that it did nothing
     expect(outcome.send).toMatch(/^(answered 0|failed: TypeError)$/)
+    expect(outcome.block).toMatch(/^(answered 0|failed: TypeError)$/)
     expect((await history(b, a)).length).toBe(before)
+    expect((await b.api<{ contact: ContactView }>('GET', `/v1/contacts/${a.peerId}`)).body.contact.state).toBe('accepted')
     await page.close()
   })
 
