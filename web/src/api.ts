@@ -234,6 +234,19 @@ function pageEvent (type: string, data: unknown): PageEvent | undefined {
 const EVENT_TYPES = ['message.received', 'message.sent', 'message.status', 'contact.updated', 'contact.request', 'identity.changed',
   'group.invite', 'group.joined', 'group.message', 'group.member.added', 'group.member.removed']
 
+/** Whether the stream still keeps the events after `after` (false: pruned, 410, resume from now). */
+export async function eventsKept (after: number): Promise<boolean> {
+  const abort = new AbortController()
+  const timer = setTimeout(() => { abort.abort() }, TIMEOUT)
+  try {
+    const res = await fetch(`/v1/events?after=${after}`, { credentials: 'same-origin', signal: abort.signal })
+    return res.status !== 410
+  } finally {
+    clearTimeout(timer)
+    abort.abort()
+  }
+}
+
 export interface EventStreamHandlers {
   onEvent: (id: number, event: PageEvent) => void
   onOpen: () => void

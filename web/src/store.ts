@@ -1,7 +1,7 @@
 // The page's state: what it loaded and what the event stream told, kept by id so that an
 // event seen twice (a replay after reconnecting, a reload racing the stream) changes nothing
 // the second time. Views subscribe and render from it.
-import { api, openEvents, type Contact, type Conversation, type Group, type GroupMessage, type Message, type MessageStatus, type PageEvent } from './api.js'
+import { api, eventsKept, openEvents, type Contact, type Conversation, type Group, type GroupMessage, type Message, type MessageStatus, type PageEvent } from './api.js'
 
 export type Connection = 'connecting' | 'live' | 'offline' | 'login'
 
@@ -59,6 +59,9 @@ export class Store {
       if (this.connection === 'offline') this.retryLater()
       return
     }
+    // events older than the daemon keeps are gone (410): the lists below are loaded anew
+    // anyway, so the stream then starts from now
+    if (this.lastEventId != null && !await eventsKept(this.lastEventId).catch(() => true)) this.lastEventId = undefined
     this.stream()
     await this.reload()
   }
