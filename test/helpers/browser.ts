@@ -13,8 +13,13 @@ export const HAVE_CHROMIUM = existsSync(CHROMIUM)
 export const SCREENSHOTS = join(ROOT, 'test-results', 'screenshots')
 
 export async function launchBrowser (cleanup: Cleanup): Promise<Browser> {
-  // --no-sandbox: tests run as root, where Chromium's sandbox refuses to start
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 30_000 })
+  // --no-sandbox: tests run as root, where Chromium's sandbox refuses to start; a fake camera
+  // (a test pattern, no permission prompt) for the QR scanner
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    timeout: 30_000
+  })
   cleanup.add(async () => { await browser.close() })
   await mkdir(SCREENSHOTS, { recursive: true })
   return browser
