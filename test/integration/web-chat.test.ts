@@ -147,8 +147,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     const page = await openPage(context, a)
     await page.locator(`a.item[data-peer="${b.peerId}"]`).click()
     await page.locator('.msg.out', { hasText: 'three' }).waitFor()
+    // a long unbroken text wraps inside its bubble
+    await page.locator('#composer-text').fill(`${'x'.repeat(3000)} end`)
+    await page.locator('#composer-text').press('Enter')
+    await page.locator('.msg.out', { hasText: 'x end' }).waitFor()
     // one column: the list is gone, the conversation fills the width, no horizontal scroll
     expect(await page.locator('nav.list').isVisible()).toBe(false)
+    expect(await page.locator('.messages').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     expect(await page.locator('html').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     await screenshot(page, 'chat-phone-dark')
   })
