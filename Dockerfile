@@ -18,6 +18,9 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
+# the web page, bundled into dist/web by esbuild
+COPY web ./web
+COPY scripts/build-web.js ./scripts/
 RUN npm run build
 
 # ---- runtime: production dependencies and dist/ only ------------------------

@@ -21,6 +21,8 @@ export const AREAS = [
   { path: 'bin', ships: true },
   { path: 'test', ships: false },
   { path: 'scripts', ships: false },
+  // the web page: bundled into dist/web at build time, so its packages are devDependencies
+  { path: 'web', ships: false },
   { path: 'vitest.config.ts', ships: false }
 ]
 

@@ -33,7 +33,8 @@ const BENCHMARKS = [
   { name: 'autonat', load: () => import('./autonat.js') },
   { name: 'faults', load: () => import('./faults.js') },
   { name: 'metrics', load: () => import('./metrics.js') },
-  { name: 'bridge', load: () => import('./bridge.js') }
+  { name: 'bridge', load: () => import('./bridge.js') },
+  { name: 'web', load: () => import('./web.js') }
 ]
 
 const RESULTS_DIR = join(ROOT, 'bench-results')

@@ -18,6 +18,8 @@ import type { StoreHealth } from '../store/database.js'
 import { validatorCompiler } from './validation.js'
 import { webhookRoutes } from './routes/webhooks.js'
 import type { WebhookService } from '../webhooks/index.js'
+import { securityHeaders, uiRoutes } from './routes/ui.js'
+import { UiSessions, fromSameOrigin, readCookie, sessionCookieName } from './ui-session.js'
 
 export { API_BODY_LIMIT } from './body-limit.js'
 
@@ -45,6 +47,8 @@ export interface ApiInit {
   metrics?: MetricsView
   /** /v1/webhooks… */
   webhooks?: WebhookService
+  /** the web page's folder (default dist/web, built by npm run build) */
+  webDir?: string
 }
 
 declare module 'fastify' {
@@ -53,6 +57,8 @@ declare module 'fastify' {
     public?: boolean
     /** Route is left out of the OpenAPI document. */
     hidden?: boolean
+    /** Route takes the bearer token only, not the web page's session cookie. */
+    bearerOnly?: boolean
   }
   /** Documentation keywords, read by the OpenAPI collector, ignored by validation. */
   interface FastifySchema {
@@ -118,15 +124,20 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
     app.server.emit('request', req, res)
   })
 
+  const sessions = new UiSessions(init.token)
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.public === true) return
-    const header = request.headers.authorization ?? ''
-    const match = /^Bearer (\S+)$/i.exec(header)
-    if (match?.[1] == null || !tokensMatch(init.token, match[1])) {
-      void reply.code(401).header('www-authenticate', 'Bearer realm="octet"')
-      return await reply.send(errorBody('UNAUTHORIZED', 'missing or wrong bearer token; send Authorization: Bearer <token> with the token from <data-dir>/api.token'))
-    }
+    const config = request.routeOptions.config
+    if (config.public === true) return
+    const header = request.headers.authorization
+    const match = /^Bearer (\S+)$/i.exec(header ?? '')
+    if (match?.[1] != null && tokensMatch(init.token, match[1])) return
+    // the web page's session cookie, only from a page of this origin (src/api/ui-session.ts)
+    const cookie = readCookie(request, sessionCookieName(request))
+    if (header == null && config.bearerOnly !== true && cookie != null && sessions.valid(cookie) && fromSameOrigin(request)) return
+    void reply.code(401).header('www-authenticate', 'Bearer realm="octet"')
+    return await reply.send(errorBody('UNAUTHORIZED', 'missing or wrong bearer token; send Authorization: Bearer <token> with the token from <data-dir>/api.token'))
   })
+  app.addHook('onSend', securityHeaders)
 
   app.setErrorHandler(async (err, request, reply) => {
     // a body without a length (chunked) that went over the limit while it was read
@@ -153,6 +164,7 @@ export async function buildApi (init: ApiInit): Promise<FastifyInstance> {
   if (init.groups != null) await app.register(groupRoutes, { groups: init.groups })
   if (init.webhooks != null) await app.register(webhookRoutes, { webhooks: init.webhooks })
   if (init.metrics != null) await app.register(metricsRoutes, { metrics: init.metrics })
+  await app.register(uiRoutes, { sessions, ...(init.webDir != null ? { webDir: init.webDir } : {}) })
 
   app.get('/v1/openapi.json', { config: { public: true, hidden: true } }, async () => openapi.document(init.version))
   return app

@@ -144,6 +144,7 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   node: 'The node: health, identity, connectivity, peers, counters, metrics',
   messages: 'Direct messages and conversations',
   contacts: 'Contacts, contact requests, identity keys and safety numbers',
+  ui: 'The web page served at /: its one-time login code (for `octet ui`) and its session cookie, which every route also takes from a page of this origin',
   groups: 'Groups, their members and messages',
   events: 'The live event stream',
   webhooks: 'Events pushed to URLs by POST, signed, at least once and in order',

@@ -11,6 +11,7 @@ import { registerMessages } from './messages.js'
 import { registerNodeInfo } from './node-info.js'
 import { registerTestnet } from './testnet.js'
 import { registerWebhooks } from './webhooks.js'
+import { registerUi } from './ui.js'
 
 export function buildProgram (): Command {
   const program = new Command()
@@ -28,6 +29,7 @@ export function buildProgram (): Command {
   registerMailbox(program)
   registerWebhooks(program)
   registerTestnet(program)
+  registerUi(program)
   registerDoctor(program)
   return program
 }

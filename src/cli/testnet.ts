@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { OctetError, isOctetError } from '../errors.js'
 import { Testnet } from '../testnet/index.js'
+import { startTestnetUi } from '../testnet/ui.js'
 import { FULL_CHECK_MAX_NODES } from '../testnet/readiness.js'
 import type { TestnetNode, TestnetProgress } from '../testnet/types.js'
 import { integerOption } from './options.js'
@@ -14,8 +15,9 @@ export function registerTestnet (program: Command): void {
     .option('--dir <dir>', 'directory for the nodes\' data directories and logs', 'octet-testnet')
     .option('--base-port <port>', 'first port; node i uses base+3i (TCP), +1 (WebSockets), +2 (API); 0 lets the OS pick', integerOption(0, 65000), 4800)
     .option('--log-level <level>', 'log level of the daemons', 'info')
+    .option('--ui [host:port]', 'serve a page that draws the testnet live as a graph (default 127.0.0.1, the port below the base port)')
     .option('--nat', 'each daemon in a network namespace: node-0 and a quarter of the others public, every other one behind a NAT router of its own (Linux, root, iproute2 and iptables)')
-    .action(async (opts: { nodes: number, dir: string, basePort: number, logLevel: string, nat?: boolean }) => {
+    .action(async (opts: { nodes: number, dir: string, basePort: number, logLevel: string, nat?: boolean, ui?: string | boolean }) => {
       const dir = resolve(opts.dir)
       const nat = opts.nat === true
       const testnet = new Testnet({ nodes: opts.nodes, dir, basePort: opts.basePort, logLevel: opts.logLevel, nat })
@@ -43,12 +45,21 @@ export function registerTestnet (program: Command): void {
         process.stdout.write(`API tokens: <data dir>/api.token, e.g. curl -H "Authorization: Bearer $(cat ${first?.dataDir ?? dir}/api.token)" ${first?.apiUrl ?? ''}/v1/peers\n`)
       }
       process.stdout.write(`CLI: octet --data-dir ${first?.dataDir ?? dir} peers\nlogs: <data dir>/daemon.log — press Ctrl-C to stop every daemon\n`)
+      let ui: Awaited<ReturnType<typeof startTestnetUi>> | undefined
+      try {
+        if (opts.ui != null && opts.ui !== false) ui = await startTestnetUi(testnet, uiAddress(opts.ui, opts.basePort))
+      } catch (error) {
+        await testnet.stop()
+        throw error
+      }
+      if (ui != null) process.stdout.write(`testnet page: ${ui.url}\n`)
 
       const crashed = new Promise<string>(resolveCrash => {
         testnet.onUnexpectedExit((name, code) => { resolveCrash(`${name} exited unexpectedly (code ${code}); see ${dir}/${name}/daemon.log`) })
       })
       const outcome = await Promise.race([interrupted.then(() => undefined), crashed])
       err(nat ? 'stopping every daemon and removing the namespaces …' : 'stopping every daemon …')
+      await ui?.close()
       await testnet.stop()
       if (outcome != null) {
         err(`octet: ${outcome}`)
@@ -105,4 +116,12 @@ function where (node: TestnetNode): string {
   const placement = node.placement
   if (placement == null) return `API ${node.apiUrl}`
   return placement.reach === 'public' ? `public ${placement.address}` : `NAT ${placement.address}, seen as ${placement.seenAs}`
+}
+
+/** Where `--ui` serves: the address given, else 127.0.0.1 on the port below the base port (0: any). */
+function uiAddress (given: string | true, basePort: number): { host: string, port: number } {
+  if (given === true) return { host: '127.0.0.1', port: basePort > 0 ? basePort - 1 : 0 }
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)):(\d{1,5})$/.exec(given)
+  if (match == null) throw new OctetError('INVALID_ADDRESS', `--ui ${given}: give host:port, e.g. 127.0.0.1:4799`)
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: Number(match[3]) }
 }

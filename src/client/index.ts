@@ -10,6 +10,7 @@ import { socketFetch, urlFetch, type ApiFetch } from '../api-socket.js'
 import type { components, operations, paths } from './schema.js'
 
 export type { components, operations, paths }
+export type { Answer } from './answers.js'
 export { socketFetch, urlFetch, type ApiFetch }
 
 /** A client of one daemon's API: `GET`, `POST`, `DELETE` … typed by path. */
@@ -17,13 +18,6 @@ export type OctetClient = Client<paths>
 
 /** What every error answer of the API carries. */
 export type ApiErrorBody = components['schemas']['Error']
-
-type JsonBody<R> = R extends { content: { 'application/json': infer B } } ? B : never
-/**
- * The JSON body of an operation's successful answer (200, 201 or 202), by `operationId`:
- * `Answer<'listContacts'>['contacts'][number]` is a contact as the API gives it.
- */
-export type Answer<K extends keyof operations> = JsonBody<operations[K]['responses'][Extract<keyof operations[K]['responses'], 200 | 201 | 202>]>
 
 export interface OctetClientOptions {
   /** the API's URL (`http://127.0.0.1:7090`); with `transport`, only a name for people */

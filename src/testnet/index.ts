@@ -191,7 +191,8 @@ export class Testnet {
   }
 
   /** How to reach a node's API from here: its socket in a NAT testnet (the URL is another namespace's loopback), else its URL. */
-  private apiOf (node: TestnetNode): ApiFetch {
+  /** How to reach a node's API: its socket in a NAT testnet, else its URL. */
+  apiOf (node: TestnetNode): ApiFetch {
     return node.apiSocket != null && node.placement != null ? socketFetch(node.apiSocket) : urlFetch(node.apiUrl)
   }
 

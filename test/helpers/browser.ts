@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { expect } from 'vitest'
+import { ROOT, runCli, type Cleanup, type DaemonProcess } from './daemon.js'
+
+/** Debian's chromium (`.ci/run` installs it); OCTET_CHROMIUM names another. */
+export const CHROMIUM = process.env.OCTET_CHROMIUM ?? '/usr/bin/chromium'
+export const HAVE_CHROMIUM = existsSync(CHROMIUM)
+/** Where the browser tests leave screenshots of the main views (a CI artifact; README says so). */
+export const SCREENSHOTS = join(ROOT, 'test-results', 'screenshots')
+
+export async function launchBrowser (cleanup: Cleanup): Promise<Browser> {
+  // --no-sandbox: tests run as root, where Chromium's sandbox refuses to start; a fake camera
+  // (a test pattern, no permission prompt) for the QR scanner
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    timeout: 30_000
+  })
+  cleanup.add(async () => { await browser.close() })
+  await mkdir(SCREENSHOTS, { recursive: true })
+  return browser
+}
+
+/** A port free now, for a daemon that must come back on the same address (its page's origin). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  if (address == null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+/** Logs a browser context into a daemon's page the way a person does: the URL `octet ui` prints. */
+export async function openPage (browser: Browser | BrowserContext, daemon: DaemonProcess, options: { width?: number } = {}): Promise<Page> {
+  const context = 'newContext' in browser ? await browser.newContext({ viewport: { width: options.width ?? 1100, height: 760 } }) : browser
+  const ui = await runCli(['ui', '--data-dir', daemon.options.dataDir])
+  expect(ui.code, ui.stderr).toBe(0)
+  const page = await context.newPage()
+  page.setDefaultTimeout(20_000)
+  const errors: string[] = []
+  page.on('pageerror', err => { errors.push(err.message) })
+  page.on('console', m => { if (m.type() === 'error' && !/Failed to load resource|EventSource/.test(m.text())) errors.push(m.text()) })
+  ;(page as Page & { errors: string[] }).errors = errors
+  await page.goto(ui.stdout.trim())
+  await page.locator('.shell[data-connection="live"]').waitFor()
+  // the code left the address bar at once
+  expect(page.url()).not.toContain('login=')
+  return page
+}
+
+export async function screenshot (page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) })
+}
+
+/** Presses Tab until the element matching `selector` has the focus (keyboard only, no clicks). */
+export async function tabTo (page: Page, selector: string, max = 40): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    const focused = page.locator(`${selector}:focus`)
+    if (await focused.count() > 0) return
+    await page.keyboard.press('Tab')
+  }
+  throw new Error(`Tab never reached ${selector}`)
+}

@@ -1,0 +1,160 @@
+import { createServer, type Server } from 'node:http'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ContactView, MessageRecord } from '../../src/messaging/index.js'
+import { Cleanup, DaemonProcess, waitFor } from '../helpers/daemon.js'
+import { HAVE_CHROMIUM, CHROMIUM, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
+
+if (!HAVE_CHROMIUM) console.warn(`web page tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set OCTET_CHROMIUM)`)
+
+/**
+ * The web page in a real browser (Debian's Chromium driven by playwright-core) against two
+ * real daemons, one page each, logged in the way a person is: the URL `octet ui` prints.
+ */
+describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', () => {
+  const cleanup = new Cleanup()
+  let browser: Browser
+  let a: DaemonProcess
+  let b: DaemonProcess
+  let pageA: Page
+  let pageB: Page
+
+  const history = async (node: DaemonProcess, peer: DaemonProcess): Promise<MessageRecord[]> =>
+    (await node.api<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${peer.peerId}/messages?limit=1000`)).body.messages
+  /** The messages a page shows, by id, in order: each id once. */
+  const shown = async (page: Page): Promise<string[]> => await page.locator('.messages .msg').evaluateAll(els => els.map(e => e.getAttribute('data-id') ?? ''))
+
+  beforeAll(async () => {
+    browser = await launchBrowser(cleanup)
+    a = await DaemonProcess.start({ dataDir: await cleanup.tempDir() }, cleanup)
+    // B comes back on the same addresses after a restart: its page's origin, and where A finds it
+    const [api, p2p] = [await freePort(), await freePort()]
+    b = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress], api: `127.0.0.1:${api}`, listen: [`/ip4/127.0.0.1/tcp/${p2p}`] }, cleanup)
+    pageA = await openPage(browser, a)
+    pageB = await openPage(browser, b)
+  }, 90_000)
+  afterAll(async () => { await cleanup.run() })
+
+  it('A sends with the keyboard only; B sees it live and reads it; A sees `read`', async () => {
+    // keyboard only: Tab to the field, type, Enter opens the chat; Tab to the message box, Enter sends
+    await tabTo(pageA, 'input[id^="f-new-chat"]')
+    await pageA.keyboard.type(b.peerId)
+    await pageA.keyboard.press('Enter')
+    await pageA.waitForURL(`**/#/chats/${b.peerId}`)
+    await tabTo(pageA, '#composer-text')
+    await pageA.keyboard.type('Hello B — مرحبا 👋')
+    await pageA.keyboard.press('Enter')
+    const sent = pageA.locator('.msg.out').last()
+    await expect.poll(async () => await sent.textContent()).toContain('Hello B — مرحبا 👋')
+    expect(await pageA.locator('#composer-text').inputValue()).toBe('')
+
+    // B: the conversation appears live, as a contact request with one unread message
+    const item = pageB.locator(`a.item[data-peer="${a.peerId}"]`)
+    await item.waitFor()
+    await expect.poll(async () => await item.locator('.unread').textContent()).toBe('1')
+    expect(await item.locator('.last').textContent()).toContain('Hello B')
+    await screenshot(pageB, 'conversations')
+    await item.click()
+    await pageB.locator('.msg.in', { hasText: 'Hello B' }).waitFor()
+
+    // B's page marked it read; A's page shows `read`, live
+    const id = await sent.getAttribute('data-id')
+    await pageA.locator(`.msg[data-id="${id}"][data-status="read"]`).waitFor()
+    expect(await pageA.locator(`.msg[data-id="${id}"] .status`).textContent()).toBe('read')
+    await expect.poll(async () => await item.locator('.unread').count()).toBe(0)
+    await screenshot(pageA, 'chat')
+  })
+
+  it('B accepts the contact request from its page', async () => {
+    await pageB.getByRole('button', { name: 'Accept' }).first().click()
+    await waitFor(async () => {
+      const { body } = await b.api<{ contact: ContactView }>('GET', `/v1/contacts/${a.peerId}`)
+      return body.contact.state === 'accepted' ? true : undefined
+    }, { what: 'A accepted at B' })
+    await expect.poll(async () => await pageB.locator('.chat-head .request').count()).toBe(0)
+  })
+
+  it('a reload and a restart of the daemon lose nothing and double nothing', async () => {
+    const composer = pageA.locator('#composer-text')
+    for (const text of ['one', 'two', 'three']) {
+      await composer.fill(text)
+      await composer.press('Enter')
+      await pageB.locator('.msg.in', { hasText: new RegExp(`^${text}`) }).waitFor()
+    }
+    const check = async (page: Page, node: DaemonProcess, peer: DaemonProcess): Promise<void> => {
+      const ids = (await history(node, peer)).map(m => m.id)
+      await expect.poll(async () => await shown(page)).toEqual(ids)
+    }
+    await check(pageB, b, a)
+
+    await pageB.reload()
+    await pageB.locator('.shell[data-connection="live"]').waitFor()
+    await check(pageB, b, a)
+
+    // the daemon goes away under the page: it says so, then resumes the stream where it was
+    await b.stop()
+    await pageB.locator('.shell[data-connection="offline"]').waitFor()
+    await screenshot(pageB, 'offline')
+    b = await b.restart(cleanup)
+    // written while B's page may not be connected yet: comes from the log (Last-Event-ID)
+    await composer.fill('after the restart')
+    await composer.press('Enter')
+    await pageB.locator('.shell[data-connection="live"]').waitFor({ timeout: 30_000 })
+    await pageB.locator('.msg.in', { hasText: 'after the restart' }).waitFor({ timeout: 30_000 })
+    await check(pageB, b, a)
+    await check(pageA, a, b)
+    expect((await history(b, a)).map(m => m.text)).toEqual(['Hello B — مرحبا 👋', 'one', 'two', 'three', 'after the restart'])
+    expect((pageA as Page & { errors: string[] }).errors).toEqual([])
+  })
+
+  it('a page of another origin can neither read nor drive the node, even with the cookie in the browser', async () => {
+    // a local web server on another port: the same site as the daemon, so SameSite lets the cookie go
+    const evil: Server = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end('<!doctype html><title>evil</title>') })
+    await new Promise<void>(resolve => evil.listen(0, '127.0.0.1', resolve))
+    cleanup.add(async () => { await new Promise(resolve => evil.close(resolve)) })
+    const evilPort = (evil.address() as { port: number }).port
+    const page = await pageB.context().newPage()
+    await page.goto(`http://127.0.0.1:${evilPort}/`)
+    const before = (await history(b, a)).length
+    const api = new URL(b.info.apiUrl).origin
+    const outcome = await page.evaluate(async ({ api, to }) => {
+      const tries: Record<string, string> = {}
+      const attempt = async (name: string, run: () => Promise<Response>): Promise<void> => {
+        try { tries[name] = `answered ${(await run()).status}` } catch (err) { tries[name] = `failed: ${(err as Error).name}` }
+      }
+      await attempt('read', async () => await fetch(`${api}/v1/conversations`, { credentials: 'include' }))
+      await attempt('send', async () => await fetch(`${api}/v1/messages`, { method: 'POST', credentials: 'include', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ to, text: 'forged' }) }))
+      // a route that needs no body: a JSON-only API is no fence there, only the origin check is
+      await attempt('block', async () => await fetch(`${api}/v1/contacts/${to}/block`, { method: 'POST', credentials: 'include', mode: 'no-cors' }))
+      await attempt('send-json', async () => await fetch(`${api}/v1/messages`, { method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to, text: 'forged' }) }))
+      return tries
+    }, { api, to: a.peerId })
+    // the read fails (no CORS answer), the no-cors send gets an opaque answer (status 0) and did nothing
+    expect(outcome.read).toBe('failed: TypeError')
+    expect(outcome['send-json']).toBe('failed: TypeError')
+    // the no-cors send: its answer is withheld from the page (opaque, or refused by the API's
+    // Cross-Origin-Resource-Policy); what matters is below, that it did nothing
+    expect(outcome.send).toMatch(/^(answered 0|failed: TypeError)$/)
+    expect(outcome.block).toMatch(/^(answered 0|failed: TypeError)$/)
+    expect((await history(b, a)).length).toBe(before)
+    expect((await b.api<{ contact: ContactView }>('GET', `/v1/contacts/${a.peerId}`)).body.contact.state).toBe('accepted')
+    await page.close()
+  })
+
+  it('works at phone width, in dark mode', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 800 }, colorScheme: 'dark' })
+    cleanup.add(async () => { await context.close() })
+    const page = await openPage(context, a)
+    await page.locator(`a.item[data-peer="${b.peerId}"]`).click()
+    await page.locator('.msg.out', { hasText: 'three' }).waitFor()
+    // a long unbroken text wraps inside its bubble
+    await page.locator('#composer-text').fill(`${'x'.repeat(3000)} end`)
+    await page.locator('#composer-text').press('Enter')
+    await page.locator('.msg.out', { hasText: 'x end' }).waitFor()
+    // one column: the list is gone, the conversation fills the width, no horizontal scroll
+    expect(await page.locator('nav.list').isVisible()).toBe(false)
+    expect(await page.locator('.messages').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
+    expect(await page.locator('html').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
+    await screenshot(page, 'chat-phone-dark')
+  })
+})
