@@ -109,7 +109,7 @@ export class GroupService {
   async start (): Promise<void> {
     if (this.running) return
     await this.catchUps.start()
-    this.ingest.start()
+    await this.ingest.start()
     this.running = true
     for (const record of await this.ctx.db.all()) {
       if (record.state !== 'joined') continue

@@ -100,7 +100,11 @@ export class GroupStore {
   readonly log: RecordSublevel<LogEntry>
   /** `<group>!<counter>` → the encoded message (its ciphertext) of the log entry with that key */
   readonly logData: BytesSublevel
-  /** `<group>!<sender>!<seq>` → a decrypted message waiting for an earlier one of its sender */
+  /**
+   * `<group>!<sender>!<seq>` → a decrypted message that waited for an earlier one of its sender:
+   * written by octet before messages were stored at once and only their events held (read once
+   * at start, see GossipIngest.adoptEarly)
+   */
   readonly early: RecordSublevel<GroupMessageRecord>
   private readonly cache = new Map<string, GroupRecord>()
   private readonly docs = new Map<string, { encoded: string, doc: MembershipDoc }>()
@@ -188,10 +192,8 @@ export class GroupStore {
     return `${groupId}!${sender}!${pad(seq)}`
   }
 
-  /** Stored, or held as early. */
   async hasMessage (groupId: string, sender: string, seq: number): Promise<boolean> {
-    const key = this.messageKey(groupId, sender, seq)
-    return await this.messages.get(key) != null || await this.early.get(key) != null
+    return await this.messages.get(this.messageKey(groupId, sender, seq)) != null
   }
 
   /** A message and its place in the timeline. */
@@ -219,22 +221,13 @@ export class GroupStore {
     return ops
   }
 
-  /** A message that came before an earlier one of its sender: kept here until the gap fills (or is given up on). */
-  putEarly (message: GroupMessageRecord): StoreOp {
-    return { type: 'put', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq), value: message }
-  }
-
   delEarly (message: GroupMessageRecord): StoreOp {
     return { type: 'del', sublevel: this.early, key: this.messageKey(message.groupId, message.sender, message.seq) }
   }
 
-  async earlyMessage (groupId: string, sender: string, seq: number): Promise<GroupMessageRecord | undefined> {
-    return await this.early.get(this.messageKey(groupId, sender, seq))
-  }
-
-  /** A group's early messages, per sender in seq order. */
-  async earlyMessages (groupId: string): Promise<GroupMessageRecord[]> {
-    return await this.early.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` }).all()
+  /** Early messages an older octet kept out of the history until their gap filled, per group and sender in seq order. */
+  async earlyMessages (): Promise<GroupMessageRecord[]> {
+    return await this.early.values().all()
   }
 
   /** The newest `limit` messages of a group, oldest first. */
