@@ -133,6 +133,11 @@ export class GroupService {
     await this.envelopes.idle()
   }
 
+  /** group.message events waiting for an earlier message of their sender (GET /metrics). */
+  get heldEvents (): number {
+    return this.ingest.heldEvents
+  }
+
   async create (name: string): Promise<GroupView> {
     return await this.changes.create(name)
   }

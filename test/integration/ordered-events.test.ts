@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GroupMessageRecord, GroupView } from '../../src/groups/index.js'
 import type { MessageRecord, OctetEvent } from '../../src/messaging/index.js'
 import { Cleanup, DaemonProcess, until, waitFor } from '../helpers/daemon.js'
+import { parseExposition, total } from '../helpers/prometheus.js'
 import { readEvents } from '../helpers/sse.js'
 
 /**
@@ -37,6 +38,12 @@ describe('events in the sender\'s order across a restart', () => {
     expect(status).toBe(202)
     return body.message
   }
+  /** A gauge or counter of B's /metrics. */
+  const metric = async (name: string, labels: Record<string, string>): Promise<number> => {
+    const res = await fetch(`${b.info.apiUrl}/metrics`, { headers: { authorization: `Bearer ${b.token}` }, signal: AbortSignal.timeout(10_000) })
+    expect(res.status).toBe(200)
+    return total(parseExposition(await res.text()).samples, name, labels)
+  }
   const counter = async (node: DaemonProcess, name: string): Promise<number> =>
     (await node.api<{ counters: Record<string, number> }>('GET', '/v1/stats')).body.counters[name] ?? 0
   /** B's events from `after` until `done` says enough, in the order /v1/events streams them. */
@@ -54,7 +61,6 @@ describe('events in the sender\'s order across a restart', () => {
     const sent: MessageRecord[] = []
     const tStart = Date.now()
     for (let i = 1; i <= N; i++) sent.push(await send(`while you were away ${i}`))
-    console.log(`sent after ${(Date.now() - tStart)} ms`)
     // mailboxes take a sender's envelopes at a bounded rate (STORE_RATE_PER_SECOND after a burst):
     // once a good part is stored, they hold a scattered subset, and A's outbox holds them all
     const stored = await waitFor(async () => {
@@ -69,14 +75,12 @@ describe('events in the sender\'s order across a restart', () => {
     b = await b.restart(cleanup)
     await waitFor(async () => (await b.api<{ messages: MessageRecord[] }>('GET', `/v1/conversations/${a.peerId}/messages?limit=1`)).body.messages?.length > 0 ? true : undefined, { what: 'B collects its first messages', timeoutMs: 60_000 })
     a = await a.restart(cleanup)
-    console.log(`${stored} stored after ${(t0 - tStart)} ms`)
     // and A writes again as it comes back
     sent.push(await send('back again'))
     const total = N + 1
     const received = (await eventsOfB(0, events => events.filter(e => e.type === 'message.received').length >= total))
       .filter((e): e is OctetEvent<'message.received'> => e.type === 'message.received')
 
-    console.log(`received after ${(Date.now() - t0)} ms`)
     const seqs = received.map(e => e.data.message.seq)
     expect(new Set(received.map(e => e.data.message.id)).size).toBe(received.length)
     expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1))
@@ -85,7 +89,10 @@ describe('events in the sender\'s order across a restart', () => {
     // the restart did reorder what arrived: the hold is what put it back in order
     const held = await counter(b, 'dm.events.held')
     expect(held).toBeGreaterThan(0)
-    console.log(`conversation: ${held} of ${total} events held for an earlier one; the longest wait ${heldFor(received.map(e => ({ at: e.at, receivedAt: e.data.message.receivedAt })))} ms`)
+    expect(await metric('octet_counter_total', { counter: 'dm.events.held' })).toBe(held)
+    expect(await metric('octet_events_held', { kind: 'direct' })).toBe(0)
+    // the figures behind EVENT_HOLD_MAX
+    console.log(`conversation: ${stored} of ${N} in mailboxes after ${t0 - tStart} ms; all ${total} events at B ${Date.now() - t0} ms after; ${held} held for an earlier one; the longest wait ${heldFor(received.map(e => ({ at: e.at, receivedAt: e.data.message.receivedAt })))} ms`)
   })
 
   it('a group: B gets the group.message events of A in A\'s seq order, each once, while it catches up and gossip goes on', { timeout: 300_000 }, async () => {
@@ -125,6 +132,7 @@ describe('events in the sender\'s order across a restart', () => {
     expect(seqs.slice(-sent.length)).toEqual(sent.map(m => m.seq))
     expect(received.filter(e => e.data.gap != null || e.data.late != null)).toEqual([])
     const held = await counter(b, 'group.events.held')
+    expect(await metric('octet_events_held', { kind: 'group' })).toBe(0)
     console.log(`group: ${held} of ${received.length} events held for an earlier one; the longest wait ${heldFor(received.map(e => ({ at: e.at, receivedAt: e.data.message.receivedAt })))} ms`)
   })
 })
