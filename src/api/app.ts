@@ -61,6 +61,8 @@ declare module 'fastify' {
     errors?: readonly ErrorStatus[]
     /** The media type of a route that answers with no JSON schema (a stream, text) */
     produces?: string
+    /** What such a route's body is, documented under `produces` (the event stream: each data field an Event) */
+    streamSchema?: Record<string, unknown>
   }
 }
 

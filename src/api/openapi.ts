@@ -1,6 +1,6 @@
 import type { RouteOptions } from 'fastify'
 import { DEFAULT_API_PORT } from '../config.js'
-import { errorSchema } from './schemas.js'
+import { errorSchema, eventSchema } from './schemas.js'
 
 interface RouteDoc {
   method: string
@@ -65,7 +65,7 @@ export class OpenApiCollector {
     const tags = new Set<string>()
     for (const route of this.routes) {
       const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
-      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces } = route.schema as Record<string, any>
+      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces, streamSchema } = route.schema as Record<string, any>
       const parameters = [
         ...schemaParameters(params, 'path'),
         ...schemaParameters(querystring, 'query'),
@@ -77,9 +77,9 @@ export class OpenApiCollector {
           ? { description: 'Done; no body' }
           : { description: 'Success', content: { 'application/json': { schema } } }
       }
-      // a route that answers with a stream or text documents its media type instead of a schema
+      // a route that answers with a stream or text documents its media type (and what the stream carries) instead of a schema
       if (Object.keys(responses).length === 0) {
-        responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema: { type: 'string' } } } }
+        responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema: streamSchema ?? { type: 'string' } } } }
       }
       const statuses = new Set<ErrorStatus>([...ALWAYS, ...((errors ?? []) as ErrorStatus[])])
       if (!route.public) statuses.add(401)
@@ -121,7 +121,7 @@ export class OpenApiCollector {
       tags: [...tags].sort().map(name => ({ name, description: TAG_DESCRIPTIONS[name] ?? name })),
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the token in <data-dir>/api.token' } },
-        schemas: { Error: errorSchema },
+        schemas: { Error: errorSchema, Event: eventSchema },
         responses
       },
       security: [{ bearer: [] }],

@@ -185,6 +185,8 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
   app.get<{ Querystring: { after?: number }, Headers: { 'last-event-id'?: string } }>('/v1/events', {
     schema: {
       operationId: 'streamEvents', errors: [410], produces: 'text/event-stream',
+      // each event's data: field is an Event in JSON
+      streamSchema: { type: 'string', contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/Event' } },
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
       description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.`,
       tags: ['events'],
