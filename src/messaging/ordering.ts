@@ -57,9 +57,12 @@ export interface EventOrderInit {
 
 const pad = (n: number): string => String(n).padStart(12, '0')
 
+/** A stream's position after restart(): its next message, whatever its seq, is the first. */
+const FRESH = -1
+
 /** One stream's ordering state: what a commit changes, applied once it landed. */
 interface StreamState {
-  /** every seq up to this one has had its event released (or was named in a gap) */
+  /** every seq up to this one has had its event released (or was named in a gap); FRESH after restart() */
   released: number
   held: Map<number, HeldEvent>
 }
@@ -255,6 +258,7 @@ export class Draft {
   /** The message with `seq` is stored in this commit: the events to commit with it now (none when it is held). */
   admit (seq: number, event: OrderedEvent, at: number): OrderedEvent[] {
     const { state } = this
+    if (state.released === FRESH) this.advance(seq - 1)
     if (seq <= state.released) {
       this.stats.late++
       return [mark(event, { late: true })]
@@ -273,6 +277,18 @@ export class Draft {
     this.stats.held++
     // a stream that holds too many gives up on its lowest gap rather than keep more
     if (state.held.size > MAX_HELD_EVENTS_PER_STREAM) this.releaseThrough(Math.min(...state.held.keys()), out)
+    return out
+  }
+
+  /**
+   * The sender starts numbering again (a new installation: its identity key
+   * changed): what was held goes out now, the gaps named, and its next
+   * message starts the stream afresh. Returns the events to commit.
+   */
+  restart (): OrderedEvent[] {
+    const out = this.releaseDue(Infinity)
+    this.state.released = FRESH
+    this.changed = true
     return out
   }
 

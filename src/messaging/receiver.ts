@@ -372,6 +372,10 @@ export class Receiver {
       const batch = new Batch()
       for (const { key } of held) batch.ops.push(db.delOp(db.held, key))
       this.heldPeers?.delete(peer)
+      // a new identity key is a new installation, which numbers its messages from 1 again
+      const before = await db.conversation(peer)
+      batch.order = await this.init.order.draft(peer, () => before.highestSeq)
+      batch.events.push(...batch.order.restart())
       for (const { envelope } of held) await this.receiveOne(envelope, batch, 'direct')
       const order = batch.order?.finish()
       await events.commit([...batch.ops, ...order?.ops ?? []], batch.events, now())

@@ -179,6 +179,22 @@ describe('EventOrder', () => {
     expect(seqs(h.received)).toEqual([1, 2])
   })
 
+  it('starts a stream afresh for a sender that numbers from 1 again (a new identity key): what waited goes out first', async () => {
+    const h = await open()
+    await arrive(h, 'A', 1, 2, 5)
+    await h.lock.run('A', async () => {
+      const draft = await h.order.draft('A', () => 0)
+      const out = draft.restart()
+      const { ops, apply } = draft.finish()
+      await h.events.commit(ops, out)
+      apply()
+    })
+    await arrive(h, 'A', 1)
+    await arrive(h, 'A', 3)
+    await arrive(h, 'A', 2)
+    expect(marks(h.received)).toEqual([[1, undefined, undefined], [2, undefined, undefined], [5, { from: 3, to: 4 }, undefined], [1, undefined, undefined], [2, undefined, undefined], [3, undefined, undefined]])
+  })
+
   it('starts a stream from where its events went out before ordering existed', async () => {
     const h = await open()
     await h.lock.run('A', async () => {
