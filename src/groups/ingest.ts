@@ -77,7 +77,7 @@ export class GossipIngest {
         const record = await ctx.db.group(message.groupId)
         const track = record?.senders[message.sender]
         const draft = await this.order.draft(senderStream(message.groupId, message.sender), () => track?.contiguous ?? message.seq - 1)
-        const newEvents = draft.admit(message.seq, { type: 'group.message', data: { groupId: message.groupId, message } }, ctx.now())
+        const newEvents = await draft.admit(message.seq, { type: 'group.message', data: { groupId: message.groupId, message } }, ctx.now())
         const order = draft.finish()
         await ctx.messenger.events.commit([ctx.db.delEarly(message), ...ctx.db.putMessage(message), ...order.ops], newEvents)
         order.apply()
@@ -206,7 +206,7 @@ export class GossipIngest {
     // A sender's stream starts where its track stood before ordering existed, or before this
     // first message of it here
     const draft = await this.order.draft(senderStream(groupId, message.sender), () => track == null ? seq - 1 : Math.max(track.contiguous, ...track.ahead))
-    const newEvents = draft.admit(seq, { type: 'group.message', data: { groupId, message: stored } }, at)
+    const newEvents = await draft.admit(seq, { type: 'group.message', data: { groupId, message: stored } }, at)
     const held = newEvents.length === 0
     if (held) ctx.count('group.received.early')
     updated.senders = { ...record.senders, [message.sender]: position.track }

@@ -60,11 +60,23 @@ const pad = (n: number): string => String(n).padStart(12, '0')
 /** A stream's position after restart(): its next message, whatever its seq, is the first. */
 const FRESH = -1
 
+/**
+ * A held event as kept in memory: its due time, and the event itself only
+ * until the commit that holds it landed (then it is read back from disk
+ * when released), so that what a stream holds costs memory by the count,
+ * not by the size of the texts.
+ */
+interface HeldSlot {
+  seq: number
+  dueAt: number
+  event?: OrderedEvent
+}
+
 /** One stream's ordering state: what a commit changes, applied once it landed. */
 interface StreamState {
   /** every seq up to this one has had its event released (or was named in a gap); FRESH after restart() */
   released: number
-  held: Map<number, HeldEvent>
+  held: Map<number, HeldSlot>
 }
 
 /**
@@ -94,7 +106,7 @@ export class EventOrder {
     const prefix = `${this.init.name}!`
     for await (const held of this.heldEvents.values({ gt: prefix, lt: `${prefix}\xff` })) {
       const state = await this.state(held.stream)
-      state.held.set(held.seq, held)
+      state.held.set(held.seq, { seq: held.seq, dueAt: held.dueAt })
     }
     this.running = true
     this.arm()
@@ -178,8 +190,14 @@ export class EventOrder {
     if (by > 0) this.init.counters.increment(`${this.init.name}.events.${name}`, by)
   }
 
-  /** A draft's commit landed: its state is the stream's now. */
+  /** A held event as stored (undefined if it is not: nothing to release). */
+  async readHeld (stream: string, seq: number): Promise<OrderedEvent | undefined> {
+    return (await this.heldEvents.get(this.heldKey(stream, seq)))?.event
+  }
+
+  /** A draft's commit landed: its state is the stream's now, and what it holds is on disk. */
   applied (stream: string, state: StreamState): void {
+    for (const slot of state.held.values()) delete slot.event
     this.states.set(stream, state)
     this.arm()
   }
@@ -231,7 +249,7 @@ export class EventOrder {
   /** Releases the stream's events held up to the highest one due by `now` (lock held). */
   private async releaseHeld (stream: string, now: number): Promise<number> {
     const draft = await this.draft(stream, () => 0)
-    const events = draft.releaseDue(now)
+    const events = await draft.releaseDue(now)
     if (events.length === 0) return 0
     const { ops, apply } = draft.finish()
     await this.init.events.commit(ops, events)
@@ -256,7 +274,7 @@ export class Draft {
   }
 
   /** The message with `seq` is stored in this commit: the events to commit with it now (none when it is held). */
-  admit (seq: number, event: OrderedEvent, at: number): OrderedEvent[] {
+  async admit (seq: number, event: OrderedEvent, at: number): Promise<OrderedEvent[]> {
     const { state } = this
     if (state.released === FRESH) this.advance(seq - 1)
     if (seq <= state.released) {
@@ -267,16 +285,16 @@ export class Draft {
     if (seq === state.released + 1) {
       out.push(event)
       this.advance(seq)
-      this.drain(out)
+      await this.drain(out)
       return out
     }
     if (state.held.has(seq)) return out
     const held: HeldEvent = { stream: this.stream, seq, event, heldAt: at, dueAt: at + this.order.holdMs }
-    state.held.set(seq, held)
+    state.held.set(seq, { seq, dueAt: held.dueAt, event })
     this.ops.push(this.order.putHeld(held))
     this.stats.held++
     // a stream that holds too many gives up on its lowest gap rather than keep more
-    if (state.held.size > MAX_HELD_EVENTS_PER_STREAM) this.releaseThrough(Math.min(...state.held.keys()), out)
+    if (state.held.size > MAX_HELD_EVENTS_PER_STREAM) await this.releaseThrough(Math.min(...state.held.keys()), out)
     return out
   }
 
@@ -285,19 +303,19 @@ export class Draft {
    * changed): what was held goes out now, the gaps named, and its next
    * message starts the stream afresh. Returns the events to commit.
    */
-  restart (): OrderedEvent[] {
-    const out = this.releaseDue(Infinity)
+  async restart (): Promise<OrderedEvent[]> {
+    const out = await this.releaseDue(Infinity)
     this.state.released = FRESH
     this.changed = true
     return out
   }
 
   /** The events held up to the highest seq due by `now` (all of them with Infinity), in seq order. */
-  releaseDue (now: number): OrderedEvent[] {
+  async releaseDue (now: number): Promise<OrderedEvent[]> {
     let through = -1
     for (const held of this.state.held.values()) if (held.dueAt <= now && held.seq > through) through = held.seq
     const out: OrderedEvent[] = []
-    if (through >= 0) this.releaseThrough(through, out)
+    if (through >= 0) await this.releaseThrough(through, out)
     return out
   }
 
@@ -317,31 +335,36 @@ export class Draft {
   }
 
   /** Every held event up to `seq`, in seq order, each naming the gap before it; then what follows without one. */
-  private releaseThrough (seq: number, out: OrderedEvent[]): void {
+  private async releaseThrough (seq: number, out: OrderedEvent[]): Promise<void> {
     const { state } = this
     for (const s of [...state.held.keys()].filter(s => s <= seq).sort((a, b) => a - b)) {
-      const held = state.held.get(s) as HeldEvent
-      state.held.delete(s)
-      this.ops.push(this.order.delHeld(this.stream, s))
-      if (s > state.released + 1) {
-        out.push(mark(held.event, { gap: { from: state.released + 1, to: s - 1 } }))
+      const event = await this.take(s)
+      if (event != null && s > state.released + 1) {
+        out.push(mark(event, { gap: { from: state.released + 1, to: s - 1 } }))
         this.stats.gaps++
-      } else {
-        out.push(held.event)
+      } else if (event != null) {
+        out.push(event)
       }
       this.advance(s)
     }
-    this.drain(out)
+    await this.drain(out)
   }
 
-  private drain (out: OrderedEvent[]): void {
-    const { state } = this
-    for (let held = state.held.get(state.released + 1); held != null; held = state.held.get(state.released + 1)) {
-      state.held.delete(held.seq)
-      this.ops.push(this.order.delHeld(this.stream, held.seq))
-      out.push(held.event)
-      this.advance(held.seq)
+  /** The held events that now follow the last one released without a gap. */
+  private async drain (out: OrderedEvent[]): Promise<void> {
+    for (let seq = this.state.released + 1; this.state.held.has(seq); seq++) {
+      const event = await this.take(seq)
+      if (event != null) out.push(event)
+      this.advance(seq)
     }
+  }
+
+  /** Takes a held event out (from memory, or from disk once its commit landed) and deletes it in this commit. */
+  private async take (seq: number): Promise<OrderedEvent | undefined> {
+    const slot = this.state.held.get(seq)
+    this.state.held.delete(seq)
+    this.ops.push(this.order.delHeld(this.stream, seq))
+    return slot?.event ?? await this.order.readHeld(this.stream, seq)
   }
 
   private advance (seq: number): void {

@@ -310,7 +310,7 @@ export class Receiver {
       batch.events.push({ type: 'contact.request', data: { peerId: sender } })
     }
     // stored and acked now; its event may wait for earlier ones of the conversation (ordering.ts)
-    batch.events.push(...batch.order.admit(item.seq, { type: 'message.received', data: { message } }, at))
+    batch.events.push(...await batch.order.admit(item.seq, { type: 'message.received', data: { message } }, at))
   }
 
   private async applyReceipt (item: Unsealed, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
@@ -375,7 +375,7 @@ export class Receiver {
       // a new identity key is a new installation, which numbers its messages from 1 again
       const before = await db.conversation(peer)
       batch.order = await this.init.order.draft(peer, () => before.highestSeq)
-      batch.events.push(...batch.order.restart())
+      batch.events.push(...await batch.order.restart())
       for (const { envelope } of held) await this.receiveOne(envelope, batch, 'direct')
       const order = batch.order?.finish()
       await events.commit([...batch.ops, ...order?.ops ?? []], batch.events, now())

@@ -62,7 +62,8 @@ const message = (peer: string, seq: number): MessageRecord =>
 async function arrive (h: Harness, peer: string, ...seqs: number[]): Promise<void> {
   await h.lock.run(peer, async () => {
     const draft = await h.order.draft(peer, () => 0)
-    const out = seqs.flatMap(seq => draft.admit(seq, { type: 'message.received', data: { message: message(peer, seq) } }, Date.now()))
+    const out = []
+    for (const seq of seqs) out.push(...await draft.admit(seq, { type: 'message.received', data: { message: message(peer, seq) } }, Date.now()))
     const { ops, apply } = draft.finish()
     await h.events.commit(ops, out)
     apply()
@@ -170,7 +171,7 @@ describe('EventOrder', () => {
     await arrive(h, 'A', 2)
     await h.lock.run('A', async () => {
       const draft = await h.order.draft('A', () => 0)
-      const out = draft.admit(1, { type: 'message.received', data: { message: message('A', 1) } }, Date.now())
+      const out = await draft.admit(1, { type: 'message.received', data: { message: message('A', 1) } }, Date.now())
       expect(out).toHaveLength(2)
       // not committed, not applied: as if the batch had failed
     })
@@ -184,7 +185,7 @@ describe('EventOrder', () => {
     await arrive(h, 'A', 1, 2, 5)
     await h.lock.run('A', async () => {
       const draft = await h.order.draft('A', () => 0)
-      const out = draft.restart()
+      const out = await draft.restart()
       const { ops, apply } = draft.finish()
       await h.events.commit(ops, out)
       apply()
@@ -199,7 +200,7 @@ describe('EventOrder', () => {
     const h = await open()
     await h.lock.run('A', async () => {
       const draft = await h.order.draft('A', () => 7)
-      const out = [...draft.admit(8, { type: 'message.received', data: { message: message('A', 8) } }, Date.now()), ...draft.admit(6, { type: 'message.received', data: { message: message('A', 6) } }, Date.now())]
+      const out = [...await draft.admit(8, { type: 'message.received', data: { message: message('A', 8) } }, Date.now()), ...await draft.admit(6, { type: 'message.received', data: { message: message('A', 6) } }, Date.now())]
       const { ops, apply } = draft.finish()
       await h.events.commit(ops, out)
       apply()
