@@ -236,6 +236,7 @@ export class Daemon {
       outbox: async () => await this.messenger.outboxDepth(),
       mailbox: () => this.mailbox.stats(),
       groups: async () => await this.groups.list(),
+      heldEvents: () => ({ direct: this.messenger.heldEvents, group: this.groups.heldEvents }),
       sse: () => sseClients.stats(),
       webhooks: () => this.webhooks.stats(),
       peers: () => this.node.status().peers,

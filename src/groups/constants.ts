@@ -82,7 +82,13 @@ export const MAX_HISTORY_BYTES = MAX_HISTORY_MESSAGES * MAX_GROUP_MESSAGE_BYTES
 export const CATCH_UP_PEERS = 2
 /** A gap in a sender's sequence numbers waits this long (the message may still come) before we ask. */
 export const GAP_CATCH_UP_DELAY = 1 * SECOND
-/** An early message (one of its sender's earlier ones missing) waits at most this long when no member answers a catch-up. */
+/**
+ * The event of an early message (one of its sender's earlier ones missing; the message itself is
+ * stored at once) waits at most this long for the gap to fill (src/messaging/ordering.ts) when
+ * no member answers a catch-up: the first one is asked GAP_CATCH_UP_DELAY after the gap, and
+ * given HISTORY_TIMEOUT per page. Measured (test/integration/ordered-events.test.ts): catch-up
+ * after a restart filled the gaps before live gossip in 0.1 s.
+ */
 export const EARLY_HOLD_MAX = 30 * SECOND
 /** After start, the first catch-up (the node needs a moment to connect). */
 export const START_CATCH_UP_DELAY = 500

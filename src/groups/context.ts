@@ -98,6 +98,7 @@ export class GroupContext {
   readonly messenger: GroupMessenger
   readonly pubsub: Pubsub
   readonly libp2p: OctetLibp2p
+  readonly store: Store
 
   constructor (init: GroupServiceInit) {
     this.self = init.peerId
@@ -109,6 +110,7 @@ export class GroupContext {
     this.messenger = init.messenger
     this.pubsub = init.pubsub
     this.libp2p = init.libp2p
+    this.store = init.store
   }
 
   count (name: string, by = 1): void {

@@ -110,7 +110,7 @@ export class GroupService {
   async start (): Promise<void> {
     if (this.running) return
     await this.catchUps.start()
-    this.ingest.start()
+    await this.ingest.start()
     this.running = true
     for (const record of await this.ctx.db.all()) {
       if (record.state !== 'joined') continue
@@ -132,6 +132,11 @@ export class GroupService {
     this.running = false
     await Promise.all([this.catchUps.stop(), this.ingest.stop()])
     await this.envelopes.idle()
+  }
+
+  /** group.message events waiting for an earlier message of their sender (GET /metrics). */
+  get heldEvents (): number {
+    return this.ingest.heldEvents
   }
 
   async create (name: string): Promise<GroupView> {

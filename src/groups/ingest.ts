@@ -4,19 +4,20 @@
  * per sender in seq order. It owns the three ways a message waits:
  *   held:  its sender key has not come yet; kept in memory (bounded) until
  *          it does (retryPending, called by keys.ts);
- *   early: an earlier seq of its sender is missing (a gap); kept on disk,
- *          decrypted, and released when the gap fills, or when catch-up
- *          (catch-up.ts) gives up on it (releaseEarly);
+ *   early: an earlier seq of its sender is missing (a gap); the message is
+ *          stored, its event held (the one ordering rule of direct and
+ *          group messages, src/messaging/ordering.ts) until the gap fills,
+ *          catch-up (catch-up.ts) gives up on it (releaseEarly), or
+ *          EARLY_HOLD_MAX passes;
  *   gap:   a new gap is reported through `onGap`, so catch-up asks members.
  * It also owns the group topics: which ones we follow, and the gossipsub
  * verdict on each message (forward only what proved itself).
  */
 import { errorMessage, isOctetError } from '../errors.js'
-import type { NewEvent } from '../messaging/index.js'
+import { EventOrder } from '../messaging/index.js'
 import type { PubsubMessage, Verdict } from '../node/index.js'
-import type { StoreOp } from '../store/database.js'
 import { decodeGroupMessage, decodeGroupPlaintext, encodeGroupMessage, type GroupMessage } from './codec.js'
-import { MAX_PENDING_PER_GROUP, MAX_TRACKED_AHEAD } from './constants.js'
+import { EARLY_HOLD_MAX, MAX_PENDING_PER_GROUP, MAX_TRACKED_AHEAD } from './constants.js'
 import { groupTopic, senderKeyName, type GroupContext } from './context.js'
 import { groupMessageId } from './ids.js'
 import { InFlight } from '../in-flight.js'
@@ -40,13 +41,54 @@ export class GossipIngest {
   /** per group: messages waiting for their sender's key */
   private readonly pending = new Map<string, PendingMessage[]>()
   private readonly inFlight = new InFlight()
+  /** group.message events per sender in its seq order; a stream is `<groupId>!<sender>` */
+  private readonly order: EventOrder
   private running = false
 
-  constructor (private readonly ctx: GroupContext, private readonly events: IngestEvents) {}
+  constructor (private readonly ctx: GroupContext, private readonly events: IngestEvents) {
+    this.order = new EventOrder({
+      name: 'group',
+      store: ctx.store,
+      events: ctx.messenger.events,
+      // catch-up asks members after GAP_CATCH_UP_DELAY and waits HISTORY_TIMEOUT for them
+      holdMs: EARLY_HOLD_MAX,
+      counters: ctx.messenger.counters,
+      log: ctx.log,
+      now: ctx.now,
+      lock: async (stream, work) => await ctx.lock.run(stream.slice(0, stream.indexOf('!')), work)
+    })
+  }
 
-  /** From now on, follow() subscribes. */
-  start (): void {
+  /** Re-arms the events held when we stopped; from now on, follow() subscribes. */
+  async start (): Promise<void> {
+    await this.order.start()
+    await this.adoptEarly()
     this.running = true
+  }
+
+  /**
+   * Messages an older octet kept out of the history while a gap was open:
+   * stored now, their events ordered like any (held until the gap fills or
+   * EARLY_HOLD_MAX passes).
+   */
+  private async adoptEarly (): Promise<void> {
+    const { ctx } = this
+    for (const message of await ctx.db.earlyMessages()) {
+      await ctx.lock.run(message.groupId, async () => {
+        const record = await ctx.db.group(message.groupId)
+        const track = record?.senders[message.author]
+        const draft = await this.order.draft(senderStream(message.groupId, message.author), () => track?.contiguous ?? message.seq - 1)
+        const newEvents = await draft.admit(message.seq, { type: 'group.message', data: { groupId: message.groupId, message } }, ctx.now())
+        const order = draft.finish()
+        await ctx.messenger.events.commit([ctx.db.delEarly(message), ...await ctx.db.putMessage(message), ...order.ops], newEvents)
+        order.apply()
+      })
+    }
+  }
+
+  /** group.message events waiting for an earlier message of their sender (GET /metrics). */
+  get heldEvents (): number {
+    return this.order.heldCount
   }
 
   /** Leaves every group topic, then waits for the messages being taken in. Idempotent. */
@@ -54,6 +96,7 @@ export class GossipIngest {
     this.running = false
     for (const record of await this.ctx.db.all()) this.ctx.pubsub.unsubscribe(groupTopic(record.id))
     await this.inFlight.idle()
+    await this.order.stop()
   }
 
   /** Subscribes to the group's topic (once started: start() is followed by a follow() of every joined group). */
@@ -158,55 +201,40 @@ export class GossipIngest {
       groupId, id: groupMessageId(groupId, message.sender, seq), direction: 'in', author: message.sender, seq, text: plaintext.text, sentAt, receivedAt: at, epoch: message.epoch
     }
     const updated: GroupRecord = { ...record }
-    const ops = ctx.db.putLog(updated, message.sender, seq, published, doc.version)
-    const newEvents: NewEvent[] = []
+    const ops = [...ctx.db.putLog(updated, message.sender, seq, published, doc.version), ...await ctx.db.putMessage(stored)]
     const position = advance(track ?? { contiguous: seq - 1, ahead: [] }, seq)
-    if (!position.inOrder) {
-      // an earlier one of this sender is missing: keep this one (on disk, decrypted: its key is
-      // used up) until the gap fills, so that the sender's messages come out in its order
-      ops.push(ctx.db.putEarly(stored))
-      ctx.count('group.received.early')
-    } else {
-      ops.push(...await ctx.db.putMessage(stored))
-      newEvents.push(messageEvent(stored))
-      for (const next of position.following) {
-        const early = await ctx.db.earlyMessage(groupId, message.sender, next)
-        if (early == null) continue
-        ops.push(ctx.db.delEarly(early), ...await ctx.db.putMessage(early))
-        newEvents.push(messageEvent(early))
-      }
-    }
+    // stored now; its event waits while an earlier one of this sender is missing (ordering.ts).
+    // A sender's stream starts where its track stood before ordering existed, or before this
+    // first message of it here
+    const draft = await this.order.draft(senderStream(groupId, message.sender), () => track == null ? seq - 1 : Math.max(track.contiguous, ...track.ahead))
+    const newEvents = await draft.admit(seq, { type: 'group.message', data: { groupId, message: stored } }, at)
+    const held = newEvents.length === 0
+    if (held) ctx.count('group.received.early')
     updated.senders = { ...record.senders, [message.sender]: position.track }
     // the sender key step that decrypted it lands with it
     ops.push(ctx.db.putProgress(updated))
-    await messenger.events.commit(ops, newEvents, at)
+    const order = draft.finish()
+    await messenger.events.commit([...ops, ...order.ops], newEvents, at)
+    order.apply()
     ctx.db.remember(updated)
-    // a new gap: ask for what is missing (once per early message, not for every message while a gap stays open)
-    if (!position.inOrder) this.events.onGap(groupId, [source, message.sender].filter((p): p is string => p != null))
+    // a new gap: ask for what is missing (once per held event, not for every message after a gap given up on)
+    if (held) this.events.onGap(groupId, [source, message.sender].filter((p): p is string => p != null))
     if (altered) return { code: 'MALFORMED_FRAME', err: 'the outer seq or time was altered on the way; kept under the sealed ones' }
     return 'stored'
   }
 
   /**
-   * Gives up waiting for the gaps before early messages: stores them (per
-   * sender in seq order) with their events. The gaps stay visible in the
-   * sender positions, and what fills them later is still taken.
+   * Gives up waiting for the gaps before early messages: releases their
+   * events now (per sender in seq order), each naming the gap before it.
+   * The gaps stay visible in the sender positions, and what fills them later
+   * is still taken (its event marked late).
    */
   async releaseEarly (groupId: string): Promise<number> {
     const { ctx } = this
     return await ctx.lock.run(groupId, async () => {
-      const early = await ctx.db.earlyMessages(groupId)
-      if (early.length === 0) return 0
-      const ops: StoreOp[] = []
-      const newEvents: NewEvent[] = []
-      for (const message of early) {
-        ops.push(ctx.db.delEarly(message), ...await ctx.db.putMessage(message))
-        newEvents.push(messageEvent(message))
-      }
-      await ctx.messenger.events.commit(ops, newEvents)
-      ctx.count('group.released-with-gap', early.length)
-      ctx.log.info({ groupId, messages: early.length }, 'gave up waiting for missing group messages; stored the later ones')
-      return early.length
+      const released = await this.order.releaseNow(stream => stream.startsWith(`${groupId}!`))
+      if (released > 0) ctx.log.info({ groupId, messages: released }, 'gave up waiting for missing group messages; released the later ones')
+      return released
     })
   }
 
@@ -265,8 +293,9 @@ export function advance (track: SenderTrack, seq: number): { track: SenderTrack,
   return { track: { contiguous, ahead: [...ahead].sort((a, b) => a - b) }, inOrder: true, following }
 }
 
-function messageEvent (message: GroupMessageRecord): NewEvent {
-  return { type: 'group.message', data: { groupId: message.groupId, message } }
+/** The ordering stream of one sender in one group. */
+function senderStream (groupId: string, sender: string): string {
+  return `${groupId}!${sender}`
 }
 
 /** Whether the track says `seq` of its sender is here already (or was never meant for us). */

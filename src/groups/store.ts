@@ -124,7 +124,11 @@ export class GroupStore {
   readonly log: RecordSublevel<LogEntry>
   /** `<group>!<counter>` → the encoded message (its ciphertext) of the log entry with that key */
   readonly logData: BytesSublevel
-  /** `<group>!<author>!<seq>` → a decrypted message waiting for an earlier one of its sender */
+  /**
+   * `<group>!<author>!<seq>` → a decrypted message that waited for an earlier one of its sender:
+   * written by octet before messages were stored at once and only their events held (read once
+   * at start, see GossipIngest.adoptEarly)
+   */
   readonly early: RecordSublevel<GroupMessageRecord>
   private readonly cache = new Map<string, GroupRecord>()
   private readonly docs = new Map<string, { encoded: string, doc: MembershipDoc }>()
@@ -267,22 +271,13 @@ export class GroupStore {
     return ops
   }
 
-  /** A message that came before an earlier one of its sender: kept here until the gap fills (or is given up on). */
-  putEarly (message: GroupMessageRecord): StoreOp {
-    return { type: 'put', sublevel: this.early, key: this.earlyKey(message.groupId, message.author, message.seq), value: message }
-  }
-
   delEarly (message: GroupMessageRecord): StoreOp {
     return { type: 'del', sublevel: this.early, key: this.earlyKey(message.groupId, message.author, message.seq) }
   }
 
-  async earlyMessage (groupId: string, author: string, seq: number): Promise<GroupMessageRecord | undefined> {
-    return await this.early.get(this.earlyKey(groupId, author, seq))
-  }
-
-  /** A group's early messages, per sender in seq order. */
-  async earlyMessages (groupId: string): Promise<GroupMessageRecord[]> {
-    return await this.early.values({ gt: `${groupId}!`, lt: `${groupId}!\xff` }).all()
+  /** Early messages an older octet kept out of the history until their gap filled, per group and sender in seq order. */
+  async earlyMessages (): Promise<GroupMessageRecord[]> {
+    return await this.early.values().all()
   }
 
   /**

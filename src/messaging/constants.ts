@@ -40,6 +40,21 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 /** At most this many missing sequence numbers are tracked per conversation. */
 export const MAX_TRACKED_GAPS = 1000
+/**
+ * The event of a message that arrived ahead of an earlier one of its sender waits at most this
+ * long for the gap to fill (src/messaging/ordering.ts); then it goes out naming the gap. What
+ * reorders a conversation is a restart: the mailboxes hold a scattered part of what was sent
+ * meanwhile (they take a sender's envelopes at a bounded rate), the sender's outbox all of it,
+ * and the mailbox collect delivers its part first or in between. The rest comes with the
+ * sender's next direct retry, which after a long absence is up to RETRY_MAX_DELAY (+25 %
+ * jitter: 75 s) away. Measured (test/integration/ordered-events.test.ts, 300 messages, B off
+ * ~20 s, loopback): the longest wait 5.6 s when the sender's backoff timer brought the rest,
+ * 1.2 s when the sender came back online itself. 90 s covers the longest retry pause with
+ * room for the pass; a gap still open then is most likely a message that is not coming.
+ */
+export const EVENT_HOLD_MAX = 90 * SECOND
+/** Events held per stream (conversation, group sender): past this, the lowest gap is given up at once. */
+export const MAX_HELD_EVENTS_PER_STREAM = 5000
 /** Page size limits for conversation history. */
 export const DEFAULT_PAGE_SIZE = 50
 export const MAX_PAGE_SIZE = 1000

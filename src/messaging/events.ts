@@ -14,9 +14,25 @@ export interface MessageStatusData {
   mailboxes?: number
 }
 
+/**
+ * What the events of incoming messages (direct, and group) may add: they
+ * come out per conversation, or per sender in a group, in the sender's seq
+ * order (src/messaging/ordering.ts).
+ */
+export interface OrderMarks {
+  /**
+   * The event waited for earlier messages of its sender (EVENT_HOLD_MAX) and
+   * went out without them: seqs `from` to `to` (inclusive) are missing
+   * right before it. Any of them that comes later carries `late`.
+   */
+  gap?: { from: number, to: number }
+  /** The message fills a gap that an event released before named: it comes after later ones. */
+  late?: true
+}
+
 /** Each event type and the data it carries: what SSE, `/v1/events` and webhooks deliver as `data`. */
 export interface OctetEventDataMap {
-  'message.received': { message: MessageRecord }
+  'message.received': { message: MessageRecord } & OrderMarks
   /** a message we sent, as it was queued (its status then changes by message.status) */
   'message.sent': { message: MessageRecord }
   'message.status': MessageStatusData
@@ -26,7 +42,7 @@ export interface OctetEventDataMap {
   'group.invite': { groupId: string, name: string, invitedBy: string, version: number }
   'group.joined': { groupId: string, name: string, version: number }
   /** a message of a member, ours included (`message.author` is our PeerId then) */
-  'group.message': { groupId: string, message: GroupMessageRecord }
+  'group.message': { groupId: string, message: GroupMessageRecord } & OrderMarks
   'group.member.added': { groupId: string, peerId: string, version: number }
   'group.member.removed': { groupId: string, peerId: string, version: number }
 }
@@ -47,6 +63,8 @@ const EVENT_TYPE_SET: Record<OctetEventType, true> = {
   'group.member.removed': true
 }
 export const EVENT_TYPES = Object.keys(EVENT_TYPE_SET) as readonly OctetEventType[]
+/** The events of incoming messages: released in their sender's order (ordering.ts). */
+export type OrderedEventType = 'message.received' | 'group.message'
 /** The types of events about one group: each carries its `groupId`. */
 export type GroupEventType = 'group.invite' | 'group.joined' | 'group.message' | 'group.member.added' | 'group.member.removed'
 

@@ -7,12 +7,13 @@ import { parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { StoreOp, Store } from '../store/database.js'
 import { isPeerIdString, messageIdToHex, newMessageId } from '../wire/ids.js'
 import { MAX_TEXT_BYTES } from '../wire/limits.js'
-import { IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN } from './constants.js'
+import { EVENT_HOLD_MAX, IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
 import { Contacts, type ContactView, type SafetyNumbers } from './contacts.js'
 import { History, type ConversationSummary, type HistoryQuery } from './history.js'
 import { MessagingStore, type ContactRecord, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
+import { EventOrder } from './ordering.js'
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { Retention } from './retention.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
@@ -30,6 +31,7 @@ export type { CollectReport } from './mailbox-collector.js'
 export type { ContactView } from './contacts.js'
 export type { ConversationSummary, HistoryQuery } from './history.js'
 export { EventLog, EVENT_TYPES } from './events.js'
+export { EventOrder, type EventOrderInit } from './ordering.js'
 export { Counters } from './stats.js'
 
 export interface MessengerInit {
@@ -47,6 +49,8 @@ export interface MessengerInit {
   now?: () => number
   /** inbound envelopes per peer; defaults in constants.ts */
   inboundRate?: { perSecond: number, burst: number }
+  /** how long a message.received event waits for an earlier one of its conversation (EVENT_HOLD_MAX) */
+  eventHoldMs?: number
   /**
    * offline delivery through mailbox peers: `replicas` copies per message;
    * `collect`: the periodic collect's interval, and whether to watch the
@@ -88,6 +92,8 @@ export class Messenger {
   private readonly transport: DmTransport
   private readonly sender: Sender
   private readonly receiver: Receiver
+  /** message.received events per conversation in the sender's order */
+  private readonly order: EventOrder
   private readonly lock = new KeyedLock()
   private readonly now: () => number
   private readonly collector: MailboxCollector | undefined
@@ -104,8 +110,12 @@ export class Messenger {
     this.historyReader = new History(this.db)
     const log = init.log.child({ module: 'messaging' })
     this.refusals = init.refusals ?? new Refusals(init.counters, init.log)
+    this.order = new EventOrder({
+      name: 'dm', store: init.store, events: init.events, holdMs: init.eventHoldMs ?? EVENT_HOLD_MAX, counters: init.counters, log, now: this.now,
+      lock: async (peer, work) => await this.db.peerLock.run(peer, work)
+    })
     this.receiver = new Receiver({
-      peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
+      peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, order: this.order, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
     })
     this.transport = new DmTransport({ libp2p: init.libp2p, log, refusals: this.refusals, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
@@ -127,6 +137,8 @@ export class Messenger {
   }
 
   async start (): Promise<void> {
+    // what was held when we stopped is released when due, whatever else comes in meanwhile
+    await this.order.start()
     await this.transport.start()
     await this.sender.start()
     this.collector?.start()
@@ -149,15 +161,21 @@ export class Messenger {
       await sending
     }
     await this.receiver.stop()
+    await this.order.stop()
     await this.init.crypto.flushWrites()
   }
 
-  /** Fetches what mailbox peers hold for us now (it also happens on start and periodically). */
+  /** How many message.received events wait for an earlier message of their conversation (GET /metrics). */
+  get heldEvents (): number {
+    return this.order.heldCount
+  }
+
   /** How many envelopes wait in the outbox, for how many peers (GET /metrics). */
   async outboxDepth (): Promise<{ peers: number, entries: number }> {
     return await this.db.outboxDepth()
   }
 
+  /** Fetches what mailbox peers hold for us now (it also happens on start and periodically). */
   async collectMailboxes (): Promise<CollectReport> {
     if (this.collector == null) throw new OctetError('UNAVAILABLE', 'this node runs without mailboxes')
     return await this.collector.collect()

@@ -12,6 +12,7 @@ import { MAX_RECEIPT_IDS } from '../wire/limits.js'
 import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
 import type { AckResult, ItemAck } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
+import type { Draft, EventOrder } from './ordering.js'
 import { RateLimiter } from '../rate-limit.js'
 import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
 import type { Refusals } from '../refusals.js'
@@ -22,6 +23,8 @@ export interface ReceiverInit {
   db: MessagingStore
   crypto: SignalCrypto
   events: EventLog
+  /** the order of message.received events per conversation (ordering.ts), locked by db.peerLock */
+  order: EventOrder
   counters: Counters
   refusals: Refusals
   log: Logger
@@ -76,6 +79,8 @@ class Batch {
   conversation: ConversationRecord | undefined
   contact: ContactRecord | undefined
   contactChanged = false
+  /** the conversation's event order, changed by this batch's texts */
+  order: Draft | undefined
 }
 
 /**
@@ -160,7 +165,9 @@ export class Receiver {
       }
       // the session state that decrypted them lands with the messages (the pipeline takes every
       // write-behind change made before a commit into its batch)
-      await events.commit(batch.ops, batch.events, now())
+      const order = batch.order?.finish()
+      await events.commit([...batch.ops, ...order?.ops ?? []], batch.events, now())
+      order?.apply()
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       if (batch.receipts.length > 0) this.init.onOutbox(authenticatedSender)
       return results as AckResult[]
@@ -283,7 +290,10 @@ export class Receiver {
       status: 'delivered',
       updatedAt: at
     }
-    const conversation = trackSequence(batch.conversation ?? await db.conversation(sender), item.seq)
+    const before = batch.conversation ?? await db.conversation(sender)
+    // a conversation from before ordering existed: every event up to its highest seq went out
+    batch.order ??= await this.init.order.draft(sender, () => before.highestSeq)
+    const conversation = trackSequence(before, item.seq)
     conversation.lastMessageAt = at
     conversation.unread += 1
     batch.conversation = conversation
@@ -300,7 +310,8 @@ export class Receiver {
       batch.ops.push(db.putOp(db.contacts, sender, batch.contact))
       batch.events.push({ type: 'contact.request', data: { peerId: sender } })
     }
-    batch.events.push({ type: 'message.received', data: { message } })
+    // stored and acked now; its event may wait for earlier ones of the conversation (ordering.ts)
+    batch.events.push(...await batch.order.admit(item.seq, { type: 'message.received', data: { message } }, at))
   }
 
   private async applyReceipt (item: Unsealed, seenKey: string, plaintextBytes: Uint8Array, batch: Batch): Promise<void> {
@@ -362,8 +373,14 @@ export class Receiver {
       const batch = new Batch()
       for (const { key } of held) batch.ops.push(db.delOp(db.held, key))
       this.heldPeers?.delete(peer)
+      // a new identity key is a new installation, which numbers its messages from 1 again
+      const before = await db.conversation(peer)
+      batch.order = await this.init.order.draft(peer, () => before.highestSeq)
+      batch.events.push(...await batch.order.restart())
       for (const { envelope } of held) await this.receiveOne(envelope, batch, 'direct')
-      await events.commit(batch.ops, batch.events, now())
+      const order = batch.order?.finish()
+      await events.commit([...batch.ops, ...order?.ops ?? []], batch.events, now())
+      order?.apply()
       db.remember({ conversation: batch.conversation, contact: batch.contactChanged ? batch.contact : undefined })
       return held.length
     }))

@@ -34,6 +34,8 @@ export interface MetricsSources {
   outbox: () => Promise<{ peers: number, entries: number }>
   mailbox: () => { envelopes: number, bytes: number, recipients: number }
   groups: () => Promise<Array<{ state: string, members: string[] }>>
+  /** events of incoming messages waiting for an earlier message of their sender (src/messaging/ordering.ts) */
+  heldEvents: () => { direct: number, group: number }
   sse: () => SseClientStats
   /** each webhook's state and the events it has not acknowledged yet */
   webhooks: () => Array<{ id: string, state: string, lag: number }>
@@ -103,6 +105,18 @@ export class OctetMetrics {
         const groups = await from(s => s.groups())()
         this.reset()
         for (const g of groups ?? []) this.inc({ state: g.state })
+      }
+    })
+    new Gauge({
+      name: 'octet_events_held',
+      help: 'events of incoming messages held back until an earlier message of their sender arrives (or the hold ends), by kind (direct, group)',
+      labelNames: ['kind'],
+      registers,
+      collect: async function () {
+        const held = await from(s => s.heldEvents())()
+        if (held == null) return
+        this.set({ kind: 'direct' }, held.direct)
+        this.set({ kind: 'group' }, held.group)
       }
     })
     gauge('octet_sse_clients', 'event stream (SSE) clients connected', from(s => s.sse().clients))

@@ -220,6 +220,10 @@ describe('a contact whose Signal identity changed (reinstall, same PeerId)', () 
     expect(received).toHaveLength(1)
     expect(received[0]).toMatchObject({ direction: 'in', text: 'it is me, reinstalled', status: 'delivered' })
     expect(await contact(a, c)).toMatchObject({ identity: 'trusted' })
+    // a new installation numbers from 1 again: its first message is no late one of the old
+    const event = await findEvent(a, e => e.type === 'message.received' && e.data.message.id === sent.id, { after: change.id })
+    expect(event.data).not.toHaveProperty('late')
+    expect(event.data).not.toHaveProperty('gap')
 
     // and the conversation goes on both ways on the new session
     const answer = await send(a, c, 'welcome back')

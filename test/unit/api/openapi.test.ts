@@ -67,6 +67,18 @@ describe('OpenAPI document: what clients are generated from', () => {
     expect(documented).toBeDefined()
     expect(new Ajv().validate(doc.components.schemas.Error, await res.json())).toBe(true)
   })
+
+  it('describes what the event stream carries, with the gap and late marks of ordered events', () => {
+    const stream = doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema
+    expect(stream).toMatchObject({ contentMediaType: 'application/json' })
+    const ajv = new Ajv({ strict: false })
+    const valid = (event: unknown): boolean => ajv.validate(stream.contentSchema, event)
+    const message = { id: 'ab', direction: 'in', peerId: 'p', author: 'p', seq: 164, text: 't', sentAt: 1, status: 'delivered', updatedAt: 1 }
+    expect(valid({ id: 7, type: 'message.received', at: 1, data: { message, gap: { from: 162, to: 163 } } })).toBe(true)
+    expect(valid({ id: 8, type: 'message.received', at: 1, data: { message, late: true } })).toBe(true)
+    expect(valid({ id: 9, type: 'message.received', at: 1, data: { message, gap: { from: 162 } } })).toBe(false)
+    expect(valid({ id: 10, type: 'message.received', at: 1, data: { message, late: false } })).toBe(false)
+  })
 })
 
 /** Every property name in a JSON schema, at any depth (objects, arrays, oneOf, contentSchema …), with where it is. */
