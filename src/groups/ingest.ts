@@ -14,8 +14,9 @@
  * verdict on each message (forward only what proved itself).
  */
 import { errorMessage, isOctetError } from '../errors.js'
-import { EventOrder } from '../messaging/index.js'
+import { EventOrder, type OrderedEvent } from '../messaging/index.js'
 import type { PubsubMessage, Verdict } from '../node/index.js'
+import type { StoreOp } from '../store/database.js'
 import { decodeGroupMessage, decodeGroupPlaintext, encodeGroupMessage, type GroupMessage } from './codec.js'
 import { EARLY_HOLD_MAX, MAX_PENDING_PER_GROUP, MAX_TRACKED_AHEAD } from './constants.js'
 import { groupTopic, senderKeyName, type GroupContext } from './context.js'
@@ -52,6 +53,7 @@ export class GossipIngest {
       events: ctx.messenger.events,
       // catch-up asks members after GAP_CATCH_UP_DELAY and waits HISTORY_TIMEOUT for them
       holdMs: EARLY_HOLD_MAX,
+      released: async events => await listReleased(ctx, events),
       counters: ctx.messenger.counters,
       log: ctx.log,
       now: ctx.now,
@@ -80,7 +82,7 @@ export class GossipIngest {
         const draft = await this.order.draft(senderStream(message.groupId, message.author), () => track?.contiguous ?? message.seq - 1)
         const newEvents = await draft.admit(message.seq, { type: 'group.message', data: { groupId: message.groupId, message } }, ctx.now())
         const order = draft.finish()
-        await ctx.messenger.events.commit([ctx.db.delEarly(message), ...await ctx.db.putMessage(message), ...order.ops], newEvents)
+        await ctx.messenger.events.commit([ctx.db.delEarly(message), ctx.db.putMessage(message), ...order.ops, ...await this.order.releasedOps(newEvents)], newEvents)
         order.apply()
       })
     }
@@ -201,7 +203,7 @@ export class GossipIngest {
       groupId, id: groupMessageId(groupId, message.sender, seq), direction: 'in', author: message.sender, seq, text: plaintext.text, sentAt, receivedAt: at, epoch: message.epoch
     }
     const updated: GroupRecord = { ...record }
-    const ops = [...ctx.db.putLog(updated, message.sender, seq, published, doc.version), ...await ctx.db.putMessage(stored)]
+    const ops = [...ctx.db.putLog(updated, message.sender, seq, published, doc.version), ctx.db.putMessage(stored)]
     const position = advance(track ?? { contiguous: seq - 1, ahead: [] }, seq)
     // stored now; its event waits while an earlier one of this sender is missing (ordering.ts).
     // A sender's stream starts where its track stood before ordering existed, or before this
@@ -214,7 +216,7 @@ export class GossipIngest {
     // the sender key step that decrypted it lands with it
     ops.push(ctx.db.putProgress(updated))
     const order = draft.finish()
-    await messenger.events.commit([...ops, ...order.ops], newEvents, at)
+    await messenger.events.commit([...ops, ...order.ops, ...await this.order.releasedOps(newEvents)], newEvents, at)
     order.apply()
     ctx.db.remember(updated)
     // a new gap: ask for what is missing (once per held event, not for every message after a gap given up on)
@@ -301,4 +303,11 @@ function senderStream (groupId: string, sender: string): string {
 /** Whether the track says `seq` of its sender is here already (or was never meant for us). */
 function isKnown (track: SenderTrack | undefined, seq: number): boolean {
   return track != null && (seq <= track.contiguous || track.ahead.includes(seq))
+}
+
+/** Group history lists a message when its event goes out, in that order (GroupStore.listMessage). */
+async function listReleased (ctx: GroupContext, events: OrderedEvent[]): Promise<StoreOp[]> {
+  const ops: StoreOp[] = []
+  for (const event of events) if (event.type === 'group.message') ops.push(...await ctx.db.listMessage(event.data.message))
+  return ops
 }

@@ -45,7 +45,7 @@ export class Publisher {
       updated.nextSeq = seq + 1
       updated.lastSentAt = sentAt
       updated.updatedAt = at
-      const ops = [...await ctx.db.putMessage(message), ...ctx.db.putLog(updated, ctx.self, seq, bytes, doc.version)]
+      const ops = [...await ctx.db.listMessage(message), ...ctx.db.putLog(updated, ctx.self, seq, bytes, doc.version)]
       // a message changes only the progress part of the record, unless our key went out with it
       if (updated.distributedEpoch !== record.distributedEpoch) ops.push(...ctx.db.putGroup(updated))
       else ops.push(ctx.db.putProgress(updated))

@@ -71,7 +71,8 @@ export interface GroupMessageRecord {
  * cursors are found by. The API and events show the record without it.
  */
 interface StoredGroupMessage extends GroupMessageRecord {
-  arrival: number
+  /** its place in the timeline; absent while its event waits for an earlier message (not listed yet) */
+  arrival?: number
 }
 
 /** A page of a group's messages: like a conversation's, `before`/`after` are message ids. */
@@ -230,11 +231,20 @@ export class GroupStore {
   }
 
   /**
-   * A message and its place at the end of the group's timeline. Call under
-   * the group's lock, in the order the messages are shown (their events).
-   * An index handed out to a batch that then fails is skipped: only the order counts.
+   * A message as it arrives: stored, and not listed yet (its event may wait
+   * for an earlier one of its author; listMessage lists it when it goes out).
    */
-  async putMessage (message: GroupMessageRecord): Promise<StoreOp[]> {
+  putMessage (message: GroupMessageRecord): StoreOp {
+    return { type: 'put', sublevel: this.messages, key: this.messageKey(message.groupId, message.id), value: message }
+  }
+
+  /**
+   * A message and its place at the end of the group's timeline: the history
+   * lists messages in the order their events went out, so a client sees one
+   * order in both. Call under the group's lock, in that order. An index
+   * handed out to a batch that then fails is skipped: only the order counts.
+   */
+  async listMessage (message: GroupMessageRecord): Promise<StoreOp[]> {
     const arrival = await this.nextArrival(message.groupId)
     const stored: StoredGroupMessage = { ...message, arrival }
     return [
@@ -303,7 +313,7 @@ export class GroupStore {
   /** The arrival index of a message named as a cursor. */
   private async cursor (groupId: string, id: string): Promise<number> {
     const stored = /^[0-9a-f]{32}$/.test(id) ? await this.messages.get(this.messageKey(groupId, id)) : undefined
-    if (stored == null) throw new OctetError('NOT_FOUND', `no message ${id} in group ${groupId}`)
+    if (stored?.arrival == null) throw new OctetError('NOT_FOUND', `no message ${id} in group ${groupId}`)
     return stored.arrival
   }
 

@@ -31,7 +31,7 @@ export type { CollectReport } from './mailbox-collector.js'
 export type { ContactView } from './contacts.js'
 export type { ConversationSummary, HistoryQuery } from './history.js'
 export { EventLog, EVENT_TYPES } from './events.js'
-export { EventOrder, type EventOrderInit } from './ordering.js'
+export { EventOrder, type EventOrderInit, type OrderedEvent } from './ordering.js'
 export { Counters } from './stats.js'
 
 export interface MessengerInit {

@@ -50,6 +50,11 @@ export interface EventOrderInit {
    */
   lock: <T>(stream: string, work: () => Promise<T>) => Promise<T>
   holdMs: number
+  /**
+   * The store ops that come with events going out, committed with them
+   * (group history lists a message when its event goes out: one order for both)
+   */
+  released?: (events: OrderedEvent[]) => Promise<StoreOp[]>
   counters: Counters
   log: Logger
   now?: () => number
@@ -252,9 +257,14 @@ export class EventOrder {
     const events = await draft.releaseDue(now)
     if (events.length === 0) return 0
     const { ops, apply } = draft.finish()
-    await this.init.events.commit(ops, events)
+    await this.init.events.commit([...ops, ...await this.releasedOps(events)], events)
     apply()
     return events.length
+  }
+
+  /** What goes with `events` going out (the `released` hook): commit it with them. */
+  async releasedOps (events: OrderedEvent[]): Promise<StoreOp[]> {
+    return events.length === 0 || this.init.released == null ? [] : await this.init.released(events)
   }
 }
 
