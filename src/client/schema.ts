@@ -2118,7 +2118,9 @@ export interface operations {
     sendGroupMessage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
             };
