@@ -78,9 +78,11 @@ export function parseConfig (argv: string[]): BridgeConfig {
     // same across restarts), else api.url, which the daemon rewrites at each start (its port
     // may change); while the daemon is down both fail and the caller retries
     const overSocket = socketFetch(socket)
-    transport = async (path, init) => existsSync(socket)
-      ? await overSocket(path, init)
-      : await urlFetch((await readFile(urlFile, 'utf8')).trim())(path, init)
+    transport = async (path, init) => {
+      if (existsSync(socket)) return await overSocket(path, init)
+      const url = await readFile(urlFile, 'utf8').catch(() => { throw new Error(`the daemon is not running: no api.sock nor api.url in ${dataDir}`) })
+      return await urlFetch(url.trim())(path, init)
+    }
     apiName = dataDir
   } else {
     const apiUrl = values['api-url']

@@ -56,7 +56,7 @@ export function splitBytes (text: string, maxBytes: number): string[] {
 
 /** The octet text for a line said on IRC. */
 export function toOctetText (nick: string, text: string): string {
-  const action = /^\x01ACTION (.*)\x01?$/.exec(text)
+  const action = /^\x01ACTION ([^\x01]*)\x01?$/.exec(text)
   if (action != null) return `* ${nick} ${action[1] ?? ''}`
   return `<${nick}> ${text}`
 }

@@ -237,6 +237,17 @@ export class IrcClient {
           void session.send(`NICK ${session.nick}`).catch(() => {})
         }
         break
+      case '432':
+        // an erroneous nick: most often too long for this server (RFC 2812 says 9); a shorter one may pass
+        if (!session.joined && session.nick.length > 9) {
+          log.warn('irc: nick refused, trying a shorter one', { nick: session.nick, reason: params.at(-1) ?? '' })
+          session.nick = session.nick.slice(0, 9)
+          void session.send(`NICK ${session.nick}`).catch(() => {})
+        } else {
+          log.error('irc: nick refused', { nick: session.nick, reason: params.at(-1) ?? '' })
+          session.socket.destroy()
+        }
+        break
       case 'NICK':
         if (same(from, session.nick) && params[0] != null) session.nick = params[0]
         break
@@ -260,7 +271,8 @@ export class IrcClient {
         session.socket.destroy()
         break
       case 'ERROR':
-        log.warn('irc: server said', { error: params.at(-1) ?? '' })
+        // the server's goodbye; after our QUIT it is just the echo of it
+        if (!this.stopping.signal.aborted) log.warn('irc: server said', { error: params.at(-1) ?? '' })
         break
       case 'PRIVMSG': {
         const [target, text] = params
