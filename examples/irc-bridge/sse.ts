@@ -24,7 +24,8 @@ export async function * readSse (body: ReadableStream<Uint8Array>, idleMs: numbe
       const idle = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new SseIdleError(`no data for ${idleMs} ms`)) }, idleMs) })
       const chunk = await Promise.race([reader.read(), idle]).finally(() => { clearTimeout(timer) })
       if (chunk.done) return
-      buffer += chunk.value.replace(/\r\n?/g, '\n')
+      // CRLF and CR end lines too; a CR at the end of a chunk waits, its LF may come next
+      buffer = (buffer + chunk.value).replace(/\r\n|\r(?!$)/g, '\n')
       let end: number
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end)
