@@ -20,6 +20,9 @@ import { errorText, type Log } from './log.js'
 import { isPermanent, type GroupMessageEvent, type OctetEvent, type OctetSide } from './octet.js'
 import type { BridgeState } from './state.js'
 
+/** How long stop() lets an event being relayed finish. */
+const STOP_GRACE = 5_000
+
 export interface RelayInit {
   octet: OctetSide
   irc: Pick<IrcClient, 'say'>
@@ -41,6 +44,8 @@ export interface RelayCounts {
 export class Relay {
   readonly counts: RelayCounts = { toIrc: 0, toOctet: 0, skippedOwn: 0 }
   private readonly stopping = new AbortController()
+  /** aborts what an event being relayed still waits for, STOP_GRACE after stop() */
+  private readonly giveUp = new AbortController()
   private loops: Promise<unknown> | undefined
   private wakeSender: (() => void) | undefined
   private self: string | undefined
@@ -51,11 +56,16 @@ export class Relay {
     this.loops ??= Promise.all([this.octetToIrc(), this.ircToOctet()])
   }
 
-  /** Stops both loops after what each is doing (an event being said is not cut in half on disk). */
+  /**
+   * Stops both loops after what each is doing: an event being said on IRC gets STOP_GRACE to
+   * be confirmed (and its cursor written), so that a restart does not say it twice.
+   */
   async stop (): Promise<void> {
     this.stopping.abort()
     this.wakeSender?.()
+    const timer = setTimeout(() => { this.giveUp.abort() }, STOP_GRACE)
     await this.loops
+    clearTimeout(timer)
     await this.init.state.flush()
   }
 
@@ -114,15 +124,18 @@ export class Relay {
       await state.handled(event.id, true)
       return
     }
-    const lines = toIrcLines(await octet.nameOf(message.sender, signal), message.text, ircLineBytes)
+    // begun, the event is finished even when stop() comes meanwhile (within STOP_GRACE)
+    const finish = this.giveUp.signal
+    const lines = toIrcLines(await octet.nameOf(message.sender, finish), message.text, ircLineBytes)
     const backoff = new Backoff()
     for (;;) {
       try {
-        await irc.say(lines, signal)
+        await irc.say(lines, finish)
         break
       } catch (err) {
-        // not confirmed: said again once IRC is back (the stream is not read meanwhile)
-        if (signal.aborted) return
+        // not confirmed: said again once IRC is back (the stream is not read meanwhile); when
+        // stopping, IRC being down leaves the event to the next start
+        if (finish.aborted || signal.aborted) return
         log.warn('irc: lines not confirmed, saying them again', { event: event.id, error: errorText(err) })
         await sleep(backoff.next(), signal)
       }
