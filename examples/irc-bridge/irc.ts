@@ -174,11 +174,14 @@ export class IrcClient {
     const { host, port, nick, channel, log } = this.init
     const socket = connect({ host, port })
     socket.setNoDelay(true)
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { socket.destroy(new Error(`no connection in ${CONNECT_TIMEOUT} ms`)) }, CONNECT_TIMEOUT)
-      socket.once('connect', () => { clearTimeout(timer); resolve() })
-      socket.once('error', err => { clearTimeout(timer); reject(err) })
-    })
+    // one listener for the socket's whole life: an error at any point ends in 'close'
+    let failed: Error | undefined
+    socket.on('error', err => { failed = err })
+    const closed = new Promise<void>(resolve => { socket.once('close', () => { resolve() }) })
+    const timer = setTimeout(() => { socket.destroy(new Error(`no connection in ${CONNECT_TIMEOUT} ms`)) }, CONNECT_TIMEOUT)
+    const connected = await Promise.race([new Promise<boolean>(resolve => { socket.once('connect', () => { resolve(true) }) }), closed.then(() => false)])
+    clearTimeout(timer)
+    if (!connected) throw failed ?? new IrcClosedError('the connection closed before it was made')
     const session = new Session(socket, nick)
     this.session = session
     log.info('irc: connected', { server: `${host}:${port}` })
@@ -203,11 +206,8 @@ export class IrcClient {
     })
     await session.send(`NICK ${nick}`)
     await session.send(`USER ${nick.slice(0, 9)} 0 * :octet group bridge`)
-    const error = await new Promise<Error | undefined>(resolve => {
-      let failed: Error | undefined
-      socket.once('error', err => { failed = err })
-      socket.once('close', () => { resolve(failed) })
-    })
+    await closed
+    const error = failed
     clearTimeout(registering)
     clearInterval(keepalive)
     session.closed()
