@@ -18,7 +18,8 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
-RUN npm run build
+# the daemon and its client; the examples (npm run build builds them too) are not in the image
+RUN npm run build:daemon
 
 # ---- runtime: production dependencies and dist/ only ------------------------
 FROM node:22-bookworm-slim AS runtime
