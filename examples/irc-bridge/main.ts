@@ -38,6 +38,8 @@ async function main (): Promise<void> {
     try {
       const group = await octet.checkGroup(stopping.signal)
       log.info('octet: group found', { group: config.groupId, name: group.name, state: group.state, api: config.apiName })
+      // still invited, or left: its messages do not come, and IRC lines are refused (and dropped)
+      if (group.state !== 'joined') log.warn('octet: the node is not a member of the group: nothing is relayed until it is', { state: group.state })
       break
     } catch (err) {
       if ((err as { status?: number }).status === 404 || (err as { status?: number }).status === 401) throw err
