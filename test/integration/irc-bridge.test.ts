@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { GroupMessageRecord, GroupView } from '../../src/groups/index.js'
 import { Cleanup, DaemonProcess, ROOT, until, waitFor } from '../helpers/daemon.js'
 import { IrcServer, IrcUser, ngircdUnavailable } from '../helpers/irc.js'
@@ -54,7 +54,10 @@ class Bridge {
     if (child == null || child.exitCode != null || child.signalCode != null) return child?.exitCode ?? null
     const exited = once(child, 'exit')
     child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    const timer = setTimeout(() => {
+      this.lines.push('[test] the bridge did not exit 10 s after SIGTERM: SIGKILL')
+      child.kill('SIGKILL')
+    }, 10_000)
     const [code] = await exited as [number | null]
     clearTimeout(timer)
     return code
@@ -117,6 +120,10 @@ describe.skipIf(unavailable != null)(`IRC bridge between an octet group and ngir
     await bridge.logged(/irc: joined/)
     await bridge.logged(/octet: event stream open/)
   }, 120_000)
+  afterEach(ctx => {
+    // a failure says what the bridge logged and what each side saw
+    if (ctx.task.result?.state === 'fail') console.log(`bridge log:\n${bridge?.lines.join('\n')}\nIRC user heard:\n${user.heard.map(h => `${h.nick}: ${h.text}`).join('\n')}`)
+  })
   afterAll(async () => { await cleanup.run() }, 60_000)
 
   it('relays both ways with nick prefixes: long texts split to IRC lines, newlines to several lines, no echo', async () => {
