@@ -18,10 +18,11 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
-# the web page, bundled into dist/web by esbuild
+# the web page, bundled into dist/web by esbuild; the examples (npm run build builds them
+# too) are not in the image
 COPY web ./web
 COPY scripts/build-web.js ./scripts/
-RUN npm run build
+RUN npm run build:daemon
 
 # ---- runtime: production dependencies and dist/ only ------------------------
 FROM node:22-bookworm-slim AS runtime

@@ -9,9 +9,13 @@
 // require), so comments and strings that look like imports do not count. A script that imports a
 // package installed by hand for an experiment says so in a comment beside the import, naming it:
 // `check-imports: not a dependency <package> (why)`.
+//
+// Examples (examples/) are programs written against octet's public API: of octet they import
+// `octet/client` only, never a file of src/ (nor another octet subpath), so an example that
+// builds is one any user of the package could have written.
 import { readFileSync, readdirSync } from 'node:fs'
 import { builtinModules } from 'node:module'
-import { join, relative } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 
@@ -23,11 +27,28 @@ export const AREAS = [
   { path: 'scripts', ships: false },
   // the web page: bundled into dist/web at build time, so its packages are devDependencies
   { path: 'web', ships: false },
+  { path: 'examples', ships: false, publicApiOnly: true },
   { path: 'vitest.config.ts', ships: false }
 ]
 
 const CODE = /\.(?:[cm]?[jt]s|tsx?)$/
 const builtins = new Set(builtinModules)
+
+/** What examples may import of octet itself. */
+const PUBLIC_ENTRIES = new Set(['client'])
+
+/** Why an import of an example reaches past octet's public API, or undefined when it does not. */
+function privateReach (root, file, specifier, self) {
+  if (specifier.startsWith('.') || specifier.startsWith('/')) {
+    const target = relative(join(root, 'examples'), resolve(root, dirname(file), specifier))
+    return target.startsWith('..') ? `reaches ${relative(root, resolve(root, dirname(file), specifier))} outside examples/: import '${self}/client' instead` : undefined
+  }
+  if (specifier === self || specifier.startsWith(`${self}/`)) {
+    const entry = specifier.slice(self.length + 1)
+    return PUBLIC_ENTRIES.has(entry) ? undefined : `not octet's public API: examples import '${self}/client' only`
+  }
+  return undefined
+}
 
 /** The package a bare specifier names (`@scope/name/sub` → `@scope/name`); undefined for relative paths and Node built-ins. */
 export function packageOf (specifier) {
@@ -55,7 +76,7 @@ function * codeFiles (root, path) {
   }
 }
 
-/** Imports of packages that package.json at `root` does not declare where they are needed: `{ file, specifier, package, problem }`. */
+/** Imports of packages that package.json at `root` does not declare where they are needed, and examples reaching past octet/client: `{ file, specifier, package, problem }`. */
 export function undeclaredImports (root) {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const deps = new Set(Object.keys(pkg.dependencies ?? {}))
@@ -68,11 +89,16 @@ export function undeclaredImports (root) {
       const byHand = new Set([...text.matchAll(/check-imports: not a dependency (\S+)/g)].map(m => m[1]))
       const { importedFiles } = ts.preProcessFile(text, true, true)
       for (const { fileName: specifier } of importedFiles) {
+        const reach = area.publicApiOnly === true ? privateReach(root, file, specifier, self) : undefined
+        if (reach != null) {
+          found.push({ file: relative(root, join(root, file)), specifier, package: self, problem: reach })
+          continue
+        }
         const name = packageOf(specifier)
         if (name == null || name === self || deps.has(name)) continue
         if (!area.ships && byHand.has(name)) continue
         if (!area.ships && devDeps.has(name)) continue
-        const problem = devDeps.has(name) ? 'a devDependency, but this code ships: move it to "dependencies"' : 'not declared in package.json'
+        const problem = `${name} is ${devDeps.has(name) ? 'a devDependency, but this code ships: move it to "dependencies"' : 'not declared in package.json'}`
         found.push({ file: relative(root, join(root, file)), specifier, package: name, problem })
       }
     }
@@ -83,9 +109,9 @@ export function undeclaredImports (root) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const root = process.argv[2] ?? join(fileURLToPath(import.meta.url), '..', '..')
   const found = undeclaredImports(root)
-  for (const f of found) console.error(`${f.file}: imports '${f.specifier}': ${f.package} is ${f.problem}`)
+  for (const f of found) console.error(`${f.file}: imports '${f.specifier}': ${f.problem}`)
   if (found.length > 0) {
-    console.error(`check-imports: ${found.length} undeclared import(s); declare each package (npm install <name>, or --save-dev for tests and scripts)`)
+    console.error(`check-imports: ${found.length} import(s) to fix; declare each package (npm install <name>, or --save-dev for tests and scripts), and keep examples to octet/client`)
     process.exit(1)
   }
   console.log('check-imports: every imported package is declared')

@@ -2269,7 +2269,9 @@ export interface operations {
     sendGroupMessage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
             path: {
                 id: string;
             };

@@ -61,7 +61,9 @@ import type { GroupEnvelopeHandler } from '../messaging/index.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './constants.js'
 import { CatchUp, type CatchUpReport } from './catch-up.js'
 import { GroupContext, type GroupServiceInit, type GroupView } from './context.js'
+import { errorMessage } from '../errors.js'
 import { InFlight } from '../in-flight.js'
+import { IDEMPOTENCY_TTL, PRUNE_INTERVAL } from '../messaging/constants.js'
 import { GossipIngest } from './ingest.js'
 import { SenderKeys } from './keys.js'
 import type { MembershipDoc } from './membership.js'
@@ -91,6 +93,8 @@ export class GroupService {
   private readonly changes: MembershipChanges
   private readonly publisher: Publisher
   private readonly envelopes = new InFlight()
+  private readonly pruning = new InFlight()
+  private pruneTimer: NodeJS.Timeout | undefined
   private running = false
 
   constructor (init: GroupServiceInit) {
@@ -112,6 +116,10 @@ export class GroupService {
     await this.catchUps.start()
     await this.ingest.start()
     this.running = true
+    // Idempotency-Keys of sent messages are forgotten after IDEMPOTENCY_TTL, like the messenger's
+    this.pruneTimer = setInterval(() => { void this.pruning.track(this.pruneIdempotency()) }, PRUNE_INTERVAL)
+    this.pruneTimer.unref()
+    void this.pruning.track(this.pruneIdempotency())
     for (const record of await this.ctx.db.all()) {
       if (record.state !== 'joined') continue
       this.ingest.follow(record.id)
@@ -130,13 +138,25 @@ export class GroupService {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    await Promise.all([this.catchUps.stop(), this.ingest.stop()])
+    clearInterval(this.pruneTimer)
+    this.pruneTimer = undefined
+    await Promise.all([this.catchUps.stop(), this.ingest.stop(), this.pruning.idle()])
     await this.envelopes.idle()
   }
 
   /** group.message events waiting for an earlier message of their sender (GET /metrics). */
   get heldEvents (): number {
     return this.ingest.heldEvents
+  }
+
+  /** Deletes the Idempotency-Keys past their TTL; a failure waits for the next round. */
+  private async pruneIdempotency (): Promise<void> {
+    try {
+      const pruned = await this.ctx.db.pruneIdempotency(this.ctx.now() - IDEMPOTENCY_TTL, () => !this.running)
+      this.ctx.count('retention.group-idempotency.pruned', pruned)
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'pruning group Idempotency-Keys failed')
+    }
   }
 
   async create (name: string): Promise<GroupView> {
@@ -176,9 +196,12 @@ export class GroupService {
     return await this.changes.removeMember(groupId, peer)
   }
 
-  /** Encrypts, keeps and publishes `text`; `recipients` is how many peers gossipsub sent it to (0 is fine). */
-  async send (groupId: string, text: string): Promise<{ message: GroupMessageRecord, recipients: number }> {
-    return await this.publisher.send(groupId, text)
+  /**
+   * Encrypts, keeps and publishes `text`; `recipients` is how many peers gossipsub sent it to
+   * (0 is fine). A retry with the same `idempotencyKey` answers the first message (`created` false).
+   */
+  async send (groupId: string, text: string, idempotencyKey?: string): Promise<{ message: GroupMessageRecord, recipients: number, created: boolean }> {
+    return await this.publisher.send(groupId, text, idempotencyKey)
   }
 
   /**

@@ -7,6 +7,7 @@
 import { OctetError, errorMessage } from '../errors.js'
 import type { PairwiseDelivery } from '../messaging/index.js'
 import { encodeGroupMessage, encodeGroupPlaintext } from './codec.js'
+import { IDEMPOTENCY_TTL } from '../messaging/constants.js'
 import { MAX_GROUP_TEXT_BYTES } from './constants.js'
 import { groupTopic, others, senderKeyName, type GroupContext } from './context.js'
 import { groupMessageId } from './ids.js'
@@ -19,15 +20,25 @@ export class Publisher {
   /**
    * Encrypts `text` with our sender key, keeps it (for us and for catch-up)
    * and publishes it on the group's topic; `recipients` is how many peers
-   * gossipsub sent it to (0 is fine: members catch up from us).
+   * gossipsub sent it to (0 is fine: members catch up from us). With an
+   * `idempotencyKey` already used for this group (within IDEMPOTENCY_TTL),
+   * nothing is sent: the message sent then is answered, `created` false.
    */
-  async send (groupId: string, text: string): Promise<{ message: GroupMessageRecord, recipients: number }> {
+  async send (groupId: string, text: string, idempotencyKey?: string): Promise<{ message: GroupMessageRecord, recipients: number, created: boolean }> {
     const { ctx } = this
     const size = Buffer.byteLength(text, 'utf8')
     if (size === 0) throw new OctetError('BAD_REQUEST', 'text is empty')
     if (size > MAX_GROUP_TEXT_BYTES) throw new OctetError('PAYLOAD_TOO_LARGE', `text is ${size} bytes; the limit is ${MAX_GROUP_TEXT_BYTES}`)
     return await ctx.lock.run(groupId, async () => {
       const record = await ctx.requireGroup(groupId)
+      if (idempotencyKey != null) {
+        // under the group's lock: the same key twice at once still makes one message
+        const known = await ctx.db.idempotent(groupId, idempotencyKey)
+        if (known?.message != null && ctx.now() - known.record.createdAt < IDEMPOTENCY_TTL) {
+          if (known.message.text !== text) throw new OctetError('CONFLICT', 'this Idempotency-Key was used for a different message')
+          return { message: known.message, recipients: 0, created: false }
+        }
+      }
       const doc = ctx.requireMember(record)
       const at = ctx.now()
       const updated: GroupRecord = { ...record }
@@ -46,6 +57,7 @@ export class Publisher {
       updated.lastSentAt = sentAt
       updated.updatedAt = at
       const ops = [...await ctx.db.listMessage(message), ...ctx.db.putLog(updated, ctx.self, seq, bytes, doc.version)]
+      if (idempotencyKey != null) ops.push(ctx.db.putIdempotency(message, idempotencyKey, at))
       // a message changes only the progress part of the record, unless our key went out with it
       if (updated.distributedEpoch !== record.distributedEpoch) ops.push(...ctx.db.putGroup(updated))
       else ops.push(ctx.db.putProgress(updated))
@@ -61,7 +73,7 @@ export class Publisher {
         ctx.log.warn({ groupId, err: errorMessage(err) }, 'could not publish a group message; members will catch up from us')
       }
       ctx.count('group.sent')
-      return { message, recipients }
+      return { message, recipients, created: true }
     })
   }
 }

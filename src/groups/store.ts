@@ -65,6 +65,13 @@ export interface GroupMessageRecord {
   epoch: number
 }
 
+/** An Idempotency-Key of a message we sent: a retried send with it answers that message. */
+export interface GroupIdempotencyRecord {
+  /** the message's key in `messages` */
+  messageKey: string
+  createdAt: number
+}
+
 /**
  * A group message as stored: with its place in the order this node took
  * messages in (1, 2, … per group), which the timeline is keyed by and paging
@@ -100,6 +107,9 @@ export interface LoggedMessage extends LogEntry {
   key: string
 }
 
+/** Idempotency entries read per step when pruning. */
+const PRUNE_CHUNK = 1000
+
 const pad = (n: number, width = 16): string => String(n).padStart(width, '0')
 
 /**
@@ -131,10 +141,13 @@ export class GroupStore {
    * at start, see GossipIngest.adoptEarly)
    */
   readonly early: RecordSublevel<GroupMessageRecord>
+  /** `<group>!<Idempotency-Key>` → the message sent with it (pruned after IDEMPOTENCY_TTL) */
+  readonly idempotency: RecordSublevel<GroupIdempotencyRecord>
   private readonly cache = new Map<string, GroupRecord>()
   private readonly docs = new Map<string, { encoded: string, doc: MembershipDoc }>()
   /** per group: the last arrival index handed out (read from the timeline on first use) */
   private readonly arrivals = new Map<string, number>()
+  private readonly store: Store
 
   constructor (store: Store) {
     this.groups = store.records('groups')
@@ -145,6 +158,8 @@ export class GroupStore {
     this.log = store.records('group-log')
     this.logData = store.bytes('group-log-data')
     this.early = store.records('group-early')
+    this.idempotency = store.records('group-idempotency')
+    this.store = store
   }
 
   async group (id: string): Promise<GroupRecord | undefined> {
@@ -279,6 +294,40 @@ export class GroupStore {
       ops.push({ type: 'del', sublevel: this.log, key: old }, { type: 'del', sublevel: this.logData, key: old })
     }
     return ops
+  }
+
+  idempotencyKey (groupId: string, key: string): string {
+    return `${groupId}!${key}`
+  }
+
+  /** The message sent with this Idempotency-Key, if the key is still remembered. */
+  async idempotent (groupId: string, key: string): Promise<{ record: GroupIdempotencyRecord, message: GroupMessageRecord | undefined } | undefined> {
+    const record = await this.idempotency.get(this.idempotencyKey(groupId, key))
+    return record == null ? undefined : { record, message: await this.messages.get(record.messageKey) }
+  }
+
+  putIdempotency (message: GroupMessageRecord, key: string, createdAt: number): StoreOp {
+    const value: GroupIdempotencyRecord = { messageKey: this.messageKey(message.groupId, message.id), createdAt }
+    return { type: 'put', sublevel: this.idempotency, key: this.idempotencyKey(message.groupId, key), value }
+  }
+
+  /** Deletes Idempotency-Keys remembered since before `olderThan`, a chunk at a time; returns how many went. */
+  async pruneIdempotency (olderThan: number, stopped: () => boolean = () => false): Promise<number> {
+    let deleted = 0
+    let after: string | undefined
+    while (!stopped()) {
+      const doomed: StoreOp[] = []
+      let read = 0
+      for await (const [key, value] of this.idempotency.iterator(after == null ? { limit: PRUNE_CHUNK } : { gt: after, limit: PRUNE_CHUNK })) {
+        read++
+        after = key
+        if (value.createdAt < olderThan) doomed.push({ type: 'del', sublevel: this.idempotency, key })
+      }
+      if (doomed.length > 0) await this.store.batch(doomed)
+      deleted += doomed.length
+      if (read < PRUNE_CHUNK) break
+    }
+    return deleted
   }
 
   delEarly (message: GroupMessageRecord): StoreOp {

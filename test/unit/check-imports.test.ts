@@ -64,4 +64,23 @@ describe('scripts/check-imports.js', () => {
     ])
     expect(result.stderr).toMatch(/src\/a\.ts: imports 'devonly': devonly is a devDependency, but this code ships/)
   })
+
+  it('keeps examples to octet/client: no file of src, no other octet subpath', async () => {
+    const root = await fixture({
+      'package.json': JSON.stringify({ name: 'octet', dependencies: {}, devDependencies: {} }),
+      'examples/bridge/main.ts': [
+        "import { createOctetClient } from 'octet/client'",
+        "import { helper } from './helper.js'",
+        "import { OctetError } from '../../src/errors.js'",
+        "import { thing } from 'octet/internal'"
+      ].join('\n'),
+      'examples/bridge/helper.ts': 'export const helper = 1'
+    })
+    const result = check(root)
+    expect(result.status).toBe(1)
+    const lines = result.stderr.split('\n').filter(line => line.includes(': imports '))
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(/^examples\/bridge\/main\.ts: imports '\.\.\/\.\.\/src\/errors\.js': reaches src\/errors\.js outside examples/)
+    expect(lines[1]).toMatch(/^examples\/bridge\/main\.ts: imports 'octet\/internal': not octet's public API/)
+  })
 })

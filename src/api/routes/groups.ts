@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { GroupService } from '../../groups/index.js'
 import { DEFAULT_PAGE_SIZE, MAX_GROUP_NAME_LENGTH, MAX_PAGE_SIZE } from '../../groups/constants.js'
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../../messaging/constants.js'
 import { peerIdSchema, stringArray } from '../schemas.js'
 
 const groupSchema = {
@@ -130,12 +131,16 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
     return { group }
   })
 
-  app.post<{ Params: { id: string }, Body: { text: string } }>('/v1/groups/:id/messages', {
+  app.post<{ Params: { id: string }, Body: { text: string }, Headers: { 'idempotency-key'?: string } }>('/v1/groups/:id/messages', {
     schema: {
       operationId: 'sendGroupMessage', errors: [404, 413, 507],
       summary: 'Send a text to the group; answers 202 once it is stored and published (403 NOT_A_MEMBER when not, or no longer, a member)',
       tags: ['groups'],
       params: groupParams,
+      headers: {
+        type: 'object',
+        properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH, description: 'a retried request with the same key returns the same message and sends nothing (409 for a different text)' } }
+      },
       body: {
         type: 'object',
         required: ['text'],
@@ -151,9 +156,10 @@ export async function groupRoutes (app: FastifyInstance, { groups }: { groups: G
       }
     }
   }, async (request, reply) => {
-    const result = await groups.send(request.params.id, request.body.text)
+    const { message, recipients, created } = await groups.send(request.params.id, request.body.text, request.headers['idempotency-key'])
     void reply.code(202)
-    return result
+    if (!created) void reply.header('idempotent-replayed', 'true')
+    return { message, recipients }
   })
 
   app.get<{ Params: { id: string }, Querystring: { before?: string, after?: string, limit: number } }>('/v1/groups/:id/messages', {

@@ -174,6 +174,22 @@ describe('GroupService', () => {
     expect(isOctetError(refused, 'NOT_AN_ADMIN')).toBe(true)
   })
 
+  it('a send retried with the same Idempotency-Key makes one message; the key with another text is a conflict', async () => {
+    const group = await formGroup(a, [b])
+    const first = await a.service.send(group.id, 'exactly once', 'bridge-key-1')
+    const again = await a.service.send(group.id, 'exactly once', 'bridge-key-1')
+    expect(first.created).toBe(true)
+    expect(again).toMatchObject({ created: false, recipients: 0, message: first.message })
+    const conflict = await a.service.send(group.id, 'something else', 'bridge-key-1').catch(err => err)
+    expect(isOctetError(conflict, 'CONFLICT')).toBe(true)
+    // another key is another message
+    const other = await a.service.send(group.id, 'exactly once', 'bridge-key-2')
+    expect(other.message.seq).toBe(first.message.seq + 1)
+    await until('both at b', async () => (await b.service.messages(group.id)).length === 2)
+    expect((await a.service.messages(group.id)).map(m => m.id)).toEqual([first.message.id, other.message.id])
+    expect((await b.service.messages(group.id)).map(m => m.text)).toEqual(['exactly once', 'exactly once'])
+  })
+
   it('holds a gossip message that arrives ahead of a gap and releases it, in order, when the gap fills', async () => {
     const keysBefore = count(b, 'group.sender-keys.received')
     const group = await formGroup(a, [b])
