@@ -109,7 +109,7 @@ describe.skipIf(unavailable != null)(`IRC bridge between an octet group and ngir
       }, { what: 'a probe message', timeoutMs: 30_000, intervalMs: 1_000 })
     }
     // A knows B by name: the bridge says B's messages as <bob>
-    expect((await a.api('POST', '/v1/contacts', { peerId: b.peerId, name: 'bob' })).status).toBe(200)
+    expect((await a.api('POST', '/v1/contacts', { peerId: b.peerId, name: 'bob' })).status).toBe(201)
 
     await user.connect(irc.port)
     cleanup.add(async () => { user.close() })
