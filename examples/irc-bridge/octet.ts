@@ -4,24 +4,11 @@
  * with an Idempotency-Key (a retry after a lost answer, or after a daemon restart, makes no
  * second message).
  */
-import { createOctetClient, ok, OctetApiError, type ApiFetch, type OctetClient, type operations } from 'octet/client'
+import { createOctetClient, ok, OctetApiError, type ApiEvent, type ApiFetch, type OctetClient, type operations } from 'octet/client'
 import { readSse } from './sse.js'
 
 /** A group message as the API shows it (GET /v1/groups/:id/messages, and in group.message events). */
 export type GroupMessage = operations['listGroupMessages']['responses'][200]['content']['application/json']['messages'][number]
-
-/** One event of GET /v1/events: its id (the cursor), type and data. */
-export interface OctetEvent {
-  id: number
-  type: string
-  data: unknown
-}
-
-/** A group.message event's data. */
-export interface GroupMessageEvent {
-  groupId: string
-  message: GroupMessage
-}
 
 /** Every request but the event stream gets this long. */
 const REQUEST_TIMEOUT = 10_000
@@ -97,7 +84,7 @@ export class OctetSide {
    * live), or only new ones without a cursor. Ends or throws when the connection does;
    * the caller reconnects from the last event it handled.
    */
-  async * events (after: number | undefined, signal: AbortSignal, onOpen: () => void): AsyncGenerator<OctetEvent> {
+  async * events (after: number | undefined, signal: AbortSignal, onOpen: () => void): AsyncGenerator<ApiEvent> {
     const client = await this.client()
     const stream = new AbortController()
     const stop = (): void => { stream.abort(signal.reason) }
@@ -117,7 +104,7 @@ export class OctetSide {
       for await (const message of readSse(body, STREAM_IDLE_TIMEOUT)) {
         if (message.event === 'stream.closed') return
         if (message.id == null) continue
-        yield JSON.parse(message.data) as OctetEvent
+        yield JSON.parse(message.data) as ApiEvent
       }
     } finally {
       signal.removeEventListener('abort', stop)

@@ -17,7 +17,8 @@ import { Backoff, sleep } from './backoff.js'
 import { isCtcp, toIrcLines, toOctetText } from './format.js'
 import type { IrcClient } from './irc.js'
 import { errorText, type Log } from './log.js'
-import { isPermanent, type GroupMessageEvent, type OctetEvent, type OctetSide } from './octet.js'
+import type { ApiEvent } from 'octet/client'
+import { isPermanent, type OctetSide } from './octet.js'
 import type { BridgeState } from './state.js'
 
 /** How long stop() lets an event being relayed finish. */
@@ -109,15 +110,14 @@ export class Relay {
   }
 
   /** One event: said on IRC when it is a message of our group from someone else, then the cursor moves past it. */
-  private async onEvent (event: OctetEvent): Promise<void> {
+  private async onEvent (event: ApiEvent): Promise<void> {
     const { octet, irc, state, groupId, ircLineBytes, log } = this.init
     const signal = this.stopping.signal
-    const data = event.data as Partial<GroupMessageEvent>
-    if (event.type !== 'group.message' || data.groupId !== groupId || data.message == null) {
+    if (event.type !== 'group.message' || event.data.groupId !== groupId) {
       await state.handled(event.id, false)
       return
     }
-    const message = data.message
+    const message = event.data.message
     if (message.author === this.self) {
       // the bridge's own message (an IRC line it posted): saying it on IRC would echo it
       this.counts.skippedOwn++

@@ -69,6 +69,7 @@ export class OpenApiCollector {
     const paths: Record<string, Record<string, unknown>> = {}
     const used = new Set<ErrorStatus>()
     const tags = new Set<string>()
+    let eventSchema: unknown
     for (const route of this.routes) {
       const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
       const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces, events } = route.schema as Record<string, any>
@@ -88,7 +89,9 @@ export class OpenApiCollector {
       if (Object.keys(responses).length === 0) {
         const schema = events == null
           ? { type: 'string' }
-          : { type: 'string', description: 'Server-Sent Events: each `data:` line is one event as JSON', contentMediaType: 'application/json', contentSchema: events }
+          : { type: 'string', description: 'Server-Sent Events: each `data:` line is one event as JSON', contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/Event' } }
+        // a named schema, so that generated clients get a type for an event (octet/client's ApiEvent)
+        if (events != null) eventSchema = events
         responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema } } }
       }
       const statuses = new Set<ErrorStatus>([...ALWAYS, ...((errors ?? []) as ErrorStatus[])])
@@ -131,7 +134,7 @@ export class OpenApiCollector {
       tags: [...tags].sort().map(name => ({ name, description: TAG_DESCRIPTIONS[name] ?? name })),
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the token in <data-dir>/api.token' } },
-        schemas: { Error: errorSchema },
+        schemas: { Error: errorSchema, ...(eventSchema != null ? { Event: eventSchema } : {}) },
         responses
       },
       security: [{ bearer: [] }],

@@ -1,6 +1,5 @@
-import { ok, type OctetClient } from '../client/index.js'
+import { ok, type ApiEvent, type OctetClient } from '../client/index.js'
 import { OctetError } from '../errors.js'
-import type { OctetEvent } from '../messaging/events.js'
 
 export interface SseMessage {
   id?: string
@@ -53,6 +52,6 @@ export async function openEventStream (client: OctetClient, signal: AbortSignal)
  * each `data` line is an event as the daemon stores it (messaging/events.ts), the one
  * type the CLI takes from the daemon's source rather than from the document.
  */
-export async function * events (body: ReadableStream<Uint8Array>): AsyncGenerator<OctetEvent> {
-  for await (const sse of parseSse(body)) yield JSON.parse(sse.data) as OctetEvent
+export async function * events (body: ReadableStream<Uint8Array>): AsyncGenerator<ApiEvent> {
+  for await (const sse of parseSse(body)) yield JSON.parse(sse.data) as ApiEvent
 }

@@ -10,7 +10,7 @@ import { socketFetch, urlFetch, type ApiFetch } from '../api-socket.js'
 import type { components, operations, paths } from './schema.js'
 
 export type { components, operations, paths }
-export type { Answer } from './answers.js'
+export type { Answer, ApiEvent } from './answers.js'
 export { socketFetch, urlFetch, type ApiFetch }
 
 /** A client of one daemon's API: `GET`, `POST`, `DELETE` … typed by path. */

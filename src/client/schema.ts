@@ -641,6 +641,244 @@ export interface components {
                 message: string;
             };
         };
+        Event: {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "message.received";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                message: {
+                    /** @description 32 hex digits (random) */
+                    id: string;
+                    /** @enum {string} */
+                    direction: "out" | "in";
+                    /** @description the other side of the conversation */
+                    peerId: string;
+                    /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                    author: string;
+                    /** @description the sender's sequence number in this conversation */
+                    seq: number;
+                    text: string;
+                    sentAt: number;
+                    receivedAt?: number;
+                    /**
+                     * @description stored: sealed at `mailboxes` mailbox peers while the recipient is offline
+                     * @enum {string}
+                     */
+                    status: "queued" | "sent" | "stored" | "delivered" | "read" | "failed";
+                    /** @description mailbox peers holding a sealed copy (status stored) */
+                    mailboxes?: number;
+                    reason?: string;
+                    updatedAt: number;
+                };
+                /** @description this event waited for earlier messages of its sender, at most 90 s (direct) or 30 s (group), and went out without them: seqs from..to (inclusive) are missing right before it */
+                gap?: {
+                    from: number;
+                    to: number;
+                };
+                /**
+                 * @description the message fills a gap an earlier event named: it comes after messages with higher seqs
+                 * @constant
+                 */
+                late?: true;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "message.sent";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                message: {
+                    /** @description 32 hex digits (random) */
+                    id: string;
+                    /** @enum {string} */
+                    direction: "out" | "in";
+                    /** @description the other side of the conversation */
+                    peerId: string;
+                    /** @description the PeerId of who wrote it: ours when direction is out, the peer's when in */
+                    author: string;
+                    /** @description the sender's sequence number in this conversation */
+                    seq: number;
+                    text: string;
+                    sentAt: number;
+                    receivedAt?: number;
+                    /**
+                     * @description stored: sealed at `mailboxes` mailbox peers while the recipient is offline
+                     * @enum {string}
+                     */
+                    status: "queued" | "sent" | "stored" | "delivered" | "read" | "failed";
+                    /** @description mailbox peers holding a sealed copy (status stored) */
+                    mailboxes?: number;
+                    reason?: string;
+                    updatedAt: number;
+                };
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "message.status";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description the message id */
+                id: string;
+                /** @description a PeerId */
+                peerId: string;
+                /**
+                 * @description stored: sealed at `mailboxes` mailbox peers while the recipient is offline
+                 * @enum {string}
+                 */
+                status: "queued" | "sent" | "stored" | "delivered" | "read" | "failed";
+                /** @description why it failed, or why it waits */
+                reason?: string;
+                /** @description mailbox peers holding a sealed copy (status stored) */
+                mailboxes?: number;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "contact.request";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description a PeerId */
+                peerId: string;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "contact.updated";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                contact: {
+                    peerId: string;
+                    name?: string;
+                    /**
+                     * @description pending: wrote first, waits for accept or block
+                     * @enum {string}
+                     */
+                    state: "accepted" | "pending" | "blocked";
+                    createdAt: number;
+                    updatedAt: number;
+                };
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "identity.changed";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description a PeerId */
+                peerId: string;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "group.invite";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description 32 hex digits */
+                groupId: string;
+                name: string;
+                /** @description the admin who invited us */
+                invitedBy: string;
+                /** @description the membership version */
+                version: number;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "group.joined";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description 32 hex digits */
+                groupId: string;
+                name: string;
+                /** @description the membership version */
+                version: number;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "group.message";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description 32 hex digits */
+                groupId: string;
+                message: {
+                    groupId: string;
+                    /** @description 32 hex digits, the same at every member: the first 16 bytes of SHA-256 over the UTF-8 of `<groupId>:<author>:<seq>` */
+                    id: string;
+                    /** @enum {string} */
+                    direction: "out" | "in";
+                    /** @description the PeerId of who wrote it (ours when direction is out) */
+                    author: string;
+                    /** @description the author's sequence number in this group */
+                    seq: number;
+                    text: string;
+                    sentAt: number;
+                    receivedAt?: number;
+                    /** @description the key epoch it was encrypted in */
+                    epoch: number;
+                };
+                /** @description this event waited for earlier messages of its sender, at most 90 s (direct) or 30 s (group), and went out without them: seqs from..to (inclusive) are missing right before it */
+                gap?: {
+                    from: number;
+                    to: number;
+                };
+                /**
+                 * @description the message fills a gap an earlier event named: it comes after messages with higher seqs
+                 * @constant
+                 */
+                late?: true;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "group.member.added";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description 32 hex digits */
+                groupId: string;
+                /** @description a PeerId */
+                peerId: string;
+                /** @description the membership version */
+                version: number;
+            };
+        } | {
+            /** @description increases by one per event; resume after it with Last-Event-ID */
+            id: number;
+            /** @constant */
+            type: "group.member.removed";
+            /** @description when it was committed, ms since the epoch */
+            at: number;
+            data: {
+                /** @description 32 hex digits */
+                groupId: string;
+                /** @description a PeerId */
+                peerId: string;
+                /** @description the membership version */
+                version: number;
+            };
+        };
     };
     responses: {
         /** @description The request is invalid: a parameter, header or body fails its schema, the JSON does not parse, or the request makes no sense (BAD_REQUEST, INVALID_PEER_ID …) */

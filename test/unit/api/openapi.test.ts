@@ -70,9 +70,10 @@ describe('OpenAPI document: what clients are generated from', () => {
 
   it('describes what the event stream carries, with the gap and late marks of ordered events', () => {
     const stream = doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema
-    expect(stream).toMatchObject({ contentMediaType: 'application/json' })
+    // each data: line is an Event, a named schema so that generated clients get its type
+    expect(stream).toMatchObject({ contentMediaType: 'application/json', contentSchema: { $ref: '#/components/schemas/Event' } })
     const ajv = new Ajv({ strict: false })
-    const valid = (event: unknown): boolean => ajv.validate(stream.contentSchema, event)
+    const valid = (event: unknown): boolean => ajv.validate(doc.components.schemas.Event, event)
     const message = { id: 'ab', direction: 'in', peerId: 'p', author: 'p', seq: 164, text: 't', sentAt: 1, status: 'delivered', updatedAt: 1 }
     expect(valid({ id: 7, type: 'message.received', at: 1, data: { message, gap: { from: 162, to: 163 } } })).toBe(true)
     expect(valid({ id: 8, type: 'message.received', at: 1, data: { message, late: true } })).toBe(true)
@@ -103,17 +104,18 @@ describe('OpenAPI document: one vocabulary', () => {
       Object.entries((resolve(response)?.content ?? {}) as Record<string, { schema?: unknown }>).map(([type, media]) => [`${where} ${status} ${type}`, media.schema] as [string, unknown])))
 
   it('names a peer peerId and a writer author: no answer or event has a property peer, sender or inviter', () => {
-    const names = answerSchemas().flatMap(([where, schema]) => propertyNames(schema, where))
+    // answers, and the named schemas they point to (Event: what the stream and webhooks carry)
+    const names = [...answerSchemas(), ['components.schemas', doc.components.schemas] as [string, unknown]].flatMap(([where, schema]) => propertyNames(schema, where))
     // the check sees what it must: message and event properties are among the names found
     expect(names.map(([name]) => name)).toEqual(expect.arrayContaining(['peerId', 'author', 'invitedBy']))
     expect(names.filter(([name]) => ['peer', 'sender', 'inviter'].includes(name)).map(([, where]) => where)).toEqual([])
   })
 
   it('describes every event type of the stream', () => {
-    const stream = doc.paths['/v1/events'].get.responses['200'].content['text/event-stream'].schema
-    const types = (stream.contentSchema.oneOf as any[]).map(event => event.properties.type.const)
+    const event = doc.components.schemas.Event
+    const types = (event.oneOf as any[]).map(event => event.properties.type.const)
     expect(types).toEqual(expect.arrayContaining(['message.received', 'message.sent', 'message.status', 'group.invite', 'group.message']))
-    const invite = (stream.contentSchema.oneOf as any[]).find(event => event.properties.type.const === 'group.invite')
+    const invite = (event.oneOf as any[]).find(event => event.properties.type.const === 'group.invite')
     expect(invite.properties.data.required).toContain('invitedBy')
   })
 
