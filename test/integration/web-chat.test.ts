@@ -224,6 +224,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     expect(await page.locator('.messages').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     expect(await page.locator('html').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     await screenshot(page, 'chat-phone-dark')
+    // the dark theme's colours pass axe's contrast check too
+    expect(await accessibilityViolations(page)).toEqual([])
   })
 
   it('A blocks a contact request from its Contacts page', async () => {
