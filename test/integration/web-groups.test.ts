@@ -80,7 +80,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     const [pa, pb] = [page(a), page(b)]
     await pa.getByLabel('New group (name)').fill('Not for B')
     await pa.getByLabel('New group (name)').press('Enter')
-    await pa.locator('[data-testid="group-state"]', { hasText: 'joined' }).waitFor()
+    // the page was on the first group: wait for the new one to be shown before reading its id
+    await pa.locator('#group-title', { hasText: 'Not for B' }).waitFor()
     const groupId = /#\/groups\/([0-9a-f]{32})$/.exec(pa.url())?.[1] ?? ''
     // from the name field on: Tab to the members, open them, Tab to the invite field
     await tabTo(pa, 'details.members > summary')
