@@ -140,7 +140,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
       await composer.press('Enter')
     }
     const texts = pageB.locator('.msg.in .text')
-    await expect.poll(async () => (await texts.allTextContents()).slice(-2)).toEqual([mixed, rtl])
+    await pageB.locator('.msg.in .text', { hasText: 'מה שלומך' }).waitFor()
+    expect((await texts.allTextContents()).slice(-2)).toEqual([mixed, rtl])
     expect((await pageA.locator('.msg.out .text').allTextContents()).slice(-2)).toEqual([mixed, rtl])
 
     // a right-to-left message reads right to left (dir="auto"), and so does its line in the list
