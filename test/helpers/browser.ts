@@ -77,8 +77,8 @@ export async function tabTo (page: Page, selector: string, max = 40): Promise<vo
 export async function accessibilityViolations (page: Page): Promise<string[]> {
   if (!await page.evaluate(() => 'axe' in globalThis)) await page.evaluate(axe.source)
   const violations = await page.evaluate(async () => {
-    const page = globalThis as unknown as { axe: typeof axe, document: axe.ElementContext }
-    const result = await page.axe.run(page.document, { resultTypes: ['violations'] })
+    const win = globalThis as unknown as { axe: typeof axe, document: axe.ElementContext }
+    const result = await win.axe.run(win.document, { resultTypes: ['violations'] })
     return result.violations.map(v => ({ id: v.id, impact: v.impact ?? '', help: v.help, targets: v.nodes.map(n => n.target.join(' ')) }))
   })
   return violations.filter(v => v.impact === 'serious' || v.impact === 'critical')

@@ -28,7 +28,8 @@ function Banner () {
   return <p class={`banner ${s.connection}`} role="status" data-connection={s.connection}>{text}</p>
 }
 
-// a view per id (key): another group opens with its own state (members folded), not the last one's
+// GroupView is keyed by the group's id: another group opens with its own state (members folded),
+// not with the last group's
 export function App () {
   const [section = 'chats', id] = useRoute()
   const s = useStore()
