@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import axe from 'axe-core'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { expect } from 'vitest'
 import { ROOT, runCli, type Cleanup, type DaemonProcess } from './daemon.js'
@@ -65,4 +66,21 @@ export async function tabTo (page: Page, selector: string, max = 40): Promise<vo
     await page.keyboard.press('Tab')
   }
   throw new Error(`Tab never reached ${selector}`)
+}
+
+/**
+ * The serious and critical accessibility violations axe-core finds in the page as it is now,
+ * one line each (rule, impact, the elements). axe's source is evaluated in the page from the
+ * installed package, nothing loaded from elsewhere; through DevTools, since the page's CSP
+ * (rightly) refuses an inline script tag.
+ */
+export async function accessibilityViolations (page: Page): Promise<string[]> {
+  if (!await page.evaluate(() => 'axe' in globalThis)) await page.evaluate(axe.source)
+  const violations = await page.evaluate(async () => {
+    const win = globalThis as unknown as { axe: typeof axe, document: axe.ElementContext }
+    const result = await win.axe.run(win.document, { resultTypes: ['violations'] })
+    return result.violations.map(v => ({ id: v.id, impact: v.impact ?? '', help: v.help, targets: v.nodes.map(n => n.target.join(' ')) }))
+  })
+  return violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.targets.join(', ')}`)
 }

@@ -1,21 +1,30 @@
+import { execFileSync } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ContactView, MessageRecord } from '../../src/messaging/index.js'
 import { Cleanup, DaemonProcess, waitFor } from '../helpers/daemon.js'
-import { HAVE_CHROMIUM, CHROMIUM, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
+import { HAVE_CHROMIUM, CHROMIUM, accessibilityViolations, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
 
 if (!HAVE_CHROMIUM) console.warn(`web page tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set OCTET_CHROMIUM)`)
 
+/** Whether the machine has a colour emoji font (`.ci/run` installs Noto Color Emoji): without one, emoji show as boxes. */
+const HAVE_EMOJI_FONT = ((): boolean => {
+  try { return /emoji/i.test(execFileSync('fc-list', [':', 'family'], { encoding: 'utf8' })) } catch { return false }
+})()
+
 /**
  * The web page in a real browser (Debian's Chromium driven by playwright-core) against two
- * real daemons, one page each, logged in the way a person is: the URL `octet ui` prints.
+ * real daemons, one page each, logged in the way a person is: the URL `octet ui` prints. A
+ * third daemon, M, has no page: it is the mailbox that holds A's message while B is off, and
+ * the stranger whose contact request A blocks.
  */
 describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', () => {
   const cleanup = new Cleanup()
   let browser: Browser
   let a: DaemonProcess
   let b: DaemonProcess
+  let m: DaemonProcess
   let pageA: Page
   let pageB: Page
 
@@ -29,7 +38,10 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     a = await DaemonProcess.start({ dataDir: await cleanup.tempDir() }, cleanup)
     // B comes back on the same addresses after a restart: its page's origin, and where A finds it
     const [api, p2p] = [await freePort(), await freePort()]
-    b = await DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress], api: `127.0.0.1:${api}`, listen: [`/ip4/127.0.0.1/tcp/${p2p}`] }, cleanup)
+    ;[b, m] = await Promise.all([
+      DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress], api: `127.0.0.1:${api}`, listen: [`/ip4/127.0.0.1/tcp/${p2p}`] }, cleanup),
+      DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress] }, cleanup)
+    ])
     pageA = await openPage(browser, a)
     pageB = await openPage(browser, b)
   }, 90_000)
@@ -94,17 +106,74 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     // the daemon goes away under the page: it says so, then resumes the stream where it was
     await b.stop()
     await pageB.locator('.shell[data-connection="offline"]').waitFor()
+    expect(await pageB.getByRole('status').textContent()).toContain('The daemon cannot be reached')
     await screenshot(pageB, 'offline')
+    // written while B is off: A's page shows it stored at M's mailbox, live
+    await composer.fill('while you were away')
+    await composer.press('Enter')
+    const away = pageA.locator('.msg.out', { hasText: 'while you were away' })
+    await pageA.locator('.msg.out[data-status="stored"]', { hasText: 'while you were away' }).waitFor({ timeout: 30_000 })
+    expect(await away.locator('.status').textContent()).toMatch(/^stored at [1-9]\d* mailbox(es)?$/)
+    await screenshot(pageA, 'stored')
     b = await b.restart(cleanup)
     // written while B's page may not be connected yet: comes from the log (Last-Event-ID)
     await composer.fill('after the restart')
     await composer.press('Enter')
     await pageB.locator('.shell[data-connection="live"]').waitFor({ timeout: 30_000 })
     await pageB.locator('.msg.in', { hasText: 'after the restart' }).waitFor({ timeout: 30_000 })
+    // B collected the stored one from the mailbox; B's page read it, A's page shows that, live
+    await pageB.locator('.msg.in', { hasText: 'while you were away' }).waitFor({ timeout: 30_000 })
+    await pageA.locator('.msg.out[data-status="read"]', { hasText: 'while you were away' }).waitFor({ timeout: 30_000 })
     await check(pageB, b, a)
     await check(pageA, a, b)
-    expect((await history(b, a)).map(m => m.text)).toEqual(['Hello B — مرحبا 👋', 'one', 'two', 'three', 'after the restart'])
+    // each once (the stored one and the one sent after the restart may arrive in either order)
+    expect((await history(b, a)).map(m => m.text).sort()).toEqual(['Hello B — مرحبا 👋', 'one', 'two', 'three', 'while you were away', 'after the restart'].sort())
     expect((pageA as Page & { errors: string[] }).errors).toEqual([])
+  })
+
+  it('shows emoji (ZWJ sequences, flags) and right-to-left scripts as written, each line in its own direction', async () => {
+    const mixed = ['Emoji 👨‍👩‍👧‍👦 🏳️‍🌈 🇫🇷🇯🇵 👋🏽 — then a line in Arabic and one in Hebrew:', 'مرحبا بالعالم', 'שלום עולם'].join('\n')
+    const rtl = 'שלום! מה שלומך? 🙂'
+    const composer = pageA.locator('#composer-text')
+    for (const text of [mixed, rtl]) {
+      await composer.fill(text)
+      await composer.press('Enter')
+    }
+    const texts = pageB.locator('.msg.in .text')
+    await pageB.locator('.msg.in .text', { hasText: 'מה שלומך' }).waitFor()
+    expect((await texts.allTextContents()).slice(-2)).toEqual([mixed, rtl])
+    expect((await pageA.locator('.msg.out .text').allTextContents()).slice(-2)).toEqual([mixed, rtl])
+
+    // a right-to-left message reads right to left (dir="auto"), and so does its line in the list
+    const direction = async (l: ReturnType<Page['locator']>): Promise<string> => await l.evaluate(el => el.ownerDocument.defaultView?.getComputedStyle(el).direction ?? '')
+    expect(await direction(texts.last())).toBe('rtl')
+    expect(await direction(texts.nth(-2))).toBe('ltr')
+    expect(await direction(pageB.locator(`a.item[data-peer="${a.peerId}"] .last`))).toBe('rtl')
+    // in the mixed message, each line takes its own direction: the English one starts at the
+    // left edge, the Arabic and Hebrew ones end at the right edge
+    const edges = await texts.nth(-2).evaluate(el => {
+      const node = el.firstChild as typeof el.firstChild & { data: string }
+      const box = el.getBoundingClientRect()
+      const of = (part: string): { left: number, right: number, width: number } => {
+        const range = el.ownerDocument.createRange()
+        const at = node.data.indexOf(part)
+        range.setStart(node, at)
+        range.setEnd(node, at + part.length)
+        const r = range.getBoundingClientRect()
+        return { left: r.left - box.left, right: box.right - r.right, width: r.width }
+      }
+      return { en: of('Emoji'), ar: of('مرحبا بالعالم'), he: of('שלום עולם'), family: of('👨‍👩‍👧‍👦'), flag: of('🇫🇷'), wave: of('👋🏽') }
+    })
+    expect(edges.en.left).toBeLessThan(2)
+    for (const line of [edges.ar, edges.he]) {
+      expect(line.right).toBeLessThan(2)
+      expect(line.left).toBeGreaterThan(20)
+    }
+    // a ZWJ family, a flag and a toned hand are one glyph each, not their parts side by side
+    if (HAVE_EMOJI_FONT) {
+      for (const glyph of [edges.family, edges.flag]) expect(glyph.width).toBeLessThan(edges.wave.width * 1.5)
+    } else console.warn('no colour emoji font (apt-get install fonts-noto-color-emoji): emoji glyphs not measured')
+    await screenshot(pageB, 'emoji-rtl')
   })
 
   it('a page of another origin can neither read nor drive the node, even with the cookie in the browser', async () => {
@@ -156,5 +225,42 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
     expect(await page.locator('.messages').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     expect(await page.locator('html').evaluate(el => el.scrollWidth <= el.clientWidth)).toBe(true)
     await screenshot(page, 'chat-phone-dark')
+    // the dark theme's colours pass axe's contrast check too
+    expect(await accessibilityViolations(page)).toEqual([])
+  })
+
+  it('A blocks a contact request from its Contacts page', async () => {
+    const sent = await m.api<{ message: MessageRecord }>('POST', '/v1/messages', { to: a.peerId, text: 'cheap watches' })
+    expect(sent.status).toBe(202)
+    await pageA.getByRole('link', { name: /^Contacts/ }).click()
+    const row = pageA.locator(`li[data-peer="${m.peerId}"]`)
+    const block = row.getByRole('button', { name: 'Block' })
+    await block.waitFor({ timeout: 30_000 })
+    // the contacts view, with a request in it, for screen readers
+    expect(await accessibilityViolations(pageA)).toEqual([])
+    await screenshot(pageA, 'contacts')
+    await block.click()
+    await waitFor(async () => {
+      const { body } = await a.api<{ contact: ContactView }>('GET', `/v1/contacts/${m.peerId}`)
+      return body.contact.state === 'blocked' ? true : undefined
+    }, { what: 'M blocked at A' })
+    await row.locator('.badge', { hasText: 'blocked' }).waitFor()
+    expect(await pageA.locator('h3 + .empty', { hasText: 'No requests.' }).count()).toBe(1)
+  })
+
+  it('keyboard and screen readers: Tab reaches the conversation list and the composer; axe finds nothing serious in the chat and node views', async () => {
+    await pageA.getByRole('link', { name: /^Chats/ }).click()
+    await tabTo(pageA, `a.item[data-peer="${b.peerId}"]`)
+    await pageA.keyboard.press('Enter')
+    await pageA.waitForURL(`**/#/chats/${b.peerId}`)
+    await tabTo(pageA, '#composer-text')
+    await pageA.keyboard.type('by keyboard again')
+    await pageA.keyboard.press('Enter')
+    await pageB.locator('.msg.in', { hasText: 'by keyboard again' }).waitFor()
+    expect(await accessibilityViolations(pageA)).toEqual([])
+    expect(await accessibilityViolations(pageB)).toEqual([])
+    await pageA.getByRole('link', { name: 'Node' }).click()
+    await pageA.locator('[data-testid="my-peer-id"]').waitFor()
+    expect(await accessibilityViolations(pageA)).toEqual([])
   })
 })

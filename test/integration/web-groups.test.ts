@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MessageRecord } from '../../src/messaging/index.js'
 import { databasePaths } from '../../src/store/database.js'
 import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
-import { HAVE_CHROMIUM, freePort, launchBrowser, openPage, screenshot } from '../helpers/browser.js'
+import { HAVE_CHROMIUM, accessibilityViolations, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
 
 /**
  * Groups and identity changes through the web page: three real daemons, a page each, in
@@ -74,6 +74,40 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     await page(b).locator('summary', { hasText: 'Members' }).click()
     await page(b).getByRole('button', { name: 'Leave the group' }).click()
     await page(b).locator('[data-testid="group-state"]', { hasText: 'left' }).waitFor({ timeout: 30_000 })
+  })
+
+  it('with the keyboard only, A invites B to another group and B declines; axe finds nothing serious in either group view', async () => {
+    const [pa, pb] = [page(a), page(b)]
+    await pa.getByLabel('New group (name)').fill('Not for B')
+    await pa.getByLabel('New group (name)').press('Enter')
+    // the page was on the first group: wait for the new one to be shown before reading its id
+    await pa.locator('#group-title', { hasText: 'Not for B' }).waitFor()
+    const groupId = /#\/groups\/([0-9a-f]{32})$/.exec(pa.url())?.[1] ?? ''
+    // from the name field on: Tab to the members, open them, Tab to the invite field
+    await tabTo(pa, 'details.members > summary')
+    await pa.keyboard.press('Enter')
+    await tabTo(pa, 'input[id^="f-invite"]')
+    await pa.keyboard.type(b.peerId)
+    await pa.keyboard.press('Enter')
+    await pa.locator('.members li', { hasText: 'invited' }).waitFor()
+    expect(await accessibilityViolations(pa)).toEqual([])
+
+    // B: Tab to the group in the list, Enter opens it, Tab to Decline, Enter
+    await pb.getByRole('link', { name: /^Groups/ }).click()
+    const item = pb.locator(`a.item[data-group="${groupId}"]`)
+    await item.waitFor({ timeout: 30_000 })
+    await tabTo(pb, `a.item[data-group="${groupId}"]`)
+    await pb.keyboard.press('Enter')
+    await pb.waitForURL(`**/#/groups/${groupId}`)
+    await pb.getByRole('button', { name: 'Accept invite' }).waitFor()
+    expect(await accessibilityViolations(pb)).toEqual([])
+    await screenshot(pb, 'group-invite')
+    await tabTo(pb, '.notice button.danger')
+    await pb.keyboard.press('Enter')
+    await pb.locator('[data-testid="group-state"]', { hasText: 'declined' }).waitFor()
+    const { body } = await b.api<{ group: { state: string } }>('GET', `/v1/groups/${groupId}`)
+    expect(body.group.state).toBe('declined')
+    expect(await pb.getByRole('button', { name: 'Accept invite' }).count()).toBe(0)
   })
 
   it('a contact reinstalls: the page warns, shows the new safety number (and its QR code), and sends once it is trusted', async () => {

@@ -28,6 +28,8 @@ function Banner () {
   return <p class={`banner ${s.connection}`} role="status" data-connection={s.connection}>{text}</p>
 }
 
+// GroupView is keyed by the group's id: another group opens with its own state (members folded),
+// not with the last group's
 export function App () {
   const [section = 'chats', id] = useRoute()
   const s = useStore()
@@ -47,7 +49,7 @@ export function App () {
       </header>
       <Banner />
       {section === 'chats' && <><ConversationList selected={id} /><main class="detail">{id != null ? <ChatView peerId={id} /> : <p class="hint">Pick a conversation, or open one with a PeerId.</p>}</main></>}
-      {section === 'groups' && <><GroupList selected={id} /><main class="detail">{id != null ? <GroupView id={id} /> : <p class="hint">Pick a group, or create one.</p>}</main></>}
+      {section === 'groups' && <><GroupList selected={id} /><main class="detail">{id != null ? <GroupView key={id} id={id} /> : <p class="hint">Pick a group, or create one.</p>}</main></>}
       {section === 'contacts' && <main class="detail wide"><ContactsView /></main>}
       {section === 'node' && <main class="detail wide"><NodeView /></main>}
     </div>

@@ -47,7 +47,11 @@ export function Copy ({ text, label }: { text: string, label: string }) {
   return <button type="button" onClick={() => { void navigator.clipboard?.writeText(text).then(() => { setDone(true) }) }}>{done ? 'Copied' : label}</button>
 }
 
-/** A one-field form: a label, an input, a button; the input is emptied once `run` succeeds. */
+/**
+ * A one-field form: a label, an input, a button; the input is emptied once `run` succeeds,
+ * unless something else was typed meanwhile (the next PeerId to invite is not wiped out by the
+ * answer to the previous one).
+ */
 export function OneField ({ label, button, run, placeholder }: { label: string, button: string, run: (value: string) => Promise<unknown>, placeholder?: string }) {
   const [value, setValue] = useState('')
   const [error, setError] = useState<string>()
@@ -58,7 +62,7 @@ export function OneField ({ label, button, run, placeholder }: { label: string, 
       const v = value.trim()
       if (v === '') return
       setError(undefined)
-      run(v).then(() => { setValue('') }, (err: Error) => { setError(err.message) })
+      run(v).then(() => { setValue(now => now.trim() === v ? '' : now) }, (err: Error) => { setError(err.message) })
     }}>
       <label for={id}>{label}</label>
       <input id={id} value={value} placeholder={placeholder} autocomplete="off" onInput={e => { setValue(e.currentTarget.value) }} />
