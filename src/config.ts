@@ -6,7 +6,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import { DEFAULT_STUN_PORT } from './node/constants.js'
-import { HOUR } from './units.js'
+import { HOUR, MINUTE } from './units.js'
 import { DELIVERY_TIMEOUT, PAUSE_AFTER_FAILURES, RETRY_MAX_DELAY, RETRY_MIN_DELAY } from './webhooks/constants.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -101,6 +101,8 @@ export interface DaemonConfig {
   metrics?: ApiAddress
   /** how webhooks are delivered (src/webhooks/constants.ts says why the defaults) */
   webhooks: WebhookSettings
+  /** ms between comments on an idle event stream (announced to clients, which watch for a stall); undefined: the API's default */
+  sseHeartbeatMs?: number
 }
 
 /** Webhook delivery timing: ms, and failures in a row before a pause. */
@@ -144,13 +146,15 @@ export interface RawSettings {
   /** ms */
   webhookRetryMaxMs?: unknown
   webhookPauseAfter?: unknown
+  /** ms */
+  sseHeartbeatMs?: unknown
 }
 
 const SETTING_KEYS = [
   'dataDir', 'listen', 'api', 'apiAllowedHosts', 'bootstrap', 'mdns', 'logLevel', 'libp2pLog', 'mailboxReplicas',
   'reachability', 'relayService', 'relayMaxReservations', 'relayMaxCircuits', 'relayMaxCircuitsPerPeer',
   'relayCircuitDuration', 'relayCircuitBytes', 'upnp', 'webrtc', 'stunPort', 'metrics',
-  'webhookTimeoutMs', 'webhookRetryMinMs', 'webhookRetryMaxMs', 'webhookPauseAfter'
+  'webhookTimeoutMs', 'webhookRetryMinMs', 'webhookRetryMaxMs', 'webhookPauseAfter', 'sseHeartbeatMs'
 ] as const
 
 /** Environment variable for each setting (DESIGN.md, "Daemon flags"). */
@@ -178,7 +182,8 @@ export const ENV_VARS: Record<keyof RawSettings, string> = {
   webhookTimeoutMs: 'OCTET_WEBHOOK_TIMEOUT_MS',
   webhookRetryMinMs: 'OCTET_WEBHOOK_RETRY_MIN_MS',
   webhookRetryMaxMs: 'OCTET_WEBHOOK_RETRY_MAX_MS',
-  webhookPauseAfter: 'OCTET_WEBHOOK_PAUSE_AFTER'
+  webhookPauseAfter: 'OCTET_WEBHOOK_PAUSE_AFTER',
+  sseHeartbeatMs: 'OCTET_SSE_HEARTBEAT_MS'
 }
 
 export function defaultDataDir (): string {
@@ -271,6 +276,9 @@ export function loadDaemonConfig (flags: RawSettings, env: NodeJS.ProcessEnv = p
     webrtc: parseBoolean('webrtc', pick('webrtc') ?? false),
     stunPort: parseInteger('STUN port', pick('stunPort') ?? DEFAULT_STUN_PORT, 0, 65535),
     webhooks: parseWebhookSettings(pick),
+    // below 100 ms a stream is mostly comments; above a minute a proxy may time it out, and a
+    // client takes minutes to notice a stall
+    ...(pick('sseHeartbeatMs') != null ? { sseHeartbeatMs: parseInteger('event stream heartbeat interval (ms)', pick('sseHeartbeatMs'), 100, MINUTE) } : {}),
     ...(pick('metrics') != null ? { metrics: parseListenAddress('metrics', pick('metrics')) } : {})
   }
 }

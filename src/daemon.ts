@@ -258,7 +258,7 @@ export class Daemon {
       log,
       version: VERSION,
       hostCheck: apiHostCheck(config.api.host, config.apiAllowedHosts),
-      sse: this.overrides.sse,
+      sse: { ...(config.sseHeartbeatMs != null ? { heartbeatInterval: config.sseHeartbeatMs } : {}), ...this.overrides.sse },
       sseClients,
       metrics: this.metrics,
       webhooks: this.webhooks

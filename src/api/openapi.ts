@@ -72,7 +72,7 @@ export class OpenApiCollector {
     let eventSchema: unknown
     for (const route of this.routes) {
       const path = route.url.replace(/:([A-Za-z_]+)/g, '{$1}')
-      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces, events } = route.schema as Record<string, any>
+      const { operationId, summary, description, tags: routeTags, params, querystring, body, response, headers, errors, produces, events, responseHeaders } = route.schema as Record<string, any>
       const parameters = [
         ...schemaParameters(params, 'path'),
         ...schemaParameters(querystring, 'query'),
@@ -94,6 +94,8 @@ export class OpenApiCollector {
         if (events != null) eventSchema = events
         responses[200] = { description: 'Success', content: { [produces ?? 'application/json']: { schema } } }
       }
+      // headers of the success answer a client relies on (the event stream's heartbeat interval)
+      if (responseHeaders != null && responses[200] != null) responses[200] = { ...responses[200] as object, headers: responseHeaders }
       const statuses = new Set<ErrorStatus>([...ALWAYS, ...((errors ?? []) as ErrorStatus[])])
       if (!route.public) statuses.add(401)
       if (parameters.length > 0 || body != null) statuses.add(400)

@@ -180,6 +180,16 @@ describe('loadDaemonConfig', () => {
     expect(codeOf(() => webhooks({ OCTET_WEBHOOK_PAUSE_AFTER: '0' }))).toBe('INVALID_CONFIG')
   })
 
+  it('takes the event stream heartbeat interval from env > file, within 100 ms to 60 s; unset leaves the API default', async () => {
+    const heartbeat = (env: NodeJS.ProcessEnv = {}): unknown => loadDaemonConfig({ dataDir }, env).sseHeartbeatMs
+    expect(heartbeat()).toBeUndefined()
+    await writeConfig({ sseHeartbeatMs: 5000 })
+    expect(heartbeat()).toBe(5000)
+    expect(heartbeat({ OCTET_SSE_HEARTBEAT_MS: '300' })).toBe(300)
+    for (const bad of ['99', '60001', 'fast', '1.5']) expect(codeOf(() => heartbeat({ OCTET_SSE_HEARTBEAT_MS: bad }))).toBe('INVALID_CONFIG')
+    expect(() => heartbeat({ OCTET_SSE_HEARTBEAT_MS: '50' })).toThrow(/event stream heartbeat interval \(ms\) must be a whole number from 100 to 60000, not "50"/)
+  })
+
   it('says which address is wrong: metrics, not api', () => {
     expect(() => plain({ metrics: 'nonsense' })).toThrow(/invalid metrics address "nonsense": expected host:port/)
   })

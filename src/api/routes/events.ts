@@ -8,7 +8,6 @@ import { stackFixStatus } from '../../node/stack-fixes.js'
 import { DAY, MiB, SECOND } from '../../units.js'
 import { eventSchema } from '../event-schemas.js'
 
-const HEARTBEAT_INTERVAL = 15 * SECOND
 /** Stored events read per step when a client catches up. */
 const REPLAY_PAGE = 256
 
@@ -23,13 +22,23 @@ export interface SseLimits {
   stallTimeout: number
   /** After the goodbye, how long it has to take what was queued before the connection is cut. */
   closeGrace: number
+  /**
+   * How often an idle stream carries a comment. The interval is announced in the
+   * X-Octet-Heartbeat-Ms header: a client that hears nothing for a few of them knows the
+   * stream stalled (a frozen daemon, a laptop that slept, a hung proxy) even though the
+   * connection still looks open.
+   */
+  heartbeatInterval: number
 }
+
+/** The response header announcing SseLimits.heartbeatInterval, in ms. */
+export const HEARTBEAT_HEADER = 'x-octet-heartbeat-ms'
 
 /**
  * 1 MiB is a couple of thousand events: a client that reads at all never gets near it. A
  * client that reads nothing costs at most that much memory for 30 s, then nothing.
  */
-export const DEFAULT_SSE_LIMITS: SseLimits = { maxBufferedBytes: 1 * MiB, stallTimeout: 30 * SECOND, closeGrace: 10 * SECOND }
+export const DEFAULT_SSE_LIMITS: SseLimits = { maxBufferedBytes: 1 * MiB, stallTimeout: 30 * SECOND, closeGrace: 10 * SECOND, heartbeatInterval: 15 * SECOND }
 
 /**
  * One client of the event stream. Live events are written as they come while
@@ -187,8 +196,11 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
     schema: {
       operationId: 'streamEvents', errors: [410], produces: 'text/event-stream', events: eventSchema,
       summary: 'Live event stream (text/event-stream); resumes after Last-Event-ID',
-      description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.`,
+      description: `Events are kept ${EVENT_RETENTION / DAY} days (at most ${EVENT_RETENTION_COUNT} of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for ${DEFAULT_SSE_LIMITS.stallTimeout / SECOND} s while ${DEFAULT_SSE_LIMITS.maxBufferedBytes / MiB} MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected. An idle stream carries a comment every heartbeat interval (${DEFAULT_SSE_LIMITS.heartbeatInterval / SECOND} s unless the daemon is configured otherwise: sseHeartbeatMs, OCTET_SSE_HEARTBEAT_MS), announced in ms by the X-Octet-Heartbeat-Ms response header: a client that receives nothing for a few intervals can treat the stream as dropped and resume it with Last-Event-ID.`,
       tags: ['events'],
+      responseHeaders: {
+        'X-Octet-Heartbeat-Ms': { description: 'The heartbeat interval in ms: an idle stream carries a comment at least this often', schema: { type: 'integer', minimum: 1 } }
+      },
       headers: { type: 'object', properties: { 'last-event-id': { type: 'string', pattern: '^[0-9]{1,15}$' } } },
       querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } } }
     }
@@ -204,7 +216,8 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       connection: 'keep-alive',
-      'x-accel-buffering': 'no'
+      'x-accel-buffering': 'no',
+      [HEARTBEAT_HEADER]: String(limits.heartbeatInterval)
     })
     const stream = new EventStream(res, events, after, limits, resumeAfter => {
       counters.increment('api.sse.slow-disconnects')
@@ -217,7 +230,7 @@ export async function eventRoutes (app: FastifyInstance, { events, counters, lim
     // subscribe before reading the log: an event committed meanwhile is either read from
     // the log or written live (see EventStream.catchUp), never lost
     const unsubscribe = events.subscribe(event => { stream.onEvent(event) })
-    const heartbeat = setInterval(() => { stream.heartbeat() }, HEARTBEAT_INTERVAL)
+    const heartbeat = setInterval(() => { stream.heartbeat() }, limits.heartbeatInterval)
     streams.set(res, stream)
     res.once('close', () => { stream.close() })
     counters.increment('api.sse.connections')
