@@ -73,6 +73,8 @@ declare module 'fastify' {
     produces?: string
     /** For an event stream: the JSON schema of one event (documented as the content of each `data:` line) */
     events?: Record<string, unknown>
+    /** Headers of the success answer that clients rely on, as OpenAPI header objects by name */
+    responseHeaders?: Record<string, { description: string, schema: Record<string, unknown> }>
   }
 }
 
