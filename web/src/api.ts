@@ -2,7 +2,8 @@
 // module: the rest of the page works on the shapes below. When the API renames a field, this
 // is the one file to change.
 
-import type { Answer } from '../../src/client/answers.js'
+import type { Answer, ApiEvent } from '../../src/client/answers.js'
+import { readEventStream } from './event-stream.js'
 
 export type MessageStatus = 'queued' | 'sent' | 'stored' | 'delivered' | 'read' | 'failed'
 
@@ -83,7 +84,8 @@ export interface NodeInfo {
 export type PageEvent =
   | { kind: 'message', message: Message }
   | { kind: 'status', id: string, peerId: string, status: MessageStatus, mailboxes?: number, reason?: string }
-  | { kind: 'contact', contact: Contact }
+  /** the event tells no identity state: that stays as the list says */
+  | { kind: 'contact', contact: Omit<Contact, 'identity'> }
   | { kind: 'contact.request', peerId: string }
   | { kind: 'identity.changed', peerId: string }
   | { kind: 'group', groupId: string }
@@ -212,31 +214,30 @@ export const api = {
 }
 
 /** The stream's events, as the page understands them; undefined for those it does not show. */
-function pageEvent (type: string, data: unknown): PageEvent | undefined {
-  const d = data as Record<string, unknown>
-  switch (type) {
+function pageEvent (event: ApiEvent): PageEvent | undefined {
+  switch (event.type) {
     case 'message.received':
     case 'message.sent':
-      return { kind: 'message', message: message(d.message as RawMessage) }
+      return { kind: 'message', message: message(event.data.message) }
     case 'message.status': {
-      const s = d as unknown as { id: string, peerId: string, status: MessageStatus, mailboxes?: number, reason?: string }
+      const s = event.data
       return { kind: 'status', id: s.id, peerId: s.peerId, status: s.status, ...(s.mailboxes != null ? { mailboxes: s.mailboxes } : {}), ...(s.reason != null ? { reason: s.reason } : {}) }
     }
-    case 'contact.updated': return { kind: 'contact', contact: contact(d.contact as Contact) }
-    case 'contact.request': return { kind: 'contact.request', peerId: d.peerId as string }
-    case 'identity.changed': return { kind: 'identity.changed', peerId: d.peerId as string }
-    case 'group.message': return { kind: 'group.message', message: groupMessage(d.message as RawGroupMessage) }
+    case 'contact.updated': {
+      const c = event.data.contact
+      return { kind: 'contact', contact: { peerId: c.peerId, state: c.state, ...(c.name != null ? { name: c.name } : {}) } }
+    }
+    case 'contact.request': return { kind: 'contact.request', peerId: event.data.peerId }
+    case 'identity.changed': return { kind: 'identity.changed', peerId: event.data.peerId }
+    case 'group.message': return { kind: 'group.message', message: groupMessage(event.data.message) }
     case 'group.invite':
     case 'group.joined':
     case 'group.member.added':
     case 'group.member.removed':
-      return { kind: 'group', groupId: d.groupId as string }
+      return { kind: 'group', groupId: event.data.groupId }
     default: return undefined
   }
 }
-
-const EVENT_TYPES = ['message.received', 'message.sent', 'message.status', 'contact.updated', 'contact.request', 'identity.changed',
-  'group.invite', 'group.joined', 'group.message', 'group.member.added', 'group.member.removed']
 
 /** Whether the stream still keeps the events after `after` (false: pruned, 410, resume from now). */
 export async function eventsKept (after: number): Promise<boolean> {
@@ -254,29 +255,27 @@ export async function eventsKept (after: number): Promise<boolean> {
 export interface EventStreamHandlers {
   onEvent: (id: number, event: PageEvent) => void
   onOpen: () => void
-  /** the stream dropped; `closed`: the browser gave up on it (an error answer), it must be opened anew */
-  onDown: (closed: boolean) => void
+  /** the stream dropped, was refused or stalled (event-stream.ts): it is the caller's to open again */
+  onDown: () => void
 }
 
 /**
- * The event stream after event `after` (undefined: new events only). The browser reconnects
- * by itself after a dropped connection and resumes with Last-Event-ID; a stream it gave up
- * on is the caller's to open again (after the last id it saw).
+ * The event stream after event `after` (undefined: new events only). Once down it stays down:
+ * the caller opens it again after the last id it saw.
  */
 export function openEvents (after: number | undefined, handlers: EventStreamHandlers): () => void {
-  const source = new EventSource(after != null ? `/v1/events?after=${after}` : '/v1/events')
-  for (const type of EVENT_TYPES) {
-    source.addEventListener(type, (e: MessageEvent<string>) => {
-      const event = JSON.parse(e.data) as { id: number, data: unknown }
-      const page = pageEvent(type, event.data)
+  return readEventStream(after != null ? `/v1/events?after=${after}` : '/v1/events', {
+    onOpen: handlers.onOpen,
+    onDown: handlers.onDown,
+    onEvent: ({ event: name, data }) => {
+      if (name === 'stream.closed') {
+        const goodbye = JSON.parse(data) as { resumeAfter: number }
+        handlers.onEvent(goodbye.resumeAfter, { kind: 'closed', resumeAfter: goodbye.resumeAfter })
+        return
+      }
+      const event = JSON.parse(data) as ApiEvent
+      const page = pageEvent(event)
       if (page != null) handlers.onEvent(event.id, page)
-    })
-  }
-  source.addEventListener('stream.closed', (e: MessageEvent<string>) => {
-    const goodbye = JSON.parse(e.data) as { resumeAfter: number }
-    handlers.onEvent(goodbye.resumeAfter, { kind: 'closed', resumeAfter: goodbye.resumeAfter })
+    }
   })
-  source.onopen = () => { handlers.onOpen() }
-  source.onerror = () => { handlers.onDown(source.readyState === EventSource.CLOSED) }
-  return () => { source.close() }
 }

@@ -74,17 +74,17 @@ export class Store {
         const wasDown = this.connection === 'offline'
         this.connection = 'live'
         this.changed()
-        // the browser resumed the stream with Last-Event-ID, which covers everything only
-        // once an event came: a stream that saw none yet does not know where it was. The
+        // the stream was opened again after the last event applied, which covers everything
+        // only once an event came: a stream that saw none yet does not know where it was. The
         // lists are loaded again as well, by id, so that is never a gap nor a double
         if (wasDown) void this.reload()
       },
-      onDown: closed => {
+      onDown: () => {
         this.connection = 'offline'
         this.changed()
-        // the browser retries a dropped connection itself (with Last-Event-ID); one it gave
-        // up on (the daemon answered with an error while stopping) is opened again here
-        if (closed) this.retryLater()
+        // dropped, refused (the daemon stopping) or silent for too long (frozen, asleep): opened
+        // again after the last event applied, once the daemon answers
+        this.retryLater()
       }
     })
   }
@@ -112,6 +112,11 @@ export class Store {
       this.error = (err as Error).message
     }
     this.changed()
+  }
+
+  /** The contact list anew (with each identity state, which events do not carry). */
+  private reloadContacts (): void {
+    void api.contacts().then(list => { this.contacts = new Map(list.map(c => [c.peerId, c])); this.changed() }, () => {})
   }
 
   /** The conversation list anew, a moment after events that change unread counts. */
@@ -210,13 +215,16 @@ export class Store {
         if (m == null) void api.history(event.peerId, 1).then(page => { for (const x of page) this.putMessage(x); this.changed() }, () => {})
         break
       }
-      case 'contact':
-        this.contacts.set(event.contact.peerId, event.contact)
+      case 'contact': {
+        const known = this.contacts.get(event.contact.peerId)
+        if (known != null) this.contacts.set(event.contact.peerId, { ...event.contact, identity: known.identity })
+        else this.reloadContacts()
         this.refreshSoon()
         break
+      }
       case 'contact.request':
       case 'identity.changed':
-        void api.contacts().then(list => { this.contacts = new Map(list.map(c => [c.peerId, c])); this.changed() }, () => {})
+        this.reloadContacts()
         this.refreshSoon()
         break
       case 'group':
