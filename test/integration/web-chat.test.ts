@@ -13,6 +13,9 @@ const HAVE_EMOJI_FONT = ((): boolean => {
   try { return /emoji/i.test(execFileSync('fc-list', [':', 'family'], { encoding: 'utf8' })) } catch { return false }
 })()
 
+/** B's event stream heartbeat (ms): its page takes a stream silent for 3 of them as dropped. */
+const HEARTBEAT = 300
+
 /**
  * The web page in a real browser (Debian's Chromium driven by playwright-core) against two
  * real daemons, one page each, logged in the way a person is: the URL `octet ui` prints. A
@@ -36,10 +39,11 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
   beforeAll(async () => {
     browser = await launchBrowser(cleanup)
     a = await DaemonProcess.start({ dataDir: await cleanup.tempDir() }, cleanup)
-    // B comes back on the same addresses after a restart: its page's origin, and where A finds it
+    // B comes back on the same addresses after a restart: its page's origin, and where A finds it.
+    // Its event stream's heartbeat is short, so that its page notices a frozen B in a second
     const [api, p2p] = [await freePort(), await freePort()]
     ;[b, m] = await Promise.all([
-      DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress], api: `127.0.0.1:${api}`, listen: [`/ip4/127.0.0.1/tcp/${p2p}`] }, cleanup),
+      DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress], api: `127.0.0.1:${api}`, listen: [`/ip4/127.0.0.1/tcp/${p2p}`], env: { OCTET_SSE_HEARTBEAT_MS: String(HEARTBEAT) } }, cleanup),
       DaemonProcess.start({ dataDir: await cleanup.tempDir(), bootstrap: [a.tcpAddress] }, cleanup)
     ])
     pageA = await openPage(browser, a)
@@ -174,6 +178,49 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
       for (const glyph of [edges.family, edges.flag]) expect(glyph.width).toBeLessThan(edges.wave.width * 1.5)
     } else console.warn('no colour emoji font (apt-get install fonts-noto-color-emoji): emoji glyphs not measured')
     await screenshot(pageB, 'emoji-rtl')
+  })
+
+  it('a frozen daemon (SIGSTOP, its connection still open) is shown offline within a few heartbeats, and live again after SIGCONT, missing nothing', async () => {
+    await pageA.getByRole('link', { name: /^Chats/ }).click()
+    await pageA.locator(`a.item[data-peer="${b.peerId}"]`).click()
+    await pageB.getByRole('link', { name: /^Chats/ }).click()
+    await pageB.locator(`a.item[data-peer="${a.peerId}"]`).click()
+    await pageB.locator('.shell[data-connection="live"]').waitFor()
+    // the stream announces its heartbeat, which the page's watchdog goes by
+    const head = await fetch(`${b.info.apiUrl}/v1/events`, { headers: { authorization: `Bearer ${b.token}` }, signal: AbortSignal.timeout(5000) })
+    expect(head.headers.get('x-octet-heartbeat-ms')).toBe(String(HEARTBEAT))
+    await head.body?.cancel()
+
+    const frozenAt = Date.now()
+    b.child.kill('SIGSTOP')
+    let thawed = false
+    const thaw = (): void => { if (!thawed) b.child.kill('SIGCONT'); thawed = true }
+    cleanup.add(async () => { thaw() })
+    try {
+      // nothing tells the page: the TCP connection stays open, only the heartbeats stop
+      await pageB.locator('.shell[data-connection="offline"]').waitFor({ timeout: 10_000 })
+      const noticed = Date.now() - frozenAt
+      console.info(`B's page showed the frozen daemon offline after ${noticed} ms (heartbeat ${HEARTBEAT} ms)`)
+      expect(noticed).toBeLessThan(10 * HEARTBEAT)
+      expect(await pageB.getByRole('status').textContent()).toContain('The daemon cannot be reached')
+      // written while B is frozen
+      const composer = pageA.locator('#composer-text')
+      await composer.fill('while frozen')
+      await composer.press('Enter')
+      await pageA.locator('.msg.out', { hasText: 'while frozen' }).waitFor()
+    } finally {
+      thaw()
+    }
+    await pageB.locator('.shell[data-connection="live"]').waitFor({ timeout: 30_000 })
+    await pageB.locator('.msg.in', { hasText: 'while frozen' }).waitFor({ timeout: 30_000 })
+    await pageA.locator('#composer-text').fill('after the thaw')
+    await pageA.locator('#composer-text').press('Enter')
+    await pageB.locator('.msg.in', { hasText: 'after the thaw' }).waitFor({ timeout: 30_000 })
+    // each once, in the daemon's order
+    const ids = (await history(b, a)).map(m => m.id)
+    await expect.poll(async () => await shown(pageB)).toEqual(ids)
+    expect((await history(b, a)).filter(m => m.text === 'while frozen' || m.text === 'after the thaw')).toHaveLength(2)
+    expect((pageB as Page & { errors: string[] }).errors).toEqual([])
   })
 
   it('a page of another origin can neither read nor drive the node, even with the cookie in the browser', async () => {
