@@ -122,6 +122,18 @@ describe('an event stream client that stops reading', () => {
   }, 120_000)
 })
 
+describe('the heartbeat of an idle stream', () => {
+  it('announces its heartbeat interval (X-Octet-Heartbeat-Ms) and keeps an idle stream to it', async () => {
+    const daemon = await InProcessDaemon.start({ dataDir: await cleanup.tempDir(), overrides: { sse: { heartbeatInterval: 200 } } }, cleanup)
+    const stream = await RawStream.open(daemon)
+    expect(stream.text.slice(0, stream.text.indexOf('\r\n\r\n'))).toMatch(/\r\nx-octet-heartbeat-ms: 200\r\n/i)
+    const opened = Date.now()
+    await until('three heartbeats', () => stream.body.split(': keep-alive\n\n').length > 3)
+    // three intervals, not the default 15 s
+    expect(Date.now() - opened).toBeLessThan(5000)
+  })
+})
+
 describe('retention of the event log', () => {
   it('prunes events past the retention at start; a replay from a pruned id is answered 410 EVENTS_PRUNED, a replay from a kept one goes on', async () => {
     const dataDir = await cleanup.tempDir()
