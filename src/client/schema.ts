@@ -317,7 +317,7 @@ export interface paths {
         };
         /**
          * Live event stream (text/event-stream); resumes after Last-Event-ID
-         * @description Events are kept 7 days (at most 100000 of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for 30 s while 1 MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected.
+         * @description Events are kept 7 days (at most 100000 of them): resuming from an older id answers 410 EVENTS_PRUNED. A client that reads nothing for 30 s while 1 MiB wait for it gets a stream.closed event (data.resumeAfter) and is disconnected. An idle stream carries a comment every heartbeat interval (15 s unless the daemon is configured otherwise: sseHeartbeatMs, OCTET_SSE_HEARTBEAT_MS), announced in ms by the X-Octet-Heartbeat-Ms response header: a client that receives nothing for a few intervals can treat the stream as dropped and resume it with Last-Event-ID.
          */
         get: operations["streamEvents"];
         put?: never;
@@ -1886,6 +1886,8 @@ export interface operations {
             /** @description Success */
             200: {
                 headers: {
+                    /** @description The heartbeat interval in ms: an idle stream carries a comment at least this often */
+                    "X-Octet-Heartbeat-Ms"?: number;
                     [name: string]: unknown;
                 };
                 content: {
