@@ -45,7 +45,7 @@ export async function openPage (browser: Browser | BrowserContext, daemon: Daemo
   page.setDefaultTimeout(20_000)
   const errors: string[] = []
   page.on('pageerror', err => { errors.push(err.message) })
-  page.on('console', m => { if (m.type() === 'error' && !/Failed to load resource|EventSource/.test(m.text())) errors.push(m.text()) })
+  page.on('console', m => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) errors.push(m.text()) })
   ;(page as Page & { errors: string[] }).errors = errors
   await page.goto(ui.stdout.trim())
   await page.locator('.shell[data-connection="live"]').waitFor()

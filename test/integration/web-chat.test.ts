@@ -201,7 +201,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
       await pageB.locator('.shell[data-connection="offline"]').waitFor({ timeout: 10_000 })
       const noticed = Date.now() - frozenAt
       console.info(`B's page showed the frozen daemon offline after ${noticed} ms (heartbeat ${HEARTBEAT} ms)`)
-      expect(noticed).toBeLessThan(10 * HEARTBEAT)
+      // the watchdog fires after 3 silent heartbeats; the rest is slack for a loaded machine
+      expect(noticed).toBeLessThan(15 * HEARTBEAT)
       expect(await pageB.getByRole('status').textContent()).toContain('The daemon cannot be reached')
       // written while B is frozen
       const composer = pageA.locator('#composer-text')
