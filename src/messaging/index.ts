@@ -118,7 +118,13 @@ export class Messenger {
       peerId: init.peerId, db: this.db, crypto: init.crypto, events: init.events, order: this.order, counters: init.counters, refusals: this.refusals, log, now: this.now, inboundRate: init.inboundRate,
       onOutbox: peer => { this.sender.kick(peer) }
     })
-    this.transport = new DmTransport({ libp2p: init.libp2p, log, refusals: this.refusals, onEnvelopes: async (peer, envelopes) => await this.receiver.receiveBatch(peer, envelopes) })
+    this.transport = new DmTransport({ libp2p: init.libp2p, log, refusals: this.refusals, onEnvelopes: async (peer, envelopes) => {
+        const acks = await this.receiver.receiveBatch(peer, envelopes)
+        // it wrote to us: it is reachable, so what waits for it in backoff goes now
+        this.sender.peerReachable(peer)
+        return acks
+      }
+    })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
     this.retention = new Retention({ events: init.events, db: this.db, counters: init.counters, log, now: this.now })
     if (init.mailbox != null) {

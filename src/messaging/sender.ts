@@ -32,7 +32,14 @@ interface PeerQueue {
   running: boolean
   again: boolean
   timer?: NodeJS.Timeout
+  /** the next pass sends the whole outbox, backoff or not: the peer just showed it is reachable */
+  dueNow?: boolean
+  /** when a pass was last forced (peerReachable): at most one per REACHABLE_RETRY_SPACING */
+  forcedAt?: number
 }
+
+/** A peer that writes to us often does not make us retry its outbox more often than this. */
+const REACHABLE_RETRY_SPACING = 1000
 
 /**
  * The outbound half: drains each peer's outbox in order. Envelopes are
@@ -99,12 +106,30 @@ export class Sender {
       return
     }
     clearTimeout(queue.timer)
+    queue.timer = undefined
     queue.running = true
     void this.passes.track(this.drain(peer, queue).finally(() => {
       queue.running = false
       // a kick that came in while the last pass was finishing must not be lost
       if (queue.again) this.kick(peer)
     }))
+  }
+
+  /**
+   * The peer just wrote to us, so it is reachable now: what waits for it in
+   * backoff (it was away: up to RETRY_MAX_DELAY) goes now. Without this, a
+   * peer back from an absence gets our backlog only when the timer says so,
+   * and the gap its mailboxes left holds its events (EVENT_HOLD_MAX) that long.
+   */
+  peerReachable (peer: string): void {
+    const queue = this.queues.get(peer)
+    // nothing was ever tried for it, or it is being sent to right now
+    if (queue?.timer == null || this.stopped) return
+    const at = this.init.now()
+    if (queue.forcedAt != null && at - queue.forcedAt < REACHABLE_RETRY_SPACING) return
+    queue.forcedAt = at
+    queue.dueNow = true
+    this.kick(peer)
   }
 
   /**
@@ -116,11 +141,14 @@ export class Sender {
     try {
       while (!this.stopped) {
         queue.again = false
+        const forced = queue.dueNow === true
+        queue.dueNow = false
         const all = await this.init.db.outboxFor(peer)
         const now = this.init.now()
         // in order: once one entry is due, the peer's whole outbox goes, oldest first (a new
-        // message must not overtake older ones that wait out a backoff)
-        const due = all.some(e => e.entry.nextAttemptAt <= now) ? all : []
+        // message must not overtake older ones that wait out a backoff). An identity change
+        // waits for the user even when the peer is reachable
+        const due = all.some(e => e.entry.nextAttemptAt <= now || (forced && e.entry.nextAttemptAt !== Number.MAX_SAFE_INTEGER)) ? all : []
         if (due.length === 0) {
           this.scheduleNext(peer, queue, all)
           return
@@ -153,7 +181,10 @@ export class Sender {
   private scheduleRetry (peer: string, queue: PeerQueue, delay: number): void {
     if (this.stopped) return
     clearTimeout(queue.timer)
-    queue.timer = setTimeout(() => { this.kick(peer) }, delay)
+    queue.timer = setTimeout(() => {
+      queue.timer = undefined
+      this.kick(peer)
+    }, delay)
     queue.timer.unref()
   }
 

@@ -221,6 +221,27 @@ describe('Messenger between two real nodes', () => {
     expect(got.map(m => m.seq)).toEqual(sent.map(m => m.seq).sort((x, y) => x - y))
   })
 
+  it('sends what waits in backoff for a peer as soon as that peer writes to us, not when the timer says', async () => {
+    const a = await startPeer()
+    const b = await startPeer()
+    await connect(a, b)
+    await sendAll(a, b, ['before'])
+    await until('the first message at B', async () => (await inbox(b, a)).length === 1 ? true : undefined)
+    await b.stop()
+    const { message } = await a.messenger.send({ to: b.node.peerId, text: 'while you were away' })
+    // four failed tries: the next one is 8 s (± 25 %) after the last
+    const outbox = new MessagingStore(a.store)
+    const waiting = await until('four failed tries at A', async () => (await outbox.outboxFor(b.node.peerId)).find(e => e.entry.attempts >= 4), 30_000)
+
+    const back = await startPeer({ dir: b.dir, key: b.key, port: b.port })
+    await connect(back, a)
+    await back.messenger.send({ to: a.node.peerId, text: 'I am back' })
+    const arrived = await until('the waiting message at B', async () => (await inbox(back, a)).find(m => m.id === message.id), 15_000)
+    // it came because B wrote to A: seconds before A's timer would have sent it
+    expect(arrived.receivedAt).toBeLessThan(waiting.entry.nextAttemptAt - 2000)
+    expect((await inbox(back, a)).filter(m => m.direction === 'in').map(m => m.text)).toEqual(['before', 'while you were away'])
+  }, 60_000)
+
   it('stop waits for a pass in flight: a session set up while stopping is on disk when the store closes', async () => {
     let answered = 0
     let asked!: () => void
