@@ -46,8 +46,9 @@ export const MAX_TRACKED_GAPS = 1000
  * reorders a conversation is a restart: the mailboxes hold a scattered part of what was sent
  * meanwhile (they take a sender's envelopes at a bounded rate), the sender's outbox all of it,
  * and the mailbox collect delivers its part first or in between. The rest comes with the
- * sender's next direct retry, which after a long absence is up to RETRY_MAX_DELAY (+25 %
- * jitter: 75 s) away. Measured (test/integration/ordered-events.test.ts, 300 messages, B off
+ * sender's next direct retry: at once when the receiver writes to it (its receipts, say:
+ * Sender.peerReachable), else after a long absence up to RETRY_MAX_DELAY (+25 % jitter: 75 s)
+ * away. Measured (test/integration/ordered-events.test.ts, 300 messages, B off
  * ~20 s, loopback): the longest wait 5.6 s when the sender's backoff timer brought the rest,
  * 1.2 s when the sender came back online itself. 90 s covers the longest retry pause with
  * room for the pass; a gap still open then is most likely a message that is not coming.
