@@ -8,23 +8,8 @@ import { WEB_DIST, loadAssets, securityHeaders, staticRoutes } from '../api/rout
 import { fromSameOrigin } from '../api/ui-session.js'
 import { errorMessage } from '../errors.js'
 import type { Testnet } from './index.js'
+import type { NodePicture } from './picture.js'
 import type { TestnetNode } from './types.js'
-
-/** One node as the testnet page draws it. */
-export interface NodePicture {
-  name: string
-  peerId: string
-  running: boolean
-  reachability?: string
-  routingTableSize?: number
-  peers: Array<{ peerId: string, relayed: boolean }>
-  /** /p2p-circuit addresses: relays that hold a reservation for it */
-  relays: number
-  /** cumulative counters, for the page to show what moved since its last look */
-  traffic: { direct: number, group: number, mailbox: number }
-  mailbox?: { envelopes: number, recipients: number }
-  error?: string
-}
 
 /** How long one node may take to answer one question before the picture shows it as not answering. */
 const NODE_TIMEOUT = 2_000

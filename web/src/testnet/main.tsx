@@ -4,19 +4,8 @@
 // Click a node (or Enter on it) to see its numbers and to stop or start it.
 import { render } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
+import type { NodePicture } from '../../../src/testnet/picture.js'
 
-interface NodePicture {
-  name: string
-  peerId: string
-  running: boolean
-  reachability?: string
-  routingTableSize?: number
-  peers: Array<{ peerId: string, relayed: boolean }>
-  relays: number
-  traffic: { direct: number, group: number, mailbox: number }
-  mailbox?: { envelopes: number, recipients: number }
-  error?: string
-}
 type Traffic = NodePicture['traffic']
 
 const INTERVAL = 1000
