@@ -1,5 +1,6 @@
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { backoffDelay, type BackoffPolicy } from '../backoff.js'
 import { errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
 import {
@@ -50,23 +51,7 @@ export interface ReconnectStatus {
   routingTableSize: number
 }
 
-export interface BackoffPolicy {
-  baseMs: number
-  maxMs: number
-}
-
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: RECONNECT_BASE_DELAY, maxMs: RECONNECT_MAX_DELAY }
-
-/**
- * Pause before the next attempt after `failures` attempts in a row brought nothing:
- * base·2^failures capped at max, then "equal jitter" — a uniform pick in [d/2, d] — so the
- * nodes of a network that lost its bootstrap peer together do not dial it back in lockstep,
- * yet none waits longer than the cap. `random` is in [0, 1).
- */
-export function backoffDelay (failures: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
-  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(Math.max(0, failures), 30))
-  return Math.round(exp / 2 + (exp / 2) * random())
-}
 
 export function connectivityOf (peers: number, minPeers: number): Connectivity {
   if (peers === 0) return 'isolated'

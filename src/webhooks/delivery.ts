@@ -1,3 +1,4 @@
+import { backoffDelay } from '../backoff.js'
 import { errorMessage, systemErrorCode } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { Counters, EventLog, OctetEvent } from '../messaging/index.js'
@@ -189,8 +190,7 @@ export class WebhookWorker {
   /** The wait before the next attempt: doubling from retryMin to retryMax, jittered to half–all of it. */
   private backoff (): number {
     const { retryMin, retryMax } = this.init.options
-    const full = Math.min(retryMax, retryMin * 2 ** Math.min(this.record.failures - 1, 30))
-    return full / 2 + Math.random() * full / 2
+    return backoffDelay(this.record.failures - 1, { baseMs: retryMin, maxMs: retryMax })
   }
 
   /** One POST: signed now, aborted by the timeout or the end of a stop, redirects not followed. */

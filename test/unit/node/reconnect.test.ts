@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { backoffDelay, connectivityOf, DEFAULT_BACKOFF } from '../../../src/node/reconnect.js'
+import { backoffDelay } from '../../../src/backoff.js'
+import { connectivityOf, DEFAULT_BACKOFF } from '../../../src/node/reconnect.js'
 import { MIN_PEERS, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY } from '../../../src/node/constants.js'
 
 describe('reconnect backoff', () => {
@@ -26,7 +27,7 @@ describe('reconnect backoff', () => {
   })
 
   it('spreads nodes that failed together: the jitter covers the upper half of the delay', () => {
-    const picks = Array.from({ length: 200 }, () => backoffDelay(2))
+    const picks = Array.from({ length: 200 }, () => backoffDelay(2, DEFAULT_BACKOFF))
     expect(Math.min(...picks)).toBeGreaterThanOrEqual(2 * RECONNECT_BASE_DELAY)
     expect(Math.max(...picks)).toBeLessThanOrEqual(4 * RECONNECT_BASE_DELAY)
     expect(new Set(picks).size).toBeGreaterThan(20)
