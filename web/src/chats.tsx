@@ -114,17 +114,24 @@ export function ContactRequestButtons ({ peerId }: { peerId: string }) {
   )
 }
 
-/** The message box: Enter sends, Shift+Enter starts a new line. */
+/**
+ * The message box: Enter sends, Shift+Enter starts a new line. The box empties at once, so
+ * the next message can be typed and sent while the last is on its way; sends go one after
+ * another, in the order written. A send that fails puts its text back if the box is empty.
+ */
 export function Composer ({ send }: { send: (text: string) => Promise<void> }) {
   const [text, setText] = useState('')
-  const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string>()
+  const sending = useRef<Promise<void>>(Promise.resolve())
   const submit = (): void => {
     const value = text.trim()
-    if (value === '' || busy) return
-    setBusy(true)
+    if (value === '') return
+    setText('')
     setError(undefined)
-    send(value).then(() => { setText(''); setBusy(false) }, (err: Error) => { setError(err.message); setBusy(false) })
+    sending.current = sending.current.then(async () => { await send(value) }).catch((err: Error) => {
+      setError(err.message)
+      setText(now => now === '' ? value : now)
+    })
   }
   return (
     <form class="composer" onSubmit={e => { e.preventDefault(); submit() }}>
@@ -132,7 +139,7 @@ export function Composer ({ send }: { send: (text: string) => Promise<void> }) {
       <textarea id="composer-text" rows={2} dir="auto" value={text} placeholder="Write a message (Enter sends, Shift+Enter: new line)"
         onInput={e => { setText(e.currentTarget.value) }}
         onKeyDown={e => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit() } }} />
-      <button type="submit" disabled={busy}>Send</button>
+      <button type="submit">Send</button>
       {error != null && <p role="alert" class="error">{error}</p>}
     </form>
   )
