@@ -4,8 +4,7 @@
  * with an Idempotency-Key (a retry after a lost answer, or after a daemon restart, makes no
  * second message).
  */
-import { createOctetClient, ok, OctetApiError, type ApiEvent, type ApiFetch, type OctetClient, type operations } from 'octet/client'
-import { readSse } from './sse.js'
+import { createOctetClient, ok, OctetApiError, readSse, type ApiEvent, type ApiFetch, type OctetClient, type operations } from 'octet/client'
 
 /** A group message as the API shows it (GET /v1/groups/:id/messages, and in group.message events). */
 export type GroupMessage = operations['listGroupMessages']['responses'][200]['content']['application/json']['messages'][number]

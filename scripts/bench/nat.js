@@ -46,7 +46,7 @@ export async function run ({ log = () => {} } = {}) {
   const { Topology, skipped } = await netnsTopologyOrSkip(log)
   if (skipped != null) return skipped
   const { socketFetch } = await import('../../dist/api-socket.js')
-  const { parseSse } = await import('../../dist/cli/sse.js')
+  const { readSse: parseSse } = await import('../../dist/client/sse.js')
 
   const cleanups = []
   let cleaning

@@ -12,6 +12,7 @@ import type { components, operations, paths } from './schema.js'
 export type { components, operations, paths }
 export type { Answer, ApiEvent } from './answers.js'
 export { socketFetch, urlFetch, type ApiFetch }
+export { readSse, SseIdleError, SseParser, type SseEvent } from './sse.js'
 
 /** A client of one daemon's API: `GET`, `POST`, `DELETE` … typed by path. */
 export type OctetClient = Client<paths>

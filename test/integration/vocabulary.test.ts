@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Ajv, type ValidateFunction } from 'ajv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseSse } from '../../src/cli/sse.js'
+import { readSse } from '../../src/client/sse.js'
 import type { GroupMessageRecord, GroupView } from '../../src/groups/index.js'
 import type { MessageRecord, OctetEvent } from '../../src/messaging/index.js'
 import { Cleanup } from '../helpers/daemon.js'
@@ -39,7 +39,7 @@ describe('one vocabulary over HTTP', () => {
     expect(res.status).toBe(200)
     const events: OctetEvent[] = []
     try {
-      for await (const sse of parseSse(res.body as ReadableStream<Uint8Array>)) {
+      for await (const sse of readSse(res.body as ReadableStream<Uint8Array>)) {
         const event = JSON.parse(sse.data) as OctetEvent
         // what the daemon streams is what the OpenAPI document says it streams
         expect(documentedEvent(event), `${event.type}: ${JSON.stringify(documentedEvent.errors)}`).toBe(true)

@@ -5,7 +5,6 @@ import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ircTextBytes, isCtcp, splitBytes, toIrcLines, toOctetText } from '../../../examples/irc-bridge/format.js'
 import { parseLine } from '../../../examples/irc-bridge/irc.js'
-import { readSse, SseIdleError } from '../../../examples/irc-bridge/sse.js'
 import { BridgeState, StateError } from '../../../examples/irc-bridge/state.js'
 
 /** The pure parts of examples/irc-bridge; the whole of it runs in test/integration/irc-bridge.test.ts. */
@@ -61,30 +60,6 @@ describe('irc-bridge IRC lines', () => {
     [':only-prefix', undefined]
   ])('parses %j', (line, expected) => {
     expect(parseLine(line)).toEqual(expected)
-  })
-})
-
-describe('irc-bridge event stream', () => {
-  const body = (chunks: string[], keepOpen = false): ReadableStream<Uint8Array> => new ReadableStream({
-    start (controller) {
-      for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk))
-      if (!keepOpen) controller.close()
-    }
-  })
-
-  it('reads events however the bytes are cut, skipping comments', async () => {
-    const text = ': octet events\n\nid: 1\nevent: group.message\ndata: {"a":1}\n\n: keep-alive\n\nid: 2\r\nevent: x\r\ndata: one\r\ndata: two\r\n\r\n'
-    for (const size of [1, 3, 7, text.length]) {
-      const chunks = text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? []
-      const got = []
-      for await (const message of readSse(body(chunks), 1_000)) got.push(message)
-      expect(got).toEqual([{ id: '1', event: 'group.message', data: '{"a":1}' }, { id: '2', event: 'x', data: 'one\ntwo' }])
-    }
-  })
-
-  it('gives up on a stream that brings nothing for the idle time', async () => {
-    const reading = (async () => { for await (const message of readSse(body(['id: 1\ndata: x\n\n'], true), 100)) expect(message.id).toBe('1') })()
-    await expect(reading).rejects.toBeInstanceOf(SseIdleError)
   })
 })
 

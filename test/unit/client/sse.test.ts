@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { SseParser, type SseEvent } from '../../../web/src/event-stream.js'
+import { readSse, SseIdleError, SseParser, type SseEvent } from '../../../src/client/sse.js'
 
 /** Everything the parser reports for `text` pushed in the given pieces. */
 function parse (pieces: string[]): { events: SseEvent[], comments: string[] } {
@@ -13,7 +13,7 @@ function parse (pieces: string[]): { events: SseEvent[], comments: string[] } {
 /** `text` cut at each of the given offsets. */
 const cut = (text: string, at: number[]): string[] => [0, ...at, text.length].slice(1).map((end, i) => text.slice([0, ...at][i], end))
 
-describe('the web page\'s event stream parser', () => {
+describe('the event stream parser (octet/client, the page, the CLI, the bridge)', () => {
   const stream = (eol: string): string => [
     ': octet events', '',
     'id: 7', 'event: message.sent', 'data: {"id":7}', '',
@@ -48,5 +48,29 @@ describe('the web page\'s event stream parser', () => {
 
   it('dispatches nothing without data, nor an event left unterminated', () => {
     expect(parse(['event: x\n\n', 'data: half'])).toEqual({ events: [], comments: [] })
+  })
+})
+
+describe('readSse: the events of a response body', () => {
+  const body = (chunks: string[], keepOpen = false): ReadableStream<Uint8Array> => new ReadableStream({
+    start (controller) {
+      for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk))
+      if (!keepOpen) controller.close()
+    }
+  })
+
+  it('reads events however the bytes are cut, skipping comments', async () => {
+    const text = ': octet events\n\nid: 1\nevent: group.message\ndata: {"a":1}\n\n: keep-alive\n\nid: 2\r\nevent: x\r\ndata: one\r\ndata: two\r\n\r\n'
+    for (const size of [1, 3, 7, text.length]) {
+      const chunks = text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? []
+      const got = []
+      for await (const message of readSse(body(chunks), 1_000)) got.push(message)
+      expect(got).toEqual([{ id: '1', event: 'group.message', data: '{"a":1}' }, { id: '2', event: 'x', data: 'one\ntwo' }])
+    }
+  })
+
+  it('gives up on a stream that brings nothing for the idle time', async () => {
+    const reading = (async () => { for await (const message of readSse(body(['id: 1\ndata: x\n\n'], true), 100)) expect(message.id).toBe('1') })()
+    await expect(reading).rejects.toBeInstanceOf(SseIdleError)
   })
 })
