@@ -119,6 +119,9 @@ function rankOf (n: MailboxNode, recipient: string): number {
 /** A fresh recipient PeerId for which V's rank among the mailbox nodes passes `wanted`. */
 async function recipientWhere (wanted: (rank: number) => boolean): Promise<string> {
   while (true) {
+    // Ed25519 keys are made synchronously: without this turn of the event loop, the search
+    // would be a loop of microtasks that no timer, not even the test's timeout, can interrupt
+    await new Promise(resolve => setImmediate(resolve))
     const recipient = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     if (wanted(rankOf(V, recipient))) return recipient
   }
