@@ -7,7 +7,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { LevelDatastore } from 'datastore-level'
 import { createLibp2p } from 'libp2p'
@@ -48,10 +48,9 @@ interface MailboxNode {
   addrs: Multiaddr[]
 }
 
-async function startMailboxNode (name: string, bootstrap: Multiaddr[]): Promise<MailboxNode> {
+async function startMailboxNode (name: string, privateKey: PrivateKey, bootstrap: Multiaddr[]): Promise<MailboxNode> {
   const dir = await mkdtemp(join(tmpdir(), `octet-abuse-${name}-`))
   cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  const privateKey = await generateKeyPair('Ed25519')
   const store = await Store.open(dir)
   cleanups.push(async () => { await store.close() })
   const datastore = new LevelDatastore(join(dir, 'libp2p'))
@@ -116,14 +115,35 @@ function rankOf (n: MailboxNode, recipient: string): number {
   return sortByDistance(recipient, nodes.map(m => m.peerId)).indexOf(n.peerId)
 }
 
-/** A fresh recipient PeerId for which V's rank among the mailbox nodes passes `wanted`. */
+const newPeerId = async (): Promise<string> => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+
+/** A fresh recipient PeerId for which V's rank passes `wanted` (nodeKeys made sure one exists). */
 async function recipientWhere (wanted: (rank: number) => boolean): Promise<string> {
-  while (true) {
+  for (let tries = 0; tries < 10_000; tries++) {
     // Ed25519 keys are made synchronously: without this turn of the event loop, the search
     // would be a loop of microtasks that no timer, not even the test's timeout, can interrupt
     await new Promise(resolve => setImmediate(resolve))
-    const recipient = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const recipient = await newPeerId()
     if (wanted(rankOf(V, recipient))) return recipient
+  }
+  throw new Error('no recipient found at the rank wanted in 10,000 tries')
+}
+
+/**
+ * Keys for the mailbox nodes, V's first, such that V can be the closest to a recipient, among
+ * the 3 closest but not first (the slack), and behind 6 others. Some layouts of the key space
+ * forbid that (about 6% of random ones, simulated): with V alone in one half of it, V is either
+ * first or last for every recipient. A search for a rank V cannot have would never end.
+ */
+async function nodeKeys (): Promise<PrivateKey[]> {
+  while (true) {
+    await new Promise(resolve => setImmediate(resolve))
+    const keys = await Promise.all(Array.from({ length: NODES }, async () => await generateKeyPair('Ed25519')))
+    const ids = keys.map(key => peerIdFromPrivateKey(key).toString())
+    const ranks = new Set<number>()
+    for (let i = 0; i < 512; i++) ranks.add(sortByDistance(await newPeerId(), ids).indexOf(ids[0]!))
+    const seen = (...wanted: number[]): boolean => wanted.some(rank => ranks.has(rank))
+    if (seen(0) && seen(3, 4, 5) && seen(6, 7)) return keys
   }
 }
 
@@ -131,8 +151,9 @@ const totalHeld = (): number => nodes.reduce((sum, n) => sum + n.mailbox.stats()
 
 beforeAll(async () => {
   // V first: every other node bootstraps from it, so its routing table holds them all
-  V = await startMailboxNode('v', [])
-  nodes = [V, ...await Promise.all(Array.from({ length: NODES - 1 }, async (_, i) => await startMailboxNode(`n${i + 1}`, V.addrs)))]
+  const [vKey, ...otherKeys] = await nodeKeys()
+  V = await startMailboxNode('v', vKey!, [])
+  nodes = [V, ...await Promise.all(otherKeys.map(async (key, i) => await startMailboxNode(`n${i + 1}`, key, V.addrs)))]
   await until(`V to hold the ${NODES - 1} other nodes in its routing table`, () => routingTableSize(V) >= NODES - 1, 20_000)
 }, 60_000)
 
