@@ -1,5 +1,6 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { OctetError, errorMessage, isOctetError } from '../errors.js'
+import { abortable } from '../abort.js'
 import type { Logger } from '../logger.js'
 import { RELAYED_CONNECTIONS_OK, dialProtocolFindingPeer, parsePeerId, type OctetLibp2p } from '../node/index.js'
 import { AckStatus, decodeDmFrame, encodeDmFrame, type Ack, type AckStatusValue, type Envelope } from '../wire/codec.js'
@@ -228,11 +229,13 @@ export class DmTransport {
   /**
    * Writes envelopes on the peer's channel (opened, through a DHT lookup if
    * need be, on first use); each promise settles with the ack of one envelope
-   * or batch item (see DmChannel.sendBatch).
+   * or batch item (see DmChannel.sendBatch). An abort of `signal` rejects the
+   * acks still awaited at once (the channel, shared, stays open for others).
    */
   async sendBatch (peer: string, outbound: OutboundEnvelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
     const channel = await this.channel(peer, signal)
-    return channel.sendBatch(outbound)
+    const acks = channel.sendBatch(outbound)
+    return signal == null ? acks : acks.map(async ack => await abortable(ack, signal))
   }
 
   private async channel (peer: string, signal?: AbortSignal): Promise<DmChannel> {

@@ -5,6 +5,7 @@ import type { Libp2p, Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { pino } from 'pino'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DM_PROTOCOL } from '../../src/messaging/constants.js'
 import { DmTransport } from '../../src/messaging/dm-protocol.js'
@@ -14,7 +15,9 @@ import { MAX_CONNECTIONS, MAX_STREAM_WINDOW } from '../../src/node/constants.js'
 import { RELAYED_CONNECTIONS_OK, type OctetNode } from '../../src/node/index.js'
 import { FrameReader, HIGH_WATER_BYTES, writeFrames } from '../../src/wire/framing.js'
 import { KiB } from '../../src/units.js'
+import { until } from '../helpers/daemon.js'
 import { startTestNode } from '../helpers/node.js'
+import { makeEnvelope } from '../unit/wire/helpers.js'
 
 // Bounds a peer cannot talk its way past, on real libp2p nodes over TCP on 127.0.0.1: how much
 // a stream reader holds, how long an idle DM stream lives, how many connections loopback gets.
@@ -110,6 +113,37 @@ describe('an idle inbound DM stream', () => {
     expect(counters.get('dm.reset.close-timeout')).toBe(1)
     const atB = b.libp2p.getConnections(a.libp2p.peerId).flatMap(c => c.streams).filter(s => s.protocol === DM_PROTOCOL)
     expect(atB).toEqual([])
+  }, 30_000)
+})
+
+describe('waiting for acks', () => {
+  it('ends at once when the sender aborts, with the abort\'s reason, while the peer reads and never acks', async () => {
+    const log = pino({ level: 'silent' })
+    const transport = new DmTransport({ libp2p: a.libp2p, log, refusals: new Refusals(new Counters(), log), onEnvelopes: async () => [] })
+    await transport.start()
+    cleanups.push(async () => { await transport.stop() })
+    // a peer that takes DM frames and answers none
+    const silent = await start()
+    let received = 0
+    await silent.libp2p.handle(DM_PROTOCOL, stream => {
+      const reader = new FrameReader(stream, 64 * KiB)
+      void (async () => {
+        for (;;) {
+          const frames = await reader.nextBatch().catch((): Uint8ArrayList[] => [])
+          if (frames.length === 0) return
+          received += frames.length
+        }
+      })()
+    }, RELAYED_CONNECTIONS_OK)
+    await a.libp2p.dial(silent.libp2p.getMultiaddrs(), { signal: AbortSignal.timeout(10_000) })
+
+    const controller = new AbortController()
+    const [ack] = await transport.sendBatch(silent.peerId, [{ envelope: makeEnvelope(a.libp2p.peerId, silent.libp2p.peerId) }], controller.signal)
+    await until('the peer to read the envelope', () => received === 1)
+    const reason = new Error('the sender stops')
+    controller.abort(reason)
+    // the ack timer (ACK_TIMEOUT, 15 s) would reject with TIMEOUT: this is the abort, at once
+    await expect(ack).rejects.toBe(reason)
   }, 30_000)
 })
 
