@@ -64,28 +64,7 @@ export class GossipIngest {
   /** Re-arms the events held when we stopped; from now on, follow() subscribes. */
   async start (): Promise<void> {
     await this.order.start()
-    await this.adoptEarly()
     this.running = true
-  }
-
-  /**
-   * Messages an older octet kept out of the history while a gap was open:
-   * stored now, their events ordered like any (held until the gap fills or
-   * EARLY_HOLD_MAX passes).
-   */
-  private async adoptEarly (): Promise<void> {
-    const { ctx } = this
-    for (const message of await ctx.db.earlyMessages()) {
-      await ctx.lock.run(message.groupId, async () => {
-        const record = await ctx.db.group(message.groupId)
-        const track = record?.senders[message.author]
-        const draft = await this.order.draft(senderStream(message.groupId, message.author), () => track?.contiguous ?? message.seq - 1)
-        const newEvents = await draft.admit(message.seq, { type: 'group.message', data: { groupId: message.groupId, message } }, ctx.now())
-        const order = draft.finish()
-        await ctx.messenger.events.commit([ctx.db.delEarly(message), ctx.db.putMessage(message), ...order.ops, ...await this.order.releasedOps(newEvents)], newEvents)
-        order.apply()
-      })
-    }
   }
 
   /** group.message events waiting for an earlier message of their sender (GET /metrics). */

@@ -135,12 +135,6 @@ export class GroupStore {
   readonly log: RecordSublevel<LogEntry>
   /** `<group>!<counter>` → the encoded message (its ciphertext) of the log entry with that key */
   readonly logData: BytesSublevel
-  /**
-   * `<group>!<author>!<seq>` → a decrypted message that waited for an earlier one of its sender:
-   * written by octet before messages were stored at once and only their events held (read once
-   * at start, see GossipIngest.adoptEarly)
-   */
-  readonly early: RecordSublevel<GroupMessageRecord>
   /** `<group>!<Idempotency-Key>` → the message sent with it (pruned after IDEMPOTENCY_TTL) */
   readonly idempotency: RecordSublevel<GroupIdempotencyRecord>
   private readonly cache = new Map<string, GroupRecord>()
@@ -157,7 +151,6 @@ export class GroupStore {
     this.timeline = store.records('group-timeline')
     this.log = store.records('group-log')
     this.logData = store.bytes('group-log-data')
-    this.early = store.records('group-early')
     this.idempotency = store.records('group-idempotency')
     this.store = store
   }
@@ -234,15 +227,8 @@ export class GroupStore {
     return `${groupId}!${id}`
   }
 
-  /** Early messages are keyed by author and seq, so that each author's come out in seq order. */
-  private earlyKey (groupId: string, author: string, seq: number): string {
-    return `${groupId}!${author}!${pad(seq)}`
-  }
-
-  /** Stored, or held as early. */
   async hasMessage (groupId: string, author: string, seq: number): Promise<boolean> {
-    return await this.messages.get(this.messageKey(groupId, groupMessageId(groupId, author, seq))) != null ||
-      await this.early.get(this.earlyKey(groupId, author, seq)) != null
+    return await this.messages.get(this.messageKey(groupId, groupMessageId(groupId, author, seq))) != null
   }
 
   /**
@@ -328,15 +314,6 @@ export class GroupStore {
       if (read < PRUNE_CHUNK) break
     }
     return deleted
-  }
-
-  delEarly (message: GroupMessageRecord): StoreOp {
-    return { type: 'del', sublevel: this.early, key: this.earlyKey(message.groupId, message.author, message.seq) }
-  }
-
-  /** Early messages an older octet kept out of the history until their gap filled, per group and sender in seq order. */
-  async earlyMessages (): Promise<GroupMessageRecord[]> {
-    return await this.early.values().all()
   }
 
   /**
