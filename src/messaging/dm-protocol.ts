@@ -235,7 +235,7 @@ export class DmTransport {
   async sendBatch (peer: string, outbound: OutboundEnvelope[], signal?: AbortSignal): Promise<Array<Promise<Ack>>> {
     const channel = await this.channel(peer, signal)
     const acks = channel.sendBatch(outbound)
-    return signal == null ? acks : acks.map(async ack => await abortable(ack, signal))
+    return signal == null ? acks : abortable(acks, signal)
   }
 
   private async channel (peer: string, signal?: AbortSignal): Promise<DmChannel> {
