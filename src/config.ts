@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
-import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { listSetting, nonEmpty, parseBoolean, parseChoice, parseHostList, parseInteger, stringSetting } from './config-values.js'
 import { OctetError, errorMessage, systemErrorCode } from './errors.js'
 import { DEFAULT_STUN_PORT } from './node/constants.js'
 import { HOUR, MINUTE } from './units.js'
@@ -295,31 +295,6 @@ function parseWebhookSettings (pick: (key: keyof RawSettings) => unknown): Webho
   }
 }
 
-function parseChoice<T extends string> (name: string, value: unknown, choices: readonly T[]): T {
-  if (typeof value === 'string' && (choices as readonly string[]).includes(value.trim())) return value.trim() as T
-  throw new OctetError('INVALID_CONFIG', `${name} must be one of ${choices.join(', ')}, not ${JSON.stringify(value)}`)
-}
-
-function nonEmpty (value: string | undefined): string | undefined {
-  return value == null || value.trim() === '' ? undefined : value
-}
-
-function stringSetting (name: string, value: unknown): string | undefined {
-  if (value == null) return undefined
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new OctetError('INVALID_CONFIG', `${name} must be a non-empty string`)
-  }
-  return value
-}
-
-function listSetting (name: string, value: unknown): string[] {
-  const items = typeof value === 'string' ? value.split(',') : value
-  if (!Array.isArray(items) || !items.every(item => typeof item === 'string')) {
-    throw new OctetError('INVALID_CONFIG', `${name} must be a list of strings (or a comma-separated string)`)
-  }
-  return items.map(item => item.trim()).filter(item => item !== '')
-}
-
 export function parseMultiaddr (name: string, text: string): Multiaddr {
   let addr: Multiaddr
   try {
@@ -377,35 +352,6 @@ export function parseListenAddress (name: 'api' | 'metrics', value: unknown): Ap
     throw new OctetError('INVALID_ADDRESS', `invalid ${name} address "${value}": expected host:port with a port from 0 to 65535, e.g. ${example} (port 0 picks a free one)`)
   }
   return { host, port }
-}
-
-/** Names as a Host header carries them, without port: `bridge.example`, `192.0.2.7`, `::1` or `[::1]`. */
-function parseHostList (value: unknown): string[] {
-  return listSetting('api allowed hosts', value).map(text => {
-    const host = text.toLowerCase().replace(/^\[(.*)\]$/, '$1')
-    if (isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/.test(host)) {
-      throw new OctetError('INVALID_CONFIG', `api allowed host "${text}" is not a host name or IP address (no scheme, no port), e.g. octet.example or 192.0.2.7`)
-    }
-    return host
-  })
-}
-
-function parseBoolean (name: string, value: unknown): boolean {
-  if (typeof value === 'boolean') return value
-  if (typeof value === 'string') {
-    const lower = value.trim().toLowerCase()
-    if (['true', '1', 'yes', 'on'].includes(lower)) return true
-    if (['false', '0', 'no', 'off'].includes(lower)) return false
-  }
-  throw new OctetError('INVALID_CONFIG', `${name} must be true or false, not ${JSON.stringify(value)}`)
-}
-
-function parseInteger (name: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new OctetError('INVALID_CONFIG', `${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`)
-  }
-  return n
 }
 
 function parseLogLevel (value: unknown): LogLevel {

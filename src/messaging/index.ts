@@ -1,24 +1,22 @@
-import { toString as toBase64 } from 'uint8arrays/to-string'
 import type { SignalCrypto } from '../crypto/index.js'
 import { OctetError } from '../errors.js'
-import { KeyedLock } from '../lock.js'
 import type { Logger } from '../logger.js'
 import { parsePeerId, type OctetLibp2p } from '../node/index.js'
 import type { StoreOp, Store } from '../store/database.js'
-import { isPeerIdString, messageIdToHex, newMessageId } from '../wire/ids.js'
-import { MAX_TEXT_BYTES } from '../wire/limits.js'
-import { EVENT_HOLD_MAX, IDEMPOTENCY_TTL, MAILBOX_COLLECT_MARGIN } from './constants.js'
+import { isPeerIdString } from '../wire/ids.js'
+import { EVENT_HOLD_MAX, MAILBOX_COLLECT_MARGIN } from './constants.js'
 import { DmTransport } from './dm-protocol.js'
 import { EventLog, type NewEvent } from './events.js'
 import { Contacts, type ContactView, type SafetyNumbers } from './contacts.js'
 import { History, type ConversationSummary, type HistoryQuery } from './history.js'
-import { MessagingStore, type ContactRecord, type MessageRecord, type OutboxEntry, type PairwiseKind } from './records.js'
+import { MessagingStore, type MessageRecord } from './records.js'
+import { Outgoing, type PairwiseDelivery } from './outgoing.js'
 import { EventOrder } from './ordering.js'
 import { Receiver, type GroupEnvelopeHandler } from './receiver.js'
 import { Retention } from './retention.js'
 import { MailboxCollector, type CollectReport } from './mailbox-collector.js'
 import type { BundleSource, MailboxClient } from './clients.js'
-import { Sender, failedForLostSession } from './sender.js'
+import { Sender } from './sender.js'
 import { Counters } from './stats.js'
 import { Refusals } from '../refusals.js'
 
@@ -29,6 +27,7 @@ export type { OctetEvent, OctetEventType, OctetEventDataMap, MessageStatusData, 
 export type { BundleSource, MailboxClient } from './clients.js'
 export type { CollectReport } from './mailbox-collector.js'
 export type { ContactView } from './contacts.js'
+export type { PairwiseDelivery } from './outgoing.js'
 export type { ConversationSummary, HistoryQuery } from './history.js'
 export { EventLog, EVENT_TYPES } from './events.js'
 export { EventOrder, type EventOrderInit, type OrderedEvent } from './ordering.js'
@@ -65,23 +64,15 @@ export interface SendRequest {
   idempotencyKey?: string
 }
 
-/** A plaintext for one peer, sealed with its pairwise session when the outbox delivers it. */
-export interface PairwiseDelivery {
-  peer: string
-  kind: PairwiseKind
-  body: Uint8Array
-}
-
-
 /**
  * Conversations, outbox, receipts and contacts: what the API and CLI call.
  *
- * Writes, all through the event log's commits (and so the commit pipeline):
- * a sent message with its outbox entry, conversation and event (write-ahead:
- * on disk before `send` returns); read marks with their receipt's outbox
- * entry, contacts, requeued messages and group deliveries (`commitPairwise`),
- * each on disk before the call returns. The sender and receiver below state
- * their own, and so do the contacts (contacts.ts); history.ts reads.
+ * It checks the peers it is given and hands the work to its parts, each of
+ * which writes through the event log's commits (and so the commit pipeline)
+ * and states its own rules: outgoing.ts puts messages, read receipts,
+ * requeued messages and group deliveries in the outbox, each on disk before
+ * the call returns; the sender and receiver deliver and take them;
+ * contacts.ts keeps the contacts; history.ts reads.
  */
 export class Messenger {
   readonly events: EventLog
@@ -94,12 +85,12 @@ export class Messenger {
   private readonly receiver: Receiver
   /** message.received events per conversation in the sender's order */
   private readonly order: EventOrder
-  private readonly lock = new KeyedLock()
   private readonly now: () => number
   private readonly collector: MailboxCollector | undefined
   private readonly retention: Retention
   private readonly contactList: Contacts
   private readonly historyReader: History
+  private readonly outgoing: Outgoing
 
   constructor (private readonly init: MessengerInit) {
     this.now = init.now ?? Date.now
@@ -126,6 +117,7 @@ export class Messenger {
       }
     })
     this.sender = new Sender({ peerId: init.peerId, db: this.db, crypto: init.crypto, bundles: init.bundles, transport: this.transport, events: init.events, counters: init.counters, log, now: this.now, mailbox: init.mailbox })
+    this.outgoing = new Outgoing({ peerId: init.peerId, db: this.db, events: init.events, crypto: init.crypto, history: this.historyReader, log: init.log, now: this.now, kick: peer => { this.sender.kick(peer) } })
     this.retention = new Retention({ events: init.events, db: this.db, counters: init.counters, log, now: this.now })
     if (init.mailbox != null) {
       this.collector = new MailboxCollector({
@@ -194,143 +186,20 @@ export class Messenger {
     this.receiver.setGroupHandler(handler)
   }
 
-  /**
-   * Commits `ops` and `newEvents` together with outbox entries that deliver
-   * each plaintext to its peer over the pairwise Signal session (retried with
-   * backoff, through mailboxes when the peer is offline, like any message).
-   * Signal state changed before (a group message's sender key step) lands
-   * with it or before (CommitPipeline): what the caller sends after this
-   * returns is covered by it.
-   * Nothing is locked: the caller serializes its own state.
-   */
+  /** Commits `ops` and `newEvents` with outbox entries that deliver each plaintext to its peer (outgoing.ts). */
   async commitPairwise (ops: StoreOp[], newEvents: NewEvent[], deliveries: PairwiseDelivery[]): Promise<void> {
-    const { db } = this
-    const at = this.now()
-    const all = [...ops]
-    for (const delivery of deliveries) {
-      const peer = this.checkPeer(delivery.peer)
-      const entry: OutboxEntry = {
-        id: messageIdToHex(newMessageId()),
-        peerId: peer,
-        payload: { kind: 'group', type: delivery.kind, body: toBase64(delivery.body, 'base64') },
-        attempts: 0,
-        nextAttemptAt: 0,
-        createdAt: at
-      }
-      all.push(db.putOp(db.outbox, db.newOutboxKey(peer, at), entry))
-    }
-    await this.events.commit(all, newEvents, at)
-    for (const peer of new Set(deliveries.map(d => d.peer))) this.sender.kick(peer)
+    await this.outgoing.commitPairwise(ops, newEvents, deliveries.map(d => ({ ...d, peer: this.checkPeer(d.peer) })))
   }
 
-  // ------------------------------------------------------------- messages
+  // ------------------------------------------------------------- messages (outgoing.ts)
 
   async send (request: SendRequest): Promise<{ message: MessageRecord, created: boolean }> {
-    const peer = this.checkPeer(request.to)
-    const size = Buffer.byteLength(request.text, 'utf8')
-    if (size === 0) throw new OctetError('BAD_REQUEST', 'text is empty')
-    if (size > MAX_TEXT_BYTES) throw new OctetError('PAYLOAD_TOO_LARGE', `text is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`)
-    const key = request.idempotencyKey
-    if (key == null) return { message: await this.enqueue(peer, request.text), created: true }
-    // the same key twice at once must still make one message
-    return await this.lock.run(`idem:${key}`, async () => {
-      const known = await this.db.idempotency.get(key)
-      if (known != null && this.now() - known.createdAt < IDEMPOTENCY_TTL) {
-        const message = await this.db.message(known.messageId)
-        if (message != null) {
-          if (message.peerId !== peer || message.text !== request.text) {
-            throw new OctetError('CONFLICT', 'this Idempotency-Key was used for a different message')
-          }
-          return { message, created: false }
-        }
-      }
-      return { message: await this.enqueue(peer, request.text, key), created: true }
-    })
+    return await this.outgoing.send(this.checkPeer(request.to), request.text, request.idempotencyKey)
   }
-
-  private async enqueue (peer: string, text: string, idempotencyKey?: string): Promise<MessageRecord> {
-    const { db } = this
-    // under the lock: the sequence number and the commit's place in the log; the write itself
-    // is awaited outside it, so concurrent sends to one peer share a database batch
-    const { message, committed } = await db.peerLock.run(peer, async () => {
-      const at = this.now()
-      const conversation = await db.conversation(peer)
-      const nextConversation = { ...conversation, nextSeq: conversation.nextSeq + 1, lastMessageAt: at }
-      const message: MessageRecord = {
-        id: messageIdToHex(newMessageId()),
-        direction: 'out',
-        peerId: peer,
-        author: this.init.peerId,
-        seq: conversation.nextSeq,
-        text,
-        sentAt: at,
-        status: 'queued',
-        updatedAt: at
-      }
-      const ops: StoreOp[] = [
-        db.putMessage(message),
-        db.putOp(db.timeline, db.timelineKey(message), message.id),
-        db.putOp(db.conversations, peer, nextConversation),
-        db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peerId: peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
-      ]
-      if (idempotencyKey != null) ops.push(db.putOp(db.idempotency, idempotencyKey, { messageId: message.id, createdAt: at }))
-      const newEvents: NewEvent[] = [
-        { type: 'message.sent', data: { message } },
-        { type: 'message.status', data: { id: message.id, peerId: peer, status: 'queued' } }
-      ]
-      // writing to someone is accepting them as a contact
-      const contact = await db.contact(peer)
-      let accepted: ContactRecord | undefined
-      if (contact == null || contact.state === 'pending') {
-        accepted = { ...contact, peerId: peer, state: 'accepted', createdAt: contact?.createdAt ?? at, updatedAt: at }
-        ops.push(db.putOp(db.contacts, peer, accepted))
-      }
-      const committed = this.events.commit(ops, newEvents, at)
-      db.remember({ conversation: nextConversation, contact: accepted })
-      return { message, committed }
-    })
-    try {
-      await committed
-    } catch (err) {
-      // the cache ran ahead of a write that failed: read the peer's records from disk again
-      db.forget(peer)
-      throw err
-    }
-    this.sender.kick(peer)
-    return message
-  }
-
 
   /** Marks an incoming message read and tells its sender (a READ receipt, through the outbox). */
   async markRead (id: string): Promise<MessageRecord> {
-    const message = await this.message(id)
-    if (message.direction !== 'in') throw new OctetError('CONFLICT', 'only received messages can be marked read')
-    if (message.status === 'read') return message
-    const { db } = this
-    const updated = await db.peerLock.run(message.peerId, async () => {
-      const at = this.now()
-      const current = await this.message(id)
-      if (current.status === 'read') return current
-      const updated: MessageRecord = { ...current, status: 'read', updatedAt: at }
-      const conversation = await db.conversation(message.peerId)
-      const nextConversation = { ...conversation, unread: Math.max(0, conversation.unread - 1) }
-      await this.events.commit([
-        db.putStatus(updated),
-        db.putOp(db.conversations, message.peerId, nextConversation),
-        db.putOp(db.outbox, db.newOutboxKey(message.peerId, at), {
-          id: messageIdToHex(newMessageId()),
-          peerId: message.peerId,
-          payload: { kind: 'receipt', receipt: 'read', ids: [id] },
-          attempts: 0,
-          nextAttemptAt: 0,
-          createdAt: at
-        })
-      ], [{ type: 'message.status', data: { id, peerId: message.peerId, status: 'read' } }], at)
-      db.remember({ conversation: nextConversation })
-      return updated
-    })
-    this.sender.kick(message.peerId)
-    return updated
+    return await this.outgoing.markRead(id)
   }
 
   // ------------------------------------------------------------- reading (history.ts)
@@ -383,41 +252,10 @@ export class Messenger {
     return (await this.addContact(peer)).contact
   }
 
-  /**
-   * Forgets the Signal session with a peer and sends again, in order, every
-   * message to it that failed because the peer could not use our session
-   * (refused with DECRYPT_FAILED, NO_SESSION or REPLAYED). The next send
-   * starts a session from a fresh bundle (a changed identity key is caught
-   * there); the messages keep their ids, so one the peer did store comes
-   * back as a duplicate and is marked delivered, never shown twice.
-   */
+  /** Forgets the Signal session with a peer and sends again what failed because the peer could not use it (outgoing.ts). */
   async resetSession (peerText: string): Promise<{ peerId: string, requeued: number }> {
     const peer = this.checkPeer(peerText)
-    const { db } = this
-    await this.init.crypto.resetSession(peer)
-    const requeued = await db.peerLock.run(peer, async () => {
-      const ids: string[] = []
-      for await (const id of db.timeline.values({ gt: `${peer}!`, lt: `${peer}!\xff` })) ids.push(id)
-      const failed = (await db.messagesById(ids))
-        .filter((m): m is MessageRecord => m != null && m.direction === 'out' && m.status === 'failed' && failedForLostSession(m.reason))
-        .sort((a, b) => a.seq - b.seq)
-      const at = this.now()
-      const ops: StoreOp[] = []
-      const newEvents: NewEvent[] = []
-      for (const message of failed) {
-        const { reason: _reason, ...rest } = message
-        ops.push(
-          db.putStatus({ ...rest, status: 'queued', updatedAt: at }),
-          db.putOp(db.outbox, db.newOutboxKey(peer, at), { id: message.id, peerId: peer, payload: { kind: 'text', messageId: message.id }, attempts: 0, nextAttemptAt: 0, createdAt: at })
-        )
-        newEvents.push({ type: 'message.status', data: { id: message.id, peerId: peer, status: 'queued' } })
-      }
-      await this.events.commit(ops, newEvents, at)
-      return failed.length
-    })
-    this.init.log.info({ peer, requeued }, 'session reset; failed messages queued again')
-    this.sender.kick(peer)
-    return { peerId: peer, requeued }
+    return { peerId: peer, requeued: await this.outgoing.resetSession(peer) }
   }
 
   private checkPeer (text: string): string {

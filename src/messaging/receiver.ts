@@ -9,12 +9,12 @@ import type { StoreOp } from '../store/database.js'
 import { AckStatus, Kind, ReceiptType, decodeBatch, decodeEnvelope, decodePlaintext, decodeReceipt, encodeEnvelope, type BatchItem, type Envelope, type EnvelopeKind } from '../wire/codec.js'
 import { messageIdToHex, newMessageId } from '../wire/ids.js'
 import { MAX_RECEIPT_IDS } from '../wire/limits.js'
-import { INBOUND_BURST, INBOUND_RATE_PER_SECOND, MAX_TRACKED_GAPS } from './constants.js'
+import { INBOUND_BURST, INBOUND_RATE_PER_SECOND } from './constants.js'
 import type { AckResult, ItemAck } from './dm-protocol.js'
 import type { EventLog, NewEvent } from './events.js'
 import type { Draft, EventOrder } from './ordering.js'
 import { RateLimiter } from '../rate-limit.js'
-import type { ContactRecord, ConversationRecord, MessageRecord, MessagingStore, PairwiseKind } from './records.js'
+import { trackSequence, type ContactRecord, type ConversationRecord, type MessageRecord, type MessagingStore, type PairwiseKind } from './records.js'
 import type { Refusals } from '../refusals.js'
 import type { Counters } from './stats.js'
 
@@ -391,16 +391,4 @@ export class Receiver {
     this.init.refusals.refuse({ counter: `dm.rejected.${code}`, peer, fields: { peer, code, id, err: err != null ? errorMessage(err) : undefined }, message: 'refused an inbound envelope' })
     return { status, reason: code }
   }
-}
-
-/** Updates the highest sequence number seen and the gaps below it. */
-export function trackSequence (conversation: ConversationRecord, seq: number): ConversationRecord {
-  const updated = { ...conversation, missing: [...conversation.missing] }
-  if (seq > updated.highestSeq) {
-    for (let s = updated.highestSeq + 1; s < seq && updated.missing.length < MAX_TRACKED_GAPS; s++) updated.missing.push(s)
-    updated.highestSeq = seq
-  } else {
-    updated.missing = updated.missing.filter(s => s !== seq)
-  }
-  return updated
 }

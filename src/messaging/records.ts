@@ -1,5 +1,6 @@
 import { KeyedLock } from '../lock.js'
 import type { RecordSublevel, Store, StoreOp } from '../store/database.js'
+import { MAX_TRACKED_GAPS } from './constants.js'
 import { OutboxIndex, type KeyedEntry } from './outbox-index.js'
 
 /**
@@ -46,6 +47,18 @@ export interface ConversationRecord {
   missing: number[]
   lastMessageAt: number
   unread: number
+}
+
+/** Updates the highest sequence number seen and the gaps below it. */
+export function trackSequence (conversation: ConversationRecord, seq: number): ConversationRecord {
+  const updated = { ...conversation, missing: [...conversation.missing] }
+  if (seq > updated.highestSeq) {
+    for (let s = updated.highestSeq + 1; s < seq && updated.missing.length < MAX_TRACKED_GAPS; s++) updated.missing.push(s)
+    updated.highestSeq = seq
+  } else {
+    updated.missing = updated.missing.filter(s => s !== seq)
+  }
+  return updated
 }
 
 export type ContactState = 'accepted' | 'pending' | 'blocked'

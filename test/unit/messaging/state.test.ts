@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { trackSequence } from '../../../src/messaging/receiver.js'
+import { trackSequence } from '../../../src/messaging/records.js'
 import type { ConversationRecord } from '../../../src/messaging/records.js'
 
 const empty: ConversationRecord = { peerId: 'p', nextSeq: 1, highestSeq: 0, missing: [], lastMessageAt: 0, unread: 0 }
