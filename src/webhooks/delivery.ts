@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js'
 import type { Counters, EventLog, OctetEvent } from '../messaging/index.js'
 import { SECOND } from '../units.js'
 import { HEADER_EVENT_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_WEBHOOK_ID, READ_PAGE } from './constants.js'
+import { Poster } from './post.js'
 import { signature } from './signing.js'
 import type { WebhookRecord, WebhookStore } from './store.js'
 
@@ -37,10 +38,13 @@ type Outcome = { ok: true } | { ok: false, error: string } | { ok: false, stoppe
 
 /**
  * One webhook's delivery loop: events after its cursor, read from the log
- * (on disk), POSTed one at a time in id order; the next only after a 2xx,
- * and the cursor stored (through the commit pipeline) before it. So delivery
- * is at least once: what is sent twice is at most the one POST in flight
- * when the daemon stopped or crashed, or whose answer was lost. Failures are
+ * (on disk), POSTed one at a time in id order; the next only after a 2xx.
+ * The cursor is stored (through the commit pipeline) behind the deliveries,
+ * not before each next POST (a third more events per second), and always
+ * before a stop ends. So delivery is at least once: what is sent twice is
+ * the POST in flight when the daemon stopped, or one whose answer was lost;
+ * after a crash, also those delivered since the last cursor write landed
+ * (the few of the last milliseconds). Failures are
  * retried with a doubling, jittered wait; after `pauseAfter` in a row the
  * webhook is paused until resume(). Events of types it did not ask for
  * advance the cursor without a POST. A gap (events pruned before it got
@@ -56,8 +60,15 @@ export class WebhookWorker {
   private control = false
   private wake: (() => void) | undefined
   private running: Promise<void> | undefined
+  /** the cursor write under way (saveBehind), and whether deliveries since want another */
+  private saving: Promise<void> | undefined
+  private saveAgain = false
+  private readonly poster = new Poster()
+  private readonly url: URL
 
-  constructor (public record: WebhookRecord, private readonly init: DeliveryInit) {}
+  constructor (public record: WebhookRecord, private readonly init: DeliveryInit) {
+    this.url = new URL(record.url)
+  }
 
   /** Events the receiver has not acknowledged yet (every type, filtered or not). */
   get lag (): number {
@@ -104,21 +115,27 @@ export class WebhookWorker {
   }
 
   private async loop (): Promise<void> {
-    while (!this.stopping) {
-      if (this.record.state === 'paused') {
-        await this.sleep(Infinity, false)
-        continue
+    try {
+      while (!this.stopping) {
+        if (this.record.state === 'paused') {
+          await this.sleep(Infinity, false)
+          continue
+        }
+        // cleared before the log is read: an event that lands meanwhile sets it again, so the
+        // idle wait below cannot miss it
+        this.newEvents = false
+        const page: OctetEvent[] = []
+        for await (const event of this.init.events.since(this.record.cursor, READ_PAGE)) page.push(event)
+        if (page.length === 0) {
+          await this.sleep(Infinity, true)
+          continue
+        }
+        await this.deliverPage(page)
       }
-      // cleared before the log is read: an event that lands meanwhile sets it again, so the
-      // idle wait below cannot miss it
-      this.newEvents = false
-      const page: OctetEvent[] = []
-      for await (const event of this.init.events.since(this.record.cursor, READ_PAGE)) page.push(event)
-      if (page.length === 0) {
-        await this.sleep(Infinity, true)
-        continue
-      }
-      await this.deliverPage(page)
+    } finally {
+      // what a remove() or a stop waits for: after this, nothing of this webhook is written or sent
+      await this.saving
+      this.poster.close()
     }
   }
 
@@ -162,7 +179,7 @@ export class WebhookWorker {
         const { failingSince: _failingSince, ...rest } = this.record
         this.record = { ...rest, cursor: event.id, failures: 0 }
         this.init.counters.increment('webhooks.delivered')
-        await this.save()
+        this.saveBehind()
         return true
       }
       if ('stopped' in outcome) return false
@@ -199,32 +216,40 @@ export class WebhookWorker {
     const timestamp = Math.floor(Date.now() / SECOND)
     const timer = AbortSignal.timeout(timeout)
     try {
-      const res = await fetch(this.record.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': this.init.userAgent,
-          [HEADER_WEBHOOK_ID]: this.record.id,
-          [HEADER_EVENT_ID]: String(eventId),
-          [HEADER_TIMESTAMP]: String(timestamp),
-          [HEADER_SIGNATURE]: signature(this.record.secret, timestamp, body)
-        },
-        body,
-        // a redirect could point anywhere (another host, an internal address): it is a failure
-        redirect: 'manual',
-        signal: AbortSignal.any([timer, this.abort.signal])
-      })
-      // nothing of the answer is needed: let the connection go back to the pool
-      await res.body?.cancel().catch(() => {})
-      if (res.status >= 200 && res.status < 300) return { ok: true }
-      const location = res.headers.get('location')
-      return { ok: false, error: res.status >= 300 && res.status < 400 ? `HTTP ${res.status}: redirect${location != null ? ` to ${location.slice(0, 200)}` : ''} not followed` : `HTTP ${res.status}` }
+      const { status, location } = await this.poster.post(this.url, {
+        'content-type': 'application/json',
+        'user-agent': this.init.userAgent,
+        [HEADER_WEBHOOK_ID]: this.record.id,
+        [HEADER_EVENT_ID]: String(eventId),
+        [HEADER_TIMESTAMP]: String(timestamp),
+        [HEADER_SIGNATURE]: signature(this.record.secret, timestamp, body)
+      }, body, AbortSignal.any([timer, this.abort.signal]))
+      if (status >= 200 && status < 300) return { ok: true }
+      // a redirect could point anywhere (another host, an internal address): it is a failure
+      return { ok: false, error: status >= 300 && status < 400 ? `HTTP ${status}: redirect${location != null ? ` to ${location.slice(0, 200)}` : ''} not followed` : `HTTP ${status}` }
     } catch (err) {
       if (this.abort.signal.aborted) return { ok: false, stopped: true }
       if (timer.aborted) return { ok: false, error: `no answer within ${timeout / SECOND} s` }
-      const cause = err instanceof Error ? err.cause : undefined
-      return { ok: false, error: systemErrorCode(cause) ?? errorMessage(cause ?? err) }
+      return { ok: false, error: systemErrorCode(err) ?? errorMessage(err) }
     }
+  }
+
+  /**
+   * Stores the cursor behind the deliveries: the next POST does not wait for the disk, and
+   * while one write is under way the deliveries meanwhile make one more, of the latest state.
+   */
+  private saveBehind (): void {
+    if (this.saving != null) {
+      this.saveAgain = true
+      return
+    }
+    this.saving = (async () => {
+      do {
+        this.saveAgain = false
+        await this.save()
+      } while (this.saveAgain)
+      this.saving = undefined
+    })()
   }
 
   /** Stores the record; a failed write (a full disk) is logged and the next one carries the state. */

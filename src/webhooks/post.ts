@@ -1,0 +1,52 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+
+/** What a receiver answered: its status, and where it pointed for a redirect (never followed). */
+export interface PostAnswer {
+  status: number
+  location?: string
+}
+
+/**
+ * POSTs to one webhook URL over kept-alive connections, with node:http(s) rather than fetch:
+ * a delivery waits for its answer before the next one leaves, so the cost of one request is
+ * the webhook's throughput, and node:http costs about a third of fetch's (measured on this
+ * machine, 3,000 POSTs on loopback: 10,900–21,200 req/s against 3,000–6,700).
+ */
+export class Poster {
+  private readonly http = new HttpAgent({ keepAlive: true })
+  private readonly https = new HttpsAgent({ keepAlive: true })
+
+  /**
+   * Sends `body` and resolves with the answer's status once its headers came. The rest of
+   * the answer is read and thrown away behind, so the connection can be used again; `signal`
+   * bounds the whole exchange, that reading included (an answer that never ends loses its
+   * connection, not the next delivery). Rejects with the system error (its `code`, e.g.
+   * ECONNREFUSED) or the signal's reason.
+   */
+  async post (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PostAnswer> {
+    const secure = url.protocol === 'https:'
+    const send = secure ? httpsRequest : httpRequest
+    return await new Promise<PostAnswer>((resolve, reject) => {
+      const req = send(url, {
+        method: 'POST',
+        agent: secure ? this.https : this.http,
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        signal
+      }, (res: IncomingMessage) => {
+        // once answered, a late failure (the signal ending an endless answer) only ends the connection
+        res.on('error', () => {})
+        res.resume()
+        const location = res.headers.location
+        resolve({ status: res.statusCode ?? 0, ...(location != null ? { location } : {}) })
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+  }
+
+  close (): void {
+    this.http.destroy()
+    this.https.destroy()
+  }
+}
