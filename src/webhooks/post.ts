@@ -25,12 +25,25 @@ export class Poster {
    * ECONNREFUSED) or the signal's reason.
    */
   async post (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PostAnswer> {
+    try {
+      return await this.once(url, headers, body, signal)
+    } catch (err) {
+      // a kept connection the receiver closed while idle (as its keep-alive timeout ended, say
+      // just as the POST went out) fails at once: a fresh connection is tried before this counts
+      // as the receiver's failure. The receiver may have read the first: it dedupes by event id.
+      if (!(err instanceof ReusedConnectionError) || signal.aborted) throw err instanceof ReusedConnectionError ? err.cause : err
+      return await this.once(url, headers, body, signal, false)
+    }
+  }
+
+  private async once (url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, reuse = true): Promise<PostAnswer> {
     const secure = url.protocol === 'https:'
     const send = secure ? httpsRequest : httpRequest
     return await new Promise<PostAnswer>((resolve, reject) => {
       const req = send(url, {
         method: 'POST',
-        agent: secure ? this.https : this.http,
+        // without reuse: a connection of its own, closed after the answer
+        agent: reuse ? (secure ? this.https : this.http) : false,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         signal
       }, (res: IncomingMessage) => {
@@ -40,7 +53,7 @@ export class Poster {
         const location = res.headers.location
         resolve({ status: res.statusCode ?? 0, ...(location != null ? { location } : {}) })
       })
-      req.on('error', reject)
+      req.on('error', err => { reject(req.reusedSocket ? new ReusedConnectionError(err) : err) })
       req.end(body)
     })
   }
@@ -48,5 +61,12 @@ export class Poster {
   close (): void {
     this.http.destroy()
     this.https.destroy()
+  }
+}
+
+/** A request failed on a kept connection before any answer: worth one more try on a fresh one. */
+class ReusedConnectionError extends Error {
+  constructor (cause: Error) {
+    super(cause.message, { cause })
   }
 }

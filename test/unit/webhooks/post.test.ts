@@ -65,6 +65,26 @@ describe('Poster', () => {
     expect(server.connections()).toBe(1)
   })
 
+  it('tries a fresh connection when a kept one turns out closed by the receiver, once', async () => {
+    // the receiver ends each connection as its second request comes (as when its keep-alive
+    // timeout ends just as the POST goes out), without answering it
+    const server = await serve(createServer(), (req, res) => {
+      const socket = req.socket as typeof req.socket & { served?: number }
+      socket.served = (socket.served ?? 0) + 1
+      if (socket.served > 1) socket.destroy()
+      else res.writeHead(204).end()
+    })
+    const p = poster()
+    for (let i = 0; i < 3; i++) expect(await p.post(server.url, {}, `{"id":${i}}`, AbortSignal.timeout(5000))).toEqual({ status: 204 })
+    // each POST after the first: once on the kept connection (reset), once on a fresh one
+    expect(server.bodies).toEqual(['{"id":0}', '{"id":1}', '{"id":1}', '{"id":2}'])
+
+    const refusing = await serve(createServer(), (req, res) => { if (req.headers['x-first'] != null) res.writeHead(204).end(); else req.socket.destroy() })
+    await p.post(refusing.url, { 'x-first': '1' }, '{}', AbortSignal.timeout(5000))
+    await expect(p.post(refusing.url, {}, '{}', AbortSignal.timeout(5000))).rejects.toMatchObject({ code: 'ECONNRESET' })
+    expect(refusing.bodies).toHaveLength(3)
+  })
+
   it('gives the status and Location of a redirect without following it', async () => {
     let requests = 0
     const server = await serve(createServer(), (_req, res) => { requests++; res.writeHead(302, { location: 'http://192.0.2.1/elsewhere' }).end() })
