@@ -50,7 +50,7 @@ const EVENT_DATA: Record<OctetEventType, { description: string, data: Record<str
     }, ['id', 'peerId', 'status'])
   },
   'contact.request': { description: 'a peer that is not a contact wrote to us: accept or block it', data: object({ peerId }) },
-  'contact.updated': { description: 'a contact was added or changed', data: object({ contact: contactRecordSchema }) },
+  'contact.updated': { description: 'a contact was added or changed (also by writing to a peer, which accepts it)', data: object({ contact: contactRecordSchema }) },
   'identity.changed': { description: "a peer's identity key changed: its messages wait until accept-identity", data: object({ peerId }) },
   'group.invite': { description: 'an admin invited us to a group', data: object({ groupId, name: { type: 'string' }, invitedBy: { ...peerId, description: 'the admin who invited us' }, version }) },
   'group.joined': { description: 'we became a member of a group', data: object({ groupId, name: { type: 'string' }, version }) },

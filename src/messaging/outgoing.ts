@@ -130,6 +130,8 @@ export class Outgoing {
       if (contact == null || contact.state === 'pending') {
         accepted = { ...contact, peerId: peer, state: 'accepted', createdAt: contact?.createdAt ?? at, updatedAt: at }
         ops.push(db.putOp(db.contacts, peer, accepted))
+        // said like every contact change, so pages and bridges learn of the new contact too
+        newEvents.unshift({ type: 'contact.updated', data: { contact: accepted } })
       }
       const committed = this.init.events.commit(ops, newEvents, at)
       db.remember({ conversation: nextConversation, contact: accepted })

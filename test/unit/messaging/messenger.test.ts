@@ -159,6 +159,10 @@ describe('Messenger between two real nodes', () => {
     await b.messenger.markRead(sent[0]!.id)
     await until('read at A', async () => (await a.messenger.message(sent[0]!.id)).status === 'read' ? true : undefined)
     expect(statuses('read')).toEqual([sent[0]!.id])
+    // writing to B made it A's contact, and A's events said so once, before the first message
+    const contactEvents = a.published.filter(e => e.type === 'contact.updated')
+    expect(contactEvents.map(e => e.type === 'contact.updated' && [e.data.contact.peerId, e.data.contact.state])).toEqual([[b.node.peerId, 'accepted']])
+    expect(a.published.findIndex(e => e.type === 'contact.updated')).toBeLessThan(a.published.findIndex(e => e.type === 'message.sent'))
     // events are numbered without gaps, in the order they were published
     for (const peer of [a, b]) expect(peer.published.map(e => e.id)).toEqual(peer.published.map((_, i) => i + 1))
     expect(complaints).toEqual([])
