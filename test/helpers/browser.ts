@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import axe from 'axe-core'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core'
 import { expect } from 'vitest'
 import { ROOT, runCli, type Cleanup, type DaemonProcess } from './daemon.js'
 
@@ -13,17 +13,36 @@ export const HAVE_CHROMIUM = existsSync(CHROMIUM)
 /** Where the browser tests leave screenshots of the main views (a CI artifact; README says so). */
 export const SCREENSHOTS = join(ROOT, 'test-results', 'screenshots')
 
-export async function launchBrowser (cleanup: Cleanup): Promise<Browser> {
+/**
+ * Debian's Chromium, headless. Its camera is a fake one: a test pattern, or with `camera` the
+ * picture in that file (Motion JPEG: one JPEG is a one-frame video, shown over and over).
+ */
+export async function launchBrowser (cleanup: Cleanup, { camera }: { camera?: string } = {}): Promise<Browser> {
   // --no-sandbox: tests run as root, where Chromium's sandbox refuses to start; a fake camera
-  // (a test pattern, no permission prompt) for the QR scanner
+  // with no permission prompt for the QR scanner
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    args: ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', ...(camera != null ? [`--use-file-for-fake-video-capture=${camera}`] : [])],
     timeout: 30_000
   })
   cleanup.add(async () => { await browser.close() })
   await mkdir(SCREENSHOTS, { recursive: true })
   return browser
+}
+
+/**
+ * What a camera held up to `element` would see, as one JPEG for launchBrowser's `camera`: an
+ * even-sized square of the page around it (Chromium's fake camera takes no odd sizes).
+ */
+export async function cameraPicture (element: Locator, size = 320): Promise<Buffer> {
+  await element.scrollIntoViewIfNeeded()
+  const box = await element.boundingBox()
+  if (box == null) throw new Error('the element to photograph is not visible')
+  const page = element.page()
+  const viewport = page.viewportSize() ?? { width: size, height: size }
+  const x = Math.max(0, Math.min(viewport.width - size, Math.round(box.x + box.width / 2 - size / 2)))
+  const y = Math.max(0, Math.min(viewport.height - size, Math.round(box.y + box.height / 2 - size / 2)))
+  return await page.screenshot({ type: 'jpeg', quality: 95, clip: { x, y, width: size, height: size } })
 }
 
 /** A port free now, for a daemon that must come back on the same address (its page's origin). */

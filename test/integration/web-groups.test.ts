@@ -1,10 +1,11 @@
-import { rm } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MessageRecord } from '../../src/messaging/index.js'
 import { databasePaths } from '../../src/store/database.js'
 import { Cleanup, DaemonProcess, runCli, waitFor } from '../helpers/daemon.js'
-import { HAVE_CHROMIUM, accessibilityViolations, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
+import { HAVE_CHROMIUM, accessibilityViolations, cameraPicture, freePort, launchBrowser, openPage, screenshot, tabTo } from '../helpers/browser.js'
 
 /**
  * Groups and identity changes through the web page: three real daemons, a page each, in
@@ -136,18 +137,42 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     expect(await warning.getByRole('img', { name: /safety number as a QR code/ }).count()).toBe(1)
     await screenshot(pa, 'identity-changed')
 
-    // scanning the other side's code: Chromium on Linux has no BarcodeDetector, so one that
-    // reads the given number stands in for it (the camera is Chromium's fake one)
-    const scanning = await pa.context().newPage()
-    await scanning.addInitScript(`globalThis.BarcodeDetector = class { async detect () { return [{ rawValue: ${JSON.stringify(body.pendingSafetyNumber)} }] } }`)
-    await scanning.goto(pa.url())
-    await scanning.locator('.identity-warning').getByRole('button', { name: 'Scan their code' }).click()
-    await scanning.getByText('The scanned code matches.').waitFor()
-    await scanning.close()
+    // C's side: writing to A fetches A's key, and C's page shows the same safety number, with its QR code
+    const pc = await openPage(browser, c)
+    await pc.goto(`${new URL(c.info.apiUrl).origin}/#/chats/${a.peerId}`)
+    await pc.locator('#composer-text').fill('it is me, reinstalled')
+    await pc.locator('#composer-text').press('Enter')
+    await pc.locator('.msg.out:not([data-status="queued"])', { hasText: 'it is me, reinstalled' }).waitFor({ timeout: 30_000 })
+    await pc.locator('summary', { hasText: 'Safety number' }).click()
+    const theirs = pc.locator('.safety')
+    await theirs.locator('[data-testid="safety-number"]').waitFor()
+    expect((await theirs.locator('[data-testid="safety-number"]').textContent())?.replace(/\s/g, '')).toBe(body.pendingSafetyNumber)
+    await screenshot(pc, 'safety-number')
+
+    // A scans codes with a camera: Chromium's fake one, showing a picture of what C's page
+    // drew (and first, by mistake, of A's own PeerId); the page decodes the frames itself
+    // (Chromium on Linux has no BarcodeDetector)
+    const camera = join(await cleanup.tempDir(), 'camera.mjpeg')
+    await pa.getByRole('link', { name: 'Node' }).click()
+    await writeFile(camera, await cameraPicture(pa.getByRole('img', { name: /PeerId as a QR code/ })))
+    await writeFile(`${camera}.theirs`, await cameraPicture(theirs.getByRole('img', { name: /safety number as a QR code/ })))
+    const withCamera = await launchBrowser(cleanup, { camera })
+    const scanning = await openPage(withCamera, a)
+    await scanning.goto(`${new URL(a.info.apiUrl).origin}/#/chats/${c.peerId}`)
+    const scan = scanning.locator('.identity-warning').getByRole('button', { name: 'Scan their code' })
+    await scan.click()
+    await scanning.getByText('The scanned code does NOT match.').waitFor({ timeout: 30_000 })
+    await rename(`${camera}.theirs`, camera)
+    await scan.click()
+    await scanning.getByText('The scanned code matches.').waitFor({ timeout: 30_000 })
+    await withCamera.close()
+    await pa.goto(`${new URL(a.info.apiUrl).origin}/#/chats/${c.peerId}`)
 
     await warning.getByRole('button', { name: /trust the new key/ }).click()
     await warning.waitFor({ state: 'detached' })
     await pa.locator('.msg.out[data-status="delivered"]', { hasText: 'are you still you?' }).waitFor({ timeout: 30_000 })
+    // what C wrote while A did not trust its key yet comes once it is trusted
+    await pa.locator('.msg.in', { hasText: 'it is me, reinstalled' }).waitFor({ timeout: 30_000 })
   })
 
   it('shows this node: its PeerId (and as a QR code) and its peers', async () => {

@@ -77,15 +77,18 @@ describe('web page login', () => {
       expect(inline?.trim()).toBe('')
       expect(attrs).toMatch(/src="\/assets\/app-[A-Z0-9]+\.js"/)
     }
+    // the stylesheet, the script and the chunk it preloads; then what the scripts import later (the QR decoder)
     const assets = [...page.body.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map(m => m[1] ?? '')
-    expect(assets).toHaveLength(2)
+    expect(assets).toHaveLength(3)
     for (const asset of assets) {
       const answer = await http(port, 'GET', asset)
+      if (asset.endsWith('.js')) for (const [, later] of answer.body.matchAll(/import\("\.\/([^"]+)"\)/g)) if (!assets.includes(`/assets/${later}`)) assets.push(`/assets/${later}`)
       expect(answer.status).toBe(200)
       expect(answer.headers['content-type']).toMatch(asset.endsWith('.js') ? /^text\/javascript/ : /^text\/css/)
       expect(answer.headers['cache-control']).toBe('public, max-age=31536000, immutable')
       expect(answer.body).not.toMatch(/https?:\/\/(?!127\.0\.0\.1|localhost|www\.w3\.org)[a-z]/i)
     }
+    expect(assets).toHaveLength(4)
     expect((await http(port, 'GET', '/assets/nothing.js')).status).toBe(404)
   })
 

@@ -1,7 +1,7 @@
 // Conversations: the list (unread counts, last message) and one conversation with live states.
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import { api, type Message } from './api.js'
-import { IdentityWarning } from './identity.js'
+import { IdentityWarning, SafetyNumberPanel } from './identity.js'
 import { Peer, OneField, statusText, time, useStore } from './ui.js'
 
 export function ConversationList ({ selected }: { selected?: string | undefined }) {
@@ -83,7 +83,7 @@ export function ChatView ({ peerId }: { peerId: string }) {
         {contact?.state === 'pending' && <ContactRequestButtons peerId={peerId} />}
         {contact?.state === 'blocked' && <span class="badge">blocked</span>}
       </header>
-      {contact?.identity === 'changed' && <IdentityWarning peerId={peerId} />}
+      {contact?.identity === 'changed' ? <IdentityWarning peerId={peerId} /> : contact?.state === 'accepted' && <SafetyNumberPanel peerId={peerId} />}
       {conversation != null && conversation.gaps.length > 0 && <p class="warn" role="status">Missing messages from this peer: numbers {conversation.gaps.join(', ')}.</p>}
       {error != null && <p role="alert" class="error">{error}</p>}
       <div class="messages" ref={list} role="log" aria-live="polite" aria-label="Messages" tabIndex={0}
