@@ -54,6 +54,30 @@ describe.skipIf(!HAVE_CHROMIUM)('octet testnet --ui', () => {
     await page.locator('g.node[data-node="node-2"][data-running="true"]').waitFor({ timeout: 60_000 })
   })
 
+  it('asks the nodes nothing while the page is hidden, and catches up as soon as it is shown', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 700 } })
+    const asked: number[] = []
+    page.on('request', r => { if (r.url().endsWith('/testnet/state')) asked.push(Date.now()) })
+    await page.goto(url)
+    await expect.poll(() => asked.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2)
+    // as a browser says it when the tab goes to the background
+    const setVisibility = async (state: 'hidden' | 'visible'): Promise<void> => {
+      await page.evaluate(s => {
+        Object.defineProperty(document, 'visibilityState', { value: s, configurable: true })
+        document.dispatchEvent(new Event('visibilitychange'))
+      }, state)
+    }
+    await setVisibility('hidden')
+    const hiddenAt = Date.now()
+    // a request already on its way may still land; none may start once hidden, over three intervals
+    await page.waitForTimeout(3_500)
+    expect(asked.filter(t => t > hiddenAt + 100)).toEqual([])
+    const before = asked.length
+    await setVisibility('visible')
+    await expect.poll(() => asked.length, { timeout: 2_000 }).toBeGreaterThan(before)
+    await page.close()
+  })
+
   it('takes a stop only from its own page', async () => {
     const port = new URL(url).port
     const other = await fetch(`${url}testnet/nodes/node-1/stop`, { method: 'POST', headers: { origin: 'http://127.0.0.1:1' }, signal: AbortSignal.timeout(10_000) })
