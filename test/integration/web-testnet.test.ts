@@ -62,10 +62,8 @@ describe.skipIf(!HAVE_CHROMIUM)('octet testnet --ui', () => {
     await expect.poll(() => asked.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2)
     // as a browser says it when the tab goes to the background
     const setVisibility = async (state: 'hidden' | 'visible'): Promise<void> => {
-      await page.evaluate(s => {
-        Object.defineProperty(document, 'visibilityState', { value: s, configurable: true })
-        document.dispatchEvent(new Event('visibilitychange'))
-      }, state)
+      await page.evaluate(`Object.defineProperty(document, 'visibilityState', { value: '${state}', configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'))`)
     }
     await setVisibility('hidden')
     const hiddenAt = Date.now()
