@@ -69,6 +69,19 @@ export class UiSessions {
 }
 
 /**
+ * The name `octet ui` gives the page when the API is on this machine's loopback: its own
+ * host under `.localhost`, which browsers resolve to loopback themselves (RFC 6761) and
+ * for which they keep cookies apart from `127.0.0.1` and `localhost`. A browser sends a
+ * host's cookies to every port of it, so on 127.0.0.1 a web server of another user on the
+ * same machine, visited in the same browser, would get the session cookie; under this name
+ * it would have to be visited as this very name, which it cannot learn: derived from the
+ * API token, the name is stable while the token is and says nothing about it.
+ */
+export function pageHostName (token: string): string {
+  return `octet-${createHmac('sha256', token).update('octet-ui-host').digest('hex').slice(0, 20)}.localhost`
+}
+
+/**
  * The session cookie's name, per API port: cookies are shared by every port of a host, so
  * two daemons on one machine (127.0.0.1:4780 and :4781) must not overwrite each other's.
  */

@@ -16,6 +16,8 @@ export interface DaemonApi {
   client: OctetClient
   /** where the API is, for people: an http URL, or `unix:<path>` for the socket */
   baseUrl: string
+  /** the bearer token, read from the data directory */
+  token: string
 }
 
 /**
@@ -33,7 +35,7 @@ export async function daemonApi (dataDir: string): Promise<DaemonApi> {
   }
   if (await socketAnswers(paths.apiSocket)) {
     const baseUrl = `unix:${paths.apiSocket}`
-    return { baseUrl, client: createOctetClient({ baseUrl, token, transport: withDeadline(socketFetch(paths.apiSocket), baseUrl) }) }
+    return { baseUrl, token, client: createOctetClient({ baseUrl, token, transport: withDeadline(socketFetch(paths.apiSocket), baseUrl) }) }
   }
   let baseUrl: string
   try {
@@ -42,7 +44,7 @@ export async function daemonApi (dataDir: string): Promise<DaemonApi> {
     if (systemErrorCode(err) === 'ENOENT') throw notRunning(dataDir)
     throw new OctetError('DAEMON_NOT_RUNNING', `cannot read the API address in ${dataDir} (${systemErrorCode(err) ?? String(err)})`)
   }
-  return { baseUrl, client: createOctetClient({ baseUrl, token, transport: withDeadline(urlFetch(baseUrl), baseUrl) }) }
+  return { baseUrl, token, client: createOctetClient({ baseUrl, token, transport: withDeadline(urlFetch(baseUrl), baseUrl) }) }
 }
 
 /**

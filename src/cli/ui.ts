@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { resolveDataDir } from '../config.js'
+import { pageHostName } from '../api/ui-session.js'
+import { isLoopbackHost, resolveDataDir } from '../config.js'
 import { dataDirPaths } from '../datadir.js'
 import { OctetError, systemErrorCode } from '../errors.js'
 import { ok } from '../client/index.js'
@@ -18,18 +19,24 @@ export function registerUi (program: Command): void {
   program.command('ui')
     .description('print a URL that opens the web page of the local daemon and logs the browser in (valid once, for 2 minutes)')
     .option('--open', 'open it in the default browser too')
-    .action(async (options: { open?: boolean }, command: Command) => {
+    .option('--address', 'name the page by the API\'s address (127.0.0.1) rather than by a name of its own under .localhost, for a browser that does not resolve *.localhost')
+    .action(async (options: { open?: boolean, address?: boolean }, command: Command) => {
       const dataDir = resolveDataDir(command.optsWithGlobals<CommonOptions>().dataDir)
-      const { client } = await daemonApi(dataDir)
+      const { client, token } = await daemonApi(dataDir)
       const { code } = ok(await client.POST('/v1/ui/login-codes'))
-      const url = `${await pageUrl(dataDir)}/#login=${code}`
+      const url = `${await pageUrl(dataDir, options.address === true ? undefined : token)}/#login=${code}`
       process.stdout.write(`${url}\n`)
       if (options.open === true) openBrowser(url)
     })
 }
 
-/** Where a browser on this machine reaches the page: the API's address, loopback when it listens on every interface. */
-async function pageUrl (dataDir: string): Promise<string> {
+/**
+ * Where a browser on this machine reaches the page: the API's address, loopback when it listens
+ * on every interface; for a loopback API, named by the daemon's own host under .localhost
+ * (pageHostName: its cookie is then kept from other servers of this machine) unless `token` is
+ * not given.
+ */
+async function pageUrl (dataDir: string, token: string | undefined): Promise<string> {
   let url: string
   try {
     url = (await readFile(dataDirPaths(dataDir).apiUrl, 'utf8')).trim()
@@ -39,6 +46,7 @@ async function pageUrl (dataDir: string): Promise<string> {
   const parsed = new URL(url)
   if (parsed.hostname === '0.0.0.0') parsed.hostname = '127.0.0.1'
   if (parsed.hostname === '[::]') parsed.hostname = '[::1]'
+  if (token != null && isLoopbackHost(parsed.hostname.replace(/^\[(.*)\]$/, '$1'))) parsed.hostname = pageHostName(token)
   return parsed.origin
 }
 

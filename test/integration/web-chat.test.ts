@@ -225,15 +225,28 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: chatting between two daemons', ()
   })
 
   it('a page of another origin can neither read nor drive the node, even with the cookie in the browser', async () => {
-    // a local web server on another port: the same site as the daemon, so SameSite lets the cookie go
-    const evil: Server = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end('<!doctype html><title>evil</title>') })
+    // a local web server on another port (another user's, say), visited in the same browser
+    const cookies: string[] = []
+    const evil: Server = createServer((req, res) => {
+      if (req.url === '/') cookies.push(req.headers.cookie ?? '') // not the browser's /favicon.ico
+      res.setHeader('content-type', 'text/html')
+      res.end('<!doctype html><title>evil</title>')
+    })
     await new Promise<void>(resolve => evil.listen(0, '127.0.0.1', resolve))
     cleanup.add(async () => { await new Promise(resolve => evil.close(resolve)) })
     const evilPort = (evil.address() as { port: number }).port
     const page = await pageB.context().newPage()
+    // the page lives under a name of its own: its cookie goes to no other name of this machine
+    const api = new URL(pageB.url()).origin
+    expect(new URL(api).hostname).toMatch(/^octet-[0-9a-f]{20}\.localhost$/)
+    await page.goto(`http://localhost:${evilPort}/`)
     await page.goto(`http://127.0.0.1:${evilPort}/`)
+    expect(cookies).toEqual(['', ''])
+    // the worst case: a server that knew the page's name, and is visited under it; the browser
+    // then sends it the cookie (cookies ignore ports) and takes its page for the same site
+    await page.goto(`http://${new URL(api).hostname}:${evilPort}/`)
+    expect(cookies[2]).toMatch(/octet_session_\d+=/)
     const before = (await history(b, a)).length
-    const api = new URL(b.info.apiUrl).origin
     const outcome = await page.evaluate(async ({ api, to }) => {
       const tries: Record<string, string> = {}
       const attempt = async (name: string, run: () => Promise<Response>): Promise<void> => {

@@ -125,7 +125,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     c = await c.restart(cleanup)
     expect(c.peerId).toBe(peerId)
 
-    await pa.goto(`${new URL(a.info.apiUrl).origin}/#/chats/${c.peerId}`)
+    await pa.goto(`${new URL(pa.url()).origin}/#/chats/${c.peerId}`)
     const composer = pa.locator('#composer-text')
     await composer.fill('are you still you?')
     await composer.press('Enter')
@@ -139,7 +139,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
 
     // C's side: writing to A fetches A's key, and C's page shows the same safety number, with its QR code
     const pc = await openPage(browser, c)
-    await pc.goto(`${new URL(c.info.apiUrl).origin}/#/chats/${a.peerId}`)
+    await pc.goto(`${new URL(pc.url()).origin}/#/chats/${a.peerId}`)
     await pc.locator('#composer-text').fill('it is me, reinstalled')
     await pc.locator('#composer-text').press('Enter')
     await pc.locator('.msg.out:not([data-status="queued"])', { hasText: 'it is me, reinstalled' }).waitFor({ timeout: 30_000 })
@@ -158,7 +158,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     await writeFile(`${camera}.theirs`, await cameraPicture(theirs.getByRole('img', { name: /safety number as a QR code/ })))
     const withCamera = await launchBrowser(cleanup, { camera })
     const scanning = await openPage(withCamera, a)
-    await scanning.goto(`${new URL(a.info.apiUrl).origin}/#/chats/${c.peerId}`)
+    await scanning.goto(`${new URL(scanning.url()).origin}/#/chats/${c.peerId}`)
     const scan = scanning.locator('.identity-warning').getByRole('button', { name: 'Scan their code' })
     await scan.click()
     await scanning.getByText('The scanned code does NOT match.').waitFor({ timeout: 30_000 })
@@ -166,7 +166,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the web page: a group of three, and a contact w
     await scan.click()
     await scanning.getByText('The scanned code matches.').waitFor({ timeout: 30_000 })
     await withCamera.close()
-    await pa.goto(`${new URL(a.info.apiUrl).origin}/#/chats/${c.peerId}`)
+    await pa.goto(`${new URL(pa.url()).origin}/#/chats/${c.peerId}`)
 
     await warning.getByRole('button', { name: /trust the new key/ }).click()
     await warning.waitFor({ state: 'detached' })

@@ -2,6 +2,7 @@ import { request as httpRequest } from 'node:http'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pageHostName } from '../../src/api/ui-session.js'
 import { Cleanup, DaemonProcess, runCli } from '../helpers/daemon.js'
 
 /**
@@ -47,7 +48,10 @@ describe('web page login', () => {
     expect(ui.code, ui.stderr).toBe(0)
     expect(ui.stdout).not.toContain(daemon.token)
     const url = new URL(ui.stdout.trim())
-    expect(url.origin).toBe(origin)
+    // the page's own name under .localhost, on the API's port
+    expect(url.hostname).toMatch(/^octet-[0-9a-f]{20}\.localhost$/)
+    expect(url.hostname).toBe(pageHostName(daemon.token))
+    expect(url.port).toBe(String(port))
     const code = /^#login=([A-Za-z0-9_-]{43})$/.exec(url.hash)?.[1]
     expect(code).toBeDefined()
     return code ?? ''
@@ -90,6 +94,21 @@ describe('web page login', () => {
     }
     expect(assets).toHaveLength(4)
     expect((await http(port, 'GET', '/assets/nothing.js')).status).toBe(404)
+  })
+
+  it('names the page by its own host under .localhost, or by the API\'s address when asked (--address)', async () => {
+    const named = new URL((await runCli(['ui', '--data-dir', daemon.options.dataDir])).stdout.trim())
+    const again = new URL((await runCli(['ui', '--data-dir', daemon.options.dataDir])).stdout.trim())
+    // stable: the page keeps its origin (and its cookie) from one `octet ui` to the next
+    expect(again.origin).toBe(named.origin)
+    expect(again.hash).not.toBe(named.hash)
+    const plain = await runCli(['ui', '--address', '--data-dir', daemon.options.dataDir])
+    expect(plain.code, plain.stderr).toBe(0)
+    const url = new URL(plain.stdout.trim())
+    expect(url.origin).toBe(origin)
+    expect(url.hash).toMatch(/^#login=[A-Za-z0-9_-]{43}$/)
+    // the page answers under its name (a loopback name passes the Host check)
+    expect((await http(port, 'GET', '/', { host: named.host })).status).toBe(200)
   })
 
   it('trades a one-time code for an HttpOnly SameSite=Strict cookie, once, from its own origin only', async () => {
