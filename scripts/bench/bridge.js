@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { inProcessDaemon, median, percentile, tempDir } from './lib.js'
+import { inProcessDaemon, MB, median, percentile, tempDir } from './lib.js'
 
 export const name = 'bridge'
 export const description = 'events pushed to a webhook vs streamed to 100 SSE clients: events/s, and added delay after message.received'
@@ -23,6 +23,16 @@ const ROUNDS = 3
 /** messages sent one at a time, each waited for at the webhook and at every SSE client */
 const LATENCY_SAMPLES = 300
 const WARM_UP = 30
+/** the most webhooks a daemon keeps (MAX_WEBHOOKS), each sent every event of a burst */
+const MANY_WEBHOOKS = 100
+const MANY_EVENTS = 500
+
+/** Heap in use after a full collection, when the process allows one (--expose-gc). */
+function heapAfterGc () {
+  if (typeof globalThis.gc !== 'function') return undefined
+  globalThis.gc()
+  return process.memoryUsage().heapUsed
+}
 
 /** A webhook receiver: calls `onEvent(id, at)` for each delivery, answers 204. */
 async function receiver (onEvent) {
@@ -83,6 +93,7 @@ export async function run ({ log }) {
   const bridge = await inProcessDaemon(dirs[1].dir, [sender.info().listenAddresses[0]])
   const controller = new AbortController()
   let hook
+  let many
   try {
     const { apiUrl } = bridge.info()
     const token = (await readFile(join(dirs[1].dir, 'api.token'), 'utf8')).trim()
@@ -158,6 +169,24 @@ export async function run ({ log }) {
     }
     off()
     const [webhook] = bridge.webhooks.list()
+
+    // the most webhooks a daemon keeps, each taking every event of a burst: POSTs per second
+    // over all of them, and the heap that stays once they are done (what deliveries hold on to)
+    log(`${MANY_WEBHOOKS} webhooks, ${MANY_EVENTS} events each`)
+    controller.abort() // the SSE clients are done
+    let posts = 0
+    many = await receiver(() => { posts++; progress.wake() })
+    for (const w of bridge.webhooks.list()) await bridge.webhooks.remove(w.id)
+    for (let i = 0; i < MANY_WEBHOOKS; i++) await bridge.webhooks.create({ url: many.url })
+    const heapBefore = heapAfterGc()
+    const m0 = performance.now()
+    let made = 0
+    await Promise.all(peers.map(async peer => {
+      while (made < MANY_EVENTS) await bridge.messenger.addContact(peer, `m${made++}`)
+    }))
+    await progress.until(() => posts >= MANY_WEBHOOKS * MANY_EVENTS)
+    const manyRate = MANY_WEBHOOKS * MANY_EVENTS / ((performance.now() - m0) / 1000)
+    const heapAfter = heapAfterGc()
     const f = v => Number(v.toFixed(2))
     return {
       rows: [
@@ -168,12 +197,15 @@ export async function run ({ log }) {
         { metric: 'webhook added delay p99', value: f(percentile(webhookDelays, 99)), unit: 'ms' },
         { metric: 'SSE added delay p50 (message.received commit → client)', value: f(percentile(sseDelays, 50)), unit: 'ms', note: `same messages, every client's receipt (${sseDelays.length})` },
         { metric: 'SSE added delay p99', value: f(percentile(sseDelays, 99)), unit: 'ms' },
-        { metric: 'webhook failures during the run', value: webhook?.failures ?? -1, unit: '', note: `state ${webhook?.state}` }
+        { metric: 'webhook failures during the run', value: webhook?.failures ?? -1, unit: '', note: `state ${webhook?.state}` },
+        { metric: `POSTs/s over ${MANY_WEBHOOKS} webhooks at once`, value: Math.round(manyRate), unit: 'POST/s', note: `${MANY_EVENTS} events each; the single webhook above for comparison` },
+        { metric: `heap kept after ${MANY_WEBHOOKS * MANY_EVENTS} POSTs`, value: heapAfter == null ? '-' : ((heapAfter - heapBefore) / MB).toFixed(1), unit: 'MB', note: heapAfter == null ? 'run node with --expose-gc to measure' : `after a full GC, against before the burst (${(heapBefore / MB).toFixed(0)} MB)` }
       ]
     }
   } finally {
     controller.abort()
     hook?.close()
+    many?.close()
     await bridge.stop()
     await sender.stop()
     for (const d of dirs) await d.remove()

@@ -19,7 +19,8 @@ import { ROOT, machine, packageVersion } from './lib.js'
  */
 const THREAD_POOL_SIZE = '16'
 if (process.env.UV_THREADPOOL_SIZE == null) {
-  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: THREAD_POOL_SIZE } })
+  // --expose-gc: a benchmark that reports the memory something keeps collects first (only then)
+  const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: THREAD_POOL_SIZE } })
   process.exit(child.status ?? 1)
 }
 

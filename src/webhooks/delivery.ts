@@ -210,11 +210,10 @@ export class WebhookWorker {
     return backoffDelay(this.record.failures - 1, { baseMs: retryMin, maxMs: retryMax })
   }
 
-  /** One POST: signed now, aborted by the timeout or the end of a stop, redirects not followed. */
+  /** One POST: signed now, ended by the timeout or the end of a stop, redirects not followed. */
   private async post (eventId: number, body: string): Promise<Outcome> {
     const { timeout } = this.init.options
     const timestamp = Math.floor(Date.now() / SECOND)
-    const timer = AbortSignal.timeout(timeout)
     try {
       const { status, location } = await this.poster.post(this.url, {
         'content-type': 'application/json',
@@ -223,13 +222,13 @@ export class WebhookWorker {
         [HEADER_EVENT_ID]: String(eventId),
         [HEADER_TIMESTAMP]: String(timestamp),
         [HEADER_SIGNATURE]: signature(this.record.secret, timestamp, body)
-      }, body, AbortSignal.any([timer, this.abort.signal]))
+      }, body, { timeoutMs: timeout, stop: this.abort.signal })
       if (status >= 200 && status < 300) return { ok: true }
       // a redirect could point anywhere (another host, an internal address): it is a failure
       return { ok: false, error: status >= 300 && status < 400 ? `HTTP ${status}: redirect${location != null ? ` to ${location.slice(0, 200)}` : ''} not followed` : `HTTP ${status}` }
     } catch (err) {
       if (this.abort.signal.aborted) return { ok: false, stopped: true }
-      if (timer.aborted) return { ok: false, error: `no answer within ${timeout / SECOND} s` }
+      if (err instanceof Error && err.name === 'TimeoutError') return { ok: false, error: `no answer within ${timeout / SECOND} s` }
       return { ok: false, error: systemErrorCode(err) ?? errorMessage(err) }
     }
   }

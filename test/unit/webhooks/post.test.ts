@@ -48,6 +48,9 @@ async function makeCertificate (): Promise<{ key: Buffer, cert: Buffer } | undef
 }
 const tls = await makeCertificate()
 
+/** A stop that never comes. */
+const never = new AbortController().signal
+
 function poster (): Poster {
   const p = new Poster()
   closers.push(() => { p.close() })
@@ -59,7 +62,7 @@ describe('Poster', () => {
     const server = await serve(createServer(), (_req, res) => res.writeHead(204).end())
     const p = poster()
     for (let i = 0; i < 20; i++) {
-      expect(await p.post(server.url, { 'content-type': 'application/json' }, JSON.stringify({ id: i, text: 'é' }), AbortSignal.timeout(5000))).toEqual({ status: 204 })
+      expect(await p.post(server.url, { 'content-type': 'application/json' }, JSON.stringify({ id: i, text: 'é' }), { timeoutMs: 5000, stop: never })).toEqual({ status: 204 })
     }
     expect(server.bodies.map(b => (JSON.parse(b) as { id: number }).id)).toEqual(Array.from({ length: 20 }, (_, i) => i))
     expect(server.connections()).toBe(1)
@@ -75,20 +78,20 @@ describe('Poster', () => {
       else res.writeHead(204).end()
     })
     const p = poster()
-    for (let i = 0; i < 3; i++) expect(await p.post(server.url, {}, `{"id":${i}}`, AbortSignal.timeout(5000))).toEqual({ status: 204 })
+    for (let i = 0; i < 3; i++) expect(await p.post(server.url, {}, `{"id":${i}}`, { timeoutMs: 5000, stop: never })).toEqual({ status: 204 })
     // each POST after the first: once on the kept connection (reset), once on a fresh one
     expect(server.bodies).toEqual(['{"id":0}', '{"id":1}', '{"id":1}', '{"id":2}'])
 
     const refusing = await serve(createServer(), (req, res) => { if (req.headers['x-first'] != null) res.writeHead(204).end(); else req.socket.destroy() })
-    await p.post(refusing.url, { 'x-first': '1' }, '{}', AbortSignal.timeout(5000))
-    await expect(p.post(refusing.url, {}, '{}', AbortSignal.timeout(5000))).rejects.toMatchObject({ code: 'ECONNRESET' })
+    await p.post(refusing.url, { 'x-first': '1' }, '{}', { timeoutMs: 5000, stop: never })
+    await expect(p.post(refusing.url, {}, '{}', { timeoutMs: 5000, stop: never })).rejects.toMatchObject({ code: 'ECONNRESET' })
     expect(refusing.bodies).toHaveLength(3)
   })
 
   it('gives the status and Location of a redirect without following it', async () => {
     let requests = 0
     const server = await serve(createServer(), (_req, res) => { requests++; res.writeHead(302, { location: 'http://192.0.2.1/elsewhere' }).end() })
-    expect(await poster().post(server.url, {}, '{}', AbortSignal.timeout(5000))).toEqual({ status: 302, location: 'http://192.0.2.1/elsewhere' })
+    expect(await poster().post(server.url, {}, '{}', { timeoutMs: 5000, stop: never })).toEqual({ status: 302, location: 'http://192.0.2.1/elsewhere' })
     expect(requests).toBe(1)
   })
 
@@ -99,9 +102,8 @@ describe('Poster', () => {
       else res.end('ok')
     })
     const p = poster()
-    const signal = AbortSignal.timeout(60_000)
-    expect(await p.post(server.url, { 'x-endless': '1' }, '{}', signal)).toEqual({ status: 200 })
-    expect(await p.post(server.url, {}, '{}', AbortSignal.timeout(5000))).toEqual({ status: 200 })
+    expect(await p.post(server.url, { 'x-endless': '1' }, '{}', { timeoutMs: 60_000, stop: never })).toEqual({ status: 200 })
+    expect(await p.post(server.url, {}, '{}', { timeoutMs: 5000, stop: never })).toEqual({ status: 200 })
     expect(server.connections()).toBe(2)
   })
 
@@ -114,12 +116,27 @@ describe('Poster', () => {
     closed.port = String((spare.address() as AddressInfo).port)
     spare.close()
     await once(spare, 'close')
-    await expect(p.post(closed, {}, '{}', AbortSignal.timeout(5000))).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    await expect(p.post(closed, {}, '{}', { timeoutMs: 5000, stop: never })).rejects.toMatchObject({ code: 'ECONNREFUSED' })
     const controller = new AbortController()
-    const pending = p.post(server.url, {}, '{}', controller.signal)
+    const pending = p.post(server.url, {}, '{}', { timeoutMs: 5000, stop: controller.signal })
     while (server.bodies.length === 0) await new Promise(resolve => setImmediate(resolve))
     controller.abort()
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' })
+  })
+
+  it('ends an exchange at its deadline: no answer is a TimeoutError; an answer that never ends loses its connection', async () => {
+    const closed: Array<Promise<unknown>> = []
+    const server = await serve(createServer(), (req, res) => {
+      closed.push(once(req.socket, 'close'))
+      if (req.headers['x-endless'] != null) res.writeHead(200).write('and then')
+      // else: never answers
+    })
+    const p = poster()
+    await expect(p.post(server.url, {}, '{}', { timeoutMs: 200, stop: never })).rejects.toMatchObject({ name: 'TimeoutError' })
+    expect(await p.post(server.url, { 'x-endless': '1' }, '{}', { timeoutMs: 200, stop: never })).toEqual({ status: 200 })
+    // both connections are ended by this side's deadline, not left open to the server's
+    await Promise.all(closed)
+    expect(closed).toHaveLength(2)
   })
 
   describe('https', () => {
@@ -127,14 +144,14 @@ describe('Poster', () => {
       if (tls == null) return
       const server = await serve(createTlsServer(tls), (_req, res) => res.writeHead(204).end())
       const p = poster()
-      await expect(p.post(server.url, {}, '{}', AbortSignal.timeout(5000))).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })
+      await expect(p.post(server.url, {}, '{}', { timeoutMs: 5000, stop: never })).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })
       expect(server.bodies).toEqual([])
 
       const defaults = getCACertificates('default')
       setDefaultCACertificates([...defaults, tls.cert.toString('utf8')])
       closers.push(() => { setDefaultCACertificates(defaults) })
       const trusting = poster() // a new agent: the first one's TLS context was made with the old trust
-      expect(await trusting.post(server.url, {}, '{"id":1}', AbortSignal.timeout(5000))).toEqual({ status: 204 })
+      expect(await trusting.post(server.url, {}, '{"id":1}', { timeoutMs: 5000, stop: never })).toEqual({ status: 204 })
       expect(server.bodies).toEqual(['{"id":1}'])
     })
   })
