@@ -147,6 +147,20 @@ describe('WebhookService', () => {
     expect(h.service.list()).toEqual([])
   })
 
+  it('counts a receiver that does not answer in time as a failure, and delivers once it does', async () => {
+    const h = await start(await dataDir(), { timeout: 200 })
+    const receiver = await WebhookReceiver.start(SECRET, cleanup)
+    receiver.delayMs = 60_000
+    const { webhook } = await h.service.create({ url: receiver.url, secret: SECRET })
+    await h.commit(1)
+    await until(() => h.service.get(webhook.id).failures >= 2)
+    expect(h.service.get(webhook.id)).toMatchObject({ state: 'active', lastError: 'no answer within 0.2 s', lag: 1 })
+    receiver.delayMs = 0
+    await receiver.until('delivered', () => receiver.deliveries.length > 0)
+    await until(() => h.service.get(webhook.id).lag === 0)
+    expect(h.service.get(webhook.id).failures).toBe(0)
+  })
+
   it('counts a redirect as a failure and does not follow it', async () => {
     const h = await start(await dataDir(), { pauseAfter: 2 })
     const target = await WebhookReceiver.start(SECRET, cleanup)
