@@ -7,9 +7,11 @@
  *   connection: one STUN server, a public octet node (a relay we hold a
  *   reservation on, else a bootstrap peer), which answers on UDP
  *   DEFAULT_STUN_PORT (src/node/stun.ts). Never a third-party server.
- * - The side that dialled the relayed connection dials the peer's
- *   `…/p2p-circuit/webrtc/p2p/<peer>` address once identify says the peer
- *   speaks the WebRTC signalling protocol (`DirectUpgrader`). This is the only
+ * - Of the two sides of a relayed connection, the one whose PeerId sorts first
+ *   dials the peer's `…/p2p-circuit/webrtc/p2p/<peer>` address once identify
+ *   says the peer speaks the WebRTC signalling protocol (`DirectUpgrader`).
+ *   The WebRTC transport signals over any connection it already has to the
+ *   peer, inbound ones included, so either side can. This is the only
  *   way octet makes WebRTC connections: the connection gater keeps such
  *   addresses out of every other dial, DCUtR's included (DCUtR would only try
  *   where the relay's address is public, and its TCP attempts never punch).
@@ -70,6 +72,17 @@ export function stunServerFor (candidates: Multiaddr[], port = DEFAULT_STUN_PORT
 export async function webRTCTransport (iceServers: () => IceServer[]): Promise<ReturnType<typeof import('@libp2p/webrtc').webRTC>> {
   const { webRTC } = await import('@libp2p/webrtc')
   return webRTC({ rtcConfiguration: () => ({ iceServers: iceServers() }) })
+}
+
+/**
+ * Whether we, rather than `peer`, upgrade the relayed connections between us: the side whose
+ * PeerId sorts first. Both sides decide alike without a word exchanged, so a pair makes one
+ * upgrade attempt however many relayed connections it has and whoever dialled them (when
+ * each side upgraded the connection it had dialled, a pair that had dialled each other at
+ * about the same time made two attempts, and with STUN two WebRTC connections).
+ */
+export function upgradesTo (self: PeerId, peer: PeerId): boolean {
+  return self.toString() < peer.toString()
 }
 
 /** The `…/p2p-circuit/webrtc/p2p/<peer>` address that upgrades a relayed connection. */
@@ -142,9 +155,7 @@ export class DirectUpgrader {
     const { connection, peerId, protocols } = event.detail
     this.identified.add(connection)
     this.waiting.get(connection)?.()
-    // one side upgrades, the one that dialled the relayed connection: both dialling would
-    // leave two WebRTC connections per pair
-    if (connection.direction !== 'outbound' || !isRelayed(connection)) return
+    if (!isRelayed(connection) || !upgradesTo(this.libp2p.peerId, peerId)) return
     if (!protocols.includes(WEBRTC_SIGNALING_PROTOCOL)) return
     void this.upgrade(peerId, connection)
   }
@@ -199,8 +210,10 @@ export class DirectUpgrader {
     this.stats.attempts++
     this.count('holepunch.attempts')
     const started = Date.now()
-    const target = webRTCAddressOver(relayed.remoteAddr, peer)
     try {
+      // the transport signals over a connection it has to the peer (this one or another,
+      // inbound or not); the address matters only when none is left by then
+      const target = webRTCAddressOver(relayed.remoteAddr, peer)
       // straight to the transport: libp2p's dial queue would join the dial to this peer that may
       // still be under way (the one that made the relayed connection), even with `force`, and
       // hand back the relayed connection. The connection manager tracks the new connection from

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { LocalSubnets, dialAddressSorter } from '../../../src/node/addresses.js'
-import { isCircuitHolder, isWebRTC, stunServerFor, webRTCAddressOver } from '../../../src/node/webrtc.js'
+import { isCircuitHolder, isWebRTC, stunServerFor, upgradesTo, webRTCAddressOver } from '../../../src/node/webrtc.js'
 import { loadDaemonConfig } from '../../../src/config.js'
 
 const RELAY = '12D3KooWLENd2G4shUGkNBs5Q9GhUhXsoLxShgGzwUnHL5qWmsTx'
@@ -22,6 +25,16 @@ describe('WebRTC addresses', () => {
     expect(isWebRTC(multiaddr(`/ip4/198.18.1.1/tcp/4001/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`))).toBe(false)
     expect(isCircuitHolder(multiaddr(`/ip4/198.18.1.1/tcp/4001/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`))).toBe(true)
     expect(isCircuitHolder(multiaddr(`/ip4/198.18.1.1/tcp/4001/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${PEER}`))).toBe(false)
+  })
+
+  it('exactly one side of a pair upgrades, whatever the keys', async () => {
+    const ids = await Promise.all(Array.from({ length: 24 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+    fc.assert(fc.property(fc.integer({ min: 0, max: ids.length - 1 }), fc.integer({ min: 0, max: ids.length - 1 }), (i, j) => {
+      fc.pre(i !== j)
+      const [x, y] = [ids[i]!, ids[j]!]
+      expect(upgradesTo(x, y)).not.toBe(upgradesTo(y, x))
+    }))
+    expect(upgradesTo(ids[0]!, ids[0]!)).toBe(false)
   })
 
   it('asks one STUN server, the first usable IP, and never falls back to a third party', () => {
