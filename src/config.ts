@@ -360,8 +360,3 @@ function parseLogLevel (value: unknown): LogLevel {
   }
   throw new OctetError('INVALID_CONFIG', `log level must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(value)}`)
 }
-
-/** True for addresses only this machine can reach. */
-export function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
-}

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody } from './errors.js'
@@ -28,7 +28,7 @@ export class HostCheck {
   allows (header: string): boolean {
     const host = hostOf(header)
     if (host == null) return false
-    return isLoopbackName(host) || this.allowed.has(host)
+    return isLoopbackHost(host) || this.allowed.has(host)
   }
 }
 
@@ -69,7 +69,19 @@ function normalizeHost (host: string): string {
   return host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
 }
 
-function isLoopbackName (host: string): boolean {
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true
-  return isIP(host) === 4 && host.startsWith('127.')
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/**
+ * True for a name or address only this machine can reach: `localhost` and `*.localhost`
+ * (RFC 6761), 127.0.0.0/8 and `::1`, in any case, with or without brackets and a trailing dot.
+ * The one rule for the Host check, the warnings about an API or metrics listening beyond this
+ * machine, and the page name `octet ui` prints. `127.example.org` is a name like any other.
+ */
+export function isLoopbackHost (host: string): boolean {
+  const name = normalizeHost(host)
+  if (name === 'localhost' || name.endsWith('.localhost')) return true
+  const family = isIP(name)
+  return family !== 0 && LOOPBACK.check(name, family === 4 ? 'ipv4' : 'ipv6')
 }

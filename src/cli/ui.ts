@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { isLoopbackHost } from '../api/hosts.js'
 import { pageHostName } from '../api/ui-session.js'
-import { isLoopbackHost, resolveDataDir } from '../config.js'
+import { resolveDataDir } from '../config.js'
 import { dataDirPaths } from '../datadir.js'
 import { OctetError, systemErrorCode } from '../errors.js'
 import { ok } from '../client/index.js'
@@ -46,7 +47,7 @@ async function pageUrl (dataDir: string, token: string | undefined): Promise<str
   const parsed = new URL(url)
   if (parsed.hostname === '0.0.0.0') parsed.hostname = '127.0.0.1'
   if (parsed.hostname === '[::]') parsed.hostname = '[::1]'
-  if (token != null && isLoopbackHost(parsed.hostname.replace(/^\[(.*)\]$/, '$1'))) parsed.hostname = pageHostName(token)
+  if (token != null && isLoopbackHost(parsed.hostname)) parsed.hostname = pageHostName(token)
   return parsed.origin
 }
 
