@@ -79,8 +79,8 @@ export class WebhookService {
     if (this.started) return
     this.started = true
     for (const record of await this.store.all()) this.run(record)
-    this.unsubscribe = this.init.events.subscribe(() => {
-      for (const worker of this.workers.values()) worker.notify()
+    this.unsubscribe = this.init.events.subscribe(event => {
+      for (const worker of this.workers.values()) worker.notify(event)
     })
   }
 

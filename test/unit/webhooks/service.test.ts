@@ -64,6 +64,67 @@ async function dataDir (): Promise<string> {
 }
 
 describe('WebhookService', () => {
+  it('delivers every event once and in order, whether a webhook keeps up (events from memory) or falls behind (from the log)', async () => {
+    const h = await start(await dataDir(), { pauseAfter: 1000 })
+    const [fast, slow, flaky] = await Promise.all([0, 1, 2].map(async () => await WebhookReceiver.start(SECRET, cleanup))) as [WebhookReceiver, WebhookReceiver, WebhookReceiver]
+    slow.delayMs = 1
+    for (const receiver of [fast, slow, flaky]) await h.service.create({ url: receiver.url, secret: SECRET })
+    let total = 0
+    const single = async (): Promise<void> => {
+      await h.events.commit([], [{ type: 'contact.request', data: { peerId: `peer-${++total}` } }])
+    }
+    // bursts of concurrent commits of several events each, more than a page (256) in all
+    const burst = async (commits: number, perCommit: number): Promise<void> => {
+      await Promise.all(Array.from({ length: commits }, async () => {
+        await h.events.commit([], Array.from({ length: perCommit }, () => ({ type: 'contact.request' as const, data: { peerId: `peer-${++total}` } })))
+      }))
+    }
+    // kept up with: each event delivered before the next is published
+    for (let i = 0; i < 30; i++) {
+      await single()
+      await fast.until(`event ${total}`, () => fast.deliveries.length === total)
+    }
+    await burst(60, 10)
+    await flaky.down()
+    await burst(30, 10)
+    for (let i = 0; i < 20; i++) await single()
+    await flaky.up()
+    await burst(5, 3)
+    for (let i = 0; i < 30; i++) {
+      await single()
+      await fast.until(`event ${total}`, () => fast.deliveries.length === total)
+    }
+    const all = Array.from({ length: total }, (_, i) => i + 1)
+    for (const receiver of [fast, slow, flaky]) await receiver.until('every event', () => receiver.ids.length === total)
+    expect(fast.deliveries.map(d => d.id)).toEqual(all)
+    expect(slow.deliveries.map(d => d.id)).toEqual(all)
+    // the one that went down may get the POST whose answer it never sent again, and nothing else
+    expect(flaky.ids).toEqual(all)
+    const flakyIds = flaky.deliveries.map(d => d.id)
+    expect(flakyIds.every((id, i) => i === 0 || id === flakyIds[i - 1] || id === flakyIds[i - 1]! + 1)).toBe(true)
+    expect([fast, slow, flaky].every(r => r.deliveries.every(d => d.check.ok))).toBe(true)
+  })
+
+  it('a webhook paused halfway through what it read goes on from its cursor, not from the events published since', async () => {
+    const h = await start(await dataDir(), { pauseAfter: 1 })
+    const receiver = await WebhookReceiver.start(SECRET, cleanup)
+    receiver.delayMs = 5
+    const { webhook } = await h.service.create({ url: receiver.url, secret: SECRET })
+    // one commit: the worker reads all 100 at once, then delivers them one by one
+    await h.events.commit([], Array.from({ length: 100 }, (_, i) => ({ type: 'contact.request' as const, data: { peerId: `peer-${i}` } })))
+    await receiver.until('a few delivered', () => receiver.deliveries.length >= 10)
+    await receiver.down()
+    await until(() => h.service.get(webhook.id).state === 'paused')
+    const cursor = h.service.get(webhook.id).lastDeliveredId
+    expect(cursor).toBeLessThan(100)
+    // published while it is paused: they follow on from what it read, not from its cursor
+    await h.commit(20)
+    await receiver.up()
+    await h.service.resume(webhook.id)
+    await receiver.until('all 120', () => receiver.ids.length === 120, 10_000)
+    expect(receiver.ids).toEqual(Array.from({ length: 120 }, (_, i) => i + 1))
+  })
+
   it('names the events pruned before a webhook got them, logs it, and goes on from the oldest kept', async () => {
     const h = await start(await dataDir(), { pauseAfter: 1 })
     const receiver = await WebhookReceiver.start(SECRET, cleanup)
