@@ -63,7 +63,8 @@ export class WebhookWorker {
   /**
    * Events published since the loop last read, kept while they follow on, without a gap, from
    * `seen`; at most a page. The loop delivers them without reading the disk when they start
-   * right after its cursor (the delay this saves was most of what a webhook added to SSE's).
+   * right after its cursor: a read of the disk less per event and per webhook (about 0.2 ms of
+   * the delay a webhook adds; the POST itself is the rest).
    */
   private fresh: OctetEvent[] = []
   /** the newest id the loop has in hand: read last, or the cursor it started from */
