@@ -24,7 +24,7 @@ import type { Connection, IdentifyResult, Libp2p, PeerId } from '@libp2p/interfa
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { OctetError, errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { ipOf, isCircuit } from './addresses.js'
+import { ipOf, isCircuit, isLoopback } from './addresses.js'
 import {
   DEFAULT_STUN_PORT, WEBRTC_FAILURES_TRACKED, WEBRTC_GUARD_TIMEOUT, WEBRTC_RELAYED_CLOSE_DELAY,
   WEBRTC_RETRY_AFTER, WEBRTC_SIGNALING_PROTOCOL, WEBRTC_UPGRADE_TIMEOUT
@@ -57,7 +57,7 @@ export function isCircuitHolder (addr: Multiaddr): boolean {
 export function stunServerFor (candidates: Multiaddr[], port = DEFAULT_STUN_PORT): IceServer[] {
   for (const addr of candidates) {
     const ip = ipOf(addr)
-    if (ip == null || ip.startsWith('127.') || ip === '::1') continue
+    if (ip == null || isLoopback(addr)) continue
     return [{ urls: [ip.includes(':') ? `stun:[${ip}]:${port}` : `stun:${ip}:${port}`] }]
   }
   // an empty list, never undefined: @libp2p/webrtc then falls back to public third-party servers
